@@ -76,8 +76,7 @@ def strip_controls(text: str) -> str:
     return "".join(
         ch
         for ch in text
-        if ch in "\t\n\r"
-        or (unicodedata.category(ch) not in ("Cc", "Cs") and ch not in _INVISIBLE)
+        if ch in "\t\n\r" or (unicodedata.category(ch) not in ("Cc", "Cs") and ch not in _INVISIBLE)
     )
 
 
@@ -112,7 +111,9 @@ def group_key(text: str) -> str:
     return hashlib.sha1(_NON_WORD.sub(" ", text.casefold()).strip().encode()).hexdigest()[:16]
 
 
-def clean_table(df: pd.DataFrame, p: CleanParams) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
+def clean_table(
+    df: pd.DataFrame, p: CleanParams
+) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
     """Clean every row; return (kept rows, rejects with reasons, report)."""
     rejects: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
@@ -120,7 +121,13 @@ def clean_table(df: pd.DataFrame, p: CleanParams) -> tuple[pd.DataFrame, list[di
 
     def reject(row: dict[str, Any], reason: str, detail: str) -> None:
         rejects.append(
-            {"id": row["id"], "label": row["label"], "reason": reason, "detail": detail, "text": row["text"][:200]}
+            {
+                "id": row["id"],
+                "label": row["label"],
+                "reason": reason,
+                "detail": detail,
+                "text": row["text"][:200],
+            }
         )
 
     for row in df.to_dict(orient="records"):

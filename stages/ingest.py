@@ -82,9 +82,7 @@ def resolve_source(source: str, fmt: str = "auto") -> tuple[Path, str]:
         package, sub = BUILTIN_SOURCES[name]
         spec = importlib.util.find_spec(package)
         if spec is None or spec.origin is None:
-            raise IngestError(
-                f"ingest.source `{source}` needs the package `{package}`; run `make setup`."
-            )
+            raise IngestError(f"ingest.source `{source}` needs the package `{package}`; run `make setup`.")
         return Path(spec.origin).parent / sub, "folder"
     path = Path(source).expanduser()
     if not path.exists():
@@ -132,9 +130,7 @@ def _coerce_label(value: Any) -> str | None:
     return None
 
 
-def _add_record(
-    res: IngestResult, rec: Any, file: str, line: int, p: IngestParams, default_id: str
-) -> None:
+def _add_record(res: IngestResult, rec: Any, file: str, line: int, p: IngestParams, default_id: str) -> None:
     if not isinstance(rec, dict):
         res.reject(file, line, f"not an object (got {type(rec).__name__})", rec)
         return
@@ -159,9 +155,7 @@ def _add_record(
             res.reject(file, line, f"missing id field `{p.id_field}`", rec)
             return
         row_id = str(rec[p.id_field])
-    res.rows.append(
-        {"id": row_id, "text": text, "label": label, "source_file": file, "source_line": line}
-    )
+    res.rows.append({"id": row_id, "text": text, "label": label, "source_file": file, "source_line": line})
 
 
 def read_csv(path: Path, p: IngestParams, name: str) -> IngestResult:
@@ -196,7 +190,7 @@ def read_csv(path: Path, p: IngestParams, name: str) -> IngestResult:
             if len(row) != len(header):
                 res.reject(name, line, f"ragged row: {len(row)} fields, header has {len(header)}", row)
                 continue
-            rec = dict(zip(header, row))
+            rec = dict(zip(header, row, strict=True))
             _add_record(res, rec, name, line, p, f"{name}:{line}")
     except csv.Error as exc:
         raise IngestError(f"{path}: line {reader.line_num}: not valid CSV ({exc}).") from None
@@ -275,7 +269,13 @@ def read_folder(root: Path, p: IngestParams, name: str) -> IngestResult:
             if used != p.encoding:
                 res.fallback_decoded += 1
             res.rows.append(
-                {"id": f"{name}/{rel}", "text": text, "label": cls.name, "source_file": rel, "source_line": None}
+                {
+                    "id": f"{name}/{rel}",
+                    "text": text,
+                    "label": cls.name,
+                    "source_file": rel,
+                    "source_line": None,
+                }
             )
     return res
 

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, model_validator
 
-from stages.common.io import atomic_dir, atomic_file, write_json, write_jsonl
+from stages.common.io import atomic_dir, write_json, write_jsonl
 from stages.common.logs import setup_logging
 from stages.common.params import StageParams, load_section
 
@@ -59,8 +59,10 @@ def canonical(label: str, p: LabelParams) -> str:
     folded = _WS.sub(" ", str(label)).strip()
     if p.lowercase:
         folded = folded.lower()
-    aliases = {_WS.sub(" ", k).strip().lower() if p.lowercase else _WS.sub(" ", k).strip(): v
-               for k, v in p.aliases.items()}
+    aliases = {
+        _WS.sub(" ", k).strip().lower() if p.lowercase else _WS.sub(" ", k).strip(): v
+        for k, v in p.aliases.items()
+    }
     return aliases.get(folded, folded)
 
 
@@ -71,8 +73,12 @@ def canonicalise(df: pd.DataFrame, p: LabelParams) -> tuple[pd.DataFrame, list[d
     allowed = None if p.labels is None else {canonical(x, p) for x in p.labels}
     bad = df["label"].eq("") | (~df["label"].isin(allowed) if allowed is not None else False)
     quarantine = [
-        {"id": r["id"], "label": r["label"], "reason": "empty label" if not r["label"] else "label not in label.labels",
-         "text": r["text"][:200]}
+        {
+            "id": r["id"],
+            "label": r["label"],
+            "reason": "empty label" if not r["label"] else "label not in label.labels",
+            "text": r["text"][:200],
+        }
         for r in df[bad].to_dict(orient="records")
     ]
     kept = df[~bad].reset_index(drop=True)
@@ -110,12 +116,15 @@ def split_groups(df: pd.DataFrame, p: LabelParams) -> dict[str, pd.DataFrame]:
             f"label: cannot stratify the split ({exc}); groups per class: {dict(counts)}. Raise "
             "label.min_class_rows, add data or change validation_size/test_size."
         ) from None
-    return {name: df[df["group"].isin(set(ids))].reset_index(drop=True)
-            for name, ids in zip(SPLITS, (train, val, test))}
+    return {
+        name: df[df["group"].isin(set(ids))].reset_index(drop=True)
+        for name, ids in zip(SPLITS, (train, val, test), strict=True)
+    }
 
 
-def label_report(splits: dict[str, pd.DataFrame], names: list[str], quarantine: list[dict[str, Any]],
-                 p: LabelParams) -> dict[str, Any]:
+def label_report(
+    splits: dict[str, pd.DataFrame], names: list[str], quarantine: list[dict[str, Any]], p: LabelParams
+) -> dict[str, Any]:
     return {
         "classes": names,
         "seed": p.seed,
@@ -147,10 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     features = ds.features.copy()
     features["label"] = ClassLabel(names=names)
     to_id = {n: i for i, n in enumerate(names)}
-    dd = DatasetDict({
-        k: Dataset.from_pandas(v.assign(label=v["label"].map(to_id)), features=features, preserve_index=False)
-        for k, v in splits.items()
-    })
+    dd = DatasetDict(
+        {
+            k: Dataset.from_pandas(
+                v.assign(label=v["label"].map(to_id)), features=features, preserve_index=False
+            )
+            for k, v in splits.items()
+        }
+    )
     with atomic_dir(args.out) as tmp:
         dd.save_to_disk(str(tmp))
     write_json(args.labels, {str(i): n for i, n in enumerate(names)})

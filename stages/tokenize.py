@@ -71,7 +71,7 @@ def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, lis
     want_types = "token_type_ids" in tok.model_input_names
     if want_types:
         out["token_type_ids"] = []
-    for text, enc in zip(texts, raw):
+    for text, enc in zip(texts, raw, strict=True):
         n = len(enc.ids)
         if n > budget:
             if p.truncation == "head":
@@ -149,8 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(args.out) as tmp:
         ds.save_to_disk(str(tmp))
     write_json(args.report, report)
-    log.info("%d rows; tokens %s; truncated %.1f%%", report["rows"], report["tokens"],
-             100 * report["truncated_fraction"])
+    log.info(
+        "%d rows; tokens %s; truncated %.1f%%",
+        report["rows"],
+        report["tokens"],
+        100 * report["truncated_fraction"],
+    )
 
 
 if __name__ == "__main__":

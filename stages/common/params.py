@@ -32,9 +32,7 @@ def _describe_error(section: str, model_cls: type[BaseModel], err: dict[str, Any
     key = ".".join([section, *(str(p) for p in err["loc"])])
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model_cls, err["loc"][:-1])
-        return (
-            f"unknown key `{key}` (value {err['input']!r}); allowed keys here: {', '.join(allowed)}"
-        )
+        return f"unknown key `{key}` (value {err['input']!r}); allowed keys here: {', '.join(allowed)}"
     if err["type"] == "missing":
         return f"missing key `{key}`; it is required"
     return f"`{key}` = {err['input']!r} is invalid: {err['msg']}"
@@ -83,14 +81,11 @@ def read_params_file(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
     return data
 
 
-def load_section(
-    section: str, model_cls: type[P], path: str | Path = DEFAULT_PARAMS_PATH
-) -> P:
+def load_section(section: str, model_cls: type[P], path: str | Path = DEFAULT_PARAMS_PATH) -> P:
     """Load and validate only `section` of the params file."""
     data = read_params_file(path)
     if section not in data:
         raise ParamsError(
-            f"{path}: section `{section}` is missing. Add a `{section}:` block "
-            f"(see README, 'Params')."
+            f"{path}: section `{section}` is missing. Add a `{section}:` block (see README, 'Params')."
         )
     return validate_section(section, data[section], model_cls, source=str(path))

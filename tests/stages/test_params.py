@@ -1,0 +1,73 @@
+"""The shipped params.yaml loads into every stage's params object; bad values give one clear message."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.clean import CleanParams
+from stages.common.params import ParamsError, StageParams, load_section, validate_section
+from stages.ingest import IngestParams
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def stage_params_classes() -> dict[str, type[StageParams]]:
+    """Every stage module's `<Stage>Params` class, keyed by the stage (= section) name."""
+    found = {}
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    for stage in dvc["stages"]:
+        module = importlib.import_module(f"stages.{stage}")
+        cls = getattr(module, f"{stage.capitalize()}Params")
+        assert issubclass(cls, StageParams)
+        found[stage] = cls
+    return found
+
+
+def test_every_dvc_stage_has_a_params_section_that_loads() -> None:
+    classes = stage_params_classes()
+    assert {"ingest", "clean", "tokenize", "label"} <= set(classes)
+    for section, cls in classes.items():
+        obj = load_section(section, cls, REPO / "params.yaml")
+        assert isinstance(obj, cls)
+
+
+def test_every_params_key_in_dvc_yaml_exists_in_params_yaml() -> None:
+    """dvc.yaml must list exact keys that exist, so DVC tracks the right ones."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    for name, stage in dvc["stages"].items():
+        for key in stage.get("params", []):
+            node = params
+            for part in str(key).split("."):
+                assert isinstance(node, dict) and part in node, f"stage {name}: `{key}` not in params.yaml"
+                node = node[part]
+
+
+def test_unknown_key_is_named_with_allowed_keys() -> None:
+    with pytest.raises(ParamsError) as err:
+        validate_section("clean", {"min_char": 5}, CleanParams)
+    msg = str(err.value)
+    assert "unknown key `clean.min_char`" in msg and "min_chars" in msg and "no work was done" in msg
+
+
+def test_wrong_type_and_out_of_range_name_key_and_value() -> None:
+    with pytest.raises(ParamsError, match=r"`clean.min_chars` = 'many'"):
+        validate_section("clean", {"min_chars": "many"}, CleanParams)
+    with pytest.raises(ParamsError, match=r"`clean.max_reject_fraction` = 1.5 .*less than or equal to 1"):
+        validate_section("clean", {"max_reject_fraction": 1.5}, CleanParams)
+    with pytest.raises(ParamsError, match=r"`ingest.format` = 'xml'.*'csv'"):
+        validate_section("ingest", {"format": "xml"}, IngestParams)
+
+
+def test_missing_section_and_non_mapping(tmp_path: Path) -> None:
+    f = tmp_path / "params.yaml"
+    f.write_text("clean: {}\n")
+    with pytest.raises(ParamsError, match="section `ingest` is missing"):
+        load_section("ingest", IngestParams, f)
+    f.write_text("ingest: [1, 2]\n")
+    with pytest.raises(ParamsError, match="must be a mapping"):
+        load_section("ingest", IngestParams, f)

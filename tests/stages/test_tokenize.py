@@ -1,0 +1,65 @@
+"""tokenize: truncation policies, special tokens, length report, and the stage on a tiny tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stages.tokenize import TokenizeParams, encode_batch, load_tokenizer, tokenize_table
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_bert: Path):
+    return load_tokenizer(TokenizeParams(model=str(tiny_bert)))
+
+
+def words(tok, ids: list[int]) -> list[str]:
+    return tok.convert_ids_to_tokens(ids)
+
+
+TEXT = "market bank team goal chip data phone coach profit score"
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("head", ["[CLS]", "market", "bank", "team", "goal", "chip", "data", "[SEP]"]),
+        ("tail", ["[CLS]", "chip", "data", "phone", "coach", "profit", "score", "[SEP]"]),
+        ("head+tail", ["[CLS]", "market", "data", "phone", "coach", "profit", "score", "[SEP]"]),
+    ],
+)
+def test_truncation_policies(tok, policy: str, expected: list[str]) -> None:
+    p = TokenizeParams(model="x", max_length=8, truncation=policy, head_fraction=0.25)
+    out = encode_batch(tok, [TEXT], p)
+    assert words(tok, out["input_ids"][0]) == expected
+    assert out["n_tokens"] == [12] and out["attention_mask"][0] == [1] * 8
+    assert out["token_type_ids"][0] == [0] * 8
+
+
+def test_short_text_is_not_padded(tok) -> None:
+    out = encode_batch(tok, ["market bank"], TokenizeParams(model="x", max_length=32))
+    assert words(tok, out["input_ids"][0]) == ["[CLS]", "market", "bank", "[SEP]"]
+
+
+def test_tokenize_table_keeps_columns_and_reports_lengths(tok) -> None:
+    df = pd.DataFrame(
+        {"id": ["a", "b"], "text": [TEXT, "market bank"], "label": ["x", "y"], "group": ["g1", "g2"]}
+    )
+    ds, report = tokenize_table(df, TokenizeParams(model="x", max_length=8), tok)
+    assert {"id", "text", "label", "group", "input_ids", "attention_mask", "n_tokens"} <= set(ds.column_names)
+    assert report["truncated_fraction"] == 0.5 and report["tokens"]["max"] == 12
+    assert [len(x) for x in ds["input_ids"]] == [8, 4]
+
+
+def test_builtin_minilm_resolves_offline() -> None:
+    tok = load_tokenizer(TokenizeParams())
+    assert tok.is_fast and len(tok) == 30522
+
+
+def test_unknown_builtin_is_a_clear_error() -> None:
+    from stages.common.models import ModelRefError
+
+    with pytest.raises(ModelRefError, match="unknown builtin model `builtin:nope`"):
+        load_tokenizer(TokenizeParams(model="builtin:nope"))
