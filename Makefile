@@ -26,8 +26,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP) ## create .venv from requirements.lock and install ftpipe (editable); reruns when the lock changes
 
-run: $(STAMP) ## run the whole pipeline on the defaults
-	$(BIN)/dvc repro
+run: $(STAMP) ## run the whole pipeline on the defaults: the Prefect retrain flow (local temporary server), then its summary
+	$(BIN)/ftpipe run
 
 repro: $(STAMP) ## `dvc repro` (same DAG, no orchestration)
 	$(BIN)/dvc repro

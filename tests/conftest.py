@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,132 @@ def run_cmd(
             f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+def build_tiny_gpt2(out: Path, texts: list[str] | None = None, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide random GPT-2 (decoder-only, byte-level BPE) whose tokenizer has NO pad token."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    texts = texts or [r["text"] for r in make_corpus()]
+    eos = "<|endoftext|>"
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=1000, special_tokens=[eos], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=eos,
+        eos_token=eos,
+        unk_token=eos,
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    fast.save_pretrained(out)
+    vocab = len(AutoTokenizer.from_pretrained(out))
+    torch.manual_seed(seed)
+    eos_id = fast.convert_tokens_to_ids(eos)
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_positions=128,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+    )
+    GPT2LMHeadModel(cfg).save_pretrained(out)
+    return out
+
+
+def build_splits(
+    model_dir: Path, rows: list[dict[str, str]], out: Path, max_length: int = 64
+) -> tuple[Path, Path]:
+    """The label stage's contract from fixture rows: `out/splits` (DatasetDict) and `out/labels.json`.
+
+    Tokenized with `model_dir`'s tokenizer, unpadded; per class, rows go 4:1:1 to train/validation/test.
+    """
+    import json
+
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    names = sorted({r["label"] for r in rows})
+    seen: dict[str, int] = {}
+    parts: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    for r in rows:
+        i = seen[r["label"]] = seen.get(r["label"], -1) + 1
+        split = "train" if i % 6 < 4 else ("validation" if i % 6 == 4 else "test")
+        parts[split].append(r)
+    want_types = "token_type_ids" in tok.model_input_names
+    feats = {
+        "id": Value("string"),
+        "text": Value("string"),
+        "label": ClassLabel(names=names),
+        "group": Value("string"),
+        "input_ids": List(Value("int32")),
+        "attention_mask": List(Value("int8")),
+        "n_tokens": Value("int64"),
+    }
+    if want_types:
+        feats["token_type_ids"] = List(Value("int8"))
+
+    def table(part: list[dict]) -> Dataset:
+        enc = tok([r["text"] for r in part], truncation=True, max_length=max_length)
+        data = {
+            "id": [r["id"] for r in part],
+            "text": [r["text"] for r in part],
+            "label": [names.index(r["label"]) for r in part],
+            "group": [r["id"] for r in part],
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "n_tokens": [len(x) for x in enc["input_ids"]],
+        }
+        if want_types:
+            data["token_type_ids"] = enc["token_type_ids"]
+        return Dataset.from_dict(data, features=Features(feats))
+
+    out.mkdir(parents=True, exist_ok=True)
+    DatasetDict({k: table(v) for k, v in parts.items()}).save_to_disk(str(out / "splits"))
+    (out / "labels.json").write_text(json.dumps({str(i): n for i, n in enumerate(names)}))
+    return out / "splits", out / "labels.json"
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory, corpus: list[dict[str, str]]) -> Path:
+    """Path of a saved tiny GPT-2 checkpoint whose tokenizer has no pad token."""
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"), [r["text"] for r in corpus])
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a real `mlflow server` on 127.0.0.1 (SQLite + artifacts in a temp folder), for the session."""
+    from tests.registry_support import start_mlflow_server
+
+    yield from start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_tracking_uri() -> Iterator[None]:
+    """`mlflow.set_tracking_uri` is process-global (and sets MLFLOW_TRACKING_URI): undo it after each test
+    so one test's store never leaks into the next."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {k: os.environ.get(k) for k in names}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+        import mlflow.tracking._model_registry.utils as registry_utils
+
+        mlflow.set_tracking_uri(None)
+        registry_utils._registry_uri = None  # set_registry_uri(None) keeps the old value
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -1,0 +1,365 @@
+"""predict: batch prediction with a registered model, streamed in batches, as a Prefect flow.
+
+    ftpipe predict texts.csv predictions.parquet                 # models:/<register.model_name>@champion
+    ftpipe predict texts.jsonl out.jsonl --version 3 --batch-size 512 --id-column doc_id --text-column body
+
+The input is a CSV, JSONL or Parquet file with an id column and a text column; it is read in batches
+(pyarrow record batches, pandas chunks, JSONL line by line), so a file larger than memory is fine. Each
+batch goes through the model loaded with `mlflow.pyfunc.load_model` (a DataFrame with a `text` column in,
+`label` and `score` out) and is appended to the output (CSV, JSONL or Parquet, chosen by its extension):
+the input id, `label`, `score`. The output is written to a temporary sibling and renamed at the end, so a
+failed run never leaves a partial file. MLflow is found the way the register stage finds it:
+`MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+DEFAULT_BATCH_SIZE = 256
+SUMMARY_ARTIFACT_KEY = "predict-summary"
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # MLflow's codes for a wrong model URI
+
+
+class PredictError(ValueError):
+    """Input, output or model that cannot be used; the message names the file, row or column and the fix."""
+
+
+def file_format(path: str | Path) -> str:
+    """csv | jsonl | parquet, from the file extension."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise PredictError(
+            f"{path}: unknown file type `{Path(path).suffix}`; use one of {', '.join(sorted(FORMATS))}."
+        )
+    return fmt
+
+
+def _check_columns(path: str | Path, have: list[str], want: list[str], where: str = "") -> None:
+    missing = [c for c in want if c not in have]
+    if missing:
+        raise PredictError(
+            f"{path}{where}: no column {', '.join(f'`{c}`' for c in missing)}; it has: "
+            f"{', '.join(map(str, have)) or 'nothing'}. Name the columns with --id-column / --text-column."
+        )
+
+
+def iter_batches(
+    path: str | Path, id_column: str = "id", text_column: str = "text", batch_size: int = DEFAULT_BATCH_SIZE
+) -> Iterator[Any]:
+    """Yield DataFrames of at most `batch_size` rows with the id and text columns, streaming the file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise PredictError(f"{path}: input file not found.")
+    fmt, cols = file_format(path), [id_column, text_column]
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        _check_columns(path, pf.schema_arrow.names, cols)
+        for rb in pf.iter_batches(batch_size=batch_size, columns=cols):
+            yield rb.to_pandas()
+    elif fmt == "csv":
+        _check_columns(path, list(pd.read_csv(path, nrows=0).columns), cols)
+        yield from pd.read_csv(path, usecols=cols, chunksize=batch_size, dtype=str, keep_default_na=False)
+    else:
+        rows: list[dict[str, Any]] = []
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as exc:
+                    raise PredictError(
+                        f"{path} line {lineno}: not valid JSON ({exc}). Fix or remove the line."
+                    ) from None
+                if not isinstance(obj, dict):
+                    raise PredictError(
+                        f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}."
+                    )
+                _check_columns(path, list(obj), cols, f" line {lineno}")
+                rows.append({id_column: obj[id_column], text_column: obj[text_column]})
+                if len(rows) == batch_size:
+                    yield pd.DataFrame(rows, columns=cols)
+                    rows = []
+        if rows:
+            yield pd.DataFrame(rows, columns=cols)
+
+
+def count_rows(path: str | Path) -> int | None:
+    """Rows in the input when that is cheap to know (Parquet metadata); None otherwise."""
+    if file_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
+
+
+class _Writer:
+    """Appends prediction batches to an open file in the output's format."""
+
+    def __init__(self, fmt: str, fh: Any):
+        self.fmt, self.fh, self.parquet, self.schema, self.first = fmt, fh, None, None, True
+
+    def write(self, df: Any) -> None:
+        if self.fmt == "csv":
+            df.to_csv(self.fh, header=self.first, index=False)
+        elif self.fmt == "jsonl":
+            for rec in df.to_dict(orient="records"):
+                self.fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if self.parquet is None:
+                self.schema = table.schema
+                self.parquet = pq.ParquetWriter(self.fh, self.schema)
+            self.parquet.write_table(table.cast(self.schema))
+        self.first = False
+
+    def close(self, id_column: str) -> None:
+        if self.fmt == "parquet":
+            if self.parquet is None:  # no rows: still a valid, empty file with the right columns
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                schema = pa.schema(
+                    [(id_column, pa.string()), ("label", pa.string()), ("score", pa.float64())]
+                )
+                pq.write_table(schema.empty_table(), self.fh)
+            else:
+                self.parquet.close()
+        elif self.fmt == "csv" and self.first:
+            self.fh.write(f"{id_column},label,score\n")
+
+
+def predict_batch(model: Any, batch: Any, id_column: str, text_column: str) -> Any:
+    """One batch through the model: a DataFrame of id, label, score in the input's order."""
+    import pandas as pd
+
+    texts = batch[text_column]
+    bad = texts.isna() | ~texts.map(lambda t: isinstance(t, str))
+    if bad.any():
+        first = batch[id_column][bad].iloc[0]
+        raise PredictError(
+            f"row with {id_column} = {first!r}: `{text_column}` is empty or not a string "
+            f"({int(bad.sum())} such row(s) in this batch). Drop or fill those rows first."
+        )
+    pred = model.predict(pd.DataFrame({"text": texts.tolist()}))
+    if (
+        not isinstance(pred, pd.DataFrame)
+        or not {"label", "score"} <= set(pred.columns)
+        or len(pred) != len(batch)
+    ):
+        raise PredictError(
+            "the model did not return a `label` and a `score` per row; batch prediction needs a model "
+            "registered by ftpipe's register stage (a pyfunc that maps a `text` column to `label`, `score`)."
+        )
+    return pd.DataFrame(
+        {
+            id_column: batch[id_column].to_numpy(),
+            "label": pred["label"].astype(str).to_numpy(),
+            "score": pred["score"].astype(float).to_numpy(),
+        }
+    )
+
+
+def predict_file(
+    model: Any,
+    input_path: str | Path,
+    output_path: str | Path,
+    id_column: str = "id",
+    text_column: str = "text",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Predict every row of `input_path` in batches; write id, label, score to `output_path` atomically."""
+    from tqdm.auto import tqdm
+
+    from stages.common.io import atomic_file
+
+    if batch_size < 1:
+        raise PredictError(f"batch size must be at least 1, got {batch_size}.")
+    out_fmt = file_format(output_path)
+    if Path(output_path).resolve() == Path(input_path).resolve():
+        raise PredictError(f"{output_path}: the output would overwrite the input; choose another path.")
+    rows, batches, labels = 0, 0, Counter()
+    with (
+        atomic_file(output_path, "wb" if out_fmt == "parquet" else "w") as fh,
+        tqdm(total=count_rows(input_path), unit="rows", desc="predict", disable=not progress) as bar,
+    ):
+        writer = _Writer(out_fmt, fh)
+        for batch in iter_batches(input_path, id_column, text_column, batch_size):
+            out = predict_batch(model, batch, id_column, text_column)
+            writer.write(out)
+            rows, batches = rows + len(out), batches + 1
+            labels.update(out["label"])
+            bar.update(len(out))
+        writer.close(id_column)
+    return {
+        "input": str(input_path),
+        "output": str(output_path),
+        "rows": rows,
+        "batches": batches,
+        "batch_size": batch_size,
+        "labels": dict(sorted(labels.items())),
+    }
+
+
+def default_model_uri(version: str | None = None, params_path: str | Path = "params.yaml") -> str:
+    """`models:/NAME@champion` (NAME = register.model_name), or a given version number or alias."""
+    from stages.common.params import load_section, read_params_file
+    from stages.register import RegisterParams
+
+    path = Path(params_path)
+    has_section = path.is_file() and "register" in read_params_file(path)
+    name = (
+        load_section("register", RegisterParams, path).model_name
+        if has_section
+        else RegisterParams().model_name
+    )
+    if version is None:
+        return f"models:/{name}@champion"
+    return f"models:/{name}/{version}" if str(version).isdigit() else f"models:/{name}@{version}"
+
+
+def load_model(model_uri: str) -> Any:
+    """The pyfunc model at `model_uri`, from the store the register stage writes to."""
+    import mlflow
+
+    from stages.common.registry import redact_uri, tracking_uri
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND:
+            raise  # e.g. the tracking server is unreachable: the flow retries
+        raise PredictError(
+            f"cannot load {model_uri} from {redact_uri(uri)}: {str(exc).splitlines()[0]} "
+            "Register a model first (`dvc repro register` or `ftpipe run`), or pass --model-uri / --version."
+        ) from None
+
+
+def _retry_unless_predict_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed model load unless the model simply is not there (retrying will not help)."""
+    return not isinstance(state.result(raise_on_failure=False), PredictError)
+
+
+# -------------------------------------------------------------------------------------- the flow
+
+
+def _predict(
+    input_path: str,
+    output_path: str,
+    model_uri: str | None = None,
+    id_column: str = "id",
+    text_column: str = "text",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Batch prediction: load the model, stream the input through it, write labels and scores."""
+    from prefect import task
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.cache_policies import NO_CACHE
+
+    uri = model_uri or default_model_uri()
+    loader = task(
+        load_model,
+        name="load-model",
+        retries=2,
+        retry_delay_seconds=[5, 20],
+        retry_condition_fn=_retry_unless_predict_error,
+        cache_policy=NO_CACHE,
+    )
+    model = loader(uri)
+    stats = task(predict_file, name="predict-file", cache_policy=NO_CACHE)(
+        model, input_path, output_path, id_column, text_column, batch_size, progress
+    )
+    stats["model_uri"] = uri
+    labels = ", ".join(f"{k}: {v}" for k, v in stats["labels"].items()) or "none"
+    markdown = (
+        f"## ftpipe predict\n\n{stats['rows']} rows from `{input_path}` -> `{output_path}` with "
+        f"`{uri}`, in {stats['batches']} batches of up to {batch_size}.\n\nLabels: {labels}.\n"
+    )
+    print(markdown, flush=True)
+    create_markdown_artifact(markdown, key=SUMMARY_ARTIFACT_KEY, description="ftpipe batch prediction")
+    return stats
+
+
+def build_flow() -> Any:
+    """The Prefect flow object (built on first use so importing this module stays cheap)."""
+    from prefect import flow
+
+    _predict.__name__ = _predict.__qualname__ = "predict"  # entrypoint `flows/predict.py:predict`
+    return flow(_predict, name="predict", validate_parameters=True)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "predict":
+        globals()["predict"] = value = build_flow()
+        return value
+    raise AttributeError(name)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from flows.predict import predict
+
+    try:
+        uri = args.model_uri or default_model_uri(args.version, args.params)
+        predict(
+            input_path=args.input,
+            output_path=args.output,
+            model_uri=uri,
+            id_column=args.id_column,
+            text_column=args.text_column,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+        )
+    except PredictError as exc:
+        print(f"\nftpipe predict: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """`ftpipe predict`."""
+    p = sub.add_parser(
+        "predict",
+        help="batch-predict labels and scores for a CSV/JSONL/Parquet file of texts",
+        description="Predict a label and a score for every row of INPUT with a registered model, in "
+        "batches, and write them beside the row ids to OUTPUT (format from its extension).",
+    )
+    p.add_argument("input", help="CSV, JSONL or Parquet file with an id and a text column")
+    p.add_argument("output", help="where to write id, label, score (.csv, .jsonl or .parquet)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--model-uri", help="any MLflow model URI (default: models:/<register.model_name>@champion)"
+    )
+    which.add_argument(
+        "--version", help="a version number or alias of the registered model, e.g. 3 or challenger"
+    )
+    p.add_argument("--id-column", default="id", help="input column with the row ids (default: id)")
+    p.add_argument("--text-column", default="text", help="input column with the texts (default: text)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per batch (default {DEFAULT_BATCH_SIZE})",
+    )
+    p.add_argument("--params", default="params.yaml", help="params file giving register.model_name")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)

@@ -1,0 +1,276 @@
+"""evaluate: score the fine-tuned model on the test split, beside a TF-IDF + logistic-regression baseline.
+
+    python -m stages.evaluate --splits data/processed/splits --labels data/processed/labels.json \
+        --model models/model --metrics reports/metrics.json --predictions reports/predictions.csv \
+        --confusion reports/confusion.json --confusion-png reports/confusion.png --errors reports/worst_errors.csv
+
+Both models are scored on the same test rows: accuracy, macro and weighted precision/recall/F1, expected
+calibration error and per-class figures, plus the difference (model - baseline). The fine-tuned model
+reads the test split's token ids (cut by the tokenize stage's truncation policy); the baseline is fit on
+the train split's full cleaned text, so it may see words past the transformer's `max_length`. Also
+written: one row per test example with every class probability (the register gate's McNemar test pairs
+them by id), the confusion matrix as `dvc plots` data and a PNG, and the highest-confidence mistakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from stages.common.io import atomic_file, read_json, write_json
+from stages.common.logs import setup_logging
+from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
+from stages.common.params import StageParams, load_section
+
+
+class EvaluateParams(StageParams):
+    """The `evaluate` section of params.yaml."""
+
+    batch_size: int = Field(64, ge=1, description="inference batch size")
+    ece_bins: int = Field(10, ge=1, le=100)
+    worst_errors: int = Field(25, ge=0, description="rows in reports/worst_errors.csv")
+    excerpt_chars: int = Field(300, ge=20)
+    baseline_ngram_max: int = Field(2, ge=1, le=3, description="TF-IDF word n-grams 1..n")
+    baseline_min_df: int = Field(2, ge=1)
+    baseline_max_features: int | None = Field(None, ge=1)
+    baseline_c: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logistic regression")
+    baseline_max_iter: int = Field(2000, ge=10)
+
+
+class EvaluateError(ValueError):
+    """The model and the data do not fit together; the message says how to fix it."""
+
+
+def load_label_names(path: Path) -> list[str]:
+    """Class names in id order from labels.json."""
+    data = read_json(path)
+    return [str(data[str(i)]) for i in range(len(data))]
+
+
+def check_model_labels(config: Any, names: list[str], model_dir: Path, labels_path: Path) -> None:
+    """The model's id2label must be labels.json, or every prediction would be misnamed."""
+    have = [str(config.id2label[i]) for i in range(config.num_labels)]
+    if have != names:
+        raise EvaluateError(
+            f"{model_dir}: the model was trained for labels {have} but {labels_path} lists {names}; they "
+            "come from different runs. Rerun `dvc repro finetune`."
+        )
+
+
+def predict_proba(model_dir: Path, ds: Any, batch_size: int) -> tuple[np.ndarray, float, str]:
+    """Class probabilities for every row of `ds` (in order), examples/s and the device used.
+
+    Rows are batched by length (less padding); the timing covers collation and forward passes.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+    extra = (
+        read_json(model_dir / "ftpipe_params.json") if (model_dir / "ftpipe_params.json").is_file() else {}
+    )
+    trust = bool(extra.get("base_model", {}).get("trust_remote_code", False))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, trust_remote_code=trust, dtype=torch.float32
+    ).to(device)
+    model.eval()
+    collate = DataCollatorWithPadding(tok)
+    keys = [k for k in tok.model_input_names if k in ds.column_names]
+    rows = ds.select_columns(keys).to_list()
+    order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")
+    probs = np.zeros((len(rows), model.config.num_labels), dtype=np.float64)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(rows), batch_size):
+            idx = order[i : i + batch_size]
+            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx]).items()}
+            logits = model(**batch).logits.float()
+            probs[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+    seconds = time.perf_counter() - start
+    return probs, (len(rows) / seconds if seconds > 0 else 0.0), device
+
+
+def baseline_proba(
+    train_text: list[str], train_y: list[int], test_text: list[str], n_classes: int, p: EvaluateParams
+) -> np.ndarray:
+    """TF-IDF (sublinear tf, word 1..n-grams) + multinomial logistic regression fit on train; test probabilities."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(
+        ngram_range=(1, p.baseline_ngram_max),
+        min_df=p.baseline_min_df,
+        max_features=p.baseline_max_features,
+        sublinear_tf=True,
+        strip_accents="unicode",
+        lowercase=True,
+    )
+    clf = LogisticRegression(C=p.baseline_c, max_iter=p.baseline_max_iter)
+    clf.fit(vec.fit_transform(train_text), train_y)
+    out = np.zeros((len(test_text), n_classes))
+    out[:, clf.classes_] = clf.predict_proba(vec.transform(test_text))
+    return out
+
+
+def build_metrics(
+    y_true: np.ndarray,
+    model_probs: np.ndarray,
+    base_probs: np.ndarray,
+    names: list[str],
+    ece_bins: int,
+    examples_per_s: float,
+    device: str,
+) -> dict[str, Any]:
+    """reports/metrics.json: model and baseline figures side by side, their difference, inference speed."""
+    model = classification_metrics(y_true, model_probs.argmax(axis=1), names, model_probs, ece_bins)
+    base = classification_metrics(y_true, base_probs.argmax(axis=1), names, base_probs, ece_bins)
+    return {
+        "primary_metric": PRIMARY_METRIC,
+        "model": model,
+        "baseline": base,
+        "delta": {k: model[k] - base[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+        "inference": {"examples_per_s": round(float(examples_per_s), 3), "device": device},
+        "test_rows": int(len(y_true)),
+    }
+
+
+def predictions_table(
+    ids: list[str], y_true: np.ndarray, probs: np.ndarray, base_probs: np.ndarray, names: list[str]
+) -> pd.DataFrame:
+    """One row per test example: truth, prediction, its probability, correctness, baseline, all probabilities."""
+    pred = probs.argmax(axis=1)
+    base_pred = base_probs.argmax(axis=1)
+    df = pd.DataFrame(
+        {
+            "id": ids,
+            "label": [names[i] for i in y_true],
+            "pred": [names[i] for i in pred],
+            "score": probs[np.arange(len(pred)), pred],
+            "correct": (pred == y_true).astype(int),
+            "baseline_pred": [names[i] for i in base_pred],
+            "baseline_correct": (base_pred == y_true).astype(int),
+        }
+    )
+    for k, name in enumerate(names):
+        df[f"prob_{name}"] = probs[:, k]
+    return df
+
+
+def confusion_records(preds: pd.DataFrame) -> list[dict[str, str]]:
+    """`dvc plots` confusion-template data: one {actual, predicted} per example."""
+    return [{"actual": a, "predicted": b} for a, b in zip(preds["label"], preds["pred"], strict=True)]
+
+
+def worst_errors(preds: pd.DataFrame, texts: list[str], n: int, excerpt_chars: int) -> pd.DataFrame:
+    """The `n` mistakes the model was most sure of, with the probability it gave the true class."""
+    df = preds.assign(text=texts)
+    wrong = df[df["correct"] == 0].copy()
+    wrong["prob_true"] = [row[f"prob_{row['label']}"] for _, row in wrong.iterrows()]
+    wrong = wrong.sort_values(["score", "id"], ascending=[False, True]).head(n)
+    cut = wrong["text"].str.slice(0, excerpt_chars)
+    wrong["text"] = np.where(wrong["text"].str.len() > excerpt_chars, cut + " ...", cut)
+    return wrong[["id", "label", "pred", "score", "prob_true", "text"]].reset_index(drop=True)
+
+
+def plot_confusion(preds: pd.DataFrame, names: list[str], path: Path) -> None:
+    """Counts matrix (rows: actual, columns: predicted) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    cm = confusion_matrix(preds["label"], preds["pred"], labels=names)
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 1.1 * len(names) + 1.5))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(
+                j,
+                i,
+                int(cm[i, j]),
+                ha="center",
+                va="center",
+                color="white" if cm[i, j] > cm.max() / 2 else "black",
+            )
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"test confusion matrix (accuracy {acc:.3f})")
+    fig.tight_layout()
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
+
+
+def write_csv(path: Path, df: pd.DataFrame) -> None:
+    with atomic_file(path) as fh:
+        df.to_csv(fh, index=False, float_format="%.6f")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--splits", default="data/processed/splits")
+    ap.add_argument("--labels", default="data/processed/labels.json")
+    ap.add_argument("--model", default="models/model")
+    ap.add_argument("--metrics", default="reports/metrics.json")
+    ap.add_argument("--predictions", default="reports/predictions.csv")
+    ap.add_argument("--confusion", default="reports/confusion.json")
+    ap.add_argument("--confusion-png", default="reports/confusion.png")
+    ap.add_argument("--errors", default="reports/worst_errors.csv")
+    args = ap.parse_args(argv)
+    log = setup_logging("evaluate")
+    p = load_section("evaluate", EvaluateParams, args.params)
+
+    from datasets import load_from_disk
+    from transformers import AutoConfig
+
+    model_dir, labels_path = Path(args.model), Path(args.labels)
+    names = load_label_names(labels_path)
+    check_model_labels(AutoConfig.from_pretrained(model_dir), names, model_dir, labels_path)
+    dd = load_from_disk(args.splits)
+    train, test = dd["train"], dd["test"]
+    y = np.asarray(test["label"])
+
+    probs, speed, device = predict_proba(model_dir, test, p.batch_size)
+    base = baseline_proba(list(train["text"]), list(train["label"]), list(test["text"]), len(names), p)
+    metrics = build_metrics(y, probs, base, names, p.ece_bins, speed, device)
+    preds = predictions_table(list(test["id"]), y, probs, base, names)
+
+    write_json(args.metrics, metrics)
+    write_csv(Path(args.predictions), preds)
+    write_json(args.confusion, confusion_records(preds))
+    plot_confusion(preds, names, Path(args.confusion_png))
+    write_csv(Path(args.errors), worst_errors(preds, list(test["text"]), p.worst_errors, p.excerpt_chars))
+    log.info(
+        "test classification report (%d rows):\n%s",
+        len(y),
+        classification_report_text(y, probs.argmax(axis=1), names),
+    )
+    m, b = metrics["model"], metrics["baseline"]
+    log.info(
+        "model accuracy %.4f macro-F1 %.4f ECE %.4f | baseline accuracy %.4f macro-F1 %.4f | "
+        "delta macro-F1 %+.4f | %.1f examples/s on %s",
+        m["accuracy"],
+        m["macro_f1"],
+        m["ece"],
+        b["accuracy"],
+        b["macro_f1"],
+        metrics["delta"]["macro_f1"],
+        speed,
+        device,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,644 @@
+"""finetune: full-parameter fine-tuning of `tokenize.model` on the train split, early-stopped on validation.
+
+    python -m stages.finetune --splits data/processed/splits --labels data/processed/labels.json \
+        --out models/model --checkpoints checkpoints/finetune --report reports/finetune.json \
+        --history reports/finetune_history.json --plot reports/finetune_curves.png
+
+The base checkpoint gets a sequence-classification head sized from labels.json (id2label/label2id go into
+its config) and every parameter is trained (`freeze: encoder` trains the head alone, the classic
+baseline). The Hugging Face `Trainer` does the work: mixed precision (bf16 on a CUDA device that has it,
+fp32 on the CPU), gradient accumulation, one checkpoint per epoch in `--checkpoints` (not a DVC output),
+early stopping on the validation metric and reloading the best epoch. An interrupted run resumes from its
+last checkpoint when params and data are unchanged; a NaN or infinite loss stops the run naming the step.
+`num_processes > 1` relaunches this module under `torchrun` (gloo on the CPU, nccl on GPUs).
+Decoder-only checkpoints without a pad token get pad = eos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stages.common.io import atomic_dir, atomic_file, read_json, write_json
+from stages.common.logs import setup_logging
+from stages.common.metrics import classification_metrics, softmax
+from stages.common.models import BUILTIN_MODELS, resolve_model
+from stages.common.params import StageParams, load_section
+
+FINGERPRINT_FILE = "ftpipe_fingerprint.json"
+PARAMS_FILE = "ftpipe_params.json"
+CHILD_ENV = "FTPIPE_FINETUNE_CHILD"  # set by the launcher on the torchrun workers it starts
+VALIDATION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall", "ece")
+
+
+class FinetuneParams(StageParams):
+    """The `finetune` section of params.yaml."""
+
+    epochs: int = Field(4, ge=1, description="upper bound; early stopping may end sooner")
+    learning_rate: float = Field(5e-5, gt=0.0)
+    batch_size: int = Field(16, ge=1, description="per process")
+    eval_batch_size: int = Field(64, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup: float = Field(0.1, ge=0.0, description="ratio of all steps if < 1, else a whole number of steps")
+    scheduler: Literal[
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+        "constant",
+        "constant_with_warmup",
+        "inverse_sqrt",
+    ] = "linear"
+    max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping")
+    seed: int = 42
+    metric: Literal["macro_f1", "accuracy", "weighted_f1"] = "macro_f1"
+    patience: int = Field(
+        2, ge=0, description="epochs without improvement before stopping; 0 = never stop early"
+    )
+    freeze: Literal["none", "encoder"] = "none"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    max_train_samples: int | None = Field(None, ge=1)
+    num_processes: int = Field(1, ge=1)
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup(cls, v: float) -> float:
+        if v >= 1 and v != int(v):
+            raise ValueError("use a ratio in [0, 1) or a whole number of steps")
+        return v
+
+
+class BaseModelRef(BaseModel):
+    """The two `tokenize` keys finetune reads: the base checkpoint must be the one the data was tokenized with."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model: str = Field(min_length=1)
+    trust_remote_code: bool = False
+
+
+class FinetuneError(RuntimeError):
+    """Fine-tuning cannot go on; the message says why and what to change."""
+
+
+class NonFiniteLossError(FinetuneError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    splits: Path
+    labels: Path
+    out: Path
+    checkpoints: Path
+    report: Path
+    history: Path
+    plot: Path
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str  # cpu | cuda
+    precision: str  # fp32 | bf16 | fp16
+    world_size: int
+    rank: int
+    backend: str | None  # gloo | nccl when world_size > 1
+
+
+# --------------------------------------------------------------------------------------------- set-up
+
+
+def resolve_runtime(p: FinetuneParams) -> Runtime:
+    """Device, precision and process layout for this process (CUDA when present, else CPU)."""
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = p.precision
+    if precision == "auto":
+        precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and device != "cuda":
+        raise FinetuneError(
+            "finetune.precision = fp16 needs a CUDA device and none is visible; use `auto`, `fp32` or `bf16` "
+            "(bf16 autocast works on CPUs that support it)."
+        )
+    if device == "cuda" and p.num_processes > torch.cuda.device_count():
+        raise FinetuneError(
+            f"finetune.num_processes = {p.num_processes} but only {torch.cuda.device_count()} CUDA device(s) "
+            "are visible; lower it or expose more GPUs (CUDA_VISIBLE_DEVICES)."
+        )
+    backend = None if world == 1 else ("nccl" if device == "cuda" else "gloo")
+    return Runtime(device=device, precision=precision, world_size=world, rank=rank, backend=backend)
+
+
+def load_label_names(path: Path) -> list[str]:
+    """Class names in id order from labels.json ({"0": name, ...})."""
+    data = read_json(path)
+    try:
+        ids = sorted(int(k) for k in data)
+    except (TypeError, ValueError):
+        raise FinetuneError(f'{path}: keys must be class ids "0", "1", ...; rerun the label stage.') from None
+    if ids != list(range(len(ids))) or len(ids) < 2:
+        raise FinetuneError(
+            f"{path}: expected ids 0..n-1 for at least two classes, got {ids}; rerun the label stage."
+        )
+    return [str(data[str(i)]) for i in ids]
+
+
+def load_splits(
+    splits_dir: Path, names: list[str], max_train_samples: int | None, seed: int
+) -> tuple[Any, Any]:
+    """The train and validation splits, checked against labels.json; train optionally cut to a seeded sample."""
+    from datasets import load_from_disk
+
+    dd = load_from_disk(str(splits_dir))
+    missing = {"train", "validation"} - set(dd)
+    if missing:
+        raise FinetuneError(f"{splits_dir}: split(s) {sorted(missing)} missing; rerun the label stage.")
+    have = list(dd["train"].features["label"].names)
+    if have != names:
+        raise FinetuneError(
+            f"{splits_dir}: label names {have} differ from labels.json {names}; the two come from different "
+            "label runs. Rerun `dvc repro label`."
+        )
+    train, val = dd["train"], dd["validation"]
+    if max_train_samples is not None and max_train_samples < len(train):
+        train = train.shuffle(seed=seed).select(range(max_train_samples))
+    return train, val
+
+
+def run_fingerprint(p: FinetuneParams, base: BaseModelRef, splits_dir: Path, labels_path: Path) -> str:
+    """What a checkpoint must match to be resumed: the params, the base model and the data, hashed."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"finetune": p.model_dump(), "base": base.model_dump()}, sort_keys=True).encode())
+    h.update(labels_path.read_bytes())
+    for f in sorted(x for x in splits_dir.rglob("*") if x.is_file()):
+        h.update(str(f.relative_to(splits_dir)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def _complete(ckpt: Path) -> bool:
+    """Trainer writes trainer_state.json last, so its presence (and parse) marks a finished checkpoint."""
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    has_weights = any((ckpt / n).exists() for n in ("model.safetensors", "model.safetensors.index.json"))
+    return has_weights and (ckpt / "optimizer.pt").exists()
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest complete `checkpoint-N` folder, or None."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted(
+        ((int(m.group(1)), d) for d in ckpt_dir.iterdir() if d.is_dir() and (m := _CKPT.match(d.name))),
+        reverse=True,
+    )
+    return next((d for _, d in found if _complete(d)), None)
+
+
+def prepare_checkpoints(ckpt_dir: Path, fingerprint: str, log: Any) -> Path | None:
+    """Return the checkpoint to resume from; clear checkpoints left by a run with other params or data."""
+    marker = ckpt_dir / FINGERPRINT_FILE
+    if ckpt_dir.exists() and any(ckpt_dir.iterdir()):
+        old = read_json(marker).get("fingerprint") if marker.is_file() else None
+        if old == fingerprint:
+            for d in ckpt_dir.iterdir():  # a half-written checkpoint from a kill mid-save is useless
+                if d.is_dir() and _CKPT.match(d.name) and not _complete(d):
+                    log.warning("removing incomplete checkpoint %s", d)
+                    shutil.rmtree(d, ignore_errors=True)
+            last = last_checkpoint(ckpt_dir)
+            if last is not None:
+                log.info("resuming from %s (same params and data as the interrupted run)", last)
+                return last
+        else:
+            log.info("clearing %s: its checkpoints belong to other params or data", ckpt_dir)
+            shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"fingerprint": fingerprint})
+    return None
+
+
+def find_resume(ckpt_dir: Path, fingerprint: str) -> Path | None:
+    """Read-only variant for torchrun workers: the launcher already prepared the folder."""
+    marker = ckpt_dir / FINGERPRINT_FILE
+    if marker.is_file() and read_json(marker).get("fingerprint") == fingerprint:
+        return last_checkpoint(ckpt_dir)
+    return None
+
+
+def load_model_and_tokenizer(base: BaseModelRef, names: list[str], freeze: str) -> tuple[Any, Any]:
+    """The base checkpoint with a fresh classification head (fp32 master weights) and its tokenizer.
+
+    Decoder-only models without a pad token get pad = eos (the classification head reads the last
+    non-pad token, so the model config must know the pad id). The tokenizer's own padding/truncation
+    settings are dropped: inputs arrive pre-tokenized and the saved tokenizer must not pad every input.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model(base.model)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=base.trust_remote_code)
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise FinetuneError(
+                f"tokenize.model `{base.model}` has neither a pad nor an eos token, so batches cannot be padded; "
+                "add a pad token to its tokenizer (tokenizer.add_special_tokens) and save it as a local folder."
+            )
+        tok.pad_token = tok.eos_token
+    if getattr(tok, "is_fast", False):
+        tok.backend_tokenizer.no_padding()
+        tok.backend_tokenizer.no_truncation()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        problem_type="single_label_classification",
+        trust_remote_code=base.trust_remote_code,
+        dtype=torch.float32,
+    )
+    model.config.pad_token_id = tok.pad_token_id
+    if freeze == "encoder":
+        freeze_encoder(model)
+    return model, tok
+
+
+def freeze_encoder(model: Any) -> None:
+    """Head-only training: freeze every parameter of the pre-trained body (`model.base_model`)."""
+    body = model.base_model
+    if body is model:
+        raise FinetuneError(
+            f"finetune.freeze = encoder: cannot tell the body of {type(model).__name__} from its head "
+            "(no base_model_prefix); use freeze: none."
+        )
+    for param in body.parameters():
+        param.requires_grad = False
+    if not any(p.requires_grad for p in model.parameters()):
+        raise FinetuneError("finetune.freeze = encoder left no trainable parameters; use freeze: none.")
+
+
+def count_params(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+# ---------------------------------------------------------------------------------------------- train
+
+
+def training_arguments(p: FinetuneParams, rt: Runtime, ckpt_dir: Path) -> Any:
+    """TrainingArguments from the params: per-epoch eval + checkpoint, best epoch reloaded at the end."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=p.epochs,
+        learning_rate=p.learning_rate,
+        per_device_train_batch_size=p.batch_size,
+        per_device_eval_batch_size=p.eval_batch_size,
+        gradient_accumulation_steps=p.gradient_accumulation_steps,
+        weight_decay=p.weight_decay,
+        warmup_steps=p.warmup if p.warmup < 1 else int(p.warmup),
+        lr_scheduler_type=p.scheduler,
+        max_grad_norm=p.max_grad_norm,
+        seed=p.seed,
+        data_seed=p.seed,
+        full_determinism=rt.device == "cpu",  # cheap on the CPU; slows CUDA down, where it is left off
+        bf16=rt.precision == "bf16",
+        fp16=rt.precision == "fp16",
+        activation_checkpointing=p.gradient_checkpointing,
+        use_cpu=rt.device == "cpu",
+        ddp_backend=rt.backend,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        save_total_limit=2,  # the best and the latest
+        load_best_model_at_end=True,
+        metric_for_best_model=p.metric,
+        greater_is_better=True,
+        restore_callback_states_from_checkpoint=True,  # early-stopping patience survives a resume
+        logging_nan_inf_filter=False,
+        dataloader_pin_memory=rt.device == "cuda",
+        disable_tqdm=True,
+        report_to="none",
+    )
+
+
+def compute_validation_metrics(eval_pred: Any, names: list[str]) -> dict[str, float]:
+    """Validation figures logged each epoch (the early-stopping metric among them)."""
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    probs = softmax(logits)
+    m = classification_metrics(labels, probs.argmax(axis=1), names, probs)
+    return {k: m[k] for k in VALIDATION_METRICS}
+
+
+def make_trainer(log: Any, **kwargs: Any) -> Any:
+    """A `Trainer` that stops on a NaN/inf loss, measures pure training throughput and logs progress."""
+    import torch
+    from transformers import Trainer, TrainerCallback
+
+    class Progress(TrainerCallback):
+        """Seconds inside optimizer steps (data loading and evaluation excluded); a log line ~4x an epoch."""
+
+        def __init__(self) -> None:
+            self.seconds = 0.0
+            self.samples = 0  # seen by this process in this call
+            self._t0 = 0.0
+            self._every = 1
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._every = max(1, round(state.max_steps / max(1.0, 4 * args.num_train_epochs)))
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.seconds += time.perf_counter() - self._t0
+            if state.is_world_process_zero and state.global_step % self._every == 0:
+                rate = self.samples * args.world_size / self.seconds if self.seconds else 0.0
+                log.info(
+                    "step %d/%d (epoch %.2f): %.1f samples/s",
+                    state.global_step,
+                    state.max_steps,
+                    state.epoch or 0.0,
+                    rate,
+                )
+
+    class FinetuneTrainer(Trainer):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.progress = Progress()
+            self.add_callback(self.progress)
+
+        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if not bool(torch.isfinite(loss).all()):
+                raise NonFiniteLossError(
+                    f"finetune: the training loss became {float(loss)} at step {self.state.global_step + 1} "
+                    f"(epoch {self.state.epoch or 0:.2f}); the updates diverged. Lower finetune.learning_rate "
+                    f"(now {self.args.learning_rate:g}), keep finetune.max_grad_norm > 0, or use precision fp32; "
+                    "the last good checkpoint is kept, but changing params starts afresh."
+                )
+            self.progress.samples += int(inputs["input_ids"].shape[0])
+            return loss
+
+    return FinetuneTrainer(**kwargs)
+
+
+def epoch_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per epoch from Trainer's log: train loss, validation loss and metrics, learning rate."""
+    rows: dict[int, dict[str, Any]] = {}
+    for entry in log_history:
+        if "step" not in entry or "epoch" not in entry or "train_runtime" in entry:
+            continue
+        epoch = float(entry["epoch"])
+        row = rows.setdefault(
+            entry["step"],
+            {"epoch": int(epoch) if epoch.is_integer() else round(epoch, 4), "step": entry["step"]},
+        )
+        if "loss" in entry:
+            row["train_loss"] = float(entry["loss"])
+            if "learning_rate" in entry:
+                row["learning_rate"] = float(entry["learning_rate"])
+        for key in ("loss", *VALIDATION_METRICS):
+            if f"eval_{key}" in entry:
+                row[f"val_{key}"] = float(entry[f"eval_{key}"])
+    return [rows[s] for s in sorted(rows) if "val_loss" in rows[s]]
+
+
+def plot_history(history: list[dict[str, Any]], metric: str, path: Path) -> None:
+    """Loss curves and validation metrics per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r.get("train_loss") for r in history], "o-", label="train loss")
+    ax1.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("cross-entropy")
+    ax1.legend()
+    for key in ("val_accuracy", "val_macro_f1"):
+        ax2.plot(epochs, [r[key] for r in history], "o-", label=key.removeprefix("val_").replace("_", "-"))
+    ax2.set_xlabel("epoch")
+    ax2.set_title(f"validation (best epoch by {metric})")
+    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
+
+
+def model_source(ref: str) -> str:
+    """Where the base weights came from: the package and version for `builtin:` refs, else the resolved ref."""
+    if ref.startswith("builtin:"):
+        from importlib.metadata import PackageNotFoundError, version
+
+        package = BUILTIN_MODELS.get(ref.removeprefix("builtin:"), ("?", ""))[0].replace("_", "-")
+        try:
+            return f"{package}=={version(package)}"
+        except PackageNotFoundError:
+            return package
+    return resolve_model(ref)
+
+
+def save_model(model: Any, tok: Any, out: Path, resolved: dict[str, Any]) -> None:
+    """The best model (safetensors), its tokenizer and the resolved params, atomically."""
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        write_json(tmp / PARAMS_FILE, resolved)
+
+
+def run_finetune(
+    p: FinetuneParams, base: BaseModelRef, paths: Paths, log: Any, callbacks: list[Any] | None = None
+) -> dict[str, Any] | None:
+    """Train, keep the best epoch, write model, history, curves and report; return the report (rank 0)."""
+    import torch
+    import transformers
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
+
+    t_start = time.time()
+    rt = resolve_runtime(p)
+    names = load_label_names(paths.labels)
+    train, val = load_splits(paths.splits, names, p.max_train_samples, p.seed)
+    fingerprint = run_fingerprint(p, base, paths.splits, paths.labels)
+    if rt.world_size == 1 and os.environ.get(CHILD_ENV) != "1":
+        resume = prepare_checkpoints(paths.checkpoints, fingerprint, log)
+    else:
+        resume = find_resume(paths.checkpoints, fingerprint)
+        if resume is not None and rt.rank == 0:
+            log.info("resuming from %s (same params and data as the interrupted run)", resume)
+    if rt.rank == 0:
+        log.info(
+            "device %s, precision %s, %d process(es); %d train / %d validation rows; freeze=%s",
+            rt.device,
+            rt.precision,
+            rt.world_size,
+            len(train),
+            len(val),
+            p.freeze,
+        )
+
+    set_seed(p.seed)  # before the head is initialised
+    model, tok = load_model_and_tokenizer(base, names, p.freeze)
+    trainable, total = count_params(model)
+    callbacks = [*(callbacks or [])]
+    if p.patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.patience))
+    trainer = make_trainer(
+        log,
+        model=model,
+        args=training_arguments(p, rt, paths.checkpoints),
+        data_collator=DataCollatorWithPadding(tok),
+        train_dataset=train,
+        eval_dataset=val,
+        processing_class=tok,
+        compute_metrics=lambda ev: compute_validation_metrics(ev, names),
+        callbacks=callbacks,
+    )
+    out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if not trainer.is_world_process_zero():
+        return None
+
+    history = epoch_history(trainer.state.log_history)
+    best_step = trainer.state.best_global_step
+    best = next((r for r in history if r["step"] == best_step), history[-1] if history else None)
+    if best is None:
+        raise FinetuneError("finetune: no validation result was logged; is the validation split empty?")
+    samples = trainer.progress.samples * rt.world_size
+    step_s = trainer.progress.seconds
+    resolved = {
+        "finetune": p.model_dump(),
+        "base_model": {**base.model_dump(), "source": model_source(base.model)},
+        "labels": names,
+        "device": rt.device,
+        "precision": rt.precision,
+        "num_processes": rt.world_size,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    save_model(trainer.model, tok, paths.out, resolved)
+    write_json(paths.history, history)
+    plot_history(history, p.metric, paths.plot)
+    report = {
+        "base_model": base.model,
+        "device": rt.device,
+        "precision": rt.precision,
+        "num_processes": rt.world_size,
+        "freeze": p.freeze,
+        "train_rows": len(train),
+        "validation_rows": len(val),
+        "epochs_run": history[-1]["epoch"] if history else 0,
+        "stopped_early": bool(history) and history[-1]["epoch"] < p.epochs,
+        "best_epoch": best["epoch"],
+        "best_metric": p.metric,
+        "best_validation": {k: best[f"val_{k}"] for k in ("loss", *VALIDATION_METRICS)},
+        "train_samples_per_s": round(samples / step_s, 3) if step_s > 0 else None,
+        "train_runtime_s": round(float(out.metrics.get("train_runtime", 0.0)), 2),
+        "wall_time_s": round(time.time() - t_start, 2),
+        "trainable_params": trainable,
+        "total_params": total,
+        "resumed_from": str(resume) if resume else None,
+    }
+    write_json(paths.report, report)
+    if rt.world_size == 1 and os.environ.get(CHILD_ENV) != "1":
+        shutil.rmtree(paths.checkpoints, ignore_errors=True)
+    log.info(
+        "best epoch %s: validation %s %.4f, accuracy %.4f; %s samples/s; %d of %d params trained",
+        best["epoch"],
+        p.metric,
+        best[f"val_{p.metric}"],
+        best["val_accuracy"],
+        report["train_samples_per_s"],
+        trainable,
+        total,
+    )
+    return report
+
+
+# ------------------------------------------------------------------------------------ multi-process
+
+
+def launch_distributed(
+    p: FinetuneParams, base: BaseModelRef, paths: Paths, argv: list[str], log: Any
+) -> None:
+    """Run this same stage under `torchrun --nproc_per_node N`; prepare and finally clear the checkpoints."""
+    prepare_checkpoints(paths.checkpoints, run_fingerprint(p, base, paths.splits, paths.labels), log)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={p.num_processes}",
+        "-m",
+        "stages.finetune",
+        *argv,
+    ]
+    log.info("launching %d processes: %s", p.num_processes, " ".join(cmd))
+    proc = subprocess.run(cmd, env={**os.environ, CHILD_ENV: "1"}, check=False)
+    if proc.returncode != 0:
+        raise FinetuneError(
+            f"finetune: the {p.num_processes}-process run failed (exit {proc.returncode}); see the worker "
+            f"output above. Checkpoints stay in {paths.checkpoints} for a resume."
+        )
+    shutil.rmtree(paths.checkpoints, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--splits", default="data/processed/splits")
+    ap.add_argument("--labels", default="data/processed/labels.json")
+    ap.add_argument("--out", default="models/model")
+    ap.add_argument("--checkpoints", default="checkpoints/finetune")
+    ap.add_argument("--report", default="reports/finetune.json")
+    ap.add_argument("--history", default="reports/finetune_history.json")
+    ap.add_argument("--plot", default="reports/finetune_curves.png")
+    args = ap.parse_args(argv)
+    log = setup_logging("finetune")
+    p = load_section("finetune", FinetuneParams, args.params)
+    base = load_section("tokenize", BaseModelRef, args.params)
+    paths = Paths(
+        *(
+            Path(getattr(args, k))
+            for k in ("splits", "labels", "out", "checkpoints", "report", "history", "plot")
+        )
+    )
+    if p.num_processes > 1 and "WORLD_SIZE" not in os.environ:
+        launch_distributed(p, base, paths, argv, log)
+    else:
+        run_finetune(p, base, paths, log)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Batch prediction: streamed batches in each format, atomic output, and the flow on a registered model.
+
+The registered model is a keyword classifier logged as an MLflow pyfunc ("models from code") into a
+SQLite store under tmp_path: what is tested here is the batching, the file formats and the flow, not
+the model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.cli import build_parser
+from flows.predict import PredictError, default_model_uri, iter_batches, predict_file
+from tests.conftest import TOPICS, make_corpus
+
+KEYWORD_MODEL = """\
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+TOPICS = {topics!r}
+
+
+class KeywordModel(PythonModel):
+    def predict(self, context, model_input, params=None):
+        labels, scores = [], []
+        for text in model_input["text"]:
+            words = set(text.lower().replace(".", " ").split())
+            hits = {{label: len(words & set(kw.split())) for label, kw in TOPICS.items()}}
+            best = max(hits, key=hits.get)
+            labels.append(best)
+            scores.append(hits[best] / max(1, sum(hits.values())))
+        return pd.DataFrame({{"label": labels, "score": scores}})
+
+
+mlflow.models.set_model(KeywordModel())
+"""
+
+
+class CountingModel:
+    """In-process stand-in for a pyfunc: records batch sizes; fails on a given batch if asked."""
+
+    def __init__(self, fail_on: int | None = None):
+        self.sizes: list[int] = []
+        self.fail_on = fail_on
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        self.sizes.append(len(df))
+        if self.fail_on is not None and len(self.sizes) == self.fail_on:
+            raise RuntimeError("model crashed")
+        return pd.DataFrame({"label": [t.split()[-1] for t in df["text"]], "score": [0.5] * len(df)})
+
+
+def write_input(path: Path, rows: list[dict]) -> Path:
+    df = pd.DataFrame(rows)
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype={"doc": str})
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_json(path, lines=True, dtype={"doc": str})
+
+
+ROWS = [{"doc": f"d{i:03d}", "body": f"text number {i} word{i % 3}", "extra": i} for i in range(25)]
+
+
+@pytest.mark.parametrize("src,dst", [(".csv", ".parquet"), (".jsonl", ".csv"), (".parquet", ".jsonl")])
+def test_streams_in_batches_and_keeps_ids_in_order(tmp_path: Path, src: str, dst: str) -> None:
+    inp = write_input(tmp_path / f"in{src}", ROWS)
+    sizes = [len(b) for b in iter_batches(inp, "doc", "body", batch_size=10)]
+    assert sizes == [10, 10, 5]
+    model = CountingModel()
+    stats = predict_file(model, inp, tmp_path / f"out{dst}", "doc", "body", batch_size=10, progress=False)
+    assert model.sizes == [10, 10, 5] and stats["rows"] == 25 and stats["batches"] == 3
+    out = read_output(tmp_path / f"out{dst}")
+    assert list(out.columns) == ["doc", "label", "score"]
+    assert out["doc"].tolist() == [r["doc"] for r in ROWS]
+    assert out["label"].tolist() == [f"word{i % 3}" for i in range(25)]
+    assert stats["labels"] == {"word0": 9, "word1": 8, "word2": 8}
+
+
+def test_output_is_atomic_and_errors_name_the_problem(tmp_path: Path) -> None:
+    inp = write_input(tmp_path / "in.csv", ROWS)
+    out = tmp_path / "out.csv"
+    out.write_text("previous result\n")
+    with pytest.raises(RuntimeError, match="model crashed"):
+        predict_file(CountingModel(fail_on=2), inp, out, "doc", "body", batch_size=10, progress=False)
+    assert out.read_text() == "previous result\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.csv",
+        "out.csv",
+    ]
+
+    with pytest.raises(
+        PredictError, match=r"in.csv: no column `text`; it has: doc, body, extra. .*--text-column"
+    ):
+        predict_file(CountingModel(), inp, out, "doc", "text", progress=False)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"doc": "a", "body": "fine"}\n{not json}\n')
+    with pytest.raises(PredictError, match="bad.jsonl line 2: not valid JSON"):
+        predict_file(CountingModel(), bad, tmp_path / "o.jsonl", "doc", "body", progress=False)
+    with pytest.raises(PredictError, match=r"unknown file type `.txt`"):
+        predict_file(CountingModel(), inp, tmp_path / "o.txt", "doc", "body", progress=False)
+    empty = write_input(tmp_path / "empty.parquet", [{"doc": "a", "body": None}])
+    with pytest.raises(PredictError, match="row with doc = 'a': `body` is empty or not a string"):
+        predict_file(CountingModel(), empty, tmp_path / "o.parquet", "doc", "body", progress=False)
+
+
+def test_default_model_uri_reads_register_model_name(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("register:\n  model_name: news-clf\n")
+    assert default_model_uri(None, params) == "models:/news-clf@champion"
+    assert default_model_uri("3", params) == "models:/news-clf/3"
+    assert default_model_uri("challenger", params) == "models:/news-clf@challenger"
+
+
+@pytest.fixture(scope="module")
+def keyword_model_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A keyword classifier registered as `kw` (alias champion) in a SQLite MLflow store in tmp."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    code = root / "keyword_model.py"
+    code.write_text(KEYWORD_MODEL.format(topics=TOPICS))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        exp = mlflow.create_experiment("kw", artifact_location=(root / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=exp):
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(code), registered_model_name="kw", pip_requirements=["mlflow"]
+            )
+        MlflowClient(uri).set_registered_model_alias("kw", "champion", info.registered_model_version)
+    return uri
+
+
+def test_predict_command_on_a_registered_model(
+    prefect_harness, keyword_model_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", keyword_model_uri)
+    rows = make_corpus(n_per_class=100)  # 300 rows: three batches of 128
+    inp = write_input(tmp_path / "news.parquet", [{"id": r["id"], "text": r["text"]} for r in rows])
+    out = tmp_path / "predictions.csv"
+    args = build_parser().parse_args(
+        ["predict", str(inp), str(out), "--model-uri", "models:/kw@champion", "--batch-size", "128"]
+    )
+    assert args.func(args) == 0
+    assert "300 rows" in capsys.readouterr().out
+    pred = pd.read_csv(out)
+    assert pred["id"].tolist() == [r["id"] for r in rows]
+    assert (pred["label"] == [r["label"] for r in rows]).all() and pred["score"].between(0, 1).all()
+
+    args = build_parser().parse_args(
+        ["predict", str(inp), str(tmp_path / "x.csv"), "--model-uri", "models:/kw@nope"]
+    )
+    assert args.func(args) == 1
+    assert "cannot load models:/kw@nope" in capsys.readouterr().err

@@ -1,0 +1,155 @@
+"""`ftpipe promote | rollback | history`: the pure history logic, then the commands on a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from flows.cli import main as ftpipe
+from flows.registry import check_promotable, format_history
+from stages.common.registry import (
+    RegistryError,
+    champion_stack,
+    history_from_tags,
+    make_event,
+    next_history_key,
+    rollback_target,
+)
+from stages.register import GateParams, RegisterParams, load_candidate, register
+from tests.registry_support import Workspace
+
+
+def ev(action: str, frm: str | None, to: str) -> dict[str, Any]:
+    return make_event(action, frm, to, "because", who="ana", at="2026-01-01T00:00:00+00:00")
+
+
+def test_champion_stack_replays_promotions_and_rollbacks() -> None:
+    events = [ev("gate", None, "1"), ev("gate", "1", "2"), ev("promote", "2", "4")]
+    assert champion_stack(events) == ["1", "2", "4"]
+    assert rollback_target(events, "4") == "2"
+    events.append(ev("rollback", "4", "2"))
+    assert champion_stack(events) == ["1", "2"] and rollback_target(events, "2") == "1"
+    events.append(ev("rollback", "2", "1"))
+    with pytest.raises(RegistryError, match="first champion"):
+        rollback_target(events, "1")
+    with pytest.raises(RegistryError, match="no champion"):
+        rollback_target([], None)
+    # an alias moved outside ftpipe counts as the current champion
+    assert rollback_target([ev("gate", None, "1")], "7") == "1"
+
+
+def test_history_tags_round_trip_in_order() -> None:
+    tags: dict[str, str] = {"other": "x"}
+    for e in (ev("gate", None, "1"), ev("promote", "1", "2")):
+        tags[next_history_key(tags)] = json.dumps(e)
+    assert sorted(tags) == ["ftpipe.history.000001", "ftpipe.history.000002", "other"]
+    assert [e["to"] for e in history_from_tags(tags)] == ["1", "2"]
+    text = format_history(history_from_tags(tags), "2", "3")
+    assert "champion: 2   challenger: 3" in text and "1 -> 2" in text and "ana" in text
+
+
+def test_check_promotable_refuses_unusable_versions() -> None:
+    check_promotable("2", "READY", "complete", "1")
+    check_promotable("2", "READY", None, None)  # registered outside ftpipe: allowed
+    with pytest.raises(RegistryError, match="already the champion"):
+        check_promotable("1", "READY", "complete", "1")
+    with pytest.raises(RegistryError, match="not READY"):
+        check_promotable("2", "PENDING_REGISTRATION", None, "1")
+    with pytest.raises(RegistryError, match="broken"):
+        check_promotable("2", "READY", "broken", "1")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> dict[str, Any]:
+    """Model `cli-registry` with v1 (constant, champion by the gate) and v2 (wrong, refused challenger)."""
+    import mlflow
+
+    ws = Workspace(tmp_path_factory.mktemp("registry-ws"))
+    gate = GateParams(min_primary=0.1, baseline_tolerance=1.0, min_improvement=0.0)
+    p = RegisterParams(model_name="cli-registry", gate=gate, retries=0, verify_rows=8)
+    trunc = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
+    for kind in ("constant", "wrong"):
+        c = ws.candidate(kind, kind)
+        cand = load_candidate(c["model"], c["metrics"], c["predictions"], c["splits"], c["labels"])
+        register(p, cand, mlflow_server, params={}, truncation=trunc)
+    mlflow.set_tracking_uri(None)
+    return {"name": "cli-registry", "uri": mlflow_server}
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uri() -> Any:
+    """The commands set MLflow's global tracking URI (and with it MLFLOW_TRACKING_URI); undo that."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture
+def cli_env(registry: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+    monkeypatch.setenv("USER", "test-operator")
+    return registry
+
+
+def run(*args: str) -> int:
+    try:
+        ftpipe(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_promote_rollback_history(cli_env: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow import MlflowClient
+
+    name = cli_env["name"]
+    client = MlflowClient(cli_env["uri"])
+    assert run("promote", "2", "--reason", "hand-checked on fresh data", "--name", name) == 0
+    out = capsys.readouterr().out
+    assert "champion 1 -> 2" in out and "overruling the gate's verdict: reject" in out
+    assert client.get_model_version_by_alias(name, "champion").version == "2"
+
+    assert run("promote", "2", "--reason", "again", "--name", name) == 2
+    assert "already the champion" in capsys.readouterr().err
+    assert run("promote", "9", "--reason", "typo", "--name", name) == 2
+    assert "no version 9" in capsys.readouterr().err
+
+    assert run("rollback", "--reason", "v2 misroutes tech", "--name", name) == 0
+    assert "rolled back champion 2 -> 1" in capsys.readouterr().out
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    assert run("rollback", "--reason", "once more", "--name", name) == 2
+    assert "first champion" in capsys.readouterr().err
+
+    assert run("history", "--name", name, "--json") == 0
+    hist = json.loads(capsys.readouterr().out)
+    assert hist["champion"] == "1" and hist["challenger"] == "2"
+    assert [(e["action"], e["from"], e["to"]) for e in hist["history"]] == [
+        ("gate", None, "1"),
+        ("promote", "1", "2"),
+        ("rollback", "2", "1"),
+    ]
+    assert hist["history"][1]["who"] == "test-operator"
+    assert hist["history"][1]["reason"] == "hand-checked on fresh data"
+    assert run("history", "--name", name) == 0
+    text = capsys.readouterr().out
+    assert "2 -> 1" in text and "v2 misroutes tech" in text
+
+
+def test_commands_report_an_unreachable_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from tests.registry_support import free_port
+
+    port = free_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    params = tmp_path / "params.yaml"
+    params.write_text("register:\n  model_name: m\n  retries: 0\n")
+    assert run("history", "--params", str(params)) == 2
+    assert f"127.0.0.1:{port} did not answer" in capsys.readouterr().err

@@ -1,0 +1,329 @@
+"""The retrain flow against a tiny git+DVC repo: DAG from dvc.yaml, skip vs run, failures, overrides.
+
+One test also serves the flow on a real `prefect server start` and watches two scheduled runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.cli import build_parser
+from flows.retrain import (
+    RetrainError,
+    RetrainParams,
+    StageFailed,
+    load_retrain_params,
+    read_dag,
+    repro_status,
+    select_stages,
+    stage_error,
+)
+from tests.conftest import run_cmd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def stages_of(summary: dict) -> dict[str, str]:
+    return {
+        s["name"]: ("ran, changed nothing" if s["changed_nothing"] else s["status"])
+        for s in summary["stages"]
+    }
+
+
+# ------------------------------------------------------------------------------ pure parts
+
+
+def test_dag_comes_from_dvc_yaml_in_dependency_order(tiny_repo: Path) -> None:
+    dag = read_dag(tiny_repo)
+    assert [s.name for s in dag] == ["prepare", "train", "report", "register"]  # dvc.yaml lists report first
+    by = {s.name: s for s in dag}
+    assert by["train"].upstream == ("prepare",) and by["register"].upstream == ("report",)
+    assert by["register"].always_changed and by["register"].json_outputs == ("reports/registry.json",)
+    assert [s.name for s in select_stages(dag, "train")] == ["prepare", "train"]
+    with pytest.raises(RetrainError, match="unknown target stage `nope`; dvc.yaml has: prepare, train"):
+        select_stages(dag, "nope")
+
+
+def test_stage_error_is_the_stages_own_message() -> None:
+    tb = [
+        "12:00:01 clean INFO reading data/raw",
+        "Traceback (most recent call last):",
+        '  File "stages/clean.py", line 9, in <module>',
+        "    raise CleanError(msg)",
+        "stages.clean.CleanError: clean: 45% of rows rejected (too short: 900); raise clean.max_reject_fraction",
+        "ERROR: failed to reproduce 'clean': failed to run: python -m stages.clean, exited with 1",
+    ]
+    assert (
+        stage_error(tb)
+        == "CleanError: clean: 45% of rows rejected (too short: 900); raise clean.max_reject_fraction"
+    )
+    assert stage_error(["some warning", "bad thing happened"]) == "some warning\nbad thing happened"
+    assert stage_error(["ERROR: 'data.txt' does not exist"]) == "'data.txt' does not exist"
+    assert repro_status("Running stage 'a':\n> python x") == "ran"
+    assert repro_status("Stage 'a' didn't change, skipping") == "skipped"
+    assert repro_status("Stage 'a' is cached - skipping run, checking out outputs") == "restored"
+
+
+def test_shipped_params_and_prefect_yaml_agree() -> None:
+    params = load_retrain_params(REPO)
+    assert isinstance(params, RetrainParams) and "register" in params.network_stages
+    deployment = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]
+    assert deployment["entrypoint"] == "flows/retrain.py:retrain"
+    assert deployment["schedules"][0]["cron"] == params.schedule_cron
+    assert deployment["schedules"][0]["timezone"] == params.timezone
+
+    from prefect.flows import load_flow_from_entrypoint
+
+    flow = load_flow_from_entrypoint(str(REPO / "flows/retrain.py") + ":retrain")
+    assert flow.name == "retrain" and set(flow.parameters.properties) == {
+        "root",
+        "force",
+        "target",
+        "overrides",
+    }
+
+
+def test_cli_parses_run_and_serve_schedule_needs_a_server(tiny_repo: Path) -> None:
+    args = build_parser().parse_args(["run", "--force", "--target", "train", "-S", "a.b=1", "-S", "c=[x, y]"])
+    assert (args.force, args.target, args.overrides) == (True, "train", ["a.b=1", "c=[x, y]"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tiny_repo / ".prefect-home")  # no profile that could name a server
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "serve-schedule", "--root", str(tiny_repo)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "PREFECT_API_URL is not set" in proc.stderr and "prefect server start" in proc.stderr
+
+
+# ------------------------------------------------------------------- the flow (test harness)
+
+
+def test_runs_then_skips_then_retrains_on_new_data(prefect_harness, tiny_repo: Path) -> None:
+    from flows.retrain import retrain
+
+    (tiny_repo / ".flaky").write_text("register fails once, then the retry succeeds")
+    first = retrain(root=str(tiny_repo))
+    assert stages_of(first) == dict.fromkeys(["prepare", "train", "report", "register"], "ran")
+    assert not (tiny_repo / ".flaky").exists()  # register failed once and was retried
+    assert first["registry"]["action"] == "registered" and first["metrics_fresh"]
+    md = first["markdown"]
+    assert "**Ran 4 of 4 stages**" in md and "| **macro_f1** | 0.5400 | 0.6000 | -0.0600 |" in md
+    assert "| floor | pass | macro_f1 above 0.5 |" in md and "promoted to champion" in md
+    status = json.loads(
+        run_cmd(["dvc", "status", "--json"], cwd=tiny_repo, env={"DVC_NO_ANALYTICS": "1"}).stdout
+    )
+    assert status == {"register": ["always changed"]}  # dvc.lock is up to date: DVC kept it
+
+    second = retrain(root=str(tiny_repo))
+    assert stages_of(second) == {
+        "prepare": "skipped",
+        "train": "skipped",
+        "report": "skipped",
+        "register": "ran, changed nothing",
+    }
+    assert second["up_to_date"] and second["changed_stages"] == []
+    assert "**Up to date**" in second["markdown"] and "Nothing new" in second["markdown"]
+    assert "nothing new (this model is already registered)" in second["markdown"]
+
+    (tiny_repo / "data.txt").write_text("alpha\nbeta\ngamma\n")  # new data lands
+    third = retrain(root=str(tiny_repo))
+    assert stages_of(third) == dict.fromkeys(["prepare", "train", "report", "register"], "ran")
+    assert third["registry"]["action"] == "registered" and third["registry"]["version"] == "2"
+
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get("retrain-summary")
+    assert artifact is not None and "**Ran 4 of 4 stages**" in artifact.data
+
+
+def test_failing_stage_fails_the_flow_with_its_own_message(prefect_harness, tiny_repo: Path, capsys) -> None:
+    (tiny_repo / "data.txt").write_text("alpha\nbeta\nFAIL\n")
+    args = build_parser().parse_args(["run", "--root", str(tiny_repo)])
+    assert args.func(args) == 1
+    out, err = capsys.readouterr()
+    last = err.strip().splitlines()[-1]
+    assert last == (
+        "ftpipe run: stage 'prepare' failed: ValueError: prepare: data.txt line 3 says FAIL; "
+        "remove that line and run again"
+    )
+    assert "**FAILED** at stage `prepare`: ValueError: prepare: data.txt line 3 says FAIL" in out
+    assert "| train | not run | — |" in out
+
+    from flows.retrain import retrain
+
+    state = retrain(root=str(tiny_repo), target="prepare", return_state=True)
+    assert (
+        state.is_failed() and "stage 'prepare' failed: ValueError: prepare: data.txt line 3" in state.message
+    )
+    with pytest.raises(StageFailed) as exc:
+        state.result()
+    assert exc.value.stage == "prepare"
+
+
+def test_overrides_target_and_force(prefect_harness, tiny_repo: Path) -> None:
+    from flows.retrain import retrain
+
+    s = retrain(root=str(tiny_repo), target="train", overrides=["train.factor=2"])
+    # report and register are not part of the target
+    assert stages_of(s) == {"prepare": "ran", "train": "ran"}
+    assert s["overrides"] == [{"file": "params.yaml", "key": "train.factor", "old": 1, "new": 2}]
+    params_text = (tiny_repo / "params.yaml").read_text()
+    assert "factor: 2" in params_text and "# how many times train repeats its input" in params_text
+    assert (tiny_repo / "model.txt").read_text() == "alpha\nbeta prepare train alpha\nbeta prepare train"
+    assert "`train.factor`: 1 -> 2" in s["markdown"]
+
+    # the same value again: nothing to do
+    s = retrain(root=str(tiny_repo), target="train", overrides=["train.factor=2"])
+    assert stages_of(s) == {"prepare": "skipped", "train": "skipped"} and s["up_to_date"]
+
+    s = retrain(root=str(tiny_repo), target="prepare", force=True)
+    assert stages_of(s) == {"prepare": "ran"}
+
+    with pytest.raises(RetrainError, match=r"Could not override 'train\.nope'.*\+train\.nope=3"):
+        retrain(root=str(tiny_repo), overrides=["train.nope=3"])
+    with pytest.raises(RetrainError, match="must look like key=value"):
+        retrain(root=str(tiny_repo), overrides=["train.factor"])
+
+
+# -------------------------------------------------------------- schedules on a real Prefect server
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _api(url: str, path: str, body: dict | None = None) -> object:
+    req = urllib.request.Request(
+        f"{url}{path}",
+        data=json.dumps(body or {}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, (
+            "prefect server did not become healthy:\n" + log.read_text()[-3000:]
+        )
+        time.sleep(0.5)
+
+
+def test_served_schedule_runs_then_skips_every_stage(tiny_repo: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        {
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_UI_ENABLED": "false",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        }
+    )
+    server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
+    procs: list[subprocess.Popen] = []
+    try:
+        with open(server_log, "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "prefect",
+                        "server",
+                        "start",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        _wait_healthy(url, procs[0], server_log)
+        with open(serve_log, "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "flows.cli",
+                        "serve-schedule",
+                        "--interval",
+                        "12",
+                        "--root",
+                        str(tiny_repo),
+                    ],
+                    cwd=REPO,
+                    env={**env, "PREFECT_API_URL": url},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        deadline = time.monotonic() + 180
+        done: list[dict] = []
+        while len(done) < 2:
+            assert procs[1].poll() is None, serve_log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no two completed runs:\n" + serve_log.read_text()[-3000:]
+            time.sleep(1)
+            runs = _api(url, "/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC"})
+            bad = [r for r in runs if r["state_type"] in ("FAILED", "CRASHED")]
+            assert not bad, f"{bad[0]['state']['message']}\n{serve_log.read_text()[-3000:]}"
+            done = [r for r in runs if r["state_type"] == "COMPLETED"]
+        summaries = []
+        for run in done[:2]:
+            assert run["deployment_id"] is not None  # a scheduled run of the served deployment
+            arts = _api(url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+            summaries.append(arts[0]["data"])
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+    assert "**Ran 4 of 4 stages**" in summaries[0]
+    assert "**Up to date**" in summaries[1] and "Nothing new" in summaries[1]

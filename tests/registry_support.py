@@ -1,0 +1,272 @@
+"""Helpers for the register and registry tests: a real `mlflow server`, tiny classifiers and their inputs.
+
+The classifiers are tiny BERTs with a sequence-classification head whose quality is set on purpose:
+`trained` (a few dozen AdamW steps: near-perfect on the fixture corpus), `constant` (always one class) and
+`wrong` (the trained one with its head rolled, so it is almost always wrong). The inputs mimic what
+finetune and evaluate write: the model folder, metrics.json, predictions.csv, the splits and labels.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import build_splits, build_tokenizer, make_corpus
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll `url` until it answers 200; fail early if `proc` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def start_mlflow_server(root: Path) -> Iterator[str]:
+    """Run `mlflow server` on 127.0.0.1 (SQLite + artifact folder under `root`); yield its URI."""
+    port = free_port()
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{uri}/health", 90, proc)
+    except Exception:
+        proc.terminate()
+        log.close()
+        raise RuntimeError((root / "server.log").read_text()[-3000:]) from None
+    try:
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def build_classifier(
+    out: Path,
+    texts: list[str],
+    train: list[dict[str, str]],
+    labels: list[str],
+    kind: str = "trained",
+    seed: int = 0,
+    steps: int = 150,
+    lr: float = 1e-3,
+) -> Path:
+    """A tiny BERT classifier saved with its tokenizer; `kind` = trained | constant | wrong | random."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 32-wide model: one thread is fastest and does not fight the other tests
+    try:
+        return _build_classifier(out, texts, train, labels, kind, seed, steps, lr)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build_classifier(
+    out: Path,
+    texts: list[str],
+    train: list[dict[str, str]],
+    labels: list[str],
+    kind: str,
+    seed: int,
+    steps: int,
+    lr: float,
+) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    build_tokenizer(texts, out)
+    tok = AutoTokenizer.from_pretrained(out)
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
+    model = BertForSequenceClassification(cfg)
+    if kind in ("trained", "wrong"):
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
+        model.train()
+        y_all = torch.tensor([labels.index(r["label"]) for r in train])
+        enc = tok(
+            [r["text"] for r in train], padding=True, truncation=True, max_length=64, return_tensors="pt"
+        )
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            idx = torch.randperm(len(train), generator=g)[:32]
+            loss = model(**{k: v[idx] for k, v in enc.items()}, labels=y_all[idx]).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+    with torch.no_grad():
+        if kind == "constant":
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor([5.0] + [0.0] * (len(labels) - 1)))
+        elif kind == "wrong":
+            model.classifier.weight.copy_(model.classifier.weight.roll(1, dims=0))
+            model.classifier.bias.copy_(model.classifier.bias.roll(1, dims=0))
+    model.save_pretrained(out)
+    (out / "ftpipe_params.json").write_text(json.dumps({"kind": kind, "seed": seed}))
+    return out
+
+
+def predict(model_dir: Path, texts: list[str]) -> tuple[list[int], list[list[float]]]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        enc = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        probs = torch.softmax(model(**enc).logits, -1)
+    return probs.argmax(-1).tolist(), probs.tolist()
+
+
+def write_eval_outputs(
+    model_dir: Path, splits: Path, labels_json: Path, reports: Path, baseline_f1: float = 0.5
+) -> dict[str, Path]:
+    """What evaluate writes for `model_dir`: metrics.json and predictions.csv (plus a history file)."""
+    import pandas as pd
+    from datasets import load_from_disk
+    from sklearn.metrics import accuracy_score, f1_score
+
+    test = load_from_disk(str(splits))["test"]
+    names = [json.loads(labels_json.read_text())[str(i)] for i in range(len(test.features["label"].names))]
+    pred, probs = predict(model_dir, list(test["text"]))
+    y = list(test["label"])
+    df = pd.DataFrame(
+        {
+            "id": list(test["id"]),
+            "label": [names[i] for i in y],
+            "pred": [names[i] for i in pred],
+            "score": [max(p) for p in probs],
+            "correct": [int(a == b) for a, b in zip(y, pred, strict=True)],
+            "baseline_pred": [names[i] for i in y],
+            "baseline_correct": 1,
+        }
+    )
+    for j, n in enumerate(names):
+        df[f"prob_{n}"] = [p[j] for p in probs]
+    reports.mkdir(parents=True, exist_ok=True)
+    df.to_csv(reports / "predictions.csv", index=False)
+    model: dict[str, Any] = {
+        "accuracy": accuracy_score(y, pred),
+        "macro_f1": f1_score(y, pred, average="macro", zero_division=0),
+        "weighted_f1": f1_score(y, pred, average="weighted", zero_division=0),
+        "ece": 0.1,
+        "per_class": {n: {"f1": 0.5, "support": 10} for n in names},
+    }
+    baseline = {"accuracy": baseline_f1, "macro_f1": baseline_f1, "weighted_f1": baseline_f1, "ece": 0.2}
+    metrics = {
+        "primary_metric": "macro_f1",
+        "model": model,
+        "baseline": baseline,
+        "delta": {k: model[k] - baseline[k] for k in baseline},
+        "inference": {"examples_per_s": 100.0, "device": "cpu"},
+        "test_rows": len(y),
+    }
+    (reports / "metrics.json").write_text(json.dumps(metrics))
+    (reports / "finetune_history.json").write_text(
+        json.dumps(
+            [
+                {"loss": 1.0, "step": 1, "epoch": 0.5},
+                {"loss": 0.5, "step": 2, "epoch": 1.0},
+                {"eval_loss": 0.6, "eval_macro_f1": 0.8, "step": 2, "epoch": 1.0},
+            ]
+        )
+    )
+    return {
+        "metrics": reports / "metrics.json",
+        "predictions": reports / "predictions.csv",
+        "history": reports / "finetune_history.json",
+    }
+
+
+class Workspace:
+    """One fixture corpus and split, and a factory of candidate models with their evaluate outputs."""
+
+    def __init__(self, root: Path, n_per_class: int = 60) -> None:
+        self.root = root
+        self.rows = make_corpus(n_per_class=n_per_class, seed=1)
+        self.texts = [r["text"] for r in self.rows]
+        self.labels = sorted({r["label"] for r in self.rows})
+        tok_dir = build_tokenizer(self.texts, root / "tok")
+        self.splits, self.labels_json = build_splits(tok_dir, self.rows, root / "data")
+        from datasets import load_from_disk
+
+        train = load_from_disk(str(self.splits))["train"]
+        self.train = [
+            {"text": t, "label": self.labels[y]}
+            for t, y in zip(list(train["text"]), list(train["label"]), strict=True)
+        ]
+
+    def candidate(self, tag: str, kind: str, seed: int = 0) -> dict[str, Path]:
+        """Build model `tag` of `kind` and its evaluate outputs; returns the paths register needs."""
+        model_dir = self.root / tag / "model"
+        if not model_dir.exists():
+            build_classifier(model_dir, self.texts, self.train, self.labels, kind, seed)
+            write_eval_outputs(model_dir, self.splits, self.labels_json, self.root / tag / "reports")
+        reports = self.root / tag / "reports"
+        return {
+            "model": model_dir,
+            "metrics": reports / "metrics.json",
+            "predictions": reports / "predictions.csv",
+            "history": reports / "finetune_history.json",
+            "splits": self.splits,
+            "labels": self.labels_json,
+        }

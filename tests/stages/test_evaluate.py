@@ -1,0 +1,156 @@
+"""evaluate on a tiny saved classifier: metrics.json shape, predictions, confusion data, worst errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import evaluate
+from stages.evaluate import EvaluateError, EvaluateParams, baseline_proba, build_metrics, worst_errors
+from tests.conftest import REPO, build_splits, run_cmd
+
+METRIC_KEYS = {
+    "accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "weighted_precision",
+    "weighted_recall",
+    "weighted_f1",
+    "ece",
+    "per_class",
+}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: list[dict]) -> dict[str, Path]:
+    """Splits plus a saved (random-head) sequence classifier with the same labels."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tmp = tmp_path_factory.mktemp("evaluate")
+    splits, labels = build_splits(tiny_bert, corpus, tmp / "data")
+    names = ["business", "sport", "tech"]
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=3, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
+    )
+    model.save_pretrained(tmp / "model")
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp / "model")
+    params = tmp / "params.yaml"
+    params.write_text("evaluate:\n  worst_errors: 3\n  excerpt_chars: 30\n")
+    return {"tmp": tmp, "splits": splits, "labels": labels, "model": tmp / "model", "params": params}
+
+
+def outputs(tmp: Path) -> dict[str, Path]:
+    r = tmp / "reports"
+    return {
+        "metrics": r / "metrics.json",
+        "predictions": r / "predictions.csv",
+        "confusion": r / "confusion.json",
+        "confusion-png": r / "confusion.png",
+        "errors": r / "worst_errors.csv",
+    }
+
+
+def argv(s: dict[str, Path], out: dict[str, Path]) -> list[str]:
+    args = [
+        "--params",
+        str(s["params"]),
+        "--splits",
+        str(s["splits"]),
+        "--labels",
+        str(s["labels"]),
+        "--model",
+        str(s["model"]),
+    ]
+    for k, v in out.items():
+        args += [f"--{k}", str(v)]
+    return args
+
+
+def test_entry_point_writes_every_report(setup: dict[str, Path]) -> None:
+    out = outputs(setup["tmp"])
+    run_cmd(["python", "-m", "stages.evaluate", *argv(setup, out)], cwd=REPO, timeout=300)
+
+    m = json.loads(out["metrics"].read_text())
+    assert m["primary_metric"] == "macro_f1"
+    assert set(m["model"]) == set(m["baseline"]) == METRIC_KEYS
+    assert set(m["model"]["per_class"]) == {"business", "sport", "tech"}
+    assert set(m["model"]["per_class"]["tech"]) == {"precision", "recall", "f1", "support"}
+    assert m["test_rows"] == 15 and sum(c["support"] for c in m["model"]["per_class"].values()) == 15
+    assert m["inference"]["examples_per_s"] > 0 and m["inference"]["device"] in {"cpu", "cuda"}
+    for k in ("accuracy", "macro_f1", "weighted_f1"):
+        assert m["delta"][k] == pytest.approx(m["model"][k] - m["baseline"][k])
+    assert m["baseline"]["accuracy"] >= 0.9  # the keyword corpus is easy for TF-IDF
+
+    pred = pd.read_csv(out["predictions"], dtype={"id": str})
+    assert list(pred.columns[:7]) == [
+        "id",
+        "label",
+        "pred",
+        "score",
+        "correct",
+        "baseline_pred",
+        "baseline_correct",
+    ]
+    assert list(pred.columns[7:]) == ["prob_business", "prob_sport", "prob_tech"]
+    assert len(pred) == 15 and pred["id"].is_unique
+    assert (pred["correct"] == (pred["label"] == pred["pred"]).astype(int)).all()
+    assert pred["correct"].mean() == pytest.approx(m["model"]["accuracy"])
+    assert pred["baseline_correct"].mean() == pytest.approx(m["baseline"]["accuracy"])
+    probs = pred[["prob_business", "prob_sport", "prob_tech"]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert np.allclose(probs.max(axis=1), pred["score"], atol=1e-6)
+
+    conf = json.loads(out["confusion"].read_text())
+    assert len(conf) == 15 and set(conf[0]) == {"actual", "predicted"}
+    assert sum(c["actual"] == c["predicted"] for c in conf) == pred["correct"].sum()
+    assert out["confusion-png"].read_bytes()[:4] == b"\x89PNG"
+
+    errors = pd.read_csv(out["errors"])
+    assert len(errors) == min(3, int((pred["correct"] == 0).sum()))
+    assert (errors["label"] != errors["pred"]).all()
+    assert list(errors["score"]) == sorted(errors["score"], reverse=True)
+    assert errors["text"].str.len().max() <= 34  # 30 characters + " ..."
+
+
+def test_model_trained_for_other_labels_is_a_clear_error(setup: dict[str, Path], tmp_path: Path) -> None:
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"0": "business", "1": "politics", "2": "tech"}))
+    with pytest.raises(
+        EvaluateError, match=r"trained for labels \['business', 'sport', 'tech'\].*dvc repro finetune"
+    ):
+        evaluate.main([*argv({**setup, "labels": labels}, outputs(tmp_path))])
+
+
+def test_build_metrics_and_worst_errors_on_a_hand_example() -> None:
+    names = ["a", "b"]
+    y = np.array([0, 0, 1, 1])
+    model = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])  # right, wrong (.8), right, wrong (.7)
+    base = np.array([[0.6, 0.4], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])  # all right
+    m = build_metrics(y, model, base, names, ece_bins=10, examples_per_s=12.5, device="cpu")
+    assert m["model"]["accuracy"] == 0.5 and m["baseline"]["accuracy"] == 1.0
+    assert m["delta"] == pytest.approx({"accuracy": -0.5, "macro_f1": -0.5, "weighted_f1": -0.5})
+    # ECE: bins .9 (right), .8 (wrong), .6 (right), .7 (wrong): (|1-.9| + |0-.8| + |1-.6| + |0-.7|) / 4
+    assert m["model"]["ece"] == pytest.approx((0.1 + 0.8 + 0.4 + 0.7) / 4)
+    assert m["inference"] == {"examples_per_s": 12.5, "device": "cpu"} and m["test_rows"] == 4
+
+    preds = evaluate.predictions_table(["w", "x", "y", "z"], y, model, base, names)
+    assert list(preds["correct"]) == [1, 0, 1, 0] and list(preds["baseline_correct"]) == [1, 1, 1, 1]
+    worst = worst_errors(preds, ["t0", "t1", "t2", "a long text " * 10], n=5, excerpt_chars=20)
+    assert list(worst["id"]) == ["x", "z"]  # mistakes only, most confident first
+    assert worst["prob_true"].tolist() == pytest.approx([0.2, 0.3])
+    assert worst["text"].tolist() == ["t1", "a long text a long t ..."]
+
+
+def test_baseline_is_fit_on_train_only() -> None:
+    train_text = ["goal match team", "bank shares profit", "goal cup win", "profit market bank"]
+    probs = baseline_proba(
+        train_text, [1, 0, 1, 0], ["team goal", "bank market"], 3, EvaluateParams(baseline_min_df=1)
+    )
+    assert probs.shape == (2, 3)
+    assert list(probs.argmax(axis=1)) == [1, 0]
+    assert np.all(probs[:, 2] == 0.0)  # a class absent from train gets probability 0

@@ -1,0 +1,304 @@
+"""finetune on tiny in-process models: outputs, head-only, resume, NaN guard, determinism, decoder-only, DDP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stages.common.params import ParamsError, validate_section
+from stages.finetune import (
+    FINGERPRINT_FILE,
+    BaseModelRef,
+    FinetuneError,
+    FinetuneParams,
+    NonFiniteLossError,
+    Paths,
+    prepare_checkpoints,
+    resolve_runtime,
+    run_finetune,
+)
+from tests.conftest import REPO, build_splits, run_cmd
+
+LOG = logging.getLogger("ftpipe.finetune")
+# tiny models learn the keyword corpus in a few epochs at a high learning rate
+TINY = {"epochs": 4, "learning_rate": 5e-3, "batch_size": 8, "warmup": 0.0, "patience": 2}
+
+
+@pytest.fixture(scope="module")
+def bert_data(
+    tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: list[dict]
+) -> tuple[Path, Path]:
+    return build_splits(tiny_bert, corpus, tmp_path_factory.mktemp("bert-data"))
+
+
+def make_paths(tmp: Path, data: tuple[Path, Path]) -> Paths:
+    splits, labels = data
+    return Paths(
+        splits,
+        labels,
+        tmp / "model",
+        tmp / "ckpt",
+        tmp / "finetune.json",
+        tmp / "history.json",
+        tmp / "curves.png",
+    )
+
+
+def train(
+    tmp: Path, model: Path, data: tuple[Path, Path], callbacks: list[Any] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    p = FinetuneParams(**{**TINY, **overrides})
+    report = run_finetune(p, BaseModelRef(model=str(model)), make_paths(tmp, data), LOG, callbacks)
+    assert report is not None
+    return report
+
+
+@pytest.fixture(scope="module")
+def reference(
+    tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, bert_data: tuple[Path, Path]
+) -> Path:
+    """One full-parameter run with the TINY params; tests compare against its outputs."""
+    tmp = tmp_path_factory.mktemp("reference")
+    train(tmp, tiny_bert, bert_data)
+    return tmp
+
+
+def encoder_state(path: Path) -> dict[str, Any]:
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(path).state_dict()
+
+
+def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_bert: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = reference / "model"
+    assert (model_dir / "model.safetensors").is_file()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    assert model.config.id2label == {0: "business", 1: "sport", 2: "tech"}
+    assert model.config.label2id == {"business": 0, "sport": 1, "tech": 2}
+    saved_tok = json.loads((model_dir / "tokenizer.json").read_text())
+    assert saved_tok["padding"] is None and saved_tok["truncation"] is None
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert len(tok("market shares")["input_ids"]) < 10  # not padded to a fixed length
+    resolved = json.loads((model_dir / "ftpipe_params.json").read_text())
+    assert resolved["finetune"]["learning_rate"] == TINY["learning_rate"]
+    assert resolved["base_model"]["model"] == resolved["base_model"]["source"] == str(tiny_bert)
+    assert (resolved["device"], resolved["precision"], resolved["num_processes"]) == ("cpu", "fp32", 1)
+
+    report = json.loads((reference / "finetune.json").read_text())
+    assert (report["device"], report["precision"], report["num_processes"]) == ("cpu", "fp32", 1)
+    assert report["trainable_params"] == report["total_params"] > 0
+    assert report["train_samples_per_s"] > 0 and report["wall_time_s"] > 0
+    assert report["best_validation"]["macro_f1"] >= 0.6  # it learned something
+    history = json.loads((reference / "history.json").read_text())
+    assert [r["epoch"] for r in history] == list(range(1, len(history) + 1))
+    for row in history:
+        assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1"} <= row.keys()
+    best = next(r for r in history if r["epoch"] == report["best_epoch"])
+    assert (
+        best["val_macro_f1"]
+        == report["best_validation"]["macro_f1"]
+        == max(r["val_macro_f1"] for r in history)
+    )
+    assert (reference / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (reference / "ckpt").exists()  # cleared after success
+    # full-parameter: the encoder moved away from the base checkpoint
+    base, tuned = encoder_state(tiny_bert), encoder_state(model_dir)
+    assert any(not v.equal(tuned[k]) for k, v in base.items())
+
+
+def test_same_params_and_data_give_the_same_validation_metrics(
+    tmp_path: Path, reference: Path, tiny_bert: Path, bert_data: tuple[Path, Path]
+) -> None:
+    train(tmp_path, tiny_bert, bert_data)
+    first = json.loads((reference / "history.json").read_text())
+    second = json.loads((tmp_path / "history.json").read_text())
+    assert second == first
+
+
+def test_head_only_leaves_the_encoder_bit_identical(
+    tmp_path: Path, tiny_bert: Path, bert_data: tuple[Path, Path]
+) -> None:
+    report = train(tmp_path, tiny_bert, bert_data, freeze="encoder", epochs=2)
+    assert report["trainable_params"] == 32 * 3 + 3  # the classifier only: hidden 32 x 3 classes + bias
+    assert report["total_params"] > report["trainable_params"]
+    base, tuned = encoder_state(tiny_bert), encoder_state(tmp_path / "model")
+    assert base.keys() == tuned.keys()
+    for key, value in base.items():
+        assert value.equal(tuned[key]), key
+
+
+class Killed(Exception):
+    """Stands in for the process being killed right after a checkpoint was written."""
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(
+    tmp_path: Path,
+    reference: Path,
+    tiny_bert: Path,
+    bert_data: tuple[Path, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from transformers import TrainerCallback
+
+    class KillAfterSecondSave(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.epoch >= 2:
+                raise Killed
+
+    with pytest.raises(Killed):
+        train(tmp_path, tiny_bert, bert_data, callbacks=[KillAfterSecondSave()])
+    assert not (tmp_path / "model").exists()  # no half-written model
+    saved = sorted(p.name for p in (tmp_path / "ckpt").glob("checkpoint-*"))
+    assert saved == ["checkpoint-16", "checkpoint-8"]
+
+    with caplog.at_level(logging.INFO, logger="ftpipe.finetune"):
+        report = train(tmp_path, tiny_bert, bert_data)
+    assert f"resuming from {tmp_path / 'ckpt' / 'checkpoint-16'}" in caplog.text
+    assert report["resumed_from"].endswith("checkpoint-16")
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history == json.loads((reference / "history.json").read_text())  # as if never interrupted
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_checkpoints_of_other_params_are_cleared_not_resumed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ckpt = tmp_path / "ckpt"
+    (ckpt / "checkpoint-8").mkdir(parents=True)
+    (ckpt / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": "old"}))
+    with caplog.at_level(logging.INFO, logger="ftpipe.finetune"):
+        assert prepare_checkpoints(ckpt, "new", LOG) is None
+    assert "clearing" in caplog.text
+    assert [p.name for p in ckpt.iterdir()] == [FINGERPRINT_FILE]
+    # same fingerprint, but the checkpoint is incomplete (killed mid-save): removed, fresh start
+    (ckpt / "checkpoint-8").mkdir()
+    assert prepare_checkpoints(ckpt, "new", LOG) is None
+    assert not (ckpt / "checkpoint-8").exists()
+
+
+def test_nan_loss_stops_with_the_step(tmp_path: Path, tiny_bert: Path, bert_data: tuple[Path, Path]) -> None:
+    # a learning rate this large makes the weights overflow float32 within a few updates
+    with pytest.raises(
+        NonFiniteLossError, match=r"loss became (nan|inf) at step \d+ .*finetune.learning_rate"
+    ):
+        train(tmp_path, tiny_bert, bert_data, learning_rate=1e30, max_grad_norm=0.0)
+    assert not (tmp_path / "model").exists()
+
+
+def test_decoder_only_without_pad_token(tmp_path: Path, tiny_gpt2: Path, corpus: list[dict]) -> None:
+    """A GPT-2 without a pad token is fine-tuned (pad = eos) and evaluated end to end."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from stages import evaluate
+
+    assert AutoTokenizer.from_pretrained(tiny_gpt2).pad_token is None
+    data = build_splits(tiny_gpt2, corpus, tmp_path / "data")
+    report = train(tmp_path, tiny_gpt2, data, epochs=3)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "model")
+    cfg = AutoConfig.from_pretrained(tmp_path / "model")
+    assert tok.pad_token == tok.eos_token == "<|endoftext|>"
+    assert cfg.pad_token_id == tok.eos_token_id
+    assert report["best_validation"]["accuracy"] > 0.5
+
+    params = tmp_path / "params.yaml"
+    params.write_text("evaluate: {}\n")
+    r = tmp_path / "reports"
+    evaluate.main(
+        [
+            "--params",
+            str(params),
+            "--splits",
+            str(data[0]),
+            "--labels",
+            str(data[1]),
+            "--model",
+            str(tmp_path / "model"),
+            "--metrics",
+            str(r / "metrics.json"),
+            "--predictions",
+            str(r / "predictions.csv"),
+            "--confusion",
+            str(r / "confusion.json"),
+            "--confusion-png",
+            str(r / "confusion.png"),
+            "--errors",
+            str(r / "errors.csv"),
+        ]
+    )
+    metrics = json.loads((r / "metrics.json").read_text())
+    assert metrics["test_rows"] == 15 and metrics["model"]["accuracy"] > 0.5
+
+
+def test_two_processes_on_gloo(tmp_path: Path, tiny_bert: Path, bert_data: tuple[Path, Path]) -> None:
+    """`num_processes: 2` relaunches the stage under torchrun: DDP with the gloo backend on the CPU."""
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "tokenize": {"model": str(tiny_bert)},
+                "finetune": {**TINY, "epochs": 2, "batch_size": 4, "num_processes": 2},
+            }
+        )
+    )
+    p = make_paths(tmp_path, bert_data)
+    start = time.time()
+    proc = run_cmd(
+        [
+            "python",
+            "-m",
+            "stages.finetune",
+            "--params",
+            str(params),
+            "--splits",
+            str(p.splits),
+            "--labels",
+            str(p.labels),
+            "--out",
+            str(p.out),
+            "--checkpoints",
+            str(p.checkpoints),
+            "--report",
+            str(p.report),
+            "--history",
+            str(p.history),
+            "--plot",
+            str(p.plot),
+        ],
+        cwd=REPO,
+        timeout=300,
+    )
+    report = json.loads(p.report.read_text())
+    assert report["num_processes"] == 2, proc.stderr[-2000:]
+    assert "launching 2 processes" in proc.stderr
+    assert (p.out / "model.safetensors").is_file()
+    assert len(json.loads(p.history.read_text())) == 2
+    assert not p.checkpoints.exists()
+    assert time.time() - start < 120
+
+
+def test_params_are_validated() -> None:
+    with pytest.raises(ParamsError, match=r"`finetune.warmup` = 2.5"):
+        validate_section("finetune", {"warmup": 2.5}, FinetuneParams)
+    with pytest.raises(ParamsError, match=r"`finetune.freeze` = 'all'"):
+        validate_section("finetune", {"freeze": "all"}, FinetuneParams)
+    assert validate_section("finetune", {"warmup": 50}, FinetuneParams).warmup == 50
+
+
+def test_fp16_on_the_cpu_is_a_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(FinetuneError, match="fp16 needs a CUDA device"):
+        resolve_runtime(FinetuneParams(precision="fp16"))
+    rt = resolve_runtime(FinetuneParams())
+    assert (rt.device, rt.precision, rt.world_size) == ("cpu", "fp32", 1)

@@ -1,0 +1,501 @@
+"""register: the gate's pure parts, then registrations against a real `mlflow server` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from stages.common.registry import TrackingUnavailable, redact_uri, with_retries
+from stages.register import (
+    Candidate,
+    ChampionScore,
+    GateParams,
+    RegisterError,
+    RegisterParams,
+    dvc_lock_hashes,
+    load_candidate,
+    loggable_params,
+    mcnemar,
+    model_hash,
+    register,
+    run_gate,
+)
+from tests.conftest import REPO, run_cmd
+from tests.registry_support import Workspace, free_port, wait_http
+
+TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
+# permissive absolute checks, so the tiny models' quality decides through the champion comparison
+GATE = GateParams(min_primary=0.1, baseline_tolerance=1.0, min_improvement=0.0, significance=0.05)
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uri() -> Any:
+    """register() sets MLflow's global tracking URI (and with it MLFLOW_TRACKING_URI); undo that."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_mcnemar_exact_for_few_discordant_pairs_chi2_for_many() -> None:
+    p, method = mcnemar(10, 0)
+    assert method == "exact-binomial" and p == pytest.approx(2 * 0.5**10)
+    assert mcnemar(0, 0) == (1.0, "exact-binomial")
+    p, method = mcnemar(30, 10)
+    assert method == "chi2-continuity" and p == pytest.approx(0.002663, rel=1e-3)  # (|30-10|-1)^2/40 = 9.025
+
+
+def _candidate(correct: list[int], labels: list[str] | None = None, f1: float = 0.9) -> Candidate:
+    labels = labels or ["a", "b"]
+    truth = ["a", "b"] * (len(correct) // 2)
+    pred = [t if ok else ("b" if t == "a" else "a") for t, ok in zip(truth, correct, strict=True)]
+    test = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(len(truth))],
+            "text": ["x"] * len(truth),
+            "label": truth,
+            "pred": pred,
+            "correct": correct,
+        }
+    )
+    metrics = {"primary_metric": "macro_f1", "model": {"macro_f1": f1}, "baseline": {"macro_f1": 0.8}}
+    return Candidate(Path("."), metrics, "macro_f1", labels, test)
+
+
+def test_gate_without_champion_uses_only_the_absolute_checks() -> None:
+    d = run_gate(GateParams(min_primary=0.95), _candidate([1] * 20, f1=0.9), None)
+    assert not d.promote
+    by = {c.name: c for c in d.checks}
+    assert by["floor"].outcome == "fail" and "register.gate.min_primary" in by["floor"].reason
+    assert by["baseline"].outcome == "pass"
+    assert {by[n].outcome for n in ("labels", "improvement", "significance")} == {"skip"}
+    assert run_gate(GateParams(min_primary=0.5), _candidate([1] * 20), None).promote
+
+
+def test_gate_against_a_champion_needs_a_significant_gain_and_the_same_labels() -> None:
+    cand = _candidate([1] * 20)
+    truth = cand.test["label"].tolist()
+    wrong_half = [("b" if t == "a" else "a") if i < 12 else t for i, t in enumerate(truth)]
+    d = run_gate(GATE, cand, ChampionScore("1", ["a", "b"], wrong_half))
+    assert d.promote, d.checks
+    assert d.comparison["only_candidate_right"] == 12 and d.comparison["only_champion_right"] == 0
+    assert d.comparison["mcnemar_p"] == pytest.approx(2 * 0.5**12)
+    # a champion that is just as good: no significant difference
+    d = run_gate(GATE, cand, ChampionScore("1", ["a", "b"], truth))
+    by = {c.name: c for c in d.checks}
+    assert (
+        not d.promote
+        and by["significance"].outcome == "fail"
+        and "not significantly" in by["significance"].reason
+    )
+    # a different label set fails unless declared
+    d = run_gate(GATE, cand, ChampionScore("1", ["a", "b", "c"], wrong_half))
+    assert {c.name: c.outcome for c in d.checks}["labels"] == "fail"
+    gate = GATE.model_copy(update={"allow_label_change": True})
+    assert run_gate(gate, cand, ChampionScore("1", ["a", "b", "c"], wrong_half)).promote
+    # a champion that cannot be scored blocks promotion, with the reason
+    d = run_gate(GATE, cand, ChampionScore("1", ["a", "b"], None, "OSError: gone"))
+    assert not d.promote and "OSError: gone" in {c.name: c for c in d.checks}["improvement"].reason
+
+
+def test_model_hash_follows_weights_and_config_only(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"w1")
+    h = model_hash(tmp_path)
+    (tmp_path / "ftpipe_params.json").write_text('{"at": "now"}')
+    assert model_hash(tmp_path) == h
+    (tmp_path / "model.safetensors").write_bytes(b"w2")
+    assert model_hash(tmp_path) != h
+
+
+def test_params_are_flattened_and_secrets_left_out() -> None:
+    out = loggable_params(
+        {
+            "tokenize": {"model": "m", "max_length": 128},
+            "ingest": {"api_key": "s3cr3t"},
+            "x": {"password": "p", "labels": ["a", "b"]},
+        }
+    )
+    assert out == {"tokenize.model": "m", "tokenize.max_length": "128", "x.labels": '["a", "b"]'}
+    assert redact_uri("http://bob:hunter2@host:5000/x") == "http://bob:***@host:5000/x"
+
+
+def test_dvc_lock_hashes_keep_data_and_model_outputs(tmp_path: Path) -> None:
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  label:\n    outs:\n    - path: data/processed/splits\n      md5: abc.dir\n"
+        "    - path: reports/label.json\n      md5: def\n  finetune:\n    outs:\n    - path: models/model\n"
+        "      md5: 123.dir\n"
+    )
+    assert dvc_lock_hashes(lock) == {"data/processed/splits": "abc.dir", "models/model": "123.dir"}
+    assert dvc_lock_hashes(tmp_path / "missing.lock") == {}
+
+
+def test_lineage_dirty_ignores_what_the_run_itself_rewrites(tmp_path: Path) -> None:
+    from stages.register import lineage
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for f in ("dvc.lock", "stage.py", "reports/m.json"):
+        (tmp_path / f).parent.mkdir(exist_ok=True)
+        (tmp_path / f).write_text("1")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    (tmp_path / "dvc.lock").write_text("2")
+    (tmp_path / "reports/m.json").write_text("2")
+    tags = lineage(tmp_path, tmp_path / "dvc.lock", ["a"], {}, "h")
+    assert tags["git.dirty"] == "false" and len(tags["git.commit"]) == 40
+    (tmp_path / "stage.py").write_text("2")
+    tags = lineage(tmp_path, tmp_path / "dvc.lock", ["a"], {}, "h")
+    assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "stage.py"
+
+
+def test_served_encoding_matches_the_tokenize_stage(tiny_bert: Path, corpus: list[dict[str, str]]) -> None:
+    from transformers import AutoTokenizer
+
+    from stages.common.textclf import encode
+    from stages.tokenize import TokenizeParams, encode_batch
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = [r["text"] for r in corpus[:8]]
+    for policy in ("head", "tail", "head+tail"):
+        p = TokenizeParams(max_length=12, truncation=policy, head_fraction=0.25)
+        ours = encode(tok, texts, 12, policy, 0.25)
+        assert [r["input_ids"] for r in ours] == encode_batch(tok, texts, p)["input_ids"], policy
+
+
+def test_params_section_loads_with_the_nested_gate() -> None:
+    from stages.common.params import ParamsError, load_section, validate_section
+
+    p = load_section("register", RegisterParams, REPO / "params.yaml")
+    assert isinstance(p.gate, GateParams)
+    with pytest.raises(ParamsError, match="register.gate.signficance"):
+        validate_section("register", {"gate": {"signficance": 0.1}}, RegisterParams)
+
+
+def test_artifacts_live_beside_a_sqlite_store_whatever_the_cwd() -> None:
+    from stages.common.registry import DEFAULT_DB, default_artifact_location, tracking_uri
+
+    assert default_artifact_location("sqlite:////srv/ml/mlflow.db", "m") == "file:///srv/ml/mlartifacts/m"
+    assert default_artifact_location("http://127.0.0.1:5000", "m") is None  # the server decides
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        assert tracking_uri() == f"sqlite:///{DEFAULT_DB}" and DEFAULT_DB.parent == REPO
+
+
+def test_unreachable_server_fails_fast_with_the_uri() -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    t = time.monotonic()
+    with pytest.raises(TrackingUnavailable, match=f"127.0.0.1:{uri.rsplit(':', 1)[1]}.*2 attempt"):
+        from stages.common.registry import connect
+
+        connect(uri, retries=1, backoff_s=0.05)
+    assert time.monotonic() - t < 20
+    waits: list[float] = []
+    with pytest.raises(TrackingUnavailable):
+        with_retries(lambda: 1 / 0, "sqlite:///x.db", retries=3, backoff_s=0.5, sleep=waits.append)
+    assert waits == [0.5, 1.0, 2.0]
+
+
+# --------------------------------------------------------------------------- against a real server
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("register-ws"))
+
+
+def _cand(ws: Workspace, tag: str, kind: str) -> Candidate:
+    p = ws.candidate(tag, kind)
+    return load_candidate(p["model"], p["metrics"], p["predictions"], p["splits"], p["labels"])
+
+
+def _register(
+    ws: Workspace, uri: str, name: str, cand: Candidate, gate: GateParams = GATE, **kw: Any
+) -> dict[str, Any]:
+    p = RegisterParams(model_name=name, gate=gate, retries=1, backoff_s=0.2, verify_rows=16)
+    return register(
+        p,
+        cand,
+        uri,
+        params={"register": p.model_dump(), "tokenize": TRUNC},
+        truncation=TRUNC,
+        repo=REPO,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def lifecycle(ws: Workspace, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Register constant (first: champion), wrong (worse: refused), trained (better: promoted), trained again."""
+    lock = tmp_path_factory.mktemp("lock") / "dvc.lock"
+    lock.write_text("stages:\n  finetune:\n    outs:\n    - path: models/model\n      md5: feed.dir\n")
+    ws_hist = ws.candidate("constant", "constant")["history"]
+    out = {"name": "gate-lifecycle"}
+    for step, kind in (
+        ("first", "constant"),
+        ("worse", "wrong"),
+        ("better", "trained"),
+        ("again", "trained"),
+    ):
+        t = time.monotonic()
+        paths = ws.candidate(kind, kind)
+        out[step] = _register(
+            ws,
+            mlflow_server,
+            out["name"],
+            _cand(ws, kind, kind),
+            lock_path=lock,
+            history_path=ws_hist,
+            extra_artifacts=[paths["metrics"], paths["predictions"], paths["model"].parent / "absent.png"],
+        )
+        out[step]["_seconds"] = time.monotonic() - t
+    return out
+
+
+def test_first_registration_becomes_champion(lifecycle: dict[str, Any], mlflow_server: str) -> None:
+    r = lifecycle["first"]
+    assert r["action"] == "registered" and r["version"] == "1" and r["promoted"]
+    assert r["aliases"] == ["challenger", "champion"] and r["champion"] == "1"
+    assert {
+        c["outcome"] for c in r["gate"]["checks"] if c["name"] in ("labels", "improvement", "significance")
+    } == {"skip"}
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    mv = client.get_model_version(lifecycle["name"], "1")
+    for tag in (
+        "git.commit",
+        "git.dirty",
+        "labels.sha256",
+        "params.sha256",
+        "lib.torch",
+        "lib.transformers",
+        "ftpipe.model_hash",
+        "dvc.models/model",
+        "gate.floor.outcome",
+        "gate.floor.reason",
+    ):
+        assert tag in mv.tags, tag
+    assert mv.tags["dvc.models/model"] == "feed.dir" and mv.tags["ftpipe.status"] == "complete"
+    assert mv.description.startswith(f"# {lifecycle['name']}") and "Gate decision" in mv.description
+    run = client.get_run(r["run_id"])
+    assert run.data.params["register.model_name"] == lifecycle["name"]
+    assert "test.macro_f1" in run.data.metrics and "baseline.macro_f1" in run.data.metrics
+    assert [m.value for m in client.get_metric_history(r["run_id"], "history.loss")] == [1.0, 0.5]
+    assert run.data.tags["git.commit"] == mv.tags["git.commit"]
+    arts = {a.path for a in client.list_artifacts(r["run_id"])} | {
+        a.path for a in client.list_artifacts(r["run_id"], "reports")
+    }
+    assert {
+        "model_card.md",
+        "reports/metrics.json",
+        "reports/predictions.csv",
+        "reports/finetune_history.json",
+    } <= arts
+
+
+def test_worse_challenger_is_refused_with_reasons(lifecycle: dict[str, Any], mlflow_server: str) -> None:
+    r = lifecycle["worse"]
+    assert r["action"] == "registered" and r["version"] == "2" and not r["promoted"]
+    assert r["aliases"] == ["challenger"] and r["champion"] == "1"
+    by = {c["name"]: c for c in r["gate"]["checks"]}
+    assert by["floor"]["outcome"] == "fail" and by["improvement"]["outcome"] == "fail"
+    assert by["significance"]["outcome"] == "fail" and "significantly worse" in by["significance"]["reason"]
+    cmp = r["gate"]["comparison"]
+    assert cmp["rows"] == 30 and cmp["only_champion_right"] == 10 and cmp["only_candidate_right"] == 0
+    from mlflow import MlflowClient
+
+    tags = MlflowClient(mlflow_server).get_model_version(lifecycle["name"], "2").tags
+    assert tags["gate.decision"] == "reject" and tags["gate.significance.outcome"] == "fail"
+    assert float(tags["gate.mcnemar_p"]) == pytest.approx(cmp["mcnemar_p"])
+
+
+def test_better_challenger_is_promoted(lifecycle: dict[str, Any]) -> None:
+    r = lifecycle["better"]
+    assert r["version"] == "3" and r["promoted"] and r["aliases"] == ["challenger", "champion"]
+    cmp = r["gate"]["comparison"]
+    assert cmp["candidate_errors"] == 0 and cmp["mcnemar_p"] < 0.05 and r["gate"]["champion_before"] == "1"
+
+
+def test_same_model_twice_is_one_version(lifecycle: dict[str, Any], mlflow_server: str) -> None:
+    r = lifecycle["again"]
+    assert r["action"] == "unchanged" and r["version"] == "3" and r["gate"]["promote"]
+    from mlflow import MlflowClient
+
+    versions = MlflowClient(mlflow_server).search_model_versions(f"name = '{lifecycle['name']}'")
+    assert len(versions) == 3
+    assert r["_seconds"] < lifecycle["better"]["_seconds"]
+
+
+def test_champion_loads_by_alias_and_predicts(
+    lifecycle: dict[str, Any], mlflow_server: str, ws: Workspace
+) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server)
+    model = mlflow.pyfunc.load_model(f"models:/{lifecycle['name']}@champion")
+    test = _cand(ws, "trained", "trained").test
+    out = model.predict(pd.DataFrame({"text": test["text"]}))
+    assert list(out.columns) == ["label", "score"] and len(out) == len(test)
+    assert out["label"].tolist() == test["label"].tolist()  # the trained model is right on every test row
+    assert out["score"].between(0, 1).all()
+    assert model.metadata.signature.outputs.input_names() == ["label", "score"]
+
+
+def test_wiped_registry_registers_again(ws: Workspace, mlflow_server: str) -> None:
+    from mlflow import MlflowClient
+
+    cand = _cand(ws, "constant", "constant")
+    assert _register(ws, mlflow_server, "wiped", cand)["action"] == "registered"
+    assert _register(ws, mlflow_server, "wiped", cand)["action"] == "unchanged"
+    MlflowClient(mlflow_server).delete_registered_model("wiped")
+    r = _register(ws, mlflow_server, "wiped", cand)
+    assert r["action"] == "registered" and r["version"] == "1" and r["aliases"] == ["challenger", "champion"]
+
+
+def test_broken_version_gets_no_alias(ws: Workspace, mlflow_server: str) -> None:
+    """A model whose served predictions disagree with the evaluated ones is tagged broken, never aliased."""
+    from mlflow import MlflowClient
+
+    good = _cand(ws, "trained", "trained")
+    lying = Candidate(
+        _cand(ws, "constant", "constant").model_dir, good.metrics, good.primary_metric, good.labels, good.test
+    )  # the constant model with the trained model's evaluation
+    with pytest.raises(RegisterError, match="broken and got no alias.*agrees with the evaluated predictions"):
+        _register(ws, mlflow_server, "broken", lying)
+    client = MlflowClient(mlflow_server)
+    mv = client.get_model_version("broken", "1")
+    assert mv.tags["ftpipe.status"] == "broken" and not mv.aliases
+    # the next run registers a fresh version rather than reusing the broken one
+    r = _register(ws, mlflow_server, "broken", good)
+    assert r["version"] == "2" and r["aliases"] == ["challenger", "champion"]
+
+
+def test_stale_predictions_are_a_clear_error(ws: Workspace, tmp_path: Path) -> None:
+    p = ws.candidate("trained", "trained")
+    preds = pd.read_csv(p["predictions"]).head(5)
+    preds.to_csv(tmp_path / "predictions.csv", index=False)
+    with pytest.raises(RegisterError, match="predictions.csv has 5 rows .* Rerun evaluate"):
+        load_candidate(p["model"], p["metrics"], tmp_path / "predictions.csv", p["splits"], p["labels"])
+
+
+def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: str, tmp_path: Path) -> None:
+    import yaml
+
+    p = ws.candidate("trained", "trained")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["register"].update(model_name="entry-point", retries=0)
+    params["register"]["gate"].update(min_primary=0.5, baseline_tolerance=0.5)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "registry.json"
+    run_cmd(
+        [
+            sys.executable,
+            "-m",
+            "stages.register",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--model",
+            str(p["model"]),
+            "--metrics",
+            str(p["metrics"]),
+            "--predictions",
+            str(p["predictions"]),
+            "--splits",
+            str(p["splits"]),
+            "--labels",
+            str(p["labels"]),
+            "--history",
+            str(p["history"]),
+            "--artifacts",
+            str(tmp_path / "absent.png"),
+            "--lock",
+            str(tmp_path / "dvc.lock"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        env={"MLFLOW_TRACKING_URI": mlflow_server},
+    )
+    report = json.loads(out.read_text())
+    assert report["action"] == "registered" and report["name"] == "entry-point"
+    assert report["aliases"] == ["challenger", "champion"] and report["tracking_uri"] == mlflow_server
+
+
+def _serve(model_uri: str, tracking: str, tmp: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = open(tmp / "serve.log", "w")  # noqa: SIM115 - the process owns it until terminated
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": tracking,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_served_champion_answers_over_http(
+    lifecycle: dict[str, Any], mlflow_server: str, tmp_path: Path
+) -> None:
+    proc, url = _serve(f"models:/{lifecycle['name']}@champion", mlflow_server, tmp_path)
+    try:
+        try:
+            wait_http(f"{url}/ping", 120, proc)
+        except Exception:
+            raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
+        body = json.dumps(
+            {
+                "dataframe_records": [
+                    {"text": "market shares profit bank economy company"},
+                    {"text": "match goal team player coach league season"},
+                ]
+            }
+        )
+        req = urllib.request.Request(
+            f"{url}/invocations", body.encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            preds = json.loads(r.read())["predictions"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert [p["label"] for p in preds] == ["business", "sport"]
+    assert all(0 < p["score"] <= 1 for p in preds)
