@@ -120,9 +120,11 @@ def tokenize_table(df: pd.DataFrame, p: TokenizeParams, tok: Any) -> tuple[Any, 
     from datasets import Dataset
 
     ds = Dataset.from_pandas(df[["id", "text", "label", "group"]], preserve_index=False)
-    # datasets cannot hash the closure; fingerprint it from what determines the output instead
+    # datasets cannot hash the closure, and an in-memory dataset's own fingerprint is random: derive it
+    # from the content and the settings instead, so the saved dataset is byte-identical on a rerun
+    content = pd.util.hash_pandas_object(df[["id", "text", "label", "group"]], index=False).to_numpy()
     fingerprint = hashlib.sha256(
-        f"{ds._fingerprint}|{p.model_dump_json()}|{tok.name_or_path}|{len(tok)}".encode()
+        content.tobytes() + f"|{p.model_dump_json()}|{len(tok)}".encode()
     ).hexdigest()[:16]
     ds = ds.map(
         lambda batch: encode_batch(tok, batch["text"], p),

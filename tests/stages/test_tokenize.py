@@ -63,3 +63,16 @@ def test_unknown_builtin_is_a_clear_error() -> None:
 
     with pytest.raises(ModelRefError, match="unknown builtin model `builtin:nope`"):
         load_tokenizer(TokenizeParams(model="builtin:nope"))
+
+
+def test_saved_dataset_is_byte_identical_on_a_rerun(tok, tmp_path) -> None:
+    """DVC hashes the output folder: a rerun on the same input must not change it (datasets' own
+    fingerprint of an in-memory table is random, so the stage derives it from the content)."""
+    df = pd.DataFrame(
+        {"id": ["a", "b"], "text": [TEXT, "market bank"], "label": ["x", "y"], "group": ["g1", "g2"]}
+    )
+    p = TokenizeParams(model="x", max_length=8)
+    for name in ("one", "two"):
+        tokenize_table(df, p, tok)[0].save_to_disk(str(tmp_path / name))
+    for f in ("state.json", "dataset_info.json", "data-00000-of-00001.arrow"):
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
