@@ -45,15 +45,27 @@ def make_corpus(n_per_class: int = 30, seed: int = 0) -> list[dict[str, str]]:
 
 
 def build_tokenizer(texts: list[str], out: Path, vocab_size: int = 200) -> Path:
-    """Train a tiny WordPiece tokenizer and save it as a BERT fast tokenizer."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A tiny WordPiece tokenizer over the words of `texts`, saved as a BERT fast tokenizer.
+
+    The vocabulary is built here, sorted, rather than by `tokenizers`' trainer, whose tie-breaking
+    differs from process to process: the same texts must give the same ids in every test run.
+    `vocab_size` caps the number of whole words (most frequent first); characters cover the rest.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)))
+    words = sorted(w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:vocab_size])
+    chars = sorted({c for w in counts for c in w})
+    entries = dict.fromkeys([*special, *words, *chars, *(f"##{c}" for c in chars)])
+    tok = Tokenizer(models.WordPiece(vocab={w: i for i, w in enumerate(entries)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

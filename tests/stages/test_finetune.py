@@ -27,7 +27,7 @@ from tests.conftest import REPO, build_splits, run_cmd
 
 LOG = logging.getLogger("ftpipe.finetune")
 # tiny models learn the keyword corpus in a few epochs at a high learning rate
-TINY = {"epochs": 4, "learning_rate": 5e-3, "batch_size": 8, "warmup": 0.0, "patience": 2}
+TINY = {"epochs": 4, "learning_rate": 5e-3, "batch_size": 4, "warmup": 0.0, "patience": 2}
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +157,12 @@ def test_interrupted_run_resumes_from_its_checkpoint(
         train(tmp_path, tiny_bert, bert_data, callbacks=[KillAfterSecondSave()])
     assert not (tmp_path / "model").exists()  # no half-written model
     saved = sorted(p.name for p in (tmp_path / "ckpt").glob("checkpoint-*"))
-    assert saved == ["checkpoint-16", "checkpoint-8"]
+    assert saved == ["checkpoint-15", "checkpoint-30"]  # 60 train rows, batch 4: 15 steps an epoch
 
     with caplog.at_level(logging.INFO, logger="ftpipe.finetune"):
         report = train(tmp_path, tiny_bert, bert_data)
-    assert f"resuming from {tmp_path / 'ckpt' / 'checkpoint-16'}" in caplog.text
-    assert report["resumed_from"].endswith("checkpoint-16")
+    assert f"resuming from {tmp_path / 'ckpt' / 'checkpoint-30'}" in caplog.text
+    assert report["resumed_from"].endswith("checkpoint-30")
     history = json.loads((tmp_path / "history.json").read_text())
     assert history == json.loads((reference / "history.json").read_text())  # as if never interrupted
     assert (tmp_path / "model" / "model.safetensors").is_file()
