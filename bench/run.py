@@ -86,12 +86,15 @@ def bench_train_step(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[st
 
 
 def bench_noop_repro() -> dict[str, Any]:
-    """Wall time of `dvc repro` when nothing changed (best of three)."""
+    """Wall time of `dvc repro evaluate` when nothing changed (best of three).
+
+    `register` is left out: it is `always_changed` (the registry is external state) and checks MLflow.
+    """
     dvc = str(Path(sys.executable).parent / "dvc")
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        proc = subprocess.run([dvc, "repro"], cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run([dvc, "repro", "evaluate"], cwd=ROOT, capture_output=True, text=True)
         times.append(time.perf_counter() - t0)
     up_to_date = "up to date" in proc.stdout
     return {"best_s": round(min(times), 3), "up_to_date": up_to_date, "pass": up_to_date and min(times) < 3}
