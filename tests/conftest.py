@@ -85,6 +85,17 @@ def build_tokenizer(texts: list[str], out: Path, vocab_size: int = 200) -> Path:
     return out
 
 
+# the tiny BERT every test model shares: 2 layers, 32 wide
+TINY_BERT_SHAPE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 128,
+    "pad_token_id": 0,
+}
+
+
 def build_tiny_bert(out: Path, texts: list[str] | None = None, seed: int = 0) -> Path:
     """A 2-layer, 32-wide random BERT with its own tokenizer, saved to `out`."""
     import torch
@@ -96,16 +107,7 @@ def build_tiny_bert(out: Path, texts: list[str] | None = None, seed: int = 0) ->
     from transformers import AutoTokenizer
 
     vocab = len(AutoTokenizer.from_pretrained(out))
-    cfg = BertConfig(
-        vocab_size=vocab,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=0,
-    )
-    BertModel(cfg).save_pretrained(out)
+    BertModel(BertConfig(vocab_size=vocab, **TINY_BERT_SHAPE)).save_pretrained(out)
     return out
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import build_splits, build_tokenizer, make_corpus
+from tests.conftest import TINY_BERT_SHAPE, build_splits, build_tokenizer, make_corpus
 
 
 def free_port() -> int:
@@ -127,12 +127,7 @@ def _build_classifier(
     torch.manual_seed(seed)
     cfg = BertConfig(
         vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=0,
+        **TINY_BERT_SHAPE,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={n: i for i, n in enumerate(labels)},

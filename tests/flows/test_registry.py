@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -77,18 +76,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> di
         register(p, cand, mlflow_server, params={}, truncation=trunc)
     mlflow.set_tracking_uri(None)
     return {"name": "cli-registry", "uri": mlflow_server}
-
-
-@pytest.fixture(autouse=True)
-def _restore_mlflow_uri() -> Any:
-    """The commands set MLflow's global tracking URI (and with it MLFLOW_TRACKING_URI); undo that."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    import mlflow
-
-    mlflow.set_tracking_uri(None)
-    if before is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture

@@ -37,18 +37,6 @@ TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
 GATE = GateParams(min_primary=0.1, baseline_tolerance=1.0, min_improvement=0.0, significance=0.05)
 
 
-@pytest.fixture(autouse=True)
-def _restore_mlflow_uri() -> Any:
-    """register() sets MLflow's global tracking URI (and with it MLFLOW_TRACKING_URI); undo that."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    import mlflow
-
-    mlflow.set_tracking_uri(None)
-    if before is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = before
-
-
 # --------------------------------------------------------------------------- pure parts
 
 
