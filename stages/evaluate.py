@@ -6,8 +6,9 @@
 
 Both models are scored on the same test rows: accuracy, macro and weighted precision/recall/F1, expected
 calibration error and per-class figures, plus the difference (model - baseline). The fine-tuned model
-reads the test split's token ids (cut by the tokenize stage's truncation policy); the baseline is fit on
-the train split's full cleaned text, so it may see words past the transformer's `max_length`. Also
+reads the test split's token windows (cut by the tokenize stage's `windows` and truncation policy) and
+scores a text by the mean of its windows' probabilities; the baseline is fit on the train split's full
+cleaned text, so it may see words past the transformer's budget. Also
 written: one row per test example with every class probability (the register gate's McNemar test pairs
 them by id), the confusion matrix as `dvc plots` data and a PNG, and the highest-confidence mistakes.
 """
@@ -27,6 +28,7 @@ from stages.common.io import atomic_file, read_json, write_json
 from stages.common.logs import setup_logging
 from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
 from stages.common.params import StageParams, load_section
+from stages.common.windows import flatten, mean_by_row, row_windows
 
 
 class EvaluateParams(StageParams):
@@ -66,7 +68,9 @@ def check_model_labels(config: Any, names: list[str], model_dir: Path, labels_pa
 def predict_proba(model_dir: Path, ds: Any, batch_size: int) -> tuple[np.ndarray, float, str]:
     """Class probabilities for every row of `ds` (in order), examples/s and the device used.
 
-    Rows are batched by length (less padding); the timing covers collation and forward passes.
+    A row's probabilities are the mean over its token windows (one window unless the tokenize stage
+    cut the text into several). Windows are batched by length (less padding); the timing covers
+    collation and forward passes, and examples/s counts rows, not windows.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
@@ -82,19 +86,19 @@ def predict_proba(model_dir: Path, ds: Any, batch_size: int) -> tuple[np.ndarray
     ).to(device)
     model.eval()
     collate = DataCollatorWithPadding(tok)
-    keys = [k for k in tok.model_input_names if k in ds.column_names]
-    rows = ds.select_columns(keys).to_list()
-    order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")
-    probs = np.zeros((len(rows), model.config.num_labels), dtype=np.float64)
+    windows, owner = flatten(row_windows(ds, list(tok.model_input_names)))
+    order = np.argsort([len(w["input_ids"]) for w in windows], kind="stable")
+    window_probs = np.zeros((len(windows), model.config.num_labels), dtype=np.float64)
     start = time.perf_counter()
     with torch.inference_mode():
-        for i in range(0, len(rows), batch_size):
+        for i in range(0, len(windows), batch_size):
             idx = order[i : i + batch_size]
-            batch = {k: v.to(device) for k, v in collate([rows[j] for j in idx]).items()}
+            batch = {k: v.to(device) for k, v in collate([windows[j] for j in idx]).items()}
             logits = model(**batch).logits.float()
-            probs[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+            window_probs[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+    probs = mean_by_row(window_probs, owner, len(ds))
     seconds = time.perf_counter() - start
-    return probs, (len(rows) / seconds if seconds > 0 else 0.0), device
+    return probs, (len(ds) / seconds if seconds > 0 else 0.0), device
 
 
 def baseline_proba(

@@ -6,11 +6,14 @@
 
 The base checkpoint gets a sequence-classification head sized from labels.json (id2label/label2id go into
 its config) and every parameter is trained (`freeze: encoder` trains the head alone, the classic
-baseline). The Hugging Face `Trainer` does the work: mixed precision (bf16 on a CUDA device that has it,
-fp32 on the CPU), gradient accumulation, one checkpoint per epoch in `--checkpoints` (not a DVC output),
-early stopping on the validation metric and reloading the best epoch. An interrupted run resumes from its
-last checkpoint when params and data are unchanged; a NaN or infinite loss stops the run naming the step.
-`num_processes > 1` relaunches this module under `torchrun` (gloo on the CPU, nccl on GPUs).
+baseline). A text the tokenize stage cut into several windows trains on one of them per epoch, drawn
+afresh each epoch (seeded); validation scores a text by the mean of its windows' probabilities, as
+evaluate and the served model do. The Hugging Face `Trainer` does the work: mixed precision (bf16 on a
+CUDA device that has it, fp32 on the CPU), gradient accumulation, one checkpoint per epoch in
+`--checkpoints` (not a DVC output), early stopping on the validation metric and reloading the best epoch.
+An interrupted run resumes from its last checkpoint when params and data are unchanged; a NaN or
+infinite loss stops the run naming the step. `num_processes > 1` relaunches this module under
+`torchrun` (gloo on the CPU, nccl on GPUs).
 Decoder-only checkpoints without a pad token get pad = eos.
 """
 
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stages.common.io import atomic_dir, atomic_file, read_json, write_json
@@ -36,6 +40,7 @@ from stages.common.logs import setup_logging
 from stages.common.metrics import classification_metrics, softmax
 from stages.common.models import BUILTIN_MODELS, resolve_model
 from stages.common.params import StageParams, load_section
+from stages.common.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
 
 FINGERPRINT_FILE = "ftpipe_fingerprint.json"
 PARAMS_FILE = "ftpipe_params.json"
@@ -347,14 +352,29 @@ def training_arguments(p: FinetuneParams, rt: Runtime, ckpt_dir: Path) -> Any:
     )
 
 
-def compute_validation_metrics(eval_pred: Any, names: list[str]) -> dict[str, float]:
-    """Validation figures logged each epoch (the early-stopping metric among them)."""
-    logits, labels = eval_pred.predictions, eval_pred.label_ids
+def compute_validation_metrics(
+    eval_pred: Any, names: list[str], owner: np.ndarray, labels: np.ndarray
+) -> dict[str, float]:
+    """Validation figures logged each epoch (the early-stopping metric among them), one prediction per text.
+
+    The predictions arrive per window, in order; `owner` maps each to its text, whose prediction is the
+    mean of its windows' probabilities (as in evaluate and the served model).
+    """
+    logits = eval_pred.predictions
     if isinstance(logits, tuple):
         logits = logits[0]
-    probs = softmax(logits)
+    probs = mean_by_row(softmax(logits), owner, len(labels))
     m = classification_metrics(labels, probs.argmax(axis=1), names, probs)
     return {k: m[k] for k in VALIDATION_METRICS}
+
+
+def window_datasets(train: Any, val: Any, input_names: list[str], seed: int) -> tuple[Any, Any, np.ndarray]:
+    """Training set (one window per text per epoch), validation set (every window) and its window->text map."""
+    train_ds = WindowSampler(row_windows(train, input_names), list(train["label"]), seed)
+    flat, owner = flatten(row_windows(val, input_names))
+    val_y = np.asarray(val["label"])
+    val_ds = WindowList([{**w, "labels": int(val_y[o])} for w, o in zip(flat, owner, strict=True)])
+    return train_ds, val_ds, owner
 
 
 def make_trainer(log: Any, **kwargs: Any) -> Any:
@@ -389,11 +409,20 @@ def make_trainer(log: Any, **kwargs: Any) -> Any:
                     rate,
                 )
 
+    class EpochWindows(TrainerCallback):
+        """Tell the training set which epoch starts, so it draws that epoch's windows (resumes included)."""
+
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            dataset = kwargs.get("train_dataset")
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(round(state.epoch or 0))
+
     class FinetuneTrainer(Trainer):
         def __init__(self, **kw: Any) -> None:
             super().__init__(**kw)
             self.progress = Progress()
             self.add_callback(self.progress)
+            self.add_callback(EpochWindows())
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -515,15 +544,17 @@ def run_finetune(
     callbacks = [*(callbacks or [])]
     if p.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.patience))
+    train_ds, val_ds, val_owner = window_datasets(train, val, list(tok.model_input_names), p.seed)
+    val_y = np.asarray(val["label"])
     trainer = make_trainer(
         log,
         model=model,
         args=training_arguments(p, rt, paths.checkpoints),
         data_collator=DataCollatorWithPadding(tok),
-        train_dataset=train,
-        eval_dataset=val,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
         processing_class=tok,
-        compute_metrics=lambda ev: compute_validation_metrics(ev, names),
+        compute_metrics=lambda ev: compute_validation_metrics(ev, names, val_owner, val_y),
         callbacks=callbacks,
     )
     out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -557,6 +588,8 @@ def run_finetune(
         "freeze": p.freeze,
         "train_rows": len(train),
         "validation_rows": len(val),
+        "validation_windows": len(val_ds),
+        "windows_per_train_text": round(sum(len(r) for r in train_ds.rows) / max(1, len(train_ds)), 3),
         "epochs_run": history[-1]["epoch"] if history else 0,
         "stopped_early": bool(history) and history[-1]["epoch"] < p.epochs,
         "best_epoch": best["epoch"],

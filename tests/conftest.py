@@ -181,18 +181,22 @@ def build_tiny_gpt2(out: Path, texts: list[str] | None = None, seed: int = 0) ->
 
 
 def build_splits(
-    model_dir: Path, rows: list[dict[str, str]], out: Path, max_length: int = 64
+    model_dir: Path, rows: list[dict[str, str]], out: Path, max_length: int = 64, windows: int = 1
 ) -> tuple[Path, Path]:
     """The label stage's contract from fixture rows: `out/splits` (DatasetDict) and `out/labels.json`.
 
-    Tokenized with `model_dir`'s tokenizer, unpadded; per class, rows go 4:1:1 to train/validation/test.
+    Tokenized by the tokenize stage's own `encode_batch` (head policy, `windows` windows of `max_length`)
+    with `model_dir`'s tokenizer, unpadded; per class, rows go 4:1:1 to train/validation/test.
     """
     import json
 
     from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
     from transformers import AutoTokenizer
 
+    from stages.tokenize import TokenizeParams, encode_batch
+
     tok = AutoTokenizer.from_pretrained(model_dir)
+    p = TokenizeParams(model=str(model_dir), max_length=max_length, windows=windows)
     names = sorted({r["label"] for r in rows})
     seen: dict[str, int] = {}
     parts: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
@@ -209,23 +213,22 @@ def build_splits(
         "input_ids": List(Value("int32")),
         "attention_mask": List(Value("int8")),
         "n_tokens": Value("int64"),
+        "windows": List(List(Value("int32"))),
+        "n_windows": Value("int64"),
     }
     if want_types:
         feats["token_type_ids"] = List(Value("int8"))
+        feats["window_type_ids"] = List(List(Value("int8")))
 
     def table(part: list[dict]) -> Dataset:
-        enc = tok([r["text"] for r in part], truncation=True, max_length=max_length)
+        enc = encode_batch(tok, [r["text"] for r in part], p)
         data = {
             "id": [r["id"] for r in part],
             "text": [r["text"] for r in part],
             "label": [names.index(r["label"]) for r in part],
             "group": [r["id"] for r in part],
-            "input_ids": enc["input_ids"],
-            "attention_mask": enc["attention_mask"],
-            "n_tokens": [len(x) for x in enc["input_ids"]],
+            **enc,
         }
-        if want_types:
-            data["token_type_ids"] = enc["token_type_ids"]
         return Dataset.from_dict(data, features=Features(feats))
 
     out.mkdir(parents=True, exist_ok=True)

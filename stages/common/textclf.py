@@ -9,9 +9,9 @@
 The register stage logs this file as MLflow "models from code": MLflow copies it into the model and runs
 it at load, so a registered model needs mlflow, torch, transformers and pandas, never the ftpipe
 repository. The model folder (weights, config with id2label, tokenizer) travels as the artifact
-`hf_model`; `model_config` carries the truncation policy the pipeline tokenized with (`max_length`,
-`truncation` = head | tail | head+tail, `head_fraction`), so a served prediction sees the same tokens as
-the evaluated one. `encode` mirrors `stages/tokenize.py::encode_batch` (a test checks they agree); it is
+`hf_model`; `model_config` carries the windowing and truncation policy the pipeline tokenized with
+(`max_length`, `windows`, `truncation` = head | tail | head+tail, `head_fraction`), so a served prediction
+sees the same tokens as the evaluated one and, like it, averages the probabilities of a text's windows. `encode` mirrors `stages/tokenize.py::encode_batch` (a test checks they agree); it is
 repeated here because this file must stand alone.
 """
 
@@ -25,21 +25,35 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 HF_ARTIFACT = "hf_model"
-DEFAULT_CONFIG = {"max_length": 128, "truncation": "head", "head_fraction": 0.25, "batch_size": 32}
+DEFAULT_CONFIG = {
+    "max_length": 128,
+    "truncation": "head",
+    "head_fraction": 0.25,
+    "windows": 1,
+    "batch_size": 32,
+}
 
 
-def encode(tok: Any, texts: list[str], max_length: int, truncation: str, head_fraction: float) -> list[dict]:
-    """Token ids per text, cut to `max_length` by the truncation policy, with the special tokens added."""
+def encode(
+    tok: Any, texts: list[str], max_length: int, truncation: str, head_fraction: float, windows: int = 1
+) -> list[list[dict]]:
+    """Per text, its token windows (at most `windows` of `max_length` tokens, special tokens included).
+
+    When a text is longer than the windows hold, the truncation policy picks what is kept; the kept
+    tokens are cut into windows of near-equal size.
+    """
     from tokenizers import Encoding
 
     backend = copy.deepcopy(tok.backend_tokenizer)
     backend.no_truncation()
     backend.no_padding()
-    budget = max_length - tok.num_special_tokens_to_add(pair=False)
+    window_budget = max_length - tok.num_special_tokens_to_add(pair=False)
+    budget = window_budget * windows
     want_types = "token_type_ids" in tok.model_input_names
     out = []
     for text, enc in zip(texts, backend.encode_batch(texts, add_special_tokens=False), strict=True):
-        if len(enc.ids) > budget:
+        n = len(enc.ids)
+        if n > budget:
             if truncation == "head":
                 enc.truncate(budget, direction="right")
             elif truncation == "tail":
@@ -50,11 +64,19 @@ def encode(tok: Any, texts: list[str], max_length: int, truncation: str, head_fr
                 enc.truncate(head_n, direction="right")
                 tail.truncate(budget - head_n, direction="left")
                 enc = Encoding.merge([enc, tail], growing_offsets=True)
-        final = backend.post_process(enc, None, True)
-        row = {"input_ids": final.ids, "attention_mask": final.attention_mask}
-        if want_types:
-            row["token_type_ids"] = final.type_ids
-        out.append(row)
+            n = budget
+        parts = [enc]
+        if n > window_budget:
+            enc.truncate(-(-n // -(-n // window_budget)), direction="right")  # windows of near-equal size
+            parts = [enc, *enc.overflowing]
+        rows = []
+        for part in parts:
+            final = backend.post_process(part, None, True)
+            row = {"input_ids": final.ids, "attention_mask": final.attention_mask}
+            if want_types:
+                row["token_type_ids"] = final.type_ids
+            rows.append(row)
+        out.append(rows)
     return out
 
 
@@ -81,22 +103,30 @@ class TextClassifier(PythonModel):
 
         texts = _texts(model_input)
         cfg = self.config
-        rows = encode(
-            self.tokenizer, texts, int(cfg["max_length"]), str(cfg["truncation"]), float(cfg["head_fraction"])
+        per_text = encode(
+            self.tokenizer,
+            texts,
+            int(cfg["max_length"]),
+            str(cfg["truncation"]),
+            float(cfg["head_fraction"]),
+            int(cfg["windows"]),
         )
+        windows = [w for row in per_text for w in row]
+        owner = [i for i, row in enumerate(per_text) for _ in row]
         # longest first, so each padded batch wastes little
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["input_ids"]))
-        labels: list[str] = [""] * len(rows)
-        scores: list[float] = [0.0] * len(rows)
+        order = sorted(range(len(windows)), key=lambda i: -len(windows[i]["input_ids"]))
+        sums = torch.zeros(len(texts), len(self.id2label), dtype=torch.float64)
         bs = int(cfg["batch_size"])
         with torch.inference_mode():
             for start in range(0, len(order), bs):
                 idx = order[start : start + bs]
-                batch = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(self.device)
-                probs = torch.softmax(self.model(**batch).logits.float(), dim=-1)
-                best = probs.max(dim=-1)
-                for i, p, k in zip(idx, best.values.tolist(), best.indices.tolist(), strict=True):
-                    labels[i], scores[i] = self.id2label[k], float(p)
+                batch = self.tokenizer.pad([windows[i] for i in idx], return_tensors="pt").to(self.device)
+                probs = torch.softmax(self.model(**batch).logits.float(), dim=-1).double().cpu()
+                sums.index_add_(0, torch.tensor([owner[i] for i in idx]), probs)
+        counts = torch.tensor([max(1, len(row)) for row in per_text], dtype=torch.float64)
+        best = (sums / counts[:, None]).max(dim=-1)
+        labels = [self.id2label[k] for k in best.indices.tolist()]
+        scores = [float(v) for v in best.values.tolist()]
         return pd.DataFrame({"label": labels, "score": scores})
 
 

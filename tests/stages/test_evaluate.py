@@ -154,3 +154,25 @@ def test_baseline_is_fit_on_train_only() -> None:
     assert probs.shape == (2, 3)
     assert list(probs.argmax(axis=1)) == [1, 0]
     assert np.all(probs[:, 2] == 0.0)  # a class absent from train gets probability 0
+
+
+def test_a_windowed_text_is_scored_by_the_mean_of_its_windows(
+    setup: dict[str, Path], tiny_bert: Path, corpus: list[dict]
+) -> None:
+    """Hand check against the model run window by window: each test text is the mean of its windows."""
+    import torch
+    from datasets import load_from_disk
+    from transformers import AutoModelForSequenceClassification
+
+    splits, _ = build_splits(tiny_bert, corpus, setup["tmp"] / "windowed", max_length=10, windows=3)
+    test = load_from_disk(str(splits))["test"]
+    assert all(n == 3 for n in test["n_windows"])
+    probs, speed, _ = evaluate.predict_proba(setup["model"], test, batch_size=5)
+    model = AutoModelForSequenceClassification.from_pretrained(setup["model"]).eval()
+    with torch.inference_mode():
+        for row, windows in enumerate(test["windows"][:4]):
+            each = [
+                torch.softmax(model(input_ids=torch.tensor([w])).logits, -1)[0].numpy() for w in windows
+            ]
+            np.testing.assert_allclose(probs[row], np.mean(each, axis=0), atol=1e-5)
+    assert probs.shape == (len(test), 3) and speed > 0

@@ -114,6 +114,29 @@ def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_ber
     assert any(not v.equal(tuned[k]) for k, v in base.items())
 
 
+def test_windowed_texts_train_on_a_fresh_window_each_epoch(
+    tmp_path: Path, tiny_bert: Path, corpus: list[dict]
+) -> None:
+    """Texts cut into 3 windows: the training set is told each epoch (so it redraws its windows) and
+    validation scores one prediction per text from all its windows."""
+    from transformers import TrainerCallback
+
+    class SeenEpochs(TrainerCallback):
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.seen.append(kw["train_dataloader"].dataset.epoch)
+
+    data = build_splits(tiny_bert, corpus, tmp_path / "data", max_length=10, windows=3)
+    seen = SeenEpochs()
+    report = train(tmp_path, tiny_bert, data, callbacks=[seen], patience=0)
+    assert seen.seen == [0, 1, 2, 3]
+    assert report["validation_windows"] == 3 * report["validation_rows"]
+    assert report["windows_per_train_text"] == 3.0
+    assert report["best_validation"]["macro_f1"] >= 0.45  # chance is 0.33; 8-token windows carry less
+
+
 def test_same_params_and_data_give_the_same_validation_metrics(
     tmp_path: Path, reference: Path, tiny_bert: Path, bert_data: tuple[Path, Path]
 ) -> None:

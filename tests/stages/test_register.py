@@ -164,9 +164,10 @@ def test_served_encoding_matches_the_tokenize_stage(tiny_bert: Path, corpus: lis
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     texts = [r["text"] for r in corpus[:8]]
     for policy in ("head", "tail", "head+tail"):
-        p = TokenizeParams(max_length=12, truncation=policy, head_fraction=0.25)
-        ours = encode(tok, texts, 12, policy, 0.25)
-        assert [r["input_ids"] for r in ours] == encode_batch(tok, texts, p)["input_ids"], policy
+        for windows in (1, 3):
+            p = TokenizeParams(max_length=8, windows=windows, truncation=policy, head_fraction=0.25)
+            ours = encode(tok, texts, 8, policy, 0.25, windows)
+            assert [[w["input_ids"] for w in row] for row in ours] == encode_batch(tok, texts, p)["windows"]
 
 
 def test_params_section_loads_with_the_nested_gate() -> None:

@@ -38,6 +38,37 @@ def test_truncation_policies(tok, policy: str, expected: list[str]) -> None:
     assert out["token_type_ids"][0] == [0] * 8
 
 
+LONG = f"{TEXT} {TEXT}"  # 20 tokens
+W = TEXT.split()
+
+
+@pytest.mark.parametrize(
+    ("policy", "windows", "expected"),
+    [
+        # 6 tokens per window: two windows hold 12 of the 20, the policy picks which
+        ("head", 2, [W[:6], W[6:] + W[:2]]),
+        ("tail", 2, [W[8:] + W[:4], W[4:]]),
+        # four windows hold all 20, cut into near-equal windows: 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2
+        ("head", 4, [W[:5], W[5:], W[:5], W[5:]]),
+    ],
+)
+def test_windows_cover_the_text_by_policy(tok, policy: str, windows: int, expected: list) -> None:
+    p = TokenizeParams(model="x", max_length=8, windows=windows, truncation=policy)
+    out = encode_batch(tok, [LONG], p)
+    got = [words(tok, w) for w in out["windows"][0]]
+    assert all(w[0] == "[CLS]" and w[-1] == "[SEP]" for w in got)
+    assert [w[1:-1] for w in got] == expected
+    assert out["n_windows"] == [len(expected)] and out["input_ids"][0] == out["windows"][0][0]
+    assert out["window_type_ids"][0] == [[0] * len(w) for w in got]
+    assert out["n_tokens"] == [22]
+
+
+def test_windows_one_is_the_single_window_policy(tok) -> None:
+    for policy in ("head", "tail", "head+tail"):
+        one = encode_batch(tok, [TEXT], TokenizeParams(model="x", max_length=8, truncation=policy))
+        assert one["windows"][0] == [one["input_ids"][0]] and one["n_windows"] == [1]
+
+
 def test_short_text_is_not_padded(tok) -> None:
     out = encode_batch(tok, ["market bank"], TokenizeParams(model="x", max_length=32))
     assert words(tok, out["input_ids"][0]) == ["[CLS]", "market", "bank", "[SEP]"]
@@ -51,6 +82,8 @@ def test_tokenize_table_keeps_columns_and_reports_lengths(tok) -> None:
     assert {"id", "text", "label", "group", "input_ids", "attention_mask", "n_tokens"} <= set(ds.column_names)
     assert report["truncated_fraction"] == 0.5 and report["tokens"]["max"] == 12
     assert [len(x) for x in ds["input_ids"]] == [8, 4]
+    _, windowed = tokenize_table(df, TokenizeParams(model="x", max_length=8, windows=2), tok)
+    assert windowed["truncated_fraction"] == 0.0 and windowed["total_windows"] == 3
 
 
 def test_builtin_minilm_resolves_offline() -> None:
