@@ -75,10 +75,13 @@ def predict_proba(model_dir: Path, ds: Any, batch_size: int) -> tuple[np.ndarray
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
+    from stages.common.meanpool import register_auto_classes
+
     extra = (
         read_json(model_dir / "ftpipe_params.json") if (model_dir / "ftpipe_params.json").is_file() else {}
     )
     trust = bool(extra.get("base_model", {}).get("trust_remote_code", False))
+    register_auto_classes()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -239,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     from datasets import load_from_disk
     from transformers import AutoConfig
 
+    from stages.common.meanpool import register_auto_classes
+
+    register_auto_classes()  # a `pooling: mean` model loads with ftpipe's own head class
     model_dir, labels_path = Path(args.model), Path(args.labels)
     names = load_label_names(labels_path)
     check_model_labels(AutoConfig.from_pretrained(model_dir), names, model_dir, labels_path)

@@ -6,7 +6,9 @@
 
 The base checkpoint gets a sequence-classification head sized from labels.json (id2label/label2id go into
 its config) and every parameter is trained (`freeze: encoder` trains the head alone, the classic
-baseline). A text the tokenize stage cut into several windows trains on one of them per epoch, drawn
+baseline). The head reads the mean of the body's last hidden states (`pooling: mean`, how
+sentence-embedding checkpoints such as MiniLM were trained to be read) or is the architecture's own
+(`native`). A text the tokenize stage cut into several windows trains on one of them per epoch, drawn
 afresh each epoch (seeded); validation scores a text by the mean of its windows' probabilities, as
 evaluate and the served model do. The Hugging Face `Trainer` does the work: mixed precision (bf16 on a
 CUDA device that has it, fp32 on the CPU), gradient accumulation, one checkpoint per epoch in
@@ -74,6 +76,7 @@ class FinetuneParams(StageParams):
         2, ge=0, description="epochs without improvement before stopping; 0 = never stop early"
     )
     freeze: Literal["none", "encoder"] = "none"
+    pooling: Literal["mean", "native"] = "mean"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
     max_train_samples: int | None = Field(None, ge=1)
@@ -254,15 +257,21 @@ def find_resume(ckpt_dir: Path, fingerprint: str) -> Path | None:
     return None
 
 
-def load_model_and_tokenizer(base: BaseModelRef, names: list[str], freeze: str) -> tuple[Any, Any]:
+def load_model_and_tokenizer(
+    base: BaseModelRef, names: list[str], freeze: str, pooling: str = "mean"
+) -> tuple[Any, Any]:
     """The base checkpoint with a fresh classification head (fp32 master weights) and its tokenizer.
 
-    Decoder-only models without a pad token get pad = eos (the classification head reads the last
-    non-pad token, so the model config must know the pad id). The tokenizer's own padding/truncation
+    `pooling` picks the head: `mean` reads the masked mean of the body's last hidden states
+    (`stages/common/meanpool.py`), `native` the architecture's own head (BERT's [CLS] pooler, a
+    decoder's last token). Decoder-only models without a pad token get pad = eos (a last-token head
+    reads the last non-pad token, so the model config must know the pad id). The tokenizer's own padding/truncation
     settings are dropped: inputs arrive pre-tokenized and the saved tokenizer must not pad every input.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from stages.common.meanpool import MeanPoolForSequenceClassification
 
     path = resolve_model(base.model)
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=base.trust_remote_code)
@@ -276,15 +285,21 @@ def load_model_and_tokenizer(base: BaseModelRef, names: list[str], freeze: str) 
     if getattr(tok, "is_fast", False):
         tok.backend_tokenizer.no_padding()
         tok.backend_tokenizer.no_truncation()
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path,
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
-        problem_type="single_label_classification",
-        trust_remote_code=base.trust_remote_code,
-        dtype=torch.float32,
-    )
+    head = {
+        "num_labels": len(names),
+        "id2label": dict(enumerate(names)),
+        "label2id": {n: i for i, n in enumerate(names)},
+        "problem_type": "single_label_classification",
+    }
+    if pooling == "mean":
+        model = MeanPoolForSequenceClassification.from_body(
+            path, trust_remote_code=base.trust_remote_code, **head
+        )
+        model.base_model.config.pad_token_id = tok.pad_token_id
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, trust_remote_code=base.trust_remote_code, dtype=torch.float32, **head
+        )
     model.config.pad_token_id = tok.pad_token_id
     if freeze == "encoder":
         freeze_encoder(model)
@@ -529,17 +544,18 @@ def run_finetune(
             log.info("resuming from %s (same params and data as the interrupted run)", resume)
     if rt.rank == 0:
         log.info(
-            "device %s, precision %s, %d process(es); %d train / %d validation rows; freeze=%s",
+            "device %s, precision %s, %d process(es); %d train / %d validation rows; freeze=%s, pooling=%s",
             rt.device,
             rt.precision,
             rt.world_size,
             len(train),
             len(val),
             p.freeze,
+            p.pooling,
         )
 
     set_seed(p.seed)  # before the head is initialised
-    model, tok = load_model_and_tokenizer(base, names, p.freeze)
+    model, tok = load_model_and_tokenizer(base, names, p.freeze, p.pooling)
     trainable, total = count_params(model)
     callbacks = [*(callbacks or [])]
     if p.patience > 0:
@@ -586,6 +602,7 @@ def run_finetune(
         "precision": rt.precision,
         "num_processes": rt.world_size,
         "freeze": p.freeze,
+        "pooling": p.pooling,
         "train_rows": len(train),
         "validation_rows": len(val),
         "validation_windows": len(val_ds),

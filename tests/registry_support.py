@@ -1,6 +1,6 @@
 """Helpers for the register and registry tests: a real `mlflow server`, tiny classifiers and their inputs.
 
-The classifiers are tiny BERTs with a sequence-classification head whose quality is set on purpose:
+The classifiers are tiny BERTs with the mean-pooling head (the pipeline default) whose quality is set on purpose:
 `trained` (a few dozen AdamW steps: near-perfect on the fixture corpus), `constant` (always one class) and
 `wrong` (the trained one with its head rolled, so it is almost always wrong). The inputs mimic what
 finetune and evaluate write: the model folder, metrics.json, predictions.csv, the splits and labels.json.
@@ -98,7 +98,7 @@ def build_classifier(
     steps: int = 150,
     lr: float = 1e-3,
 ) -> Path:
-    """A tiny BERT classifier saved with its tokenizer; `kind` = trained | constant | wrong | random."""
+    """A tiny mean-pooling BERT classifier saved with its tokenizer; `kind` = trained | constant | wrong | random."""
     import torch
 
     threads = torch.get_num_threads()
@@ -120,19 +120,22 @@ def _build_classifier(
     lr: float,
 ) -> Path:
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertConfig
+
+    from stages.common.meanpool import MeanPoolConfig, MeanPoolForSequenceClassification
 
     build_tokenizer(texts, out)
     tok = AutoTokenizer.from_pretrained(out)
     torch.manual_seed(seed)
-    cfg = BertConfig(
-        vocab_size=len(tok),
-        **TINY_BERT_SHAPE,
+    # the pipeline's default head (finetune.pooling: mean), so registering and serving load its own code
+    cfg = MeanPoolConfig(
+        encoder=BertConfig(vocab_size=len(tok), **TINY_BERT_SHAPE).to_dict(),
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={n: i for i, n in enumerate(labels)},
+        pad_token_id=tok.pad_token_id,
     )
-    model = BertForSequenceClassification(cfg)
+    model = MeanPoolForSequenceClassification(cfg)
     if kind in ("trained", "wrong"):
         opt = torch.optim.AdamW(model.parameters(), lr=lr)
         model.train()
@@ -165,7 +168,7 @@ def predict(model_dir: Path, texts: list[str]) -> tuple[list[int], list[list[flo
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
     with torch.no_grad():
         enc = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
         probs = torch.softmax(model(**enc).logits, -1)

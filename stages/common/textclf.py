@@ -25,6 +25,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 HF_ARTIFACT = "hf_model"
+MEAN_POOL_TYPE = "ftpipe_mean_pool"  # stages/common/meanpool.py MODEL_TYPE
 DEFAULT_CONFIG = {
     "max_length": 128,
     "truncation": "head",
@@ -90,8 +91,15 @@ class TextClassifier(PythonModel):
         self.config = {**DEFAULT_CONFIG, **(context.model_config or {})}
         folder = context.artifacts[HF_ARTIFACT]
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder).to(self.device).eval()
+        # a `pooling: mean` model carries its head's code in the folder (config `auto_map`); only that
+        # known head is trusted, any other custom code is refused as usual
+        own_code = _model_type(folder) == MEAN_POOL_TYPE
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=own_code)
+        self.model = (
+            AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=own_code)
+            .to(self.device)
+            .eval()
+        )
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
 
     # MLflow reads the input's type hint: a DataFrame hint means "no schema from hints" (the logged
@@ -128,6 +136,16 @@ class TextClassifier(PythonModel):
         labels = [self.id2label[k] for k in best.indices.tolist()]
         scores = [float(v) for v in best.values.tolist()]
         return pd.DataFrame({"label": labels, "score": scores})
+
+
+def _model_type(folder: str) -> str | None:
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads((Path(folder) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError):
+        return None
 
 
 def _texts(model_input: Any) -> list[str]:

@@ -28,14 +28,19 @@ METRIC_KEYS = {
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: list[dict]) -> dict[str, Path]:
-    """Splits plus a saved (random-head) sequence classifier with the same labels."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """Splits plus a saved (random-head) classifier with the same labels and the default mean-pooling head."""
+    from transformers import AutoTokenizer
+
+    from stages.common.meanpool import MeanPoolForSequenceClassification
 
     tmp = tmp_path_factory.mktemp("evaluate")
     splits, labels = build_splits(tiny_bert, corpus, tmp / "data")
     names = ["business", "sport", "tech"]
-    model = AutoModelForSequenceClassification.from_pretrained(
-        tiny_bert, num_labels=3, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
+    model = MeanPoolForSequenceClassification.from_body(
+        str(tiny_bert),
+        num_labels=3,
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
     )
     model.save_pretrained(tmp / "model")
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp / "model")
@@ -168,11 +173,9 @@ def test_a_windowed_text_is_scored_by_the_mean_of_its_windows(
     test = load_from_disk(str(splits))["test"]
     assert all(n == 3 for n in test["n_windows"])
     probs, speed, _ = evaluate.predict_proba(setup["model"], test, batch_size=5)
-    model = AutoModelForSequenceClassification.from_pretrained(setup["model"]).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(setup["model"], trust_remote_code=True).eval()
     with torch.inference_mode():
         for row, windows in enumerate(test["windows"][:4]):
-            each = [
-                torch.softmax(model(input_ids=torch.tensor([w])).logits, -1)[0].numpy() for w in windows
-            ]
+            each = [torch.softmax(model(input_ids=torch.tensor([w])).logits, -1)[0].numpy() for w in windows]
             np.testing.assert_allclose(probs[row], np.mean(each, axis=0), atol=1e-5)
     assert probs.shape == (len(test), 3) and speed > 0

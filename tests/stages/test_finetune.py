@@ -70,9 +70,19 @@ def reference(
 
 
 def encoder_state(path: Path) -> dict[str, Any]:
-    from transformers import AutoModel
+    """The body's weights: of a base checkpoint, or of a fine-tuned folder (whatever its head)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
 
+    if (path / "ftpipe_params.json").is_file():
+        model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
+        return model.base_model.state_dict()
     return AutoModel.from_pretrained(path).state_dict()
+
+
+def same_body(base: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
+    """Keys whose tensors differ; the mean-pooling head drops BERT's unused [CLS] pooler from the body."""
+    assert tuned.keys() <= base.keys() and len(tuned) >= len(base) - 2
+    return [k for k, v in tuned.items() if not v.equal(base[k])]
 
 
 def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_bert: Path) -> None:
@@ -80,7 +90,10 @@ def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_ber
 
     model_dir = reference / "model"
     assert (model_dir / "model.safetensors").is_file()
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    # the mean-pooling head travels as the folder's own code: it loads without the ftpipe repository
+    assert (model_dir / "meanpool.py").is_file()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True)
+    assert type(model).__name__ == "MeanPoolForSequenceClassification"
     assert model.config.id2label == {0: "business", 1: "sport", 2: "tech"}
     assert model.config.label2id == {"business": 0, "sport": 1, "tech": 2}
     saved_tok = json.loads((model_dir / "tokenizer.json").read_text())
@@ -110,8 +123,7 @@ def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_ber
     assert (reference / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (reference / "ckpt").exists()  # cleared after success
     # full-parameter: the encoder moved away from the base checkpoint
-    base, tuned = encoder_state(tiny_bert), encoder_state(model_dir)
-    assert any(not v.equal(tuned[k]) for k, v in base.items())
+    assert same_body(encoder_state(tiny_bert), encoder_state(model_dir))
 
 
 def test_windowed_texts_train_on_a_fresh_window_each_epoch(
@@ -152,10 +164,7 @@ def test_head_only_leaves_the_encoder_bit_identical(
     report = train(tmp_path, tiny_bert, bert_data, freeze="encoder", epochs=2)
     assert report["trainable_params"] == 32 * 3 + 3  # the classifier only: hidden 32 x 3 classes + bias
     assert report["total_params"] > report["trainable_params"]
-    base, tuned = encoder_state(tiny_bert), encoder_state(tmp_path / "model")
-    assert base.keys() == tuned.keys()
-    for key, value in base.items():
-        assert value.equal(tuned[key]), key
+    assert same_body(encoder_state(tiny_bert), encoder_state(tmp_path / "model")) == []
 
 
 class Killed(Exception):
@@ -225,11 +234,13 @@ def test_decoder_only_without_pad_token(tmp_path: Path, tiny_gpt2: Path, corpus:
 
     assert AutoTokenizer.from_pretrained(tiny_gpt2).pad_token is None
     data = build_splits(tiny_gpt2, corpus, tmp_path / "data")
-    report = train(tmp_path, tiny_gpt2, data, epochs=3)
+    # the architecture's own head reads the last non-pad token, so it is the one that needs the pad id
+    report = train(tmp_path, tiny_gpt2, data, epochs=3, pooling="native")
     tok = AutoTokenizer.from_pretrained(tmp_path / "model")
     cfg = AutoConfig.from_pretrained(tmp_path / "model")
     assert tok.pad_token == tok.eos_token == "<|endoftext|>"
     assert cfg.pad_token_id == tok.eos_token_id
+    assert cfg.architectures == ["GPT2ForSequenceClassification"]
     assert report["best_validation"]["accuracy"] > 0.5
 
     params = tmp_path / "params.yaml"
@@ -313,6 +324,8 @@ def test_params_are_validated() -> None:
         validate_section("finetune", {"warmup": 2.5}, FinetuneParams)
     with pytest.raises(ParamsError, match=r"`finetune.freeze` = 'all'"):
         validate_section("finetune", {"freeze": "all"}, FinetuneParams)
+    with pytest.raises(ParamsError, match=r"`finetune.pooling` = 'cls'"):
+        validate_section("finetune", {"pooling": "cls"}, FinetuneParams)
     assert validate_section("finetune", {"warmup": 50}, FinetuneParams).warmup == 50
 
 
