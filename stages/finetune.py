@@ -282,6 +282,8 @@ def load_model_and_tokenizer(
                 "add a pad token to its tokenizer (tokenizer.add_special_tokens) and save it as a local folder."
             )
         tok.pad_token = tok.eos_token
+    # how it was loaded (HF_HUB_OFFLINE sets local_files_only) is not part of the saved tokenizer
+    tok.init_kwargs.pop("local_files_only", None)
     if getattr(tok, "is_fast", False):
         tok.backend_tokenizer.no_padding()
         tok.backend_tokenizer.no_truncation()

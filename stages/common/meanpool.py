@@ -71,7 +71,9 @@ class MeanPoolForSequenceClassification(PreTrainedModel):
         body = AutoModel.from_pretrained(
             path, trust_remote_code=trust_remote_code, dtype=torch.float32, **extra
         )
-        config = MeanPoolConfig(encoder=body.config.to_dict(), **config_kwargs)
+        body_config = body.config.to_dict()
+        body_config.pop("_name_or_path", None)  # a local path: the saved folder must not depend on where it ran
+        config = MeanPoolConfig(encoder=body_config, **config_kwargs)
         return cls(config, encoder=body)
 
     def forward(

@@ -96,6 +96,9 @@ def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_ber
     assert type(model).__name__ == "MeanPoolForSequenceClassification"
     assert model.config.id2label == {0: "business", 1: "sport", 2: "tech"}
     assert model.config.label2id == {"business": 0, "sport": 1, "tech": 2}
+    # nothing in the folder depends on where or how the run happened (same data + params, same bytes)
+    assert str(tiny_bert) not in (model_dir / "config.json").read_text()
+    assert "local_files_only" not in json.loads((model_dir / "tokenizer_config.json").read_text())
     saved_tok = json.loads((model_dir / "tokenizer.json").read_text())
     assert saved_tok["padding"] is None and saved_tok["truncation"] is None
     tok = AutoTokenizer.from_pretrained(model_dir)
