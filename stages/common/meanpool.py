@@ -72,7 +72,9 @@ class MeanPoolForSequenceClassification(PreTrainedModel):
             path, trust_remote_code=trust_remote_code, dtype=torch.float32, **extra
         )
         body_config = body.config.to_dict()
-        body_config.pop("_name_or_path", None)  # a local path: the saved folder must not depend on where it ran
+        body_config.pop(
+            "_name_or_path", None
+        )  # a local path: the saved folder must not depend on where it ran
         config = MeanPoolConfig(encoder=body_config, **config_kwargs)
         return cls(config, encoder=body)
 
