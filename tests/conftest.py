@@ -251,12 +251,16 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
 
 
+_MLFLOW_ENV_AT_START = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+
 @pytest.fixture(autouse=True)
 def _isolate_mlflow_tracking_uri() -> Iterator[None]:
-    """`mlflow.set_tracking_uri` is process-global (and sets MLFLOW_TRACKING_URI): undo it after each test
-    so one test's store never leaks into the next."""
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    before = {k: os.environ.get(k) for k in names}
+    """`mlflow.set_tracking_uri`/`set_registry_uri` are process-global (and set MLFLOW_TRACKING_URI /
+    MLFLOW_REGISTRY_URI): undo them after each test so one test's store never leaks into the next. The
+    values go back to those of the session's start, not of this test's start: a module-scoped fixture
+    that registered a model runs before this fixture and would otherwise leak into the next module."""
+    before = _MLFLOW_ENV_AT_START
     yield
     if "mlflow" in sys.modules:
         import mlflow
