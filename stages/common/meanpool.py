@@ -67,15 +67,17 @@ class MeanPoolForSequenceClassification(PreTrainedModel):
         cls, path: str, trust_remote_code: bool = False, **config_kwargs: Any
     ) -> MeanPoolForSequenceClassification:
         """The pre-trained body at `path` with a fresh head; `config_kwargs` go to the config (labels, pad id)."""
-        extra = _no_pooler(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code))
+        body_config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         body = AutoModel.from_pretrained(
-            path, trust_remote_code=trust_remote_code, dtype=torch.float32, **extra
+            path,
+            config=body_config,
+            trust_remote_code=trust_remote_code,
+            dtype=torch.float32,
+            **_no_pooler(body_config),
         )
-        body_config = body.config.to_dict()
-        body_config.pop(
-            "_name_or_path", None
-        )  # a local path: the saved folder must not depend on where it ran
-        config = MeanPoolConfig(encoder=body_config, **config_kwargs)
+        saved = body.config.to_dict()
+        saved.pop("_name_or_path", None)  # a local path: the saved folder must not depend on where it ran
+        config = MeanPoolConfig(encoder=saved, **config_kwargs)
         return cls(config, encoder=body)
 
     def forward(
@@ -116,16 +118,11 @@ def register_auto_classes() -> None:
     """Let `AutoConfig`/`AutoModelForSequenceClassification` load saved folders in this process without
     `trust_remote_code` (idempotent; not run at import, because this file also runs as the folder's own code)."""
     from transformers import AutoModelForSequenceClassification
-
-    if MODEL_TYPE not in _registered_types():
-        AutoConfig.register(MODEL_TYPE, MeanPoolConfig)
-        AutoModelForSequenceClassification.register(MeanPoolConfig, MeanPoolForSequenceClassification)
-
-
-def _registered_types() -> set[str]:
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    return set(CONFIG_MAPPING.keys())
+    if MODEL_TYPE not in CONFIG_MAPPING:
+        AutoConfig.register(MODEL_TYPE, MeanPoolConfig)
+        AutoModelForSequenceClassification.register(MeanPoolConfig, MeanPoolForSequenceClassification)
 
 
 # save_pretrained copies this file into the folder and writes the `auto_map` that points at these classes
