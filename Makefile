@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run repro test test-slow lint format bench lock clean-venv
+.PHONY: help setup run repro test test-slow lint format bench bench-accuracy lock clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ format: $(STAMP) ## ruff format and autofix
 
 bench: $(STAMP) ## the benchmarks under bench/ (see bench/README.md)
 	$(BIN)/python -m bench.run
+
+bench-accuracy: $(STAMP) ## model vs baseline over 5 seeded splits (about 30 min on 2 CPU cores; run `make run` first)
+	$(BIN)/python -m bench.accuracy
 
 lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PY) -m venv .lock-venv

@@ -53,7 +53,7 @@ VALIDATION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", 
 class FinetuneParams(StageParams):
     """The `finetune` section of params.yaml."""
 
-    epochs: int = Field(4, ge=1, description="upper bound; early stopping may end sooner")
+    epochs: int = Field(5, ge=1, description="upper bound; early stopping may end sooner")
     learning_rate: float = Field(5e-5, gt=0.0)
     batch_size: int = Field(16, ge=1, description="per process")
     eval_batch_size: int = Field(64, ge=1)
