@@ -16,6 +16,7 @@ rerun, so an interrupted benchmark resumes. Results go to `bench/accuracy.json` 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -48,7 +49,7 @@ def parse_override(item: str) -> tuple[str, str, Any]:
 
 def seed_params(base: dict[str, Any], overrides: list[tuple[str, str, Any]], seed: int) -> dict[str, Any]:
     """params.yaml with the overrides applied and the split and training seeds set to `seed`."""
-    params = json.loads(json.dumps(base))
+    params = copy.deepcopy(base)
     for section, key, value in overrides:
         if section not in params:
             raise SystemExit(f"bench.accuracy: params.yaml has no section `{section}` (from --set)")
@@ -108,7 +109,7 @@ def run_seed(
         "seed": seed,
         "model": {k: m["model"][k] for k in METRICS},
         "baseline": {k: m["baseline"][k] for k in METRICS},
-        "delta": {k: m["model"][k] - m["baseline"][k] for k in METRICS},
+        "delta": {k: m["delta"][k] for k in METRICS},  # evaluate writes model - baseline
         "test_rows": sum(v["support"] for v in m["model"]["per_class"].values()),
         "best_epoch": ft["best_epoch"],
         "train_runtime_s": ft["train_runtime_s"],
