@@ -35,6 +35,8 @@ SECTION = "retrain"
 SUMMARY_ARTIFACT_KEY = "retrain-summary"
 METRICS_REPORT = "metrics.json"  # file names looked up among the stages' declared outputs
 REGISTRY_REPORT = "registry.json"
+PROFILE_REPORT = "data_profile.json"
+LABEL_REPORT = "label.json"
 DEFAULT_DEPLOYMENT = "scheduled-retrain"  # also the deployment name in prefect.yaml
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -356,6 +358,8 @@ def build_summary(
     changed = [o.name for o in all_outcomes if o.status in ("ran", "restored") and not o.changed_nothing]
     metrics, metrics_stage = _read_report(root, dag, METRICS_REPORT)
     registry, registry_stage = _read_report(root, dag, REGISTRY_REPORT)
+    profile, profile_stage = _read_report(root, dag, PROFILE_REPORT)
+    label, _ = _read_report(root, dag, LABEL_REPORT)
     return {
         "status": "failed" if failed else "completed",
         "failed_stage": failed.name if failed else None,
@@ -371,6 +375,22 @@ def build_summary(
         "metrics_fresh": metrics_stage in changed,
         "registry": registry,
         "registry_fresh": registry_stage in changed,
+        "data": data_summary(profile, label),
+        "data_fresh": profile_stage in changed or (failed is not None and failed.name == profile_stage),
+    }
+
+
+def data_summary(profile: dict[str, Any] | None, label: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The data profile's headline (validate), its failed checks, and what moved since the last run (label)."""
+    if not isinstance(profile, dict) or not isinstance(profile.get("headline"), dict):
+        return None
+    moves = (label or {}).get("movement") or {}
+    return {
+        **profile["headline"],
+        "failed_checks": [c["message"] for c in profile.get("checks", []) if c.get("outcome") == "fail"],
+        "new_rows": moves.get("new"),
+        "changed_side": moves.get("changed_side"),
+        "removed_rows": moves.get("removed"),
     }
 
 
@@ -411,6 +431,33 @@ def _metrics_md(summary: dict[str, Any]) -> list[str]:
         d_txt = f"{d:+.4f}" if isinstance(d, int | float) else "—"
         name = f"**{k}**" if k == primary else k
         lines.append(f"| {name} | {_fmt(model[k])} | {_fmt(b)} | {d_txt} |")
+    return lines
+
+
+def _data_md(summary: dict[str, Any]) -> list[str]:
+    d = summary.get("data")
+    if not isinstance(d, dict):
+        return []
+    when = "this run" if summary.get("data_fresh") else "unchanged since an earlier run"
+    rows = d.get("rows") or {}
+    verdict = "every check passed" if d.get("passed") else f"**{d.get('failed')} check(s) FAILED**"
+    lines = [
+        "",
+        f"### Data ({when}; validate: {verdict} of {d.get('checks')})",
+        "",
+        "| split | rows | new since the last run | changed side |",
+        "|---|---|---|---|",
+    ]
+    for split in ("train", "validation", "test"):
+        new = (d.get("new_rows") or {}).get(split)
+        moved = (d.get("changed_side") or {}).get(split)
+        lines.append(f"| {split} | {_fmt(rows.get(split))} | {_fmt(new)} | {_fmt(moved)} |")
+    lines.append(
+        f"Batches: {_fmt(d.get('batches'))}; train median {_fmt(d.get('median_chars'))} characters, "
+        f"{_fmt(d.get('median_tokens'))} tokens; truncated {_fmt(d.get('truncated_share'))}; unknown tokens "
+        f"{_fmt(d.get('unk_share'))}; rows removed since the last run: {_fmt(d.get('removed_rows'))}."
+    )
+    lines += [f"- {m}" for m in d.get("failed_checks") or []]
     return lines
 
 
@@ -498,7 +545,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         secs = f"{s['seconds']:.1f} s" if s["status"] != "not run" else "—"
         lines.append(f"| {s['name']} | {result} | {secs} |")
     lines.append(f"| **total** | | {summary['total_seconds']:.1f} s |")
-    lines += _metrics_md(summary) + _registry_md(summary)
+    lines += _data_md(summary) + _metrics_md(summary) + _registry_md(summary)
     return "\n".join(lines) + "\n"
 
 

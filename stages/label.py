@@ -1,25 +1,36 @@
-"""label: canonicalise labels, quarantine unknown ones, write labels.json and a stratified, seeded split.
+"""label: canonicalise labels, quarantine unknown ones, write labels.json and a stable, grouped split.
 
     python -m stages.label --tokenized data/processed/tokenized --out data/processed/splits \
-        --labels data/processed/labels.json --quarantine reports/label_quarantine.jsonl --report reports/label.json
+        --labels data/processed/labels.json --quarantine reports/label_quarantine.jsonl \
+        --ledger data/processed/split_ledger.parquet --report reports/label.json
 
 Labels are case- and whitespace-folded and mapped through `label.aliases`; when `label.labels` is set,
-rows with any other label are quarantined (with the reason and the count in the report). The split is
-stratified by label and seeded, and keeps every near-duplicate group (the `group` key from clean) on one
-side, so no text can sit in train and test at once.
+rows with any other label are quarantined (with the reason and the count in the report) and labels.json
+lists exactly the declared classes (a declared class without rows is left for `validate` to stop).
+
+The split (`label.split: stable`, the default) is a pure function of each near-duplicate group's key
+(the `group` column from clean) and `label.seed`: a keyed hash maps the key to [0, 1), compared with
+the split fractions. Adding or removing rows therefore never moves any other row, which is what
+scheduled retraining needs (a champion is never scored on rows that moved into its test split). The
+ledger of the previous run's assignment (a persistent, uncached output) lets the report count, per
+split, the rows that are new and the rows that changed side (0 unless the seed or fractions changed).
+`label.split: random` keeps the earlier seeded `train_test_split` (it reshuffles when data changes).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import Field, model_validator
+from sklearn.model_selection import train_test_split
 
-from stages.common.io import atomic_dir, write_json, write_jsonl
+from stages.common.io import atomic_dir, read_table, write_json, write_jsonl, write_table
 from stages.common.logs import setup_logging
 from stages.common.params import StageParams, load_section
 
@@ -35,6 +46,9 @@ class LabelParams(StageParams):
     validation_size: float = Field(0.15, gt=0.0, lt=1.0)
     test_size: float = Field(0.15, gt=0.0, lt=1.0)
     min_class_rows: int = Field(10, ge=3, description="fewest rows a class needs to be stratified")
+    split: Literal["stable", "random"] = Field(
+        "stable", description="stable: a group's side is a keyed hash of its key; random: train_test_split"
+    )
     seed: int = 42
 
     @model_validator(mode="after")
@@ -82,14 +96,14 @@ def canonicalise(df: pd.DataFrame, p: LabelParams) -> tuple[pd.DataFrame, list[d
         for r in df[bad].to_dict(orient="records")
     ]
     kept = df[~bad].reset_index(drop=True)
-    names = sorted(kept["label"].unique())
+    names = sorted(allowed) if allowed is not None else sorted(kept["label"].unique())
     if len(names) < 2:
         raise LabelError(
             f"label: {len(names)} class(es) left ({', '.join(names) or 'none'}); classification needs at "
             "least two. Check `label.labels` and `label.aliases` against the data's labels."
         )
     counts = Counter(kept["label"])
-    small = {k: n for k, n in counts.items() if n < p.min_class_rows}
+    small = {k: n for k, n in counts.items() if 0 < n < p.min_class_rows}
     if small:
         desc = ", ".join(f"`{k}` has {n}" for k, n in sorted(small.items()))
         raise LabelError(
@@ -99,37 +113,118 @@ def canonicalise(df: pd.DataFrame, p: LabelParams) -> tuple[pd.DataFrame, list[d
     return kept, quarantine, names
 
 
-def split_groups(df: pd.DataFrame, p: LabelParams) -> dict[str, pd.DataFrame]:
-    """Stratified, seeded train/validation/test split over `group`s, so a group never straddles splits."""
-    from sklearn.model_selection import train_test_split
+def group_position(key: str, seed: int) -> float:
+    """Map a group key to [0, 1) with a hash keyed by the seed: the same key and seed, the same number."""
+    digest = hashlib.blake2b(key.encode(), key=str(seed).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
 
-    groups = df.groupby("group", sort=True)["label"].agg(lambda s: s.value_counts().index[0])
+
+def group_labels(df: pd.DataFrame) -> pd.Series:
+    """The label of each group (its most frequent one), indexed by group key in sorted order."""
+    return df.groupby("group", sort=True)["label"].agg(lambda s: s.value_counts().index[0])
+
+
+def stable_sides(groups: pd.Series, p: LabelParams) -> dict[str, str]:
+    """Assign each group to a split by its keyed-hash position: test below `test_size`, validation below
+    `test_size + validation_size`, train above. No group's side depends on any other group.
+
+    The one exception keeps tiny classes usable: a class with at least three groups but none in some
+    split gets the group whose position lies nearest that split's interval moved into it (the report
+    counts these; with a few hundred groups per class it never happens).
+    """
+    bounds = {"test": (0.0, p.test_size), "validation": (p.test_size, p.test_size + p.validation_size)}
+    bounds["train"] = (p.test_size + p.validation_size, 1.0)
+    pos = {g: group_position(g, p.seed) for g in groups.index}
+    side = {g: next(k for k, (lo, hi) in bounds.items() if lo <= u < hi) for g, u in pos.items()}
+    for _label, members in groups.groupby(groups, sort=True):
+        keys = sorted(members.index)
+        if len(keys) < len(SPLITS):
+            continue
+        for split in SPLITS:
+            if any(side[g] == split for g in keys):
+                continue
+            counts = Counter(side[g] for g in keys)
+            lo, hi = bounds[split]
+            donors = [g for g in keys if counts[side[g]] > 1]
+            best = min(donors, key=lambda g: (min(abs(pos[g] - lo), abs(pos[g] - hi)), g))
+            side[best] = split
+    return side
+
+
+def random_sides(groups: pd.Series, p: LabelParams) -> dict[str, str]:
+    """The earlier split: seeded, stratified `train_test_split` over groups (reshuffles when data changes)."""
     g_ids, g_labels = groups.index.to_numpy(), groups.to_numpy()
     try:
         rest, test = train_test_split(g_ids, test_size=p.test_size, stratify=g_labels, random_state=p.seed)
-        rest_labels = groups.loc[rest].to_numpy()
         val_share = p.validation_size / (1.0 - p.test_size)
-        train, val = train_test_split(rest, test_size=val_share, stratify=rest_labels, random_state=p.seed)
+        train, val = train_test_split(
+            rest, test_size=val_share, stratify=groups.loc[rest].to_numpy(), random_state=p.seed
+        )
     except ValueError as exc:
-        counts = Counter(g_labels)
         raise LabelError(
-            f"label: cannot stratify the split ({exc}); groups per class: {dict(counts)}. Raise "
+            f"label: cannot stratify the split ({exc}); groups per class: {dict(Counter(g_labels))}. Raise "
             "label.min_class_rows, add data or change validation_size/test_size."
         ) from None
-    return {
-        name: df[df["group"].isin(set(ids))].reset_index(drop=True)
-        for name, ids in zip(SPLITS, (train, val, test), strict=True)
-    }
+    return {g: name for name, ids in zip(SPLITS, (train, val, test), strict=True) for g in ids}
+
+
+def split_groups(df: pd.DataFrame, p: LabelParams) -> dict[str, pd.DataFrame]:
+    """Split rows by their group's side, so a near-duplicate group never straddles two splits."""
+    groups = group_labels(df)
+    side = stable_sides(groups, p) if p.split == "stable" else random_sides(groups, p)
+    where = df["group"].map(side)
+    return {name: df[where == name].reset_index(drop=True) for name in SPLITS}
+
+
+def ledger_of(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per id: its group and split (what the next run compares itself with)."""
+    parts = [v[["id", "group"]].assign(split=k) for k, v in splits.items()]
+    return pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def movement(splits: dict[str, pd.DataFrame], previous: pd.DataFrame | None) -> dict[str, Any]:
+    """Per split: rows new since the previous run and rows that changed side; rows removed since then."""
+    if previous is None:
+        return {"previous_run": False}
+    before = dict(zip(previous["id"].astype(str), previous["split"], strict=True))
+    out: dict[str, Any] = {"previous_run": True, "new": {}, "changed_side": {}, "changed_from": {}}
+    now_ids: set[str] = set()
+    for name, part in splits.items():
+        ids = part["id"].astype(str)
+        now_ids.update(ids)
+        old = ids.map(before)
+        out["new"][name] = int(old.isna().sum())
+        moved = old.notna() & (old != name)
+        out["changed_side"][name] = int(moved.sum())
+        out["changed_from"][name] = dict(Counter(old[moved]).most_common())
+    out["removed"] = len(set(before) - now_ids)
+    return out
 
 
 def label_report(
-    splits: dict[str, pd.DataFrame], names: list[str], quarantine: list[dict[str, Any]], p: LabelParams
+    splits: dict[str, pd.DataFrame],
+    names: list[str],
+    quarantine: list[dict[str, Any]],
+    p: LabelParams,
+    moves: dict[str, Any],
 ) -> dict[str, Any]:
+    """Rows and class counts per split, each class's share of each split against its share overall."""
+    total = sum(len(v) for v in splits.values())
+    overall = {n: sum(int((v["label"] == n).sum()) for v in splits.values()) for n in names}
+    counts = {k: {n: int((v["label"] == n).sum()) for n in names} for k, v in splits.items()}
+    share_gap = {
+        k: {n: round(counts[k][n] / max(len(v), 1) - overall[n] / max(total, 1), 4) for n in names}
+        for k, v in splits.items()
+    }
     return {
         "classes": names,
+        "split": p.split,
         "seed": p.seed,
         "rows": {k: len(v) for k, v in splits.items()},
-        "class_counts": {k: {n: int((v["label"] == n).sum()) for n in names} for k, v in splits.items()},
+        "class_counts": counts,
+        "class_share_gap": share_gap,
+        "max_class_share_gap": max((abs(x) for d in share_gap.values() for x in d.values()), default=0.0),
+        "movement": moves,
         "quarantined": len(quarantine),
         "quarantined_labels": dict(Counter(q["label"] for q in quarantine).most_common()),
     }
@@ -142,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="data/processed/splits")
     ap.add_argument("--labels", default="data/processed/labels.json")
     ap.add_argument("--quarantine", default="reports/label_quarantine.jsonl")
+    ap.add_argument("--ledger", default="data/processed/split_ledger.parquet")
     ap.add_argument("--report", default="reports/label.json")
     args = ap.parse_args(argv)
     log = setup_logging("label")
@@ -153,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     df = ds.to_pandas()
     kept, quarantine, names = canonicalise(df, p)
     splits = split_groups(kept, p)
+    ledger = Path(args.ledger)
+    moves = movement(splits, read_table(ledger) if ledger.is_file() else None)
     features = ds.features.copy()
     features["label"] = ClassLabel(names=names)
     to_id = {n: i for i, n in enumerate(names)}
@@ -168,9 +266,12 @@ def main(argv: list[str] | None = None) -> None:
         dd.save_to_disk(str(tmp))
     write_json(args.labels, {str(i): n for i, n in enumerate(names)})
     write_jsonl(args.quarantine, quarantine)
-    report = label_report(splits, names, quarantine, p)
+    write_table(ledger, ledger_of(splits))
+    report = label_report(splits, names, quarantine, p, moves)
     write_json(args.report, report)
     log.info("classes %s; rows %s; quarantined %d", names, report["rows"], len(quarantine))
+    if moves["previous_run"]:
+        log.info("since the previous run: new %s, changed side %s", moves["new"], moves["changed_side"])
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@
 a hub id works the same way. The model reads a text through up to `windows` windows of `max_length` tokens
 each (its prediction is the mean of theirs). Texts longer than that budget are cut by the `truncation`
 policy: keep the head, the tail, or both (`head+tail`, `head_fraction` of the budget from the start, the
-rest from the end); what is kept is split into windows of near-equal size. The output keeps `id`, `text`, `label`
-and `group` and adds `windows` (every window's token ids, special tokens included), `n_windows`,
-`input_ids` and `attention_mask` of the first window (with `token_type_ids`/`window_type_ids` where the
-model uses them) and `n_tokens`, the untruncated length.
+rest from the end); what is kept is split into windows of near-equal size. The output keeps `id`, `text`, `label`,
+`group`, `batch` and `source_file` (the batch file and the file a row came from) and adds `windows` (every window's token ids,
+special tokens included), `n_windows`, `input_ids` and `attention_mask` of the first window (with
+`token_type_ids`/`window_type_ids` where the model uses them), `n_tokens` (the untruncated length),
+`n_unk` (unknown tokens in it) and `truncated` (the text was longer than the windows hold), which the
+validate stage profiles.
 """
 
 from __future__ import annotations
@@ -94,12 +96,15 @@ def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, lis
     budget = window_budget * p.windows
     raw = backend.encode_batch(texts, add_special_tokens=False)
     want_types = "token_type_ids" in tok.model_input_names
-    keys = ["input_ids", "attention_mask", "n_tokens", "windows", "n_windows"]
+    keys = ["input_ids", "attention_mask", "n_tokens", "n_unk", "truncated", "windows", "n_windows"]
     if want_types:
         keys += ["token_type_ids", "window_type_ids"]
     out: dict[str, list[Any]] = {k: [] for k in keys}
+    unk = tok.unk_token_id
     for text, enc in zip(texts, raw, strict=True):
         n = len(enc.ids)
+        out["n_unk"].append(0 if unk is None else enc.ids.count(unk))
+        out["truncated"].append(n > budget)
         if n > budget:
             if p.truncation == "head":
                 enc.truncate(budget, direction="right")
@@ -156,10 +161,11 @@ def tokenize_table(df: pd.DataFrame, p: TokenizeParams, tok: Any) -> tuple[Any, 
     """Return the tokenized `datasets.Dataset` and the length report."""
     from datasets import Dataset
 
-    ds = Dataset.from_pandas(df[["id", "text", "label", "group"]], preserve_index=False)
+    columns = [c for c in ("id", "text", "label", "group", "batch", "source_file") if c in df.columns]
+    ds = Dataset.from_pandas(df[columns], preserve_index=False)
     # datasets cannot hash the closure, and an in-memory dataset's own fingerprint is random: derive it
     # from the content and the settings instead, so the saved dataset is byte-identical on a rerun
-    content = pd.util.hash_pandas_object(df[["id", "text", "label", "group"]], index=False).to_numpy()
+    content = pd.util.hash_pandas_object(df[columns], index=False).to_numpy()
     fingerprint = hashlib.sha256(
         content.tobytes() + f"|{p.model_dump_json()}|{len(tok)}".encode()
     ).hexdigest()[:16]

@@ -5,6 +5,7 @@ One test also serves the flow on a real `prefect server start` and watches two s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -22,8 +23,11 @@ from flows.retrain import (
     RetrainError,
     RetrainParams,
     StageFailed,
+    StageOutcome,
+    build_summary,
     load_retrain_params,
     read_dag,
+    render_markdown,
     repro_status,
     select_stages,
     stage_error,
@@ -72,6 +76,47 @@ def test_stage_error_is_the_stages_own_message() -> None:
     assert repro_status("Running stage 'a':\n> python x") == "ran"
     assert repro_status("Stage 'a' didn't change, skipping") == "skipped"
     assert repro_status("Stage 'a' is cached - skipping run, checking out outputs") == "restored"
+
+
+def test_summary_shows_the_data_profile_and_a_failed_check(tiny_repo: Path) -> None:
+    """The retrain summary carries validate's headline figures and, when it stops the run, its reasons."""
+    reports = tiny_repo / "reports"
+    reports.mkdir(exist_ok=True)
+    profile = {
+        "headline": {
+            "passed": False,
+            "checks": 12,
+            "failed": 1,
+            "rows": {"train": 70, "validation": 15, "test": 15},
+            "batches": 2,
+            "median_chars": 1900.0,
+            "median_tokens": 420.0,
+            "truncated_share": 0.03,
+            "unk_share": 0.0,
+        },
+        "checks": [
+            {"outcome": "fail", "message": "batch file `2026-11.csv`: median text length 10 characters"}
+        ],
+    }
+    (reports / "data_profile.json").write_text(json.dumps(profile))
+    (reports / "label.json").write_text(
+        json.dumps(
+            {
+                "movement": {
+                    "new": {"train": 14, "validation": 3, "test": 3},
+                    "changed_side": {"train": 0},
+                    "removed": 0,
+                }
+            }
+        )
+    )
+    dag = read_dag(tiny_repo)
+    dag[0] = dataclasses.replace(dag[0], json_outputs=("reports/data_profile.json", "reports/label.json"))
+    summary = build_summary(tiny_repo, dag, [StageOutcome(dag[0].name, "failed", error="ValidateError: ...")])
+    assert summary["data"]["new_rows"]["train"] == 14 and summary["data_fresh"]
+    text = render_markdown(summary)
+    assert "validate: **1 check(s) FAILED** of 12" in text and "| train | 70 | 14 | 0 |" in text
+    assert "- batch file `2026-11.csv`: median text length 10 characters" in text
 
 
 def test_shipped_params_and_prefect_yaml_agree() -> None:
