@@ -220,7 +220,7 @@ def predict_file(
 def default_model_uri(version: str | None = None, params_path: str | Path = "params.yaml") -> str:
     """`models:/NAME@champion` (NAME = register.model_name), or a given version number or alias."""
     from stages.common.params import load_section, read_params_file
-    from stages.register import RegisterParams
+    from stages.common.registry import CHAMPION, RegisterParams
 
     path = Path(params_path)
     has_section = path.is_file() and "register" in read_params_file(path)
@@ -230,7 +230,7 @@ def default_model_uri(version: str | None = None, params_path: str | Path = "par
         else RegisterParams().model_name
     )
     if version is None:
-        return f"models:/{name}@champion"
+        return f"models:/{name}@{CHAMPION}"
     return f"models:/{name}/{version}" if str(version).isdigit() else f"models:/{name}@{version}"
 
 
@@ -238,11 +238,10 @@ def load_model(model_uri: str) -> Any:
     """The pyfunc model at `model_uri`, from the store the register stage writes to."""
     import mlflow
 
-    from stages.common.registry import redact_uri, tracking_uri
+    from stages.common.registry import redact_uri, tracking_uri, use_store
 
     uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_store(uri)
     try:
         return mlflow.pyfunc.load_model(model_uri)
     except mlflow.exceptions.MlflowException as exc:

@@ -17,69 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stages.common.registry import (
-    CHALLENGER,
-    RegistryError,
-    TrackingUnavailable,
-    champion_version,
-    connect,
-    read_history,
-    rollback_target,
-    set_champion,
-    tracking_uri,
-)
+if TYPE_CHECKING:
+    from stages.common.registry import Registry
 
-USABLE_STATUSES = (None, "complete", "verified")  # ftpipe.status of a version that may become champion
-
-
-def _model_version(client: Any, name: str, version: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version(name, str(version))
-    except MlflowException:
-        raise RegistryError(
-            f"registered model `{name}` has no version {version}; `ftpipe history` lists the versions."
-        ) from None
-
-
-def check_promotable(version: str, status: str, ftpipe_status: str | None, current: str | None) -> None:
-    """Raise RegistryError when `version` must not become champion (pure)."""
-    if str(version) == current:
-        raise RegistryError(f"version {version} is already the champion; nothing to do.")
-    if status != "READY":
-        raise RegistryError(f"version {version} is {status}, not READY; it cannot serve as champion.")
-    if ftpipe_status not in USABLE_STATUSES:
-        raise RegistryError(
-            f"version {version} is marked `ftpipe.status={ftpipe_status}` (its registration did not finish or "
-            "it failed verification); register the model again instead."
-        )
-
-
-def promote(client: Any, name: str, version: str, reason: str, who: str | None = None) -> dict[str, Any]:
-    """Make `version` the champion by hand; return the history event."""
-    if not reason.strip():
-        raise RegistryError("a promotion needs a reason: --reason 'why'.")
-    mv = _model_version(client, name, version)
-    current = champion_version(client, name)
-    check_promotable(str(version), mv.status, mv.tags.get("ftpipe.status"), current)
-    return set_champion(
-        client, name, str(version), "promote", reason, who=who, gate=mv.tags.get("gate.decision", "unknown")
-    )
-
-
-def rollback(client: Any, name: str, reason: str, who: str | None = None) -> dict[str, Any]:
-    """Return the champion to the one before it in the history; return the history event."""
-    if not reason.strip():
-        raise RegistryError("a rollback needs a reason: --reason 'why'.")
-    current = champion_version(client, name)
-    target = rollback_target(read_history(client, name), current)
-    mv = _model_version(client, name, target)
-    if mv.status != "READY":
-        raise RegistryError(f"the previous champion, version {target}, is {mv.status}; promote another one.")
-    return set_champion(client, name, target, "rollback", reason, who=who)
+# stages.common.registry imports MLflow (about 2 s): the commands import it when they run, so that
+# `ftpipe --help` and the other commands stay fast
 
 
 def format_history(events: list[dict[str, Any]], champion: str | None, challenger: str | None) -> str:
@@ -98,11 +42,12 @@ def format_history(events: list[dict[str, Any]], champion: str | None, challenge
 # --------------------------------------------------------------------------- the commands
 
 
-def _model_name_and_client(args: argparse.Namespace) -> tuple[str, Any]:
+def _registry(args: argparse.Namespace) -> Registry:
+    """The Registry for `--name` (else `register.model_name` of the params file), with its retry policy."""
     from pathlib import Path
 
     from stages.common.params import load_section
-    from stages.register import RegisterParams
+    from stages.common.registry import RegisterParams, Registry, tracking_uri
 
     p = (
         load_section("register", RegisterParams, args.params)
@@ -111,11 +56,12 @@ def _model_name_and_client(args: argparse.Namespace) -> tuple[str, Any]:
     )
     name = args.name or p.model_name
     retries, backoff = (p.retries, p.backoff_s) if p else (3, 1.0)
-    return name, connect(tracking_uri(), retries, backoff)
+    return Registry.connect(tracking_uri(), name, retries, backoff)
 
 
 def _run(fn: Any, args: argparse.Namespace) -> int:
     from stages.common.params import ParamsError
+    from stages.common.registry import RegistryError, TrackingUnavailable
 
     try:
         return fn(args)
@@ -126,12 +72,12 @@ def _run(fn: Any, args: argparse.Namespace) -> int:
 
 def _cmd_promote(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
-        name, client = _model_name_and_client(args)
-        ev = promote(client, name, args.version, args.reason)
+        reg = _registry(args)
+        ev = reg.promote(args.version, args.reason)
         note = (
             "" if ev["gate"] in ("promote", "unknown") else f" (overruling the gate's verdict: {ev['gate']})"
         )
-        print(f"{name}: champion {ev['from'] or '-'} -> {ev['to']}{note}; by {ev['who']}: {ev['reason']}")
+        print(f"{reg.name}: champion {ev['from'] or '-'} -> {ev['to']}{note}; by {ev['who']}: {ev['reason']}")
         return 0
 
     return _run(go, args)
@@ -139,9 +85,9 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
-        name, client = _model_name_and_client(args)
-        ev = rollback(client, name, args.reason)
-        print(f"{name}: rolled back champion {ev['from']} -> {ev['to']}; by {ev['who']}: {ev['reason']}")
+        reg = _registry(args)
+        ev = reg.rollback(args.reason)
+        print(f"{reg.name}: rolled back champion {ev['from']} -> {ev['to']}; by {ev['who']}: {ev['reason']}")
         return 0
 
     return _run(go, args)
@@ -149,28 +95,17 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
-        from mlflow.exceptions import MlflowException
-
-        name, client = _model_name_and_client(args)
-        try:
-            events = read_history(client, name)
-        except MlflowException:
-            raise RegistryError(
-                f"no registered model `{name}` at {tracking_uri()}; run the pipeline first."
-            ) from None
-        champ = champion_version(client, name)
-        try:
-            chall = str(client.get_model_version_by_alias(name, CHALLENGER).version)
-        except MlflowException:
-            chall = None
+        reg = _registry(args)
+        events = reg.history()
+        champ, chall = reg.champion(), reg.challenger()
         if args.json:
             print(
                 json.dumps(
-                    {"name": name, "champion": champ, "challenger": chall, "history": events}, indent=2
+                    {"name": reg.name, "champion": champ, "challenger": chall, "history": events}, indent=2
                 )
             )
         else:
-            print(f"{name}\n" + format_history(events, champ, chall))
+            print(f"{reg.name}\n" + format_history(events, champ, chall))
         return 0
 
     return _run(go, args)

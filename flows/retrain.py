@@ -36,6 +36,7 @@ SUMMARY_ARTIFACT_KEY = "retrain-summary"
 METRICS_REPORT = "metrics.json"  # file names looked up among the stages' declared outputs
 REGISTRY_REPORT = "registry.json"
 PROFILE_REPORT = "data_profile.json"
+DRIFT_AFTER = "validate"  # the stage after which the flow compares the new data with the champion's
 LABEL_REPORT = "label.json"
 DEFAULT_DEPLOYMENT = "scheduled-retrain"  # also the deployment name in prefect.yaml
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -350,6 +351,7 @@ def build_summary(
     overrides: list[dict[str, Any]] | None = None,
     target: str | None = None,
     force: bool = False,
+    drift: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the summary says, as plain data (the flow's return value)."""
     done = {o.name for o in outcomes}
@@ -377,6 +379,7 @@ def build_summary(
         "registry_fresh": registry_stage in changed,
         "data": data_summary(profile, label),
         "data_fresh": profile_stage in changed or (failed is not None and failed.name == profile_stage),
+        "drift": drift,
     }
 
 
@@ -458,6 +461,10 @@ def _data_md(summary: dict[str, Any]) -> list[str]:
         f"{_fmt(d.get('unk_share'))}; rows removed since the last run: {_fmt(d.get('removed_rows'))}."
     )
     lines += [f"- {m}" for m in d.get("failed_checks") or []]
+    drift = summary.get("drift")
+    if isinstance(drift, dict):
+        against = f" against champion v{drift['champion']}" if drift.get("champion") else ""
+        lines.append(f"Drift{against} (before training): **{drift.get('outcome')}**: {drift.get('reason')}")
     return lines
 
 
@@ -566,6 +573,31 @@ def _stage_task(spec: StageSpec, root: str, force: bool) -> StageOutcome:
     return outcome
 
 
+def _drift_due(repo: Path, dag: list[StageSpec], outcome: StageOutcome) -> bool:
+    """Compare with the champion when the data just changed, or when training is about to run anyway."""
+    downstream = [s.name for s in dag if DRIFT_AFTER in s.upstream]
+    if not downstream:
+        return False
+    if outcome.status in ("ran", "restored"):
+        return True
+    from flows.drift import stale
+
+    return stale(repo, downstream)
+
+
+def _drift_task(root: str, validate_outputs: tuple[str, ...]) -> dict[str, Any]:
+    """The new data profile against the champion's (registry read; retried like register)."""
+    from prefect import get_run_logger
+
+    from flows.drift import PROFILE_FILE, check_drift
+
+    repo = Path(root)
+    profile = next((repo / p for p in validate_outputs if Path(p).name == PROFILE_FILE), repo / "missing")
+    result = check_drift(repo, profile)
+    get_run_logger().info("drift: %s: %s", result["outcome"], result["reason"])
+    return result
+
+
 def _retrain(
     root: str | None = None,
     force: bool = False,
@@ -583,6 +615,8 @@ def _retrain(
     dag = select_stages(read_dag(repo), target)
     retried = network_stages(repo, params)
     base = task(_stage_task, cache_policy=NO_CACHE)
+    drift_task = task(_drift_task, name="drift", task_run_name="drift", cache_policy=NO_CACHE)
+    drift: dict[str, Any] | None = None
     outcomes: list[StageOutcome] = []
     failure: BaseException | None = None
     for spec in dag:
@@ -595,6 +629,16 @@ def _retrain(
         )
         try:
             outcomes.append(stage_task(spec, str(repo), force))
+            if spec.name == DRIFT_AFTER and _drift_due(repo, dag, outcomes[-1]):
+                drift = drift_task.with_options(
+                    retries=params.retries if "register" in retried else 0,
+                    retry_delay_seconds=retry_delays(params) if "register" in retried else 0,
+                )(str(repo), spec.json_outputs)
+                if drift["outcome"] == "fail":
+                    message = f"drift against champion v{drift.get('champion')}: {drift['reason']}"
+                    outcomes.append(StageOutcome("drift", "failed", error=message))
+                    failure = StageFailed("drift", message)
+                    break
         except StageFailed as exc:
             outcomes.append(StageOutcome(spec.name, "failed", exc.seconds, error=exc.message))
             failure = StageFailed(exc.stage, exc.message, exc.seconds, exc.stderr_tail)  # no task traceback
@@ -603,7 +647,7 @@ def _retrain(
             outcomes.append(StageOutcome(spec.name, "failed", error=f"{type(exc).__name__}: {exc}"))
             failure = StageFailed(spec.name, f"{type(exc).__name__}: {exc}")
             break
-    summary = build_summary(repo, dag, outcomes, applied, target, force)
+    summary = build_summary(repo, dag, outcomes, applied, target, force, drift)
     markdown = render_markdown(summary)
     summary["markdown"] = markdown
     print(markdown, flush=True)

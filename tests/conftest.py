@@ -213,6 +213,8 @@ def build_splits(
         "input_ids": List(Value("int32")),
         "attention_mask": List(Value("int8")),
         "n_tokens": Value("int64"),
+        "n_unk": Value("int64"),
+        "truncated": Value("bool"),
         "windows": List(List(Value("int32"))),
         "n_windows": Value("int64"),
     }

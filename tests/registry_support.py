@@ -235,12 +235,63 @@ def write_eval_outputs(
     }
 
 
-class Workspace:
-    """One fixture corpus and split, and a factory of candidate models with their evaluate outputs."""
+PROFILE_TOKEN_BINS = [0, 4, 8, 16, 32, 64, 128, 256, 1_000_000_000]
+PROFILE_CHAR_BINS = [0, 16, 32, 64, 128, 256, 512, 1024, 1_000_000_000]
 
-    def __init__(self, root: Path, n_per_class: int = 60) -> None:
+
+def make_profile(rows: dict[str, list[dict[str, str]]], sample_size: int = 300) -> dict[str, Any]:
+    """The validate stage's compact profile (format 1) of `{split: rows}` (id, group, label, text).
+
+    Token lengths are whitespace words here; the sample is the `sample_size` train/validation rows whose
+    id hashes lowest, texts cut to 1000 characters, as validate does.
+    """
+    import hashlib
+
+    import numpy as np
+
+    classes = sorted({r["label"] for part in rows.values() for r in part})
+
+    def hist(values: list[int], edges: list[int]) -> list[int]:
+        return [int(x) for x in np.histogram(np.clip(values, 0, edges[-1] - 1), bins=edges)[0]]
+
+    pool = [{**r, "split": s} for s in ("train", "validation") for r in rows.get(s, [])]
+    pool.sort(key=lambda r: (hashlib.blake2b(r["id"].encode(), digest_size=8).hexdigest(), r["id"]))
+    return {
+        "format": 1,
+        "classes": classes,
+        "rows": {s: len(part) for s, part in rows.items()},
+        "class_counts": {
+            s: {c: sum(r["label"] == c for r in part) for c in classes} for s, part in rows.items()
+        },
+        "length_bins": {"chars": PROFILE_CHAR_BINS, "tokens": PROFILE_TOKEN_BINS},
+        "length_hist": {
+            "chars": {s: hist([len(r["text"]) for r in part], PROFILE_CHAR_BINS) for s, part in rows.items()},
+            "tokens": {
+                s: hist([len(r["text"].split()) for r in part], PROFILE_TOKEN_BINS)
+                for s, part in rows.items()
+            },
+        },
+        "sample": [
+            {k: r[k] for k in ("id", "group", "split", "label")} | {"text": r["text"][:1000]}
+            for r in pool[:sample_size]
+        ],
+    }
+
+
+class Workspace:
+    """One fixture corpus and split, and a factory of candidate models with their evaluate outputs.
+
+    `split_seed` plays `label.seed`: the same rows, shuffled by it before the 4:1:1 split, so another seed
+    puts most rows on another side.
+    """
+
+    def __init__(self, root: Path, n_per_class: int = 60, split_seed: int | None = None) -> None:
+        import random
+
         self.root = root
         self.rows = make_corpus(n_per_class=n_per_class, seed=1)
+        if split_seed is not None:
+            random.Random(split_seed).shuffle(self.rows)
         self.texts = [r["text"] for r in self.rows]
         self.labels = sorted({r["label"] for r in self.rows})
         tok_dir = build_tokenizer(self.texts, root / "tok")
@@ -252,6 +303,23 @@ class Workspace:
             {"text": t, "label": self.labels[y]}
             for t, y in zip(list(train["text"]), list(train["label"]), strict=True)
         ]
+
+    def split_rows(self) -> dict[str, list[dict[str, str]]]:
+        """{split: rows (id, group, label name, text)} of this workspace's splits."""
+        from datasets import load_from_disk
+
+        ds = load_from_disk(str(self.splits))
+        return {
+            name: [
+                {"id": i, "group": g, "label": self.labels[y], "text": t}
+                for i, g, y, t in zip(part["id"], part["group"], part["label"], part["text"], strict=True)
+            ]
+            for name, part in ds.items()
+        }
+
+    def profile(self) -> dict[str, Any]:
+        """The compact data profile of this workspace's splits (what validate would write)."""
+        return make_profile(self.split_rows())
 
     def candidate(self, tag: str, kind: str, seed: int = 0) -> dict[str, Path]:
         """Build model `tag` of `kind` and its evaluate outputs; returns the paths register needs."""

@@ -8,16 +8,19 @@ from typing import Any
 import pytest
 
 from flows.cli import main as ftpipe
-from flows.registry import check_promotable, format_history
+from flows.registry import format_history
+from stages.common.gate import GateParams
 from stages.common.registry import (
+    RegisterParams,
     RegistryError,
     champion_stack,
+    check_promotable,
     history_from_tags,
     make_event,
     next_history_key,
     rollback_target,
 )
-from stages.register import GateParams, RegisterParams, load_candidate, register
+from stages.register import load_candidate, register
 from tests.registry_support import Workspace
 
 

@@ -14,27 +14,19 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from stages.common.registry import TrackingUnavailable, redact_uri, with_retries
-from stages.register import (
-    Candidate,
-    ChampionScore,
-    GateParams,
-    RegisterError,
-    RegisterParams,
-    dvc_lock_hashes,
-    load_candidate,
-    loggable_params,
-    mcnemar,
-    model_hash,
-    register,
-    run_gate,
-)
+from stages.common.gate import Candidate, ChampionScore, GateParams, mcnemar, run_gate
+from stages.common.lineage import dvc_lock_hashes, lineage_tags, loggable_params, model_hash
+from stages.common.registry import Registry, TrackingUnavailable, redact_uri, with_retries
+from stages.register import RegisterError, RegisterParams, load_candidate, register, trained_on_from_splits
 from tests.conftest import REPO, run_cmd
 from tests.registry_support import Workspace, free_port, wait_http
 
 TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
-# permissive absolute checks, so the tiny models' quality decides through the champion comparison
-GATE = GateParams(min_primary=0.1, baseline_tolerance=1.0, min_improvement=0.0, significance=0.05)
+# permissive absolute checks, so the tiny models' quality decides through the champion comparison; the
+# superiority policy (significantly better) is the rule these lifecycle tests were written for
+GATE = GateParams(
+    policy="superiority", min_primary=0.1, baseline_tolerance=1.0, min_improvement=0.0, significance=0.05
+)
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -71,7 +63,7 @@ def test_gate_without_champion_uses_only_the_absolute_checks() -> None:
     by = {c.name: c for c in d.checks}
     assert by["floor"].outcome == "fail" and "register.gate.min_primary" in by["floor"].reason
     assert by["baseline"].outcome == "pass"
-    assert {by[n].outcome for n in ("labels", "improvement", "significance")} == {"skip"}
+    assert {by[n].outcome for n in ("labels", "margin", "significance", "per_class", "drift")} == {"skip"}
     assert run_gate(GateParams(min_primary=0.5), _candidate([1] * 20), None).promote
 
 
@@ -135,8 +127,6 @@ def test_dvc_lock_hashes_keep_data_and_model_outputs(tmp_path: Path) -> None:
 
 
 def test_lineage_dirty_ignores_what_the_run_itself_rewrites(tmp_path: Path) -> None:
-    from stages.register import lineage
-
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
@@ -148,10 +138,10 @@ def test_lineage_dirty_ignores_what_the_run_itself_rewrites(tmp_path: Path) -> N
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
     (tmp_path / "dvc.lock").write_text("2")
     (tmp_path / "reports/m.json").write_text("2")
-    tags = lineage(tmp_path, tmp_path / "dvc.lock", ["a"], {}, "h")
+    tags = lineage_tags(tmp_path, tmp_path / "dvc.lock", ["a"], {}, "h")
     assert tags["git.dirty"] == "false" and len(tags["git.commit"]) == 40
     (tmp_path / "stage.py").write_text("2")
-    tags = lineage(tmp_path, tmp_path / "dvc.lock", ["a"], {}, "h")
+    tags = lineage_tags(tmp_path, tmp_path / "dvc.lock", ["a"], {}, "h")
     assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "stage.py"
 
 
@@ -192,9 +182,7 @@ def test_unreachable_server_fails_fast_with_the_uri() -> None:
     uri = f"http://127.0.0.1:{free_port()}"
     t = time.monotonic()
     with pytest.raises(TrackingUnavailable, match=f"127.0.0.1:{uri.rsplit(':', 1)[1]}.*2 attempt"):
-        from stages.common.registry import connect
-
-        connect(uri, retries=1, backoff_s=0.05)
+        Registry.connect(uri, "m", retries=1, backoff_s=0.05)
     assert time.monotonic() - t < 20
     waits: list[float] = []
     with pytest.raises(TrackingUnavailable):
@@ -219,6 +207,7 @@ def _register(
     ws: Workspace, uri: str, name: str, cand: Candidate, gate: GateParams = GATE, **kw: Any
 ) -> dict[str, Any]:
     p = RegisterParams(model_name=name, gate=gate, retries=1, backoff_s=0.2, verify_rows=16)
+    kw.setdefault("trained_on", trained_on_from_splits(ws.splits))
     return register(
         p,
         cand,
@@ -348,6 +337,68 @@ def test_champion_loads_by_alias_and_predicts(
     assert model.metadata.signature.outputs.input_names() == ["label", "score"]
 
 
+def test_champion_is_never_scored_on_its_own_training_rows(
+    ws: Workspace,
+    mlflow_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """v1 on one split; `label.seed` changes, so v2's test rows are mostly v1's train/validation rows: the
+    champion is scored only on the rest, and the report says how many were compared and left out."""
+    name = "fair-comparison"
+    first = _register(ws, mlflow_server, name, _cand(ws, "trained", "trained"), profile=ws.profile())
+    assert first["promoted"] and first["trained_on"].startswith("train 120, validation 30")
+    v1 = ws.split_rows()
+    v1_seen = {r["id"] for s in ("train", "validation") for r in v1[s]}
+    v1_texts = {r["text"] for s in ("train", "validation") for r in v1[s]}
+
+    reseeded = Workspace(tmp_path_factory.mktemp("reseeded-ws"), split_seed=7)  # label.seed changed
+    test2 = reseeded.split_rows()["test"]
+    fresh = [r for r in test2 if r["id"] not in v1_seen]
+    assert 0 < len(fresh) < len(test2)  # the new seed moved most of v1's training rows into the test split
+
+    scored: list[list[str]] = []
+    real_predict = Registry.predict
+
+    def spy(self: Registry, version: str, texts: list[str]) -> list[str]:
+        scored.append(list(texts))
+        return real_predict(self, version, texts)
+
+    monkeypatch.setattr(Registry, "predict", spy)
+    second = _register(
+        reseeded,
+        mlflow_server,
+        name,
+        _cand(reseeded, "trained", "trained"),
+        gate=GateParams(min_primary=0.1, baseline_tolerance=1.0),  # the default policy: non_inferiority
+        profile=reseeded.profile(),
+    )
+    assert len(scored) == 1 and scored[0] and not set(scored[0]) & v1_texts
+    assert sorted(scored[0]) == sorted(r["text"] for r in fresh)
+    gate = second["gate"]
+    assert gate["policy"] == "non_inferiority"
+    assert gate["comparison"]["rows"] == len(fresh)
+    assert gate["comparison"]["left_out_seen"] == len(test2) - len(fresh)
+    by = {c["name"]: c for c in gate["checks"]}
+    assert (
+        f"on {len(fresh)} of {len(test2)} test rows ({len(test2) - len(fresh)} left out"
+        in by["margin"]["reason"]
+    )
+    assert (
+        by["per_class"]["outcome"] == "skip" and "register.gate.min_class_rows" in by["per_class"]["reason"]
+    )
+    # drift: v1's stored profile against the new one, the new texts judged without v1's own rows
+    assert by["drift"]["outcome"] in ("pass", "warn") and "label JS distance" in by["drift"]["reason"]
+    assert gate["drift"]["trained_on_record"] and gate["drift"]["texts"]["candidate_seen"] > 0
+
+    from mlflow import MlflowClient
+
+    tags = MlflowClient(mlflow_server).get_model_version(name, second["version"]).tags
+    assert tags["gate.policy"] == "non_inferiority" and tags["gate.rows"] == str(len(fresh))
+    assert tags["gate.margin.outcome"] == by["margin"]["outcome"]
+    assert tags["ftpipe.trained_on"] == "trained_on.json.gz" and tags["ftpipe.profile"] == "profile.json"
+
+
 def test_wiped_registry_registers_again(ws: Workspace, mlflow_server: str) -> None:
     from mlflow import MlflowClient
 
@@ -415,6 +466,8 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
             str(p["history"]),
             "--artifacts",
             str(tmp_path / "absent.png"),
+            "--profile",
+            str(tmp_path / "absent-profile.json"),
             "--lock",
             str(tmp_path / "dvc.lock"),
             "--out",
@@ -426,6 +479,8 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
     report = json.loads(out.read_text())
     assert report["action"] == "registered" and report["name"] == "entry-point"
     assert report["aliases"] == ["challenger", "champion"] and report["tracking_uri"] == mlflow_server
+    assert "absent-profile.json is missing" in report["profile"]  # registered anyway, and says so
+    assert report["trained_on"].startswith("train 120, validation 30")
 
 
 def _serve(model_uri: str, tracking: str, tmp: Path) -> tuple[subprocess.Popen, str]:

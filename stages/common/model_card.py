@@ -1,0 +1,82 @@
+"""The model card: one markdown page per registered version (also the version's description in MLflow).
+
+Pure: data, labels, metrics vs the baseline, what the model trained on, the gate's checks, lineage, and
+how to load it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stages.common import tags as T
+from stages.common.gate import Candidate, Decision
+from stages.common.lineage import TrainedOn
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
+
+
+def model_card(
+    name: str,
+    cand: Candidate,
+    decision: Decision,
+    tags: dict[str, str],
+    run_id: str,
+    truncation: dict[str, Any],
+    trained_on: TrainedOn | None = None,
+    profile_note: str = "",
+) -> str:
+    """Markdown: use, data and labels, test metrics vs baseline, gate decision, lineage."""
+    m = cand.metrics
+    keys = [
+        k
+        for k in ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "ece")
+        if k in m.get("model", {})
+    ]
+    rows = "\n".join(f"| {k} | {_fmt(m['model'][k])} | {_fmt(m['baseline'].get(k, '-'))} |" for k in keys)
+    checks = "\n".join(f"| {c.name} | {c.outcome} | {c.reason} |" for c in decision.checks)
+    counts = cand.test["label"].value_counts().reindex(cand.labels, fill_value=0)
+    lin = "\n".join(f"- `{k}`: {v}" for k, v in sorted(tags.items()) if k != T.LABELS)
+    trained = (
+        f"Trained and validated on {trained_on.summary()} (artifact `{T.TRAINED_ON_ARTIFACT}`): a later "
+        "candidate is compared with this version only on test rows outside that record."
+        if trained_on
+        else "No record of the training rows."
+    )
+    return f"""# {name}
+
+Text classifier fine-tuned (all parameters) by ftpipe. Registered from MLflow run `{run_id}`.
+
+## Use
+
+```python
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model("models:/{name}@champion")
+model.predict(pd.DataFrame({{"text": ["..."]}}))  # columns: label, score
+```
+
+Input is read like the training data: up to {truncation.get("windows", 1)} window(s) of {truncation["max_length"]} tokens (the prediction is the mean of the windows' probabilities), truncation policy `{truncation["truncation"]}`.
+
+## Data and labels
+
+{len(cand.labels)} labels: {", ".join(f"`{x}`" for x in cand.labels)}.
+Test split: {len(cand.test)} examples ({", ".join(f"{k} {v}" for k, v in counts.items())}).
+{trained} {profile_note}
+
+## Test metrics (primary: `{cand.primary_metric}`)
+
+| metric | model | TF-IDF baseline |
+|---|---|---|
+{rows}
+
+## Gate decision ({decision.policy}): {"promote to champion" if decision.promote else "stays challenger"}
+
+| check | outcome | reason |
+|---|---|---|
+{checks}
+
+## Lineage
+
+{lin}
+"""
