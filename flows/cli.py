@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # modules that contribute sub-commands, in the order `--help` lists them
-COMMAND_MODULES = ("flows.retrain", "flows.predict", "flows.registry")
+COMMAND_MODULES = ("flows.retrain", "flows.check", "flows.predict", "flows.registry")
 
 
 def build_parser() -> argparse.ArgumentParser:

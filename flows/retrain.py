@@ -192,18 +192,25 @@ def _lookup(data: Any, dotted: str) -> Any:
     return data
 
 
-def apply_overrides(root: str | Path, overrides: list[str]) -> list[dict[str, Any]]:
-    """Apply `key=value` overrides to the params files the way `dvc exp run -S` does.
+def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -> list[dict[str, Any]]:
+    """Apply `key=value` overrides to the params files the way `dvc exp run -S` does, then check them.
 
     This is DVC's own code path (`dvc.utils.hydra.apply_overrides`, Hydra override grammar): the value
     is parsed as YAML-like, `+key=value` adds a new key, `~key` removes one, `file.yaml:key=value` picks
     another params file. Like `dvc exp run -S`, it edits the file in the workspace (comments kept), so
     the new values are what dvc.lock records. Returns [{file, key, old, new}] for the summary.
+
+    Then params.yaml is checked (`ftpipe check`, with no overrides too): on a problem, or when an
+    override cannot be applied, every file is put back byte for byte and ParamsProblems (one line per
+    problem) or RetrainError is raised. `keep=False` always puts them back: a trial, the check that
+    `ftpipe run` makes before the flow starts.
     """
     import yaml
     from dvc.exceptions import InvalidArgumentError
     from dvc.utils.cli_parse import to_path_overrides
     from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
+
+    from flows.check import ParamsProblems, params_problems
 
     root = Path(root)
     for item in overrides:
@@ -213,23 +220,38 @@ def apply_overrides(root: str | Path, overrides: list[str]) -> list[dict[str, An
                 f"override `{item}` must look like key=value (e.g. clean.min_chars=30), like `dvc exp run -S`."
             )
     changes = []
-    for file, items in to_path_overrides(overrides).items():
-        path = root / file
-        if not path.is_file():
-            raise RetrainError(f"override {items}: params file {path} does not exist.")
-        before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        try:
-            dvc_apply_overrides(path, items)
-        except InvalidArgumentError as exc:
-            cause = str(exc.__cause__ or exc).replace("\n", " ")
-            raise RetrainError(f"cannot apply override {items} to {file}: {cause}") from None
-        after = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for item in items:
-            key = item.partition("=")[0].lstrip("+~")
-            changes.append(
-                {"file": file, "key": key, "old": _lookup(before, key), "new": _lookup(after, key)}
-            )
+    originals: dict[Path, bytes] = {}
+    try:
+        for file, items in to_path_overrides(overrides).items():
+            path = root / file
+            if not path.is_file():
+                raise RetrainError(f"override {items}: params file {path} does not exist.")
+            originals[path] = path.read_bytes()
+            before = yaml.safe_load(originals[path]) or {}
+            try:
+                dvc_apply_overrides(path, items)
+            except InvalidArgumentError as exc:
+                cause = str(exc.__cause__ or exc).replace("\n", " ")
+                raise RetrainError(f"cannot apply override {items} to {file}: {cause}") from None
+            after = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            for item in items:
+                key = item.partition("=")[0].lstrip("+~")
+                changes.append(
+                    {"file": file, "key": key, "old": _lookup(before, key), "new": _lookup(after, key)}
+                )
+        if problems := params_problems(root):
+            raise ParamsProblems(problems)
+    except BaseException:
+        _restore(originals)
+        raise
+    if not keep:
+        _restore(originals)
     return changes
+
+
+def _restore(originals: dict[Path, bytes]) -> None:
+    for path, text in originals.items():
+        path.write_bytes(text)
 
 
 # ------------------------------------------------------------------------------ running one stage
@@ -679,8 +701,23 @@ def __getattr__(name: str) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from flows.check import ParamsProblems
     from flows.retrain import retrain  # the lazily built flow
 
+    try:  # the check before DVC starts, with the overrides tried and put back: each problem said once
+        apply_overrides(find_root(args.root), args.overrides, keep=False)
+    except ParamsProblems as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        tried = " with the -S overrides applied" if args.overrides else ""
+        print(
+            f"\nftpipe run: {len(exc.problems)} problem(s) in params.yaml{tried}; nothing ran and "
+            "params.yaml is as it was.",
+            file=sys.stderr,
+        )
+        return 2
+    except (RetrainError, ParamsError) as exc:
+        print(f"\nftpipe run: {exc}", file=sys.stderr)
+        return 1
     try:
         retrain(root=args.root, force=args.force, target=args.target, overrides=args.overrides)
     except (StageFailed, RetrainError, ParamsError) as exc:

@@ -181,12 +181,18 @@ def build_tiny_gpt2(out: Path, texts: list[str] | None = None, seed: int = 0) ->
 
 
 def build_splits(
-    model_dir: Path, rows: list[dict[str, str]], out: Path, max_length: int = 64, windows: int = 1
+    model_dir: Path,
+    rows: list[dict[str, str]],
+    out: Path,
+    max_length: int = 64,
+    windows: int = 1,
+    label_seed: int | None = None,
 ) -> tuple[Path, Path]:
     """The label stage's contract from fixture rows: `out/splits` (DatasetDict) and `out/labels.json`.
 
     Tokenized by the tokenize stage's own `encode_batch` (head policy, `windows` windows of `max_length`)
-    with `model_dir`'s tokenizer, unpadded; per class, rows go 4:1:1 to train/validation/test.
+    with `model_dir`'s tokenizer, unpadded; per class, rows go 4:1:1 to train/validation/test, or, with
+    `label_seed`, to the side the label stage's own stable split gives them under that `label.seed`.
     """
     import json
 
@@ -200,7 +206,17 @@ def build_splits(
     names = sorted({r["label"] for r in rows})
     seen: dict[str, int] = {}
     parts: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
-    for r in rows:
+    if label_seed is not None:
+        import pandas as pd
+
+        from stages.label import LabelParams, split_groups
+
+        frame = pd.DataFrame([{**r, "group": r["id"]} for r in rows])
+        for split, part in split_groups(frame, LabelParams(seed=label_seed)).items():
+            parts[split] = [
+                {k: r[k] for k in ("id", "text", "label")} for r in part.to_dict(orient="records")
+            ]
+    for r in rows if label_seed is None else []:
         i = seen[r["label"]] = seen.get(r["label"], -1) + 1
         split = "train" if i % 6 < 4 else ("validation" if i % 6 == 4 else "test")
         parts[split].append(r)

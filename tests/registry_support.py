@@ -281,21 +281,17 @@ def make_profile(rows: dict[str, list[dict[str, str]]], sample_size: int = 300) 
 class Workspace:
     """One fixture corpus and split, and a factory of candidate models with their evaluate outputs.
 
-    `split_seed` plays `label.seed`: the same rows, shuffled by it before the 4:1:1 split, so another seed
-    puts most rows on another side.
+    `split_seed` is a `label.seed`: the same rows, split by the label stage's own stable split under that
+    seed (instead of the fixed 4:1:1 split), so most rows land on another side.
     """
 
     def __init__(self, root: Path, n_per_class: int = 60, split_seed: int | None = None) -> None:
-        import random
-
         self.root = root
         self.rows = make_corpus(n_per_class=n_per_class, seed=1)
-        if split_seed is not None:
-            random.Random(split_seed).shuffle(self.rows)
         self.texts = [r["text"] for r in self.rows]
         self.labels = sorted({r["label"] for r in self.rows})
         tok_dir = build_tokenizer(self.texts, root / "tok")
-        self.splits, self.labels_json = build_splits(tok_dir, self.rows, root / "data")
+        self.splits, self.labels_json = build_splits(tok_dir, self.rows, root / "data", label_seed=split_seed)
         from datasets import load_from_disk
 
         train = load_from_disk(str(self.splits))["train"]

@@ -1,0 +1,183 @@
+"""check: every params.yaml section against the typed model its stage loads, before any stage runs.
+
+    python -m stages.check --report reports/check.json     # dvc.yaml's first stage; `ftpipe check` by hand
+
+DVC removes a stage's outputs before it runs the stage's command, so a stage that stops on a bad value of
+its own params has already cost the user its previous outputs (a negative `finetune.learning_rate` used
+to delete models/model). This stage is the root of the DAG instead: it tracks the whole params.yaml (any
+change, an unknown key or section included, reruns it), ingest depends on its report (so every other
+stage runs after it), and a problem stops `dvc repro` before any other stage is touched. It prints one
+line per problem and exits 2. Its report holds no param values, so a change that passes the check
+reruns nothing downstream of it by itself.
+
+Checked: each stage's section against its params class (unknown keys, wrong types, out-of-range values);
+a section that neither a params class nor dvc.yaml knows; every params key dvc.yaml tracks being present
+(DVC runs a stage whose tracked key is missing and fails only afterwards). Unlike the other stages this
+one imports every stage module, for their params classes; dvc.yaml lists them as its deps, so the edge
+is declared. The flow's own `retrain` section is validated by `ftpipe check` and `ftpipe run`
+(flows/check.py), which know its class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from stages.clean import CleanParams
+from stages.common.io import write_json
+from stages.common.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, read_params_file
+from stages.common.registry import RegisterParams
+from stages.evaluate import EvaluateParams
+from stages.finetune import FinetuneParams
+from stages.ingest import IngestParams
+from stages.label import LabelParams
+from stages.tokenize import TokenizeParams
+from stages.validate import ValidateParams
+
+# section -> the params class its stage loads (finetune also reads `tokenize`, checked as tokenize's)
+STAGE_MODELS: dict[str, type[BaseModel]] = {
+    "ingest": IngestParams,
+    "clean": CleanParams,
+    "tokenize": TokenizeParams,
+    "label": LabelParams,
+    "validate": ValidateParams,
+    "finetune": FinetuneParams,
+    "evaluate": EvaluateParams,
+    "register": RegisterParams,
+}
+# sections that belong to no stage: known here, validated by flows/check.py
+FLOW_SECTIONS = ("retrain",)
+
+
+def tracked_keys(dvc_yaml: str | Path, params_file: str = "params.yaml") -> dict[str, list[str]]:
+    """Each params key that dvc.yaml's stages track in `params_file` -> the stages tracking it.
+
+    A whole-file entry (`- params.yaml:`) names no key. A missing or unreadable dvc.yaml gives {}: DVC
+    reports that one itself.
+    """
+    try:
+        data = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    tracked: dict[str, list[str]] = {}
+    stages = data.get("stages") if isinstance(data, dict) else None
+    for name, stage in (stages if isinstance(stages, dict) else {}).items():
+        entries = stage.get("params") if isinstance(stage, dict) else None
+        for entry in entries or []:
+            if isinstance(entry, str):
+                keys = [entry]
+            elif isinstance(entry, dict):
+                keys = [str(k) for file, ks in entry.items() if file == params_file for k in ks or []]
+            else:
+                keys = []
+            for key in keys:
+                tracked.setdefault(key, []).append(str(name))
+    return tracked
+
+
+def section_problems(section: str, data: Any, model_cls: type[BaseModel]) -> list[str]:
+    """Every problem of one section's mapping, one message each (the stage's own wording); [] if none."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return [
+            f"section `{section}` must be a mapping of keys to values, got {type(data).__name__} {data!r}"
+        ]
+    try:
+        model_cls.model_validate(data)
+    except ValidationError as exc:
+        return [
+            f"section `{section}`: {e['msg']}" if not e["loc"] else _describe_error(section, model_cls, e)
+            for e in exc.errors()  # an empty loc is a check across keys: name the section, not its value
+        ]
+    return []
+
+
+def _has_key(data: dict[str, Any], dotted: str) -> bool:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def check_params(
+    data: Any,
+    tracked: dict[str, list[str]] | None = None,
+    models: dict[str, type[BaseModel]] | None = None,
+) -> list[str]:
+    """Every problem of a whole params mapping, one message each, in file order; [] when it is clean.
+
+    `tracked`: dvc.yaml's tracked keys (`tracked_keys`); `models`: section -> params class
+    (STAGE_MODELS by default). A section is known when it has a class, is a FLOW_SECTIONS entry or holds
+    a key dvc.yaml tracks; it is required when dvc.yaml tracks a key in it.
+    """
+    models = STAGE_MODELS if models is None else models
+    tracked = tracked or {}
+    if not isinstance(data, dict):
+        return ["the top level must be a mapping of sections (`ingest:`, `clean:`, ...)"]
+    tracked_sections = {key.split(".")[0]: stages for key, stages in tracked.items()}
+    known = sorted(set(models) | set(FLOW_SECTIONS) | set(tracked_sections))
+    problems: list[str] = []
+    for section in data:
+        if section in models:
+            problems += section_problems(str(section), data[section], models[section])
+        elif section not in known:
+            problems.append(f"unknown section `{section}`; the sections are: {', '.join(known)}")
+        for key, stages in tracked.items():
+            missing = key.split(".")[0] == section and not _has_key(data, key)
+            if missing and not any(f"`{key}`" in p for p in problems):  # a required field: once
+                problems.append(
+                    f"`{key}` is missing; dvc.yaml's stage `{stages[0]}` tracks it (DVC would run that "
+                    "stage and fail only after removing its outputs)"
+                )
+    for section, stages in tracked_sections.items():
+        if section not in data:
+            problems.append(
+                f"section `{section}` is missing; dvc.yaml's stage `{stages[0]}` tracks keys in it. "
+                f"Add a `{section}:` block (README, 'Params')."
+            )
+    return problems
+
+
+def check_file(
+    params: str | Path = DEFAULT_PARAMS_PATH,
+    dvc_yaml: str | Path = "dvc.yaml",
+    models: dict[str, type[BaseModel]] | None = None,
+) -> list[str]:
+    """Every problem of the params file, each prefixed with its path; [] when it is clean."""
+    try:
+        data = read_params_file(params)
+    except ParamsError as exc:
+        return [str(exc)]
+    return [f"{params}: {p}" for p in check_params(data, tracked_keys(dvc_yaml), models)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default=str(DEFAULT_PARAMS_PATH))
+    ap.add_argument("--dvc-yaml", default="dvc.yaml", help="whose tracked params keys must exist")
+    ap.add_argument("--report", default="reports/check.json")
+    args = ap.parse_args(argv)
+    problems = check_file(args.params, args.dvc_yaml)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(
+            f"check: {len(problems)} problem(s) in {args.params}; no other stage ran. Fix the file and "
+            "run again (`ftpipe check` checks it without DVC).",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    # no param values here: a change that passes the check must not make ingest (and the DAG) stale
+    write_json(args.report, {"checked": {s: m.__name__ for s, m in STAGE_MODELS.items()}, "problems": []})
+    print(f"check: {args.params} is valid ({len(STAGE_MODELS)} stage sections)")
+
+
+if __name__ == "__main__":
+    main()

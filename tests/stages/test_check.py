@@ -1,0 +1,160 @@
+"""The check stage: every params problem, one line each, and under `dvc repro` before any output is removed.
+
+The DVC half runs in a temporary git + DVC repo holding a copy of `stages/`, the real `dvc.yaml`, a small
+CSV under data/external/ and a tiny tokenizer built in-process, up to `label` (like test_data_pipeline).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.check import STAGE_MODELS, check_file, check_params, tracked_keys
+from tests.conftest import REPO, run_cmd
+
+TRACKED = {"clean.min_chars": ["clean"], "clean.dedupe": ["clean"], "label.seed": ["label"]}
+
+
+def test_shipped_params_pass_and_every_stage_has_its_class_here() -> None:
+    assert check_file(REPO / "params.yaml", REPO / "dvc.yaml") == []
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(stages) == {"check", *STAGE_MODELS}
+    for stage, cls in STAGE_MODELS.items():  # the class the stage itself loads its section with
+        assert getattr(importlib.import_module(f"stages.{stage}"), f"{stage.capitalize()}Params") is cls
+
+
+def test_every_problem_is_one_line_in_file_order() -> None:
+    data = {
+        "clean": {"min_chars": -1, "lowercse": True},
+        "notes": {"a": 1},
+        "finetune": {"learning_rate": -1e-4},
+        "retrain": {"anything": 1},  # the flow's section: known here, validated by `ftpipe check`
+    }
+    problems = check_params(data, TRACKED)
+    assert problems == [
+        "`clean.min_chars` = -1 is invalid: Input should be greater than or equal to 0",
+        "unknown key `clean.lowercse` (value True); allowed keys here: dedupe, fold_whitespace, lowercase, "
+        "max_chars, max_reject_fraction, min_chars, strip_ansi, strip_control, strip_html, unicode_form",
+        "`clean.dedupe` is missing; dvc.yaml's stage `clean` tracks it (DVC would run that stage and fail "
+        "only after removing its outputs)",
+        "unknown section `notes`; the sections are: clean, evaluate, finetune, ingest, label, register, "
+        "retrain, tokenize, validate",
+        "`finetune.learning_rate` = -0.0001 is invalid: Input should be greater than 0",
+        "section `label` is missing; dvc.yaml's stage `label` tracks keys in it. Add a `label:` block "
+        "(README, 'Params').",
+    ]
+
+
+def test_a_check_across_keys_names_the_section_and_a_bad_file_is_one_problem(tmp_path: Path) -> None:
+    assert check_params({"clean": {"min_chars": 50, "max_chars": 10}}) == [
+        "section `clean`: Value error, min_chars (50) must not exceed max_chars (10)"
+    ]
+    assert check_params({"clean": [1]}) == [
+        "section `clean` must be a mapping of keys to values, got list [1]"
+    ]
+    bad = tmp_path / "params.yaml"
+    bad.write_text("clean: {min_chars: [\n")
+    assert len(check_file(bad, tmp_path / "dvc.yaml")) == 1 and "not valid YAML" in check_file(bad)[0]
+
+
+def test_tracked_keys_reads_string_and_file_entries(tmp_path: Path) -> None:
+    dvc = tmp_path / "dvc.yaml"
+    dvc.write_text(
+        "stages:\n  a:\n    cmd: x\n    params: [a.k, {params.yaml: [b.k]}, {other.yaml: [c.k]}]\n"
+        "  b:\n    cmd: y\n    params: [{params.yaml: null}, a.k]\n"
+    )
+    assert tracked_keys(dvc) == {"a.k": ["a", "b"], "b.k": ["a"]}
+    assert tracked_keys(tmp_path / "absent.yaml") == {}
+
+
+# ----------------------------------------------------------------------------- under `dvc repro`
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: list[dict[str, str]]) -> Path:
+    root = tmp_path_factory.mktemp("check-pipeline")
+    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    (root / "data" / "external").mkdir(parents=True)
+    (root / "reports").mkdir()
+    with open(root / "data" / "external" / "news.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["id", "text", "label"])
+        w.writeheader()
+        w.writerows(corpus)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["ingest"].update(source="data/external/news.csv", id_field="id")
+    params["tokenize"].update(model=str(tiny_bert), max_length=16)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / ".gitignore").write_text("/data/raw/\n/data/interim/\n/data/processed/\n")
+    run_cmd(["git", "init", "-q"], root)
+    run_cmd(["dvc", "init", "-q"], root)
+    run_cmd(["dvc", "config", "core.analytics", "false"], root)
+    out = run_cmd(["dvc", "repro", "label"], root).stdout
+    assert out.index("Running stage 'check'") < out.index("Running stage 'ingest'")
+    return root
+
+
+def outputs(root: Path) -> dict[str, bytes]:
+    """Every output of ingest..label and its report, by path."""
+    found = [p for d in ("data/raw", "data/interim", "data/processed") for p in (root / d).rglob("*")]
+    found += [p for p in (root / "reports").iterdir() if p.name != "check.json"]
+    return {str(p.relative_to(root)): p.read_bytes() for p in found if p.is_file()}
+
+
+def repro(root: Path) -> tuple[int, str]:
+    proc = run_cmd(["dvc", "repro", "label"], root, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def edit_params(root: Path, change: dict[str, dict[str, object]]) -> str:
+    """Apply `change` ({section: {key: value}}) to ROOT/params.yaml; return the original text."""
+    path = root / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    for section, keys in change.items():
+        params[section].update(keys)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return original
+
+
+def test_a_noop_repro_stays_a_noop(repo: Path) -> None:
+    rc, out = repro(repo)
+    assert rc == 0 and "Running stage" not in out
+
+
+def test_bad_values_stop_dvc_repro_before_any_output_is_removed(repo: Path) -> None:
+    before = outputs(repo)
+    assert "data/interim/clean.parquet" in before and "reports/clean.json" in before
+    original = edit_params(repo, {"clean": {"min_chars": -1}, "finetune": {"learning_rate": -1e-4}})
+    try:
+        rc, out = repro(repo)
+        assert rc != 0
+        assert out.count("`clean.min_chars` = -1 is invalid") == 1
+        assert out.count("`finetune.learning_rate` = -0.0001 is invalid") == 1
+        assert [line for line in out.splitlines() if line.startswith("Running stage")] == [
+            "Running stage 'check':"
+        ]
+        assert outputs(repo) == before  # (without the check, DVC deleted data/interim and clean.json)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    rc, out = repro(repo)  # fixed: the check runs again (its report was its only output), nothing else
+    assert rc == 0 and [line for line in out.splitlines() if line.startswith("Running stage")] == [
+        "Running stage 'check':"
+    ]
+    assert outputs(repo) == before
+
+
+def test_an_unknown_key_of_an_up_to_date_stage_is_reported(repo: Path) -> None:
+    original = edit_params(repo, {"clean": {"lowercse": True}})
+    try:
+        assert "up to date" in run_cmd(["dvc", "status", "clean"], repo).stdout  # DVC alone ignores it
+        rc, out = repro(repo)
+        assert rc != 0 and out.count("unknown key `clean.lowercse` (value True)") == 1
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert repro(repo)[0] == 0
