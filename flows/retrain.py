@@ -477,10 +477,15 @@ def _data_md(summary: dict[str, Any]) -> list[str]:
         new = (d.get("new_rows") or {}).get(split)
         moved = (d.get("changed_side") or {}).get(split)
         lines.append(f"| {split} | {_fmt(rows.get(split))} | {_fmt(new)} | {_fmt(moved)} |")
+
+    def num(x: Any, pattern: str) -> str:
+        return pattern.format(x) if isinstance(x, int | float) else "—"
+
     lines.append(
-        f"Batches: {_fmt(d.get('batches'))}; train median {_fmt(d.get('median_chars'))} characters, "
-        f"{_fmt(d.get('median_tokens'))} tokens; truncated {_fmt(d.get('truncated_share'))}; unknown tokens "
-        f"{_fmt(d.get('unk_share'))}; rows removed since the last run: {_fmt(d.get('removed_rows'))}."
+        f"Batches: {_fmt(d.get('batches'))}; train median {num(d.get('median_chars'), '{:.0f}')} characters, "
+        f"{num(d.get('median_tokens'), '{:.0f}')} tokens; truncated {num(d.get('truncated_share'), '{:.1%}')}; "
+        f"unknown tokens {num(d.get('unk_share'), '{:.2%}')}; rows removed since the last run: "
+        f"{_fmt(d.get('removed_rows'))}."
     )
     lines += [f"- {m}" for m in d.get("failed_checks") or []]
     drift = summary.get("drift")
