@@ -8,7 +8,9 @@ The input is a CSV, JSONL or Parquet file with an id column and a text column; i
 batch goes through the model loaded with `mlflow.pyfunc.load_model` (a DataFrame with a `text` column in,
 `label` and `score` out) and is appended to the output (CSV, JSONL or Parquet, chosen by its extension):
 the input id, `label`, `score`. The output is written to a temporary sibling and renamed at the end, so a
-failed run never leaves a partial file. MLflow is found the way the register stage finds it:
+failed run never leaves a partial file. A missing, empty, blank or non-string text stops the run, naming
+the file, row and id (the served model refuses the same texts); a CSV output escapes cells a spreadsheet
+would run as formulas (`stages/common/csvsafe.py`). MLflow is found the way the register stage finds it:
 `MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root.
 """
 
@@ -113,7 +115,9 @@ class _Writer:
 
     def write(self, df: Any) -> None:
         if self.fmt == "csv":
-            df.to_csv(self.fh, header=self.first, index=False)
+            from stages.common.csvsafe import escape_frame
+
+            escape_frame(df).to_csv(self.fh, header=self.first, index=False)  # no formulas in a spreadsheet
         elif self.fmt == "jsonl":
             for rec in df.to_dict(orient="records"):
                 self.fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
@@ -144,17 +148,26 @@ class _Writer:
             self.fh.write(f"{id_column},label,score\n")
 
 
-def predict_batch(model: Any, batch: Any, id_column: str, text_column: str) -> Any:
-    """One batch through the model: a DataFrame of id, label, score in the input's order."""
+def predict_batch(
+    model: Any, batch: Any, id_column: str, text_column: str, path: str | Path = "input", first_row: int = 1
+) -> Any:
+    """One batch through the model: a DataFrame of id, label, score in the input's order.
+
+    A missing, empty, blank or non-string text stops it, naming `path` and the row (`first_row` is the
+    number of the batch's first row in the file, counting data rows from 1), as the served model does.
+    """
     import pandas as pd
 
+    from stages.common.textclf import why_refused
+
     texts = batch[text_column]
-    bad = texts.isna() | ~texts.map(lambda t: isinstance(t, str))
-    if bad.any():
-        first = batch[id_column][bad].iloc[0]
+    why = [why_refused(t) for t in texts]
+    bad = [i for i, w in enumerate(why) if w]
+    if bad:
+        first = batch[id_column].iloc[bad[0]]
         raise PredictError(
-            f"row with {id_column} = {first!r}: `{text_column}` is empty or not a string "
-            f"({int(bad.sum())} such row(s) in this batch). Drop or fill those rows first."
+            f"{path} row {first_row + bad[0]} ({id_column} = {first!r}): `{text_column}` is {why[bad[0]]} "
+            f"({len(bad)} such row(s) in this batch). Drop or fill those rows first."
         )
     pred = model.predict(pd.DataFrame({"text": texts.tolist()}))
     if (
@@ -201,7 +214,7 @@ def predict_file(
     ):
         writer = _Writer(out_fmt, fh)
         for batch in iter_batches(input_path, id_column, text_column, batch_size):
-            out = predict_batch(model, batch, id_column, text_column)
+            out = predict_batch(model, batch, id_column, text_column, input_path, rows + 1)
             writer.write(out)
             rows, batches = rows + len(out), batches + 1
             labels.update(out["label"])

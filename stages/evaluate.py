@@ -11,6 +11,7 @@ scores a text by the mean of its windows' probabilities; the baseline is fit on 
 cleaned text, so it may see words past the transformer's budget. Also
 written: one row per test example with every class probability (the register gate's McNemar test pairs
 them by id), the confusion matrix as `dvc plots` data and a PNG, and the highest-confidence mistakes.
+The CSV files escape string cells that a spreadsheet would run as formulas (`stages/common/csvsafe.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from stages.common.csvsafe import escape_frame
 from stages.common.io import atomic_file, read_json, write_json
 from stages.common.logs import setup_logging
 from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
@@ -220,8 +222,9 @@ def plot_confusion(preds: pd.DataFrame, names: list[str], path: Path) -> None:
 
 
 def write_csv(path: Path, df: pd.DataFrame) -> None:
+    """Write `df` for a spreadsheet: string cells that a spreadsheet would run as formulas are escaped."""
     with atomic_file(path) as fh:
-        df.to_csv(fh, index=False, float_format="%.6f")
+        escape_frame(df).to_csv(fh, index=False, float_format="%.6f")
 
 
 def main(argv: list[str] | None = None) -> None:

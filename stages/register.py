@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from datasets import DatasetDict, load_from_disk
 from mlflow.entities.model_registry import ModelVersion
 
 from stages.common import tags as T
+from stages.common.csvsafe import read_csv
 from stages.common.drift import compare_profiles
 from stages.common.gate import (
     PRIMARY_METRICS,
@@ -99,7 +99,8 @@ def load_candidate(
     for part in ("model", "baseline"):
         if primary not in metrics.get(part, {}):
             raise RegisterError(f"{metrics_path}: `{part}.{primary}` is missing; rerun the evaluate stage.")
-    preds = pd.read_csv(predictions_path, dtype={"id": str, "label": str, "pred": str})
+    # evaluate escaped formula-like cells (`'=...`); read_csv gives ids and labels back as they were
+    preds = read_csv(predictions_path, dtype={"id": str, "label": str, "pred": str})
     missing_cols = {"id", "label", "pred", "correct"} - set(preds.columns)
     if missing_cols:
         raise RegisterError(

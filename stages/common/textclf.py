@@ -12,7 +12,8 @@ repository. The model folder (weights, config with id2label, tokenizer) travels 
 `hf_model`; `model_config` carries the windowing and truncation policy the pipeline tokenized with
 (`max_length`, `windows`, `truncation` = head | tail | head+tail, `head_fraction`), so a served prediction
 sees the same tokens as the evaluated one and, like it, averages the probabilities of a text's windows. `encode` mirrors `stages/tokenize.py::encode_batch` (a test checks they agree); it is
-repeated here because this file must stand alone.
+repeated here because this file must stand alone. A missing, empty, blank or non-string text is refused
+with an `MlflowException` (INVALID_PARAMETER_VALUE, so `mlflow models serve` answers 400) naming the row.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 HF_ARTIFACT = "hf_model"
@@ -35,50 +38,94 @@ DEFAULT_CONFIG = {
 }
 
 
+CHARS_PER_TOKEN = 16  # stages/tokenize.py CHARS_PER_TOKEN
+
+
 def encode(
     tok: Any, texts: list[str], max_length: int, truncation: str, head_fraction: float, windows: int = 1
 ) -> list[list[dict]]:
     """Per text, its token windows (at most `windows` of `max_length` tokens, special tokens included).
 
     When a text is longer than the windows hold, the truncation policy picks what is kept; the kept
-    tokens are cut into windows of near-equal size.
+    tokens are cut into windows of near-equal size. The work per text is bounded by the budget: a text
+    longer than 2 x `CHARS_PER_TOKEN` x budget characters is tokenized only at its ends (the same
+    tokens as the whole text's, less the word each cut splits), so a 10 MB text costs what 32 KB does.
     """
-    from tokenizers import Encoding
-
     backend = copy.deepcopy(tok.backend_tokenizer)
     backend.no_truncation()
     backend.no_padding()
-    window_budget = max_length - tok.num_special_tokens_to_add(pair=False)
+    specials = tok.num_special_tokens_to_add(pair=False)
+    window_budget = max_length - specials
     budget = window_budget * windows
+    if truncation == "head":
+        head_n, tail_n = budget, 0
+    elif truncation == "tail":
+        head_n, tail_n = 0, budget
+    else:
+        head_n = max(1, int(budget * head_fraction))
+        tail_n = budget - head_n
+    span = CHARS_PER_TOKEN * budget
+    pre, pre_types, seq_type, post, post_types = _special_template(backend, specials)
     want_types = "token_type_ids" in tok.model_input_names
+    whole = backend.encode_batch([t if len(t) <= 2 * span else "" for t in texts], add_special_tokens=False)
     out = []
-    for text, enc in zip(texts, backend.encode_batch(texts, add_special_tokens=False), strict=True):
-        n = len(enc.ids)
-        if n > budget:
-            if truncation == "head":
-                enc.truncate(budget, direction="right")
-            elif truncation == "tail":
-                enc.truncate(budget, direction="left")
-            else:
-                head_n = max(1, int(budget * head_fraction))
-                tail = backend.encode(text, add_special_tokens=False)
-                enc.truncate(head_n, direction="right")
-                tail.truncate(budget - head_n, direction="left")
-                enc = Encoding.merge([enc, tail], growing_offsets=True)
-            n = budget
-        parts = [enc]
-        if n > window_budget:
-            enc.truncate(-(-n // -(-n // window_budget)), direction="right")  # windows of near-equal size
-            parts = [enc, *enc.overflowing]
+    for text, enc in zip(texts, whole, strict=True):
+        ids = enc.ids
+        if len(text) > 2 * span:  # its first and last `span` characters, less the words they cut
+            ids = []
+            if head_n:
+                ids = _whole_words(backend.encode(text[:span], add_special_tokens=False), "last")[:head_n]
+            if tail_n:
+                tail = _whole_words(backend.encode(text[-span:], add_special_tokens=False), "first")
+                ids += tail[max(0, len(tail) - tail_n) :]
+        if len(ids) > head_n + tail_n:
+            ids = ids[:head_n] + ids[len(ids) - tail_n :]
         rows = []
-        for part in parts:
-            final = backend.post_process(part, None, True)
-            row = {"input_ids": final.ids, "attention_mask": final.attention_mask}
+        for part in _cut_windows(ids, window_budget):
+            row = {"input_ids": pre + part + post, "attention_mask": [1] * (len(pre) + len(part) + len(post))}
             if want_types:
-                row["token_type_ids"] = final.type_ids
+                row["token_type_ids"] = pre_types + [seq_type] * len(part) + post_types
             rows.append(row)
         out.append(rows)
     return out
+
+
+def _cut_windows(ids: list[int], window_budget: int) -> list[list[int]]:
+    """The fewest windows of at most `window_budget` ids, of near-equal size."""
+    n = len(ids)
+    if n <= window_budget:
+        return [ids]
+    size = -(-n // -(-n // window_budget))  # ceil(n / ceil(n / budget))
+    return [ids[i : i + size] for i in range(0, n, size)]
+
+
+def _whole_words(enc: Any, drop: str) -> list[int]:
+    """The ids of `enc` less those of its last (or first) word, unless that word is all there is."""
+    words = enc.word_ids
+    if not words or words[0] == words[-1]:
+        return list(enc.ids)
+    if drop == "last":
+        end = len(words) - 1
+        while words[end] == words[-1]:
+            end -= 1
+        return enc.ids[: end + 1]
+    start = 0
+    while words[start] == words[0]:
+        start += 1
+    return enc.ids[start:]
+
+
+def _special_template(backend: Any, specials: int) -> tuple[list[int], list[int], int, list[int], list[int]]:
+    """What the post-processor puts around one sequence: ids and type ids before it, its type id, after it."""
+    probe = backend.encode("hello world", add_special_tokens=False)
+    full = backend.post_process(probe, None, True)
+    k, ids, types = len(probe.ids), full.ids, full.type_ids
+    for at in range(len(ids) - k + 1 if k and len(ids) == k + specials else 0):
+        if ids[at : at + k] == probe.ids and len(set(types[at : at + k])) == 1:
+            return ids[:at], types[:at], types[at], ids[at + k :], types[at + k :]
+    raise ValueError(
+        f"the tokenizer's post-processor does more than add special tokens ({probe.ids} became {ids})"
+    )
 
 
 class TextClassifier(PythonModel):
@@ -162,7 +209,30 @@ def _texts(model_input: Any) -> list[str]:
         col = model_input
     if isinstance(col, str):
         col = [col]
-    return ["" if t is None else str(t) for t in list(col)]
+    texts = list(col)
+    for i, t in enumerate(texts):
+        why = why_refused(t)
+        if why:
+            # INVALID_PARAMETER_VALUE: `mlflow models serve` answers 400 with this message
+            raise MlflowException(
+                f"row {i}: the text is {why}; every row needs a non-blank string in `text`.",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+    return texts
+
+
+def why_refused(text: Any) -> str | None:
+    """Why `text` cannot be classified (empty, blank, missing, not a string), or None. `ftpipe predict`
+    applies the same rule."""
+    if text is None or (not isinstance(text, str) and pd.api.types.is_scalar(text) and pd.isna(text)):
+        return "missing (None or NaN)"
+    if not isinstance(text, str):
+        return f"of type {type(text).__name__}, not a string"
+    if not text:
+        return "empty"
+    if not text.strip():
+        return "blank (whitespace only)"
+    return None
 
 
 # MLflow runs this file under a generated module name to build the model; importing it as part of

@@ -114,8 +114,46 @@ def test_output_is_atomic_and_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(PredictError, match=r"unknown file type `.txt`"):
         predict_file(CountingModel(), inp, tmp_path / "o.txt", "doc", "body", progress=False)
     empty = write_input(tmp_path / "empty.parquet", [{"doc": "a", "body": None}])
-    with pytest.raises(PredictError, match="row with doc = 'a': `body` is empty or not a string"):
+    with pytest.raises(PredictError, match=r"empty.parquet row 1 \(doc = 'a'\): `body` is missing"):
         predict_file(CountingModel(), empty, tmp_path / "o.parquet", "doc", "body", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "row", "why"),
+    [
+        ("in.csv", "", 3, "empty"),  # an empty CSV cell is read as ""
+        ("in.jsonl", "  \n\t", 3, "blank"),
+        ("in.jsonl", None, 3, "missing"),
+        ("in.jsonl", 7, 3, "of type int, not a string"),
+        ("in.parquet", None, 3, "missing"),
+    ],
+)
+def test_empty_blank_and_non_string_texts_are_refused_naming_file_and_row(
+    tmp_path: Path, name: str, body: object, row: int, why: str
+) -> None:
+    """The README says predict refuses empty text: before, `""` and blanks went to the model (the served
+    one labelled `""` "sports" 0.38). Rows count from 1 over the whole file, across batches."""
+    rows = [{"doc": f"d{i}", "body": f"text {i} word"} for i in range(4)]
+    rows[row - 1]["body"] = body
+    inp = write_input(tmp_path / name, rows)
+    with pytest.raises(PredictError, match=rf"{name} row {row} \(doc = 'd{row - 1}'\): `body` is {why}"):
+        predict_file(CountingModel(), inp, tmp_path / "o.jsonl", "doc", "body", batch_size=2, progress=False)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_csv_output_escapes_formula_cells_and_other_formats_keep_them(tmp_path: Path) -> None:
+    """A spreadsheet runs `=HYPERLINK(...)` in a CSV cell; escaped, it is text (OWASP: a leading `'`)."""
+    from stages.common.csvsafe import read_csv
+
+    ids = ['=HYPERLINK("http://x.example","click")', "+1", "-2", "@SUM(A1)", "\tx", "'quoted", "plain"]
+    inp = write_input(tmp_path / "in.jsonl", [{"doc": d, "body": f"text {d} word"} for d in ids])
+    predict_file(CountingModel(), inp, tmp_path / "out.csv", "doc", "body", progress=False)
+    cells = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)["doc"].tolist()
+    assert cells == [f"'{d}" for d in ids[:-1]] + ["plain"]
+    assert read_csv(tmp_path / "out.csv", dtype={"doc": str})["doc"].tolist() == ids  # one `'` comes off
+    for fmt in (".jsonl", ".parquet"):
+        predict_file(CountingModel(), inp, tmp_path / f"out{fmt}", "doc", "body", progress=False)
+        assert read_output(tmp_path / f"out{fmt}")["doc"].tolist() == ids
 
 
 def test_default_model_uri_reads_register_model_name(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -143,6 +144,36 @@ def test_lineage_dirty_ignores_what_the_run_itself_rewrites(tmp_path: Path) -> N
     (tmp_path / "stage.py").write_text("2")
     tags = lineage_tags(tmp_path, tmp_path / "dvc.lock", ["a"], {}, "h")
     assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "stage.py"
+
+
+def test_ids_and_labels_come_back_from_the_escaped_predictions_csv(tmp_path: Path) -> None:
+    """evaluate escapes formula-like cells of predictions.csv (`'=...`); register reads the ids back as
+    they are in the test split, or every such row would look stale."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    from stages.evaluate import predictions_table, write_csv
+
+    names, ids = ["-neg", "pos"], ['=HYPERLINK("http://x.example","c")', "-7", "@a", "'q", "plain"]
+    y = [0, 1, 0, 1, 1]
+    feats = Features({"id": Value("string"), "text": Value("string"), "label": ClassLabel(names=names)})
+    test = Dataset.from_dict({"id": ids, "text": ["t"] * 5, "label": y}, features=feats)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model/config.json").write_text(json.dumps({"id2label": {"0": "-neg", "1": "pos"}}))
+    (tmp_path / "labels.json").write_text(json.dumps({"0": "-neg", "1": "pos"}))
+    metrics = {"primary_metric": "macro_f1", "model": {"macro_f1": 0.8}, "baseline": {"macro_f1": 0.7}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    write_csv(tmp_path / "predictions.csv", predictions_table(ids, np.array(y), probs, probs, names))
+    cand = load_candidate(
+        tmp_path / "model",
+        tmp_path / "metrics.json",
+        tmp_path / "predictions.csv",
+        DatasetDict({"test": test}),
+        tmp_path / "labels.json",
+    )
+    assert cand.test["id"].tolist() == ids
+    assert cand.test["pred"].tolist() == ["-neg", "pos", "pos", "-neg", "pos"]
+    assert cand.test["correct"].tolist() == [1, 1, 0, 0, 1]
 
 
 def test_served_encoding_matches_the_tokenize_stage(tiny_bert: Path, corpus: list[dict[str, str]]) -> None:

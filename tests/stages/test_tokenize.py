@@ -109,3 +109,81 @@ def test_saved_dataset_is_byte_identical_on_a_rerun(tok, tmp_path) -> None:
         tokenize_table(df, p, tok)[0].save_to_disk(str(tmp_path / name))
     for f in ("state.json", "dataset_info.json", "data-00000-of-00001.arrow"):
         assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
+
+
+# --------------------------------------------------------------- bounded work per text (issue 13)
+
+POLICIES = ("head", "tail", "head+tail")
+
+
+def _texts_around_the_budget(budget: int) -> list[str]:
+    """Short texts, texts a few tokens either side of the budget, and texts either side of the length
+    (2 x 16 x budget characters) above which only their ends are tokenized, some cut inside a word."""
+    from tests.encoding_reference import around, varied_texts
+
+    cut = 2 * 16 * budget
+    far = 3 * cut if budget < 100 else cut + 500  # the old encoder is slow on long texts
+    long = varied_texts(7, [far // 4])[0]
+    assert len(long) >= far
+    return [
+        *varied_texts(1, [0, 1, 2, 5, budget - 2, budget - 1, budget, budget + 1, budget + 3]),
+        *varied_texts(2, [2 * budget, 3 * budget, 5 * budget]),
+        *around(long, [cut - 1, cut, cut + 1, cut + 5, cut + 37, far]),
+    ]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize(("max_length", "windows"), [(8, 1), (8, 3), (12, 2)])
+def test_bounded_encoding_is_identical_to_the_whole_text_encoding(
+    tok, policy: str, max_length: int, windows: int
+) -> None:
+    """The committed outputs must not change: every column equals the old encoder's, texts of every
+    length around the budget and around the character cut included."""
+    from tests.encoding_reference import old_encode_batch
+
+    budget = (max_length - 2) * windows
+    texts = _texts_around_the_budget(budget)
+    p = TokenizeParams(
+        model="x", max_length=max_length, windows=windows, truncation=policy, head_fraction=0.3
+    )
+    assert encode_batch(tok, texts, p) == old_encode_batch(tok, texts, max_length, windows, policy, 0.3)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_bounded_encoding_is_identical_with_the_packaged_minilm_and_a_byte_level_bpe(
+    tiny_gpt2: Path, policy: str
+) -> None:
+    from transformers import AutoTokenizer
+
+    from tests.encoding_reference import old_encode_batch
+
+    for tokenizer, max_length, windows in (
+        (load_tokenizer(TokenizeParams()), 16, 2),
+        (load_tokenizer(TokenizeParams()), 128, 8),  # the shipped settings: texts up to 45,000 characters
+        (AutoTokenizer.from_pretrained(tiny_gpt2), 10, 3),
+    ):
+        specials = tokenizer.num_special_tokens_to_add(pair=False)
+        texts = _texts_around_the_budget((max_length - specials) * windows)
+        p = TokenizeParams(model="x", max_length=max_length, windows=windows, truncation=policy)
+        want = old_encode_batch(tokenizer, texts, max_length, windows, policy, 0.25)
+        assert encode_batch(tokenizer, texts, p) == want
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_huge_text_reaches_the_tokenizer_only_in_pieces_within_the_bound(tok, policy: str) -> None:
+    """A 360 KB text: counted in pieces of 16 characters per token of the budget, its windows read from
+    a piece at each end, with the token counts of the whole text. Before, it was tokenized whole and,
+    under head+tail, a second time, and the two Encodings merged: memory grew with the square of the
+    text (200 KB took 2 GB; 10 MB, 22 GB)."""
+    from tests.encoding_reference import SpyTokenizer, varied_texts
+
+    text = varied_texts(3, [60_000])[0]
+    p = TokenizeParams(model="x", max_length=8, windows=2, truncation=policy)
+    spy = SpyTokenizer(tok, limit=16 * 12, whole_limit=2 * 16 * 12)
+    out = encode_batch(spy, [text], p)
+    assert sum(spy.lengths) < 1.1 * len(text)  # each piece re-reads one word of the one before
+    whole = tok.backend_tokenizer.encode(text, add_special_tokens=False).ids
+    kept = {"head": whole[:12], "tail": whole[-12:], "head+tail": whole[:3] + whole[-9:]}[policy]
+    assert [i for w in out["windows"][0] for i in w[1:-1]] == kept
+    assert out["n_tokens"] == [len(whole) + 2] and out["n_unk"] == [whole.count(tok.unk_token_id)]
+    assert out["truncated"] == [True]
