@@ -139,6 +139,33 @@ def run_cmd(
     return proc
 
 
+def _merge(base: dict, update: dict) -> dict:
+    for k, v in update.items():
+        base[k] = _merge(base.get(k) or {}, v) if isinstance(v, dict) and v else v
+    return base
+
+
+def make_pipeline_repo(root: Path, params: dict) -> Path:
+    """A git + DVC repo holding a copy of `stages/`, the real dvc.yaml, and the shipped params.yaml with
+    `params` ({section: {key: value}}, nested sections merged) applied; nothing run yet."""
+    import shutil
+
+    import yaml
+
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    (root / "data" / "external").mkdir(parents=True, exist_ok=True)
+    (root / "reports").mkdir(exist_ok=True)
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(_merge(shipped, params), sort_keys=False))
+    ignored = ("/data/raw/", "/data/interim/", "/data/processed/", "/models/", "/checkpoints/")
+    (root / ".gitignore").write_text("".join(f"{x}\n" for x in ignored))
+    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+        run_cmd(args, root)
+    return root
+
+
 def build_tiny_gpt2(out: Path, texts: list[str] | None = None, seed: int = 0) -> Path:
     """A 2-layer, 32-wide random GPT-2 (decoder-only, byte-level BPE) whose tokenizer has NO pad token."""
     import torch

@@ -8,11 +8,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from flows.retrain import (
     stage_error,
 )
 from tests.conftest import run_cmd
+from tests.flows.served import api, served_flow
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -248,127 +247,22 @@ def test_overrides_target_and_force(prefect_harness, tiny_repo: Path) -> None:
 # -------------------------------------------------------------- schedules on a real Prefect server
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _api(url: str, path: str, body: dict | None = None) -> object:
-    req = urllib.request.Request(
-        f"{url}{path}",
-        data=json.dumps(body or {}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, (
-            "prefect server did not become healthy:\n" + log.read_text()[-3000:]
-        )
-        time.sleep(0.5)
-
-
 def test_served_schedule_runs_then_skips_every_stage(tiny_repo: Path, tmp_path: Path) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        {
-            "PREFECT_HOME": str(tmp_path / "prefect-home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_SERVER_UI_ENABLED": "false",
-            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-            "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        }
-    )
-    server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
-    procs: list[subprocess.Popen] = []
-    try:
-        with open(server_log, "w") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "prefect",
-                        "server",
-                        "start",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-        _wait_healthy(url, procs[0], server_log)
-        with open(serve_log, "w") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "flows.cli",
-                        "serve-schedule",
-                        "--interval",
-                        "12",
-                        "--root",
-                        str(tiny_repo),
-                    ],
-                    cwd=REPO,
-                    env={**env, "PREFECT_API_URL": url},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+    with served_flow(tmp_path, tiny_repo, interval=12) as served:
         deadline = time.monotonic() + 180
         done: list[dict] = []
         while len(done) < 2:
-            assert procs[1].poll() is None, serve_log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no two completed runs:\n" + serve_log.read_text()[-3000:]
+            assert served.proc.poll() is None, served.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no two completed runs:\n" + served.log.read_text()[-3000:]
             time.sleep(1)
-            runs = _api(url, "/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC"})
+            runs = api(served.url, "/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC"})
             bad = [r for r in runs if r["state_type"] in ("FAILED", "CRASHED")]
-            assert not bad, f"{bad[0]['state']['message']}\n{serve_log.read_text()[-3000:]}"
+            assert not bad, f"{bad[0]['state']['message']}\n{served.log.read_text()[-3000:]}"
             done = [r for r in runs if r["state_type"] == "COMPLETED"]
         summaries = []
         for run in done[:2]:
             assert run["deployment_id"] is not None  # a scheduled run of the served deployment
-            arts = _api(url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+            arts = api(served.url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
             summaries.append(arts[0]["data"])
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
     assert "**Ran 4 of 4 stages**" in summaries[0]
     assert "**Up to date**" in summaries[1] and "Nothing new" in summaries[1]

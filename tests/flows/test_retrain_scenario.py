@@ -10,18 +10,14 @@ and the summary says why.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import REPO, make_corpus, run_cmd
-from tests.flows.test_retrain import _api, _free_port, _stop, _wait_healthy
+from tests.conftest import make_corpus, make_pipeline_repo
+from tests.flows.served import Served, api, served_flow
 
 MODEL = "scenario"
 TINY_FINETUNE = {"epochs": 6, "learning_rate": 5e-3, "batch_size": 8, "warmup": 0.0, "patience": 3}
@@ -35,42 +31,42 @@ def write_batch(path: Path, rows: list[dict[str, str]], cut: int | None = None) 
 
 
 def make_repo(root: Path, tiny_bert: Path) -> Path:
-    """A git + DVC repo with the real stages, dvc.yaml and params.yaml (tiny model, batch folder source)."""
-    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["ingest"].update(source="data/external/batches")
-    params["tokenize"].update(model=str(tiny_bert), max_length=32, windows=1)
-    params["validate"].update(min_rows_per_split=2, min_batch_rows=10)
-    params["finetune"].update(TINY_FINETUNE, eval_batch_size=32)
-    params["register"].update(model_name=MODEL, retries=1, backoff_s=0.2, verify_rows=16)
-    params["register"]["gate"].update(min_primary=0.5, baseline_tolerance=1.0)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text(
-        "/data/raw/\n/data/interim/\n/data/processed/\n/models/\n/checkpoints/\n"
+    """The real stages, dvc.yaml and params.yaml: a tiny model, a batch folder source, a lenient floor."""
+    return make_pipeline_repo(
+        root,
+        {
+            "ingest": {"source": "data/external/batches"},
+            "tokenize": {"model": str(tiny_bert), "max_length": 32, "windows": 1},
+            "validate": {"min_rows_per_split": 2, "min_batch_rows": 10},
+            "finetune": {**TINY_FINETUNE, "eval_batch_size": 32},
+            "register": {
+                "model_name": MODEL,
+                "retries": 1,
+                "backoff_s": 0.2,
+                "verify_rows": 16,
+                "gate": {"min_primary": 0.5, "baseline_tolerance": 1.0},
+            },
+        },
     )
-    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
-        run_cmd(args, root)
-    return root
 
 
 def wait_for_run(
-    url: str, after: float, want: Callable[[dict], bool], serve: subprocess.Popen, log: Path, timeout: float
+    served: Served, after: float, want: Callable[[dict], bool], timeout: float
 ) -> tuple[dict, str]:
     """The first finished flow run that started after `after` (epoch s) and satisfies `want`, with its summary."""
     deadline = time.monotonic() + timeout
     while True:
-        assert serve.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "no such run:\n" + log.read_text()[-4000:]
+        assert served.proc.poll() is None, served.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "no such run:\n" + served.log.read_text()[-4000:]
         time.sleep(2)
-        runs = _api(url, "/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC"})
+        runs = api(served.url, "/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC"})
         for run in runs:
             if run["state_type"] not in ("COMPLETED", "FAILED") or not run.get("start_time"):
                 continue
             started = time.mktime(time.strptime(run["start_time"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
             if started < after:
                 continue
-            arts = _api(url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+            arts = api(served.url, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
             summary = next((a["data"] for a in arts if a.get("type") == "markdown"), "")  # not the result
             if want({**run, "summary": summary}):
                 return run, summary
@@ -84,68 +80,11 @@ def test_batches_land_champion_moves_and_a_broken_batch_is_stopped(
     repo = make_repo(tmp_path / "repo", tiny_bert)
     batches = repo / "data" / "external" / "batches"
     write_batch(batches / "2026-10.jsonl", make_corpus(40, seed=0))
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    env.update(
-        {
-            "PREFECT_HOME": str(tmp_path / "prefect-home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_SERVER_UI_ENABLED": "false",
-            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-            "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "1",
-            "MLFLOW_TRACKING_URI": mlflow_server,
-            "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        }
-    )
-    server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
     client = MlflowClient(mlflow_server)
-    procs: list[subprocess.Popen] = []
-    try:
-        with open(server_log, "w") as log:
-            cmd = [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ]
-            procs.append(
-                subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            )
-        _wait_healthy(url, procs[0], server_log)
-        with open(serve_log, "w") as log:
-            cmd = [
-                sys.executable,
-                "-m",
-                "flows.cli",
-                "serve-schedule",
-                "--interval",
-                "15",
-                "--root",
-                str(repo),
-            ]
-            procs.append(
-                subprocess.Popen(
-                    cmd,
-                    cwd=REPO,
-                    env={**env, "PREFECT_API_URL": url},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-        serve = procs[1]
-
+    env = {"MLFLOW_TRACKING_URI": mlflow_server, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with served_flow(tmp_path, repo, interval=15, extra_env=env) as served:
         # batch 1: the first scheduled run trains and registers v1, which becomes champion
-        _, first = wait_for_run(url, 0, lambda r: r["state_type"] == "COMPLETED", serve, serve_log, 400)
+        _, first = wait_for_run(served, 0, lambda r: r["state_type"] == "COMPLETED", 400)
         n = len(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
         assert f"**Ran {n} of {n} stages**" in first, first
         assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
@@ -154,12 +93,7 @@ def test_batches_land_champion_moves_and_a_broken_batch_is_stopped(
         landed = time.time()
         write_batch(batches / "2026-11.jsonl", make_corpus(15, seed=1))
         _, second = wait_for_run(
-            url,
-            landed,
-            lambda r: "Ran " in r["summary"] or r["state_type"] == "FAILED",
-            serve,
-            serve_log,
-            400,
+            served, landed, lambda r: "Ran " in r["summary"] or r["state_type"] == "FAILED", 400
         )
         assert "FAILED" not in second, second
         label = json.loads((repo / "reports" / "label.json").read_text())
@@ -181,12 +115,9 @@ def test_batches_land_champion_moves_and_a_broken_batch_is_stopped(
         landed = time.time()
         broken = [{**r, "text": r["text"][:21]} for r in make_corpus(12, seed=2)]
         write_batch(batches / "2026-12.jsonl", broken)
-        run, third = wait_for_run(url, landed, lambda r: r["state_type"] == "FAILED", serve, serve_log, 300)
+        run, third = wait_for_run(served, landed, lambda r: r["state_type"] == "FAILED", 300)
         assert "**FAILED** at stage `validate`" in third, third
         assert "batch file `2026-12.jsonl`" in third and "validate.min_batch_median_ratio" in third
         assert "| finetune | not run |" in third
         assert client.get_model_version_by_alias(MODEL, "champion").version == "2"
         assert not (repo / "data" / "processed" / "profile.json").exists()
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import csv
 import importlib
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from stages.check import STAGE_MODELS, check_file, check_params, tracked_keys
-from tests.conftest import REPO, run_cmd
+from tests.conftest import REPO, make_pipeline_repo, run_cmd
 
 TRACKED = {"clean.min_chars": ["clean"], "clean.dedupe": ["clean"], "label.seed": ["label"]}
 
@@ -77,23 +76,17 @@ def test_tracked_keys_reads_string_and_file_entries(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: list[dict[str, str]]) -> Path:
-    root = tmp_path_factory.mktemp("check-pipeline")
-    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    (root / "data" / "external").mkdir(parents=True)
-    (root / "reports").mkdir()
+    root = make_pipeline_repo(
+        tmp_path_factory.mktemp("check-pipeline"),
+        {
+            "ingest": {"source": "data/external/news.csv", "id_field": "id"},
+            "tokenize": {"model": str(tiny_bert), "max_length": 16},
+        },
+    )
     with open(root / "data" / "external" / "news.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["id", "text", "label"])
         w.writeheader()
         w.writerows(corpus)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["ingest"].update(source="data/external/news.csv", id_field="id")
-    params["tokenize"].update(model=str(tiny_bert), max_length=16)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("/data/raw/\n/data/interim/\n/data/processed/\n")
-    run_cmd(["git", "init", "-q"], root)
-    run_cmd(["dvc", "init", "-q"], root)
-    run_cmd(["dvc", "config", "core.analytics", "false"], root)
     out = run_cmd(["dvc", "repro", "label"], root).stdout
     assert out.index("Running stage 'check'") < out.index("Running stage 'ingest'")
     return root

@@ -8,38 +8,31 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_cmd
+from tests.conftest import make_pipeline_repo, run_cmd
 
 DATA_STAGES = ["ingest", "clean", "tokenize", "label"]
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: list[dict[str, str]]) -> Path:
-    root = tmp_path_factory.mktemp("pipeline")
-    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    (root / "data" / "external").mkdir(parents=True)
-    (root / "reports").mkdir()
+    root = make_pipeline_repo(
+        tmp_path_factory.mktemp("pipeline"),
+        {
+            "ingest": {"source": "data/external/news.csv", "id_field": "id"},
+            "tokenize": {"model": str(tiny_bert), "max_length": 16},
+        },
+    )
     with open(root / "data" / "external" / "news.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["id", "text", "label"])
         w.writeheader()
         w.writerows(corpus)
         w.writerow({"id": "dup", "text": corpus[0]["text"], "label": corpus[0]["label"]})
         w.writerow({"id": "html", "text": "<p>" + corpus[1]["text"] + "</p>", "label": corpus[1]["label"]})
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["ingest"].update(source="data/external/news.csv", id_field="id")
-    params["tokenize"].update(model=str(tiny_bert), max_length=16)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("/data/raw/\n/data/interim/\n/data/processed/\n")
-    run_cmd(["git", "init", "-q"], root)
-    run_cmd(["dvc", "init", "-q"], root)
-    run_cmd(["dvc", "config", "core.analytics", "false"], root)
     run_cmd(["dvc", "repro", "label"], root)
     return root
 
