@@ -281,7 +281,7 @@ def run_checks(profile: dict[str, Any], p: ValidateParams) -> list[dict[str, Any
 def batch_checks(batches: dict[str, dict[str, Any]], p: ValidateParams) -> list[dict[str, Any]]:
     """A batch file whose texts are far shorter than the others' is a broken export, even when it is too
     small a share of the data to move any split's median."""
-    checks = []
+    checks: list[dict[str, Any]] = []
     if len(batches) < 2:
         return checks
     for file, fig in batches.items():
