@@ -125,6 +125,7 @@ class Runtime:
     world_size: int
     rank: int
     backend: str | None  # gloo | nccl when world_size > 1
+    reason: str = ""  # why this precision (the report and the model card say it)
 
 
 # --------------------------------------------------------------------------------------------- set-up
@@ -137,9 +138,9 @@ def resolve_runtime(p: FinetuneParams) -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = p.precision
+    precision, reason = p.precision, "set by finetune.precision"
     if precision == "auto":
-        precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        precision, reason = auto_precision(device)
     if precision == "fp16" and device != "cuda":
         raise FinetuneError(
             "finetune.precision = fp16 needs a CUDA device and none is visible; use `auto`, `fp32` or `bf16` "
@@ -151,7 +152,45 @@ def resolve_runtime(p: FinetuneParams) -> Runtime:
             "are visible; lower it or expose more GPUs (CUDA_VISIBLE_DEVICES)."
         )
     backend = None if world == 1 else ("nccl" if device == "cuda" else "gloo")
-    return Runtime(device=device, precision=precision, world_size=world, rank=rank, backend=backend)
+    return Runtime(
+        device=device, precision=precision, world_size=world, rank=rank, backend=backend, reason=reason
+    )
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The CPU feature flags the kernel reports (Linux), or None where they cannot be read."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return None
+
+
+def auto_precision(device: str, flags: set[str] | None = None) -> tuple[str, str]:
+    """`precision: auto`: bf16 where the hardware computes it natively, else fp32; and why.
+
+    A CUDA device that supports bf16 gets bf16. A CPU gets bf16 autocast only with a native bf16
+    instruction set (AVX512-BF16 or AMX); without one, bf16 would be emulated and slower than fp32.
+    """
+    import torch
+
+    if device == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "auto: the CUDA device supports bf16"
+        return "fp32", "auto: the CUDA device has no bf16"
+    flags = cpu_flags() if flags is None else flags
+    if flags is None:
+        return "fp32", "auto: the CPU's flags cannot be read here, so native bf16 is not assumed"
+    native = [f for f in BF16_CPU_FLAGS if f in flags]
+    if native:
+        return "bf16", f"auto: the CPU has native bf16 ({', '.join(native)})"
+    return "fp32", "auto: the CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)"
 
 
 def load_label_names(path: Path) -> list[str]:
@@ -546,9 +585,10 @@ def run_finetune(
             log.info("resuming from %s (same params and data as the interrupted run)", resume)
     if rt.rank == 0:
         log.info(
-            "device %s, precision %s, %d process(es); %d train / %d validation rows; freeze=%s, pooling=%s",
+            "device %s, precision %s (%s), %d process(es); %d train / %d validation rows; freeze=%s, pooling=%s",
             rt.device,
             rt.precision,
+            rt.reason,
             rt.world_size,
             len(train),
             len(val),
@@ -602,6 +642,7 @@ def run_finetune(
         "base_model": base.model,
         "device": rt.device,
         "precision": rt.precision,
+        "precision_reason": rt.reason,
         "num_processes": rt.world_size,
         "freeze": p.freeze,
         "pooling": p.pooling,
