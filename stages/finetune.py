@@ -54,7 +54,7 @@ class FinetuneParams(StageParams):
     """The `finetune` section of params.yaml."""
 
     epochs: int = Field(5, ge=1, description="upper bound; early stopping may end sooner")
-    learning_rate: float = Field(5e-5, gt=0.0)
+    learning_rate: float = Field(1e-4, gt=0.0)
     batch_size: int = Field(16, ge=1, description="per process")
     eval_batch_size: int = Field(64, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)

@@ -39,7 +39,7 @@ class TokenizeParams(StageParams):
 
     model: str = Field("builtin:minilm-l6", min_length=1)
     max_length: int = Field(128, ge=8, le=32768, description="tokens per window, special tokens included")
-    windows: int = Field(1, ge=1, le=64, description="most windows read per text; predictions are averaged")
+    windows: int = Field(8, ge=1, le=64, description="most windows read per text; predictions are averaged")
     truncation: Literal["head", "tail", "head+tail"] = "head"
     head_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of head+tail kept from the start")
     batch_size: int = Field(256, ge=1)
