@@ -42,6 +42,7 @@ from stages.common.logs import setup_logging
 from stages.common.metrics import classification_metrics, softmax
 from stages.common.models import BUILTIN_MODELS, resolve_model
 from stages.common.params import StageParams, load_section
+from stages.common.tokenize_section import TokenizeParams
 from stages.common.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
 
 FINGERPRINT_FILE = "ftpipe_fingerprint.json"
@@ -91,12 +92,17 @@ class FinetuneParams(StageParams):
 
 
 class BaseModelRef(BaseModel):
-    """The two `tokenize` keys finetune reads: the base checkpoint must be the one the data was tokenized with."""
+    """The base checkpoint: `tokenize.model` and `tokenize.trust_remote_code`, taken from the tokenize
+    section (`from_tokenize`), so the model is the one the data was tokenized with."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     model: str = Field(min_length=1)
     trust_remote_code: bool = False
+
+    @classmethod
+    def from_tokenize(cls, t: TokenizeParams) -> BaseModelRef:
+        return cls(model=t.model, trust_remote_code=t.trust_remote_code)
 
 
 class FinetuneError(RuntimeError):
@@ -679,7 +685,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     log = setup_logging("finetune")
     p = load_section("finetune", FinetuneParams, args.params)
-    base = load_section("tokenize", BaseModelRef, args.params)
+    base = BaseModelRef.from_tokenize(load_section("tokenize", TokenizeParams, args.params))
     paths = Paths(
         *(
             Path(getattr(args, k))

@@ -59,6 +59,7 @@ from stages.common.registry import (
     redact_uri,
     tracking_uri,
 )
+from stages.common.tokenize_section import TokenizeParams
 
 __all__ = ["RegisterParams", "RegisterError", "load_candidate", "register", "main"]
 
@@ -388,15 +389,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--artifacts", nargs="*", default=[], help="extra report files to log if present")
     ap.add_argument("--lock", default="dvc.lock")
-    ap.add_argument("--max-length", type=int, default=128, help="the tokenize stage's max_length")
-    ap.add_argument("--truncation", default="head", choices=["head", "tail", "head+tail"])
-    ap.add_argument("--head-fraction", type=float, default=0.25)
-    ap.add_argument("--windows", type=int, default=1, help="the tokenize stage's windows")
     ap.add_argument("--out", default="reports/registry.json")
     args = ap.parse_args(argv)
     log = setup_logging("register")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars clutter the dvc log
     p = load_section("register", RegisterParams, args.params)
+    tok = load_section("tokenize", TokenizeParams, args.params)  # how the served model reads a text
 
     splits = load_from_disk(args.splits)
     cand = load_candidate(args.model, args.metrics, args.predictions, splits, args.labels)
@@ -408,10 +406,10 @@ def main(argv: list[str] | None = None) -> None:
         tracking_uri(),
         params=read_params_file(args.params),
         truncation={
-            "max_length": args.max_length,
-            "truncation": args.truncation,
-            "head_fraction": args.head_fraction,
-            "windows": args.windows,
+            "max_length": tok.max_length,
+            "truncation": tok.truncation,
+            "head_fraction": tok.head_fraction,
+            "windows": tok.windows,
         },
         trained_on=trained_on_from_splits(splits),
         profile=profile,
