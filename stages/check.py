@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from stages.clean import CleanParams
 from stages.common.io import write_json
 from stages.common.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, read_params_file
+from stages.common.paths import add_path_args
 from stages.common.registry import RegisterParams
 from stages.evaluate import EvaluateParams
 from stages.finetune import FinetuneParams
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default=str(DEFAULT_PARAMS_PATH))
     ap.add_argument("--dvc-yaml", default="dvc.yaml", help="whose tracked params keys must exist")
-    ap.add_argument("--report", default="reports/check.json")
+    add_path_args(ap, "check")
     args = ap.parse_args(argv)
     problems = check_file(args.params, args.dvc_yaml)
     if problems:

@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from stages.common.io import atomic_dir, read_table, write_json, write_jsonl, write_table
 from stages.common.logs import setup_logging
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
 
 
 class CleanParams(StageParams):
@@ -192,9 +193,7 @@ def clean_table(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--raw", default="data/raw")
-    ap.add_argument("--out", default="data/interim")
-    ap.add_argument("--report", default="reports/clean.json")
+    add_path_args(ap, "clean")
     args = ap.parse_args(argv)
     log = setup_logging("clean")
     p = load_section("clean", CleanParams, args.params)

@@ -42,6 +42,7 @@ from stages.common.logs import setup_logging
 from stages.common.metrics import classification_metrics, softmax
 from stages.common.models import BUILTIN_MODELS, resolve_model
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
 from stages.common.tokenize_section import TokenizeParams
 from stages.common.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
 
@@ -675,13 +676,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--splits", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--out", default="models/model")
-    ap.add_argument("--checkpoints", default="checkpoints/finetune")
-    ap.add_argument("--report", default="reports/finetune.json")
-    ap.add_argument("--history", default="reports/finetune_history.json")
-    ap.add_argument("--plot", default="reports/finetune_curves.png")
+    add_path_args(ap, "finetune")
     args = ap.parse_args(argv)
     log = setup_logging("finetune")
     p = load_section("finetune", FinetuneParams, args.params)

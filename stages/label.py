@@ -33,6 +33,7 @@ from sklearn.model_selection import train_test_split
 from stages.common.io import atomic_dir, read_table, write_json, write_jsonl, write_table
 from stages.common.logs import setup_logging
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
 
 SPLITS = ("train", "validation", "test")
 
@@ -233,12 +234,7 @@ def label_report(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--tokenized", default="data/processed/tokenized")
-    ap.add_argument("--out", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--quarantine", default="reports/label_quarantine.jsonl")
-    ap.add_argument("--ledger", default="data/processed/split_ledger.parquet")
-    ap.add_argument("--report", default="reports/label.json")
+    add_path_args(ap, "label")
     args = ap.parse_args(argv)
     log = setup_logging("label")
     p = load_section("label", LabelParams, args.params)

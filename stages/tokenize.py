@@ -31,6 +31,7 @@ from stages.common.io import atomic_dir, read_table, write_json
 from stages.common.logs import setup_logging
 from stages.common.models import resolve_model
 from stages.common.params import load_section
+from stages.common.paths import add_path_args
 from stages.common.tokenize_section import TokenizeParams
 
 
@@ -263,9 +264,7 @@ def tokenize_table(df: pd.DataFrame, p: TokenizeParams, tok: Any) -> tuple[Any, 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--clean", default="data/interim")
-    ap.add_argument("--out", default="data/processed/tokenized")
-    ap.add_argument("--report", default="reports/tokenize.json")
+    add_path_args(ap, "tokenize")
     args = ap.parse_args(argv)
     log = setup_logging("tokenize")
     p = load_section("tokenize", TokenizeParams, args.params)
