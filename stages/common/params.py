@@ -38,6 +38,8 @@ P = TypeVar("P", bound=BaseModel)
 
 
 def _describe_error(section: str, model_cls: type[BaseModel], err: dict[str, Any]) -> str:
+    if not err["loc"]:  # a check of the section as a whole (several keys, a renamed key)
+        return f"section `{section}`: {err['msg']}"
     key = ".".join([section, *(str(p) for p in err["loc"])])
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model_cls, err["loc"][:-1])

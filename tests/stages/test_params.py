@@ -113,14 +113,14 @@ def test_default_mismatch_names_the_key() -> None:
 
 def test_unknown_key_is_named_with_allowed_keys() -> None:
     with pytest.raises(ParamsError) as err:
-        validate_section("clean", {"min_char": 5}, CleanParams)
+        validate_section("clean", {"min_word": 5}, CleanParams)
     msg = str(err.value)
-    assert "unknown key `clean.min_char`" in msg and "min_chars" in msg and "no work was done" in msg
+    assert "unknown key `clean.min_word`" in msg and "min_words" in msg and "no work was done" in msg
 
 
 def test_wrong_type_and_out_of_range_name_key_and_value() -> None:
-    with pytest.raises(ParamsError, match=r"`clean.min_chars` = 'many'"):
-        validate_section("clean", {"min_chars": "many"}, CleanParams)
+    with pytest.raises(ParamsError, match=r"`clean.min_words` = 'many'"):
+        validate_section("clean", {"min_words": "many"}, CleanParams)
     with pytest.raises(ParamsError, match=r"`clean.max_reject_fraction` = 1.5 .*less than or equal to 1"):
         validate_section("clean", {"max_reject_fraction": 1.5}, CleanParams)
     with pytest.raises(ParamsError, match=r"`ingest.format` = 'xml'.*'csv'"):
