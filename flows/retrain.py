@@ -1,7 +1,7 @@
 """retrain: the main job. Runs `dvc.yaml`'s DAG as a Prefect flow, one task per stage.
 
     ftpipe run                                  # or `make run`: the whole DAG on the defaults
-    ftpipe run --target label -S clean.min_chars=30 --force
+    ftpipe run --target label -S clean.min_words=5 --force
     ftpipe serve-schedule                       # the same flow on `retrain.schedule_cron` (needs a server)
 
 The tasks are built from the DAG that DVC reads from `dvc.yaml` (never a hand-kept list) and each one
@@ -38,6 +38,7 @@ REGISTRY_REPORT = "registry.json"
 PROFILE_REPORT = "data_profile.json"
 DRIFT_AFTER = "validate"  # the stage after which the flow compares the new data with the champion's
 LABEL_REPORT = "label.json"
+CLEAN_REPORT = "clean.json"
 DEFAULT_DEPLOYMENT = "scheduled-retrain"  # also the deployment name in prefect.yaml
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -217,7 +218,7 @@ def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -
         key = item.partition(":")[2] if ":" in item.partition("=")[0] else item
         if "=" not in key and not key.startswith("~"):
             raise RetrainError(
-                f"override `{item}` must look like key=value (e.g. clean.min_chars=30), like `dvc exp run -S`."
+                f"override `{item}` must look like key=value (e.g. clean.min_words=5), like `dvc exp run -S`."
             )
     changes = []
     originals: dict[Path, bytes] = {}
@@ -384,6 +385,7 @@ def build_summary(
     registry, registry_stage = _read_report(root, dag, REGISTRY_REPORT)
     profile, profile_stage = _read_report(root, dag, PROFILE_REPORT)
     label, _ = _read_report(root, dag, LABEL_REPORT)
+    clean, _ = _read_report(root, dag, CLEAN_REPORT)
     return {
         "status": "failed" if failed else "completed",
         "failed_stage": failed.name if failed else None,
@@ -402,6 +404,10 @@ def build_summary(
         "data": data_summary(profile, label),
         "data_fresh": profile_stage in changed or (failed is not None and failed.name == profile_stage),
         "drift": drift,
+        # a length limit that removed more than clean.warn_class_fraction of a class (stages/clean.py)
+        "data_warnings": [
+            w.get("message") for w in (clean or {}).get("length_warnings") or [] if isinstance(w, dict)
+        ],
     }
 
 
@@ -580,6 +586,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {s['name']} | {result} | {secs} |")
     lines.append(f"| **total** | | {summary['total_seconds']:.1f} s |")
     lines += _data_md(summary) + _metrics_md(summary) + _registry_md(summary)
+    if summary.get("data_warnings"):
+        lines += ["", "### Data warnings (clean)", "", *(f"- {m}" for m in summary["data_warnings"])]
     return "\n".join(lines) + "\n"
 
 

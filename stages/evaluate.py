@@ -30,6 +30,7 @@ from stages.common.io import atomic_file, read_json, write_json
 from stages.common.logs import setup_logging
 from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
 from stages.common.windows import flatten, mean_by_row, row_windows
 
 
@@ -230,14 +231,7 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--splits", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--model", default="models/model")
-    ap.add_argument("--metrics", default="reports/metrics.json")
-    ap.add_argument("--predictions", default="reports/predictions.csv")
-    ap.add_argument("--confusion", default="reports/confusion.json")
-    ap.add_argument("--confusion-png", default="reports/confusion.png")
-    ap.add_argument("--errors", default="reports/worst_errors.csv")
+    add_path_args(ap, "evaluate")
     args = ap.parse_args(argv)
     log = setup_logging("evaluate")
     p = load_section("evaluate", EvaluateParams, args.params)

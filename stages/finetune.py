@@ -42,6 +42,8 @@ from stages.common.logs import setup_logging
 from stages.common.metrics import classification_metrics, softmax
 from stages.common.models import BUILTIN_MODELS, resolve_model
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
+from stages.common.tokenize_section import TokenizeParams
 from stages.common.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
 
 FINGERPRINT_FILE = "ftpipe_fingerprint.json"
@@ -54,7 +56,7 @@ class FinetuneParams(StageParams):
     """The `finetune` section of params.yaml."""
 
     epochs: int = Field(5, ge=1, description="upper bound; early stopping may end sooner")
-    learning_rate: float = Field(5e-5, gt=0.0)
+    learning_rate: float = Field(1e-4, gt=0.0)
     batch_size: int = Field(16, ge=1, description="per process")
     eval_batch_size: int = Field(64, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -91,12 +93,17 @@ class FinetuneParams(StageParams):
 
 
 class BaseModelRef(BaseModel):
-    """The two `tokenize` keys finetune reads: the base checkpoint must be the one the data was tokenized with."""
+    """The base checkpoint: `tokenize.model` and `tokenize.trust_remote_code`, taken from the tokenize
+    section (`from_tokenize`), so the model is the one the data was tokenized with."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     model: str = Field(min_length=1)
     trust_remote_code: bool = False
+
+    @classmethod
+    def from_tokenize(cls, t: TokenizeParams) -> BaseModelRef:
+        return cls(model=t.model, trust_remote_code=t.trust_remote_code)
 
 
 class FinetuneError(RuntimeError):
@@ -710,17 +717,11 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--splits", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--out", default="models/model")
-    ap.add_argument("--checkpoints", default="checkpoints/finetune")
-    ap.add_argument("--report", default="reports/finetune.json")
-    ap.add_argument("--history", default="reports/finetune_history.json")
-    ap.add_argument("--plot", default="reports/finetune_curves.png")
+    add_path_args(ap, "finetune")
     args = ap.parse_args(argv)
     log = setup_logging("finetune")
     p = load_section("finetune", FinetuneParams, args.params)
-    base = load_section("tokenize", BaseModelRef, args.params)
+    base = BaseModelRef.from_tokenize(load_section("tokenize", TokenizeParams, args.params))
     paths = Paths(
         *(
             Path(getattr(args, k))

@@ -50,32 +50,32 @@ def test_check_prints_each_problem_once_and_exits_2(ftpipe_repo: Path, capsys) -
 def test_run_checks_before_dvc_and_leaves_params_as_they_were(ftpipe_repo: Path, capsys) -> None:
     path = ftpipe_repo / "params.yaml"
     original = path.read_bytes()
-    rc = cli("run", "--root", str(ftpipe_repo), "-S", "finetune.learning_rate=-1", "-S", "clean.min_chars=30")
+    rc = cli("run", "--root", str(ftpipe_repo), "-S", "finetune.learning_rate=-1", "-S", "clean.min_words=30")
     assert rc == 2 and path.read_bytes() == original
     err = capsys.readouterr().err
-    assert err.count("`finetune.learning_rate` = -1 is invalid") == 1 and "min_chars" not in err
+    assert err.count("`finetune.learning_rate` = -1 is invalid") == 1 and "min_words" not in err
     assert err.strip().splitlines()[-1] == (
         "ftpipe run: 1 problem(s) in params.yaml with the -S overrides applied; nothing ran and "
         "params.yaml is as it was."
     )
-    path.write_bytes(original.replace(b"min_chars: 20", b"min_chars: -5"))
+    path.write_bytes(original.replace(b"min_words: 3", b"min_words: -5"))
     assert cli("run", "--root", str(ftpipe_repo)) == 2  # a bad file stops the run with no override too
-    assert capsys.readouterr().err.count("`clean.min_chars` = -5 is invalid") == 1
+    assert capsys.readouterr().err.count("`clean.min_words` = -5 is invalid") == 1
 
 
 def test_apply_overrides_keeps_good_values_and_puts_bad_ones_back(ftpipe_repo: Path) -> None:
     path = ftpipe_repo / "params.yaml"
     original = path.read_bytes()
-    assert apply_overrides(ftpipe_repo, ["clean.min_chars=30"], keep=False) == [
-        {"file": "params.yaml", "key": "clean.min_chars", "old": 20, "new": 30}
+    assert apply_overrides(ftpipe_repo, ["clean.min_words=30"], keep=False) == [
+        {"file": "params.yaml", "key": "clean.min_words", "old": 3, "new": 30}
     ]
     assert path.read_bytes() == original  # a trial
     with pytest.raises(ParamsProblems) as exc:
-        apply_overrides(ftpipe_repo, ["clean.min_chars=30", "+clean.lowercse=true"])
+        apply_overrides(ftpipe_repo, ["clean.min_words=30", "+clean.lowercse=true"])
     assert path.read_bytes() == original and len(exc.value.problems) == 1
-    apply_overrides(ftpipe_repo, ["clean.min_chars=30"])
+    apply_overrides(ftpipe_repo, ["clean.min_words=30"])
     kept = path.read_bytes()
-    assert b"min_chars: 30" in kept and b"# fail the stage if more than this share" in kept  # comments too
+    assert b"min_words: 30" in kept and b"# fail the stage if more than this share" in kept  # comments too
 
 
 def test_a_repo_with_its_own_stages_is_checked_by_its_dvc_yaml(tiny_repo: Path) -> None:

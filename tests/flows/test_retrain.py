@@ -118,6 +118,23 @@ def test_summary_shows_the_data_profile_and_a_failed_check(tiny_repo: Path) -> N
     assert "- batch file `2026-11.csv`: median text length 10 characters" in text
 
 
+def test_summary_shows_a_length_limit_that_cut_a_class(tiny_repo: Path) -> None:
+    """Issue 13: clean.min_chars cut 11.5% of a Chinese dataset and the run went on without a word."""
+    reports = tiny_repo / "reports"
+    reports.mkdir(exist_ok=True)
+    message = (
+        "clean.min_words removed 9 of 60 `proverb` rows (15.0% > clean.warn_class_fraction 0.03); see ..."
+    )
+    (reports / "clean.json").write_text(
+        json.dumps({"length_warnings": [{"label": "proverb", "message": message}]})
+    )
+    dag = read_dag(tiny_repo)
+    dag[0] = dataclasses.replace(dag[0], json_outputs=("reports/clean.json",))
+    summary = build_summary(tiny_repo, dag, [StageOutcome(dag[0].name, "ran")])
+    assert summary["data_warnings"] == [message]
+    assert f"- {message}" in render_markdown(summary)
+
+
 def test_shipped_params_and_prefect_yaml_agree() -> None:
     params = load_retrain_params(REPO)
     assert isinstance(params, RetrainParams) and "register" in params.network_stages
