@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.threads:
         env |= {"OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
 
-    tokenized = str(ROOT / PATHS["label"]["tokenized"])
+    tokenized = str(ROOT / str(PATHS["label"]["tokenized"]))
     if any(section == "tokenize" for section, _, _ in overrides):
         tokenized = str(work / "tokenized")
         if not (work / "tokenize.json").exists():

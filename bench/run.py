@@ -10,6 +10,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +217,7 @@ def bench_vs_trainer() -> dict[str, Any]:
     return run(epochs=1)
 
 
-BENCHES = {
+BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "data": bench_data,
     "train_step": bench_train_step,
     "noop_repro": bench_noop_repro,

@@ -232,7 +232,7 @@ def clean_table(
     out["group"] = [group_key(t) for t in out["text"]]
     reasons = Counter(r["reason"] for r in rejects)
     near = Counter(out["group"])
-    report = {
+    report: dict[str, Any] = {
         "rows_in": len(df),
         "rows_out": len(out),
         "rejected": len(rejects),

@@ -15,6 +15,7 @@ it lists the keys it uses under its `params:` in dvc.yaml.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +38,7 @@ class StageParams(BaseModel):
 P = TypeVar("P", bound=BaseModel)
 
 
-def _describe_error(section: str, model_cls: type[BaseModel], err: dict[str, Any]) -> str:
+def _describe_error(section: str, model_cls: type[BaseModel], err: Mapping[str, Any]) -> str:
     if not err["loc"]:  # a check of the section as a whole (several keys, a renamed key)
         return f"section `{section}`: {err['msg']}"
     key = ".".join([section, *(str(p) for p in err["loc"])])
