@@ -1,8 +1,9 @@
 """evaluate: score the fine-tuned model on the test split, beside a TF-IDF + logistic-regression baseline.
 
     python -m stages.evaluate --splits data/processed/splits --labels data/processed/labels.json \
-        --model models/model --metrics reports/metrics.json --predictions reports/predictions.csv \
-        --confusion reports/confusion.json --confusion-png reports/confusion.png --errors reports/worst_errors.csv
+        --model models/model --metrics reports/metrics.json --headline reports/headline.json \
+        --predictions reports/predictions.csv --confusion reports/confusion.json \
+        --confusion-png reports/confusion.png --errors reports/worst_errors.csv
 
 Both models are scored on the same test rows: accuracy, macro and weighted precision/recall/F1, expected
 calibration error and per-class figures, plus the difference (model - baseline). The fine-tuned model
@@ -150,6 +151,20 @@ def build_metrics(
     }
 
 
+HEADLINE_KEYS = ("accuracy", "macro_f1", "ece")
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """reports/headline.json, the one file `dvc metrics show` lists: test rows, then accuracy, macro-F1 and
+    ECE of the model and the baseline and their difference (per-class figures stay in metrics.json)."""
+    return {
+        "test_rows": metrics["test_rows"],
+        "model": {k: metrics["model"][k] for k in HEADLINE_KEYS},
+        "baseline": {k: metrics["baseline"][k] for k in HEADLINE_KEYS},
+        "delta": {k: metrics["delta"][k] for k in ("accuracy", "macro_f1")},
+    }
+
+
 def predictions_table(
     ids: list[str], y_true: np.ndarray, probs: np.ndarray, base_probs: np.ndarray, names: list[str]
 ) -> pd.DataFrame:
@@ -234,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--labels", default="data/processed/labels.json")
     ap.add_argument("--model", default="models/model")
     ap.add_argument("--metrics", default="reports/metrics.json")
+    ap.add_argument("--headline", default="reports/headline.json")
     ap.add_argument("--predictions", default="reports/predictions.csv")
     ap.add_argument("--confusion", default="reports/confusion.json")
     ap.add_argument("--confusion-png", default="reports/confusion.png")
@@ -261,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     preds = predictions_table(list(test["id"]), y, probs, base, names)
 
     write_json(args.metrics, metrics)
+    write_json(args.headline, headline_metrics(metrics))
     write_csv(Path(args.predictions), preds)
     write_json(args.confusion, confusion_records(preds))
     plot_confusion(preds, names, Path(args.confusion_png))
