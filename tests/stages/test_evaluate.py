@@ -93,10 +93,10 @@ def test_entry_point_writes_every_report(setup: dict[str, Path]) -> None:
     assert m["baseline"]["accuracy"] >= 0.9  # the keyword corpus is easy for TF-IDF
     headline = json.loads(out["headline"].read_text())  # what `dvc metrics show` lists: a short table
     assert headline == {
+        "test": {k: m["model"][k] for k in ("accuracy", "macro_f1", "ece")},
+        "test_baseline": {k: m["baseline"][k] for k in ("accuracy", "macro_f1", "ece")},
+        "test_delta": {k: m["delta"][k] for k in ("accuracy", "macro_f1")},
         "test_rows": 15,
-        "model": {k: m["model"][k] for k in ("accuracy", "macro_f1", "ece")},
-        "baseline": {k: m["baseline"][k] for k in ("accuracy", "macro_f1", "ece")},
-        "delta": {k: m["delta"][k] for k in ("accuracy", "macro_f1")},
     }
 
     pred = pd.read_csv(out["predictions"], dtype={"id": str})
