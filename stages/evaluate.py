@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--labels", default="data/processed/labels.json")
     ap.add_argument("--model", default="models/model")
     ap.add_argument("--metrics", default="reports/metrics.json")
-    ap.add_argument("--headline", default="reports/headline.json")
+    ap.add_argument("--headline", default=None, help="default: headline.json beside --metrics")
     ap.add_argument("--predictions", default="reports/predictions.csv")
     ap.add_argument("--confusion", default="reports/confusion.json")
     ap.add_argument("--confusion-png", default="reports/confusion.png")
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     preds = predictions_table(list(test["id"]), y, probs, base, names)
 
     write_json(args.metrics, metrics)
-    write_json(args.headline, headline_metrics(metrics))
+    write_json(args.headline or Path(args.metrics).with_name("headline.json"), headline_metrics(metrics))
     write_csv(Path(args.predictions), preds)
     write_json(args.confusion, confusion_records(preds))
     plot_confusion(preds, names, Path(args.confusion_png))
