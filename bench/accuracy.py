@@ -101,7 +101,7 @@ def run_seed(
                out=str(d / "model"), checkpoints=str(d / "checkpoints"), report=str(d / "finetune.json"),
                history=str(d / "history.json"), plot=str(d / "curves.png")), env=env)  # fmt: skip
         _stage("stages.evaluate", d / "evaluate.log", "--params", p, *path_argv("evaluate", **shared,
-               model=str(d / "model"), metrics=str(d / "metrics.tmp.json"),
+               model=str(d / "model"), metrics=str(d / "metrics.tmp.json"), headline=str(d / "headline.json"),
                predictions=str(d / "predictions.csv"), confusion=str(d / "confusion.json"),
                confusion_png=str(d / "confusion.png"), errors=str(d / "worst_errors.csv")), env=env)  # fmt: skip
         (d / "metrics.tmp.json").replace(metrics)  # the resume marker appears only after all three stages

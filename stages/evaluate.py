@@ -1,8 +1,9 @@
 """evaluate: score the fine-tuned model on the test split, beside a TF-IDF + logistic-regression baseline.
 
     python -m stages.evaluate --splits data/processed/splits --labels data/processed/labels.json \
-        --model models/model --metrics reports/metrics.json --predictions reports/predictions.csv \
-        --confusion reports/confusion.json --confusion-png reports/confusion.png --errors reports/worst_errors.csv
+        --model models/model --metrics reports/metrics.json --headline reports/headline.json \
+        --predictions reports/predictions.csv --confusion reports/confusion.json \
+        --confusion-png reports/confusion.png --errors reports/worst_errors.csv
 
 Both models are scored on the same test rows: accuracy, macro and weighted precision/recall/F1, expected
 calibration error and per-class figures, plus the difference (model - baseline). The fine-tuned model
@@ -151,6 +152,21 @@ def build_metrics(
     }
 
 
+HEADLINE_KEYS = ("accuracy", "macro_f1", "ece")
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """reports/headline.json, the one file `dvc metrics show` lists: the model's test accuracy, macro-F1 and
+    ECE (`test.*`, as the registry names them), the baseline's, their difference and the test rows. DVC
+    sorts the columns by name, so these names put the model first; per-class figures stay in metrics.json."""
+    return {
+        "test": {k: metrics["model"][k] for k in HEADLINE_KEYS},
+        "test_baseline": {k: metrics["baseline"][k] for k in HEADLINE_KEYS},
+        "test_delta": {k: metrics["delta"][k] for k in ("accuracy", "macro_f1")},
+        "test_rows": metrics["test_rows"],
+    }
+
+
 def predictions_table(
     ids: list[str], y_true: np.ndarray, probs: np.ndarray, base_probs: np.ndarray, names: list[str]
 ) -> pd.DataFrame:
@@ -255,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     preds = predictions_table(list(test["id"]), y, probs, base, names)
 
     write_json(args.metrics, metrics)
+    write_json(Path(args.headline), headline_metrics(metrics))
     write_csv(Path(args.predictions), preds)
     write_json(args.confusion, confusion_records(preds))
     plot_confusion(preds, names, Path(args.confusion_png))

@@ -440,22 +440,57 @@ def window_datasets(train: Any, val: Any, input_names: list[str], seed: int) -> 
     return train_ds, val_ds, owner
 
 
+def format_duration(seconds: float) -> str:
+    """A short duration for progress lines: 45s, 3m05s, 1h02m."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def make_trainer(log: Any, **kwargs: Any) -> Any:
     """A `Trainer` that stops on a NaN/inf loss, measures pure training throughput and logs progress."""
     import torch
     from transformers import Trainer, TrainerCallback
 
     class Progress(TrainerCallback):
-        """Seconds inside optimizer steps (data loading and evaluation excluded); a log line ~4x an epoch."""
+        """Seconds inside optimizer steps (data loading and evaluation excluded) for samples/s, and a log line
+        about 4x an epoch and 4x a validation pass with the time left (ETA), so no minute passes silently."""
 
-        def __init__(self) -> None:
+        def __init__(self, eval_windows: int) -> None:
             self.seconds = 0.0
             self.samples = 0  # seen by this process in this call
+            self._eval_windows = eval_windows  # windows per validation pass
             self._t0 = 0.0
             self._every = 1
+            self._begin = 0.0  # wall clock at the start of this call
+            self._first_step = 0  # global step at the start of this call (a resume starts later)
+            self._eval_wall = 0.0  # wall seconds spent validating so far
+            self._eval_last = 0.0  # the last validation pass, wall seconds
+            self._eval_start = 0.0
+            self._eval_batches = 0
+            self._evals_done = 0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self._every = max(1, round(state.max_steps / max(1.0, 4 * args.num_train_epochs)))
+            self._begin = time.perf_counter()
+            self._first_step = state.global_step
+            self._evals_done = int(state.epoch or 0)  # one validation per epoch already behind a resume
+
+        def _eta(self, args: Any, state: Any, in_eval: float = 0.0) -> float:
+            """Seconds left: the remaining steps at this call's wall time per step, plus the validation
+            passes still due (one per epoch) at the last pass's duration, or a third of a training step per
+            window before the first one; early stopping can only make it shorter."""
+            steps = state.global_step - self._first_step
+            train_wall = time.perf_counter() - self._begin - self._eval_wall - in_eval
+            per_step = train_wall / steps if steps else 0.0
+            evals_left = max(0, int(np.ceil(args.num_train_epochs)) - self._evals_done)
+            per_eval = self._eval_last
+            if not per_eval and self.samples:
+                per_eval = self.seconds / self.samples / 3 * self._eval_windows
+            return (state.max_steps - state.global_step) * per_step + evals_left * per_eval - in_eval
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self._t0 = time.perf_counter()
@@ -465,12 +500,39 @@ def make_trainer(log: Any, **kwargs: Any) -> Any:
             if state.is_world_process_zero and state.global_step % self._every == 0:
                 rate = self.samples * args.world_size / self.seconds if self.seconds else 0.0
                 log.info(
-                    "step %d/%d (epoch %.2f): %.1f samples/s",
+                    "step %d/%d (epoch %.2f): %.1f samples/s, ETA %s",
                     state.global_step,
                     state.max_steps,
                     state.epoch or 0.0,
                     rate,
+                    format_duration(self._eta(args, state)),
                 )
+
+        def on_prediction_step(
+            self, args: Any, state: Any, control: Any, eval_dataloader: Any = None, **kw: Any
+        ) -> None:
+            if self._eval_batches == 0:
+                self._eval_start = time.perf_counter()
+            self._eval_batches += 1
+            total = len(eval_dataloader) if eval_dataloader is not None else 0
+            every = max(1, round(total / 4))
+            if state.is_world_process_zero and total and self._eval_batches % every == 0:
+                spent = time.perf_counter() - self._eval_start
+                log.info(
+                    "validation after epoch %.0f: batch %d/%d, %s left, ETA %s",
+                    state.epoch or 0.0,
+                    self._eval_batches,
+                    total,
+                    format_duration(spent / self._eval_batches * (total - self._eval_batches)),
+                    format_duration(self._eta(args, state, in_eval=spent)),
+                )
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self._eval_batches:
+                self._eval_last = time.perf_counter() - self._eval_start
+                self._eval_wall += self._eval_last
+            self._eval_batches = 0
+            self._evals_done += 1
 
     class EpochWindows(TrainerCallback):
         """Tell the training set which epoch starts, so it draws that epoch's windows (resumes included)."""
@@ -483,7 +545,7 @@ def make_trainer(log: Any, **kwargs: Any) -> Any:
     class FinetuneTrainer(Trainer):
         def __init__(self, **kw: Any) -> None:
             super().__init__(**kw)
-            self.progress = Progress()
+            self.progress = Progress(len(kw.get("eval_dataset") or ()))
             self.add_callback(self.progress)
             self.add_callback(EpochWindows())
 
@@ -523,8 +585,8 @@ def epoch_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[s] for s in sorted(rows) if "val_loss" in rows[s]]
 
 
-def plot_history(history: list[dict[str, Any]], metric: str, path: Path) -> None:
-    """Loss curves and validation metrics per epoch, as a PNG."""
+def curves_figure(history: list[dict[str, Any]], metric: str, best_epoch: float | None) -> Any:
+    """Loss curves and validation metrics per epoch; the best epoch (the one kept) is marked on both."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -536,15 +598,30 @@ def plot_history(history: list[dict[str, Any]], metric: str, path: Path) -> None
     ax1.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation loss")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("cross-entropy")
-    ax1.legend()
     for key in ("val_accuracy", "val_macro_f1"):
         ax2.plot(epochs, [r[key] for r in history], "o-", label=key.removeprefix("val_").replace("_", "-"))
     ax2.set_xlabel("epoch")
-    ax2.set_title(f"validation (best epoch by {metric})")
-    ax2.legend()
+    best = next((r for r in history if r["epoch"] == best_epoch), None)
+    if best is not None:
+        label = f"best epoch {best_epoch} (kept)"
+        for ax in (ax1, ax2):
+            ax.axvline(best_epoch, color="0.4", linestyle="--", linewidth=1, label=label)
+        ax2.plot([best_epoch], [best[f"val_{metric}"]], "*", color="crimson", markersize=14)
+        ax2.set_title(f"validation: best epoch {best_epoch}, {metric} {best[f'val_{metric}']:.4f}")
+    else:
+        ax2.set_title(f"validation (best epoch by {metric})")
     for ax in (ax1, ax2):
+        ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict[str, Any]], metric: str, path: Path, best_epoch: float | None) -> None:
+    """The curves of `curves_figure`, as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(history, metric, best_epoch)
     with atomic_file(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
@@ -644,7 +721,7 @@ def run_finetune(
     }
     save_model(trainer.model, tok, paths.out, resolved)
     write_json(paths.history, history)
-    plot_history(history, p.metric, paths.plot)
+    plot_history(history, p.metric, paths.plot, best["epoch"])
     report = {
         "base_model": base.model,
         "device": rt.device,

@@ -49,6 +49,7 @@ PATHS: dict[str, dict[str, str | list[str]]] = {
         "labels": "data/processed/labels.json",
         "model": "models/model",
         "metrics": "reports/metrics.json",
+        "headline": "reports/headline.json",
         "predictions": "reports/predictions.csv",
         "confusion": "reports/confusion.json",
         "confusion_png": "reports/confusion.png",

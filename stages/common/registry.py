@@ -268,7 +268,8 @@ class Registry:
             return self._call(lambda: self.client.get_model_version(self.name, str(version)))
         except MlflowException:
             raise RegistryError(
-                f"registered model `{self.name}` has no version {version}; `ftpipe history` lists the versions."
+                f"registered model `{self.name}` has no version {version}; "
+                "`ftpipe history --versions` lists the versions."
             ) from None
 
     def versions_with_hash(self, mhash: str) -> list[ModelVersion]:
@@ -278,6 +279,21 @@ class Registry:
         except MlflowException:
             return []
         return sorted((v for v in found if v.tags.get(T.MODEL_HASH) == mhash), key=lambda v: int(v.version))
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version of the model, oldest first (none when the model is not registered yet)."""
+        try:
+            found = self._call(lambda: self.client.search_model_versions(f"name = '{self.name}'"))
+        except MlflowException:
+            return []
+        return sorted(found, key=lambda v: int(v.version))
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The metrics of the run that registered a version (`test.*`, `baseline.*`); {} when it is gone."""
+        try:
+            return dict(self._call(lambda: self.client.get_run(run_id)).data.metrics)
+        except MlflowException:
+            return {}
 
     def alias(self, alias: str) -> str | None:
         """The version behind `@alias`, or None (no model, or no such alias yet)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from stages.finetune import (
     Paths,
     auto_precision,
     cpu_flags,
+    curves_figure,
+    format_duration,
     prepare_checkpoints,
     resolve_runtime,
     run_finetune,
@@ -67,7 +70,14 @@ def reference(
 ) -> Path:
     """One full-parameter run with the TINY params; tests compare against its outputs."""
     tmp = tmp_path_factory.mktemp("reference")
-    train(tmp, tiny_bert, bert_data)
+    handler = logging.FileHandler(tmp / "train.log")
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    try:
+        train(tmp, tiny_bert, bert_data)
+    finally:
+        LOG.removeHandler(handler)
+        handler.close()
     return tmp
 
 
@@ -129,6 +139,34 @@ def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_ber
     assert not (reference / "ckpt").exists()  # cleared after success
     # full-parameter: the encoder moved away from the base checkpoint
     assert same_body(encoder_state(tiny_bert), encoder_state(model_dir))
+
+
+def test_progress_lines_give_the_time_left_in_training_and_in_validation(reference: Path) -> None:
+    lines = (reference / "train.log").read_text().splitlines()
+    steps = [ln for ln in lines if ln.startswith("step ")]
+    assert steps and all(re.search(r"samples/s, ETA (\d+s|\d+m\d\ds)$", ln) for ln in steps), lines
+    # validation is no longer silent: a line per quarter of each pass (here one batch: one line per epoch)
+    val = [ln for ln in lines if ln.startswith("validation after epoch")]
+    epochs = json.loads((reference / "finetune.json").read_text())["epochs_run"]
+    assert len(val) >= epochs, lines
+    assert re.fullmatch(r"validation after epoch 1: batch 1/\d+, \d+s left, ETA \d+s", val[0]), val[0]
+    assert [format_duration(s) for s in (0.4, 45, 185, 3725)] == ["0s", "45s", "3m05s", "1h02m"]
+
+
+def test_the_curves_mark_the_best_epoch() -> None:
+    history = [
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "val_accuracy": a, "val_macro_f1": a}
+        for e, a in ((1, 0.7), (2, 0.9), (3, 0.8))
+    ]
+    fig = curves_figure(history, "macro_f1", best_epoch=2)
+    loss, val = fig.axes
+    for ax in (loss, val):  # a dashed line at the kept epoch on both panels, named in the legend
+        marks = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert [list(ln.get_xdata()) for ln in marks] == [[2, 2]]
+        assert "best epoch 2 (kept)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    star = [ln for ln in val.get_lines() if ln.get_marker() == "*"]
+    assert [(list(s.get_xdata()), list(s.get_ydata())) for s in star] == [([2], [0.9])]
+    assert val.get_title() == "validation: best epoch 2, macro_f1 0.9000"
 
 
 def test_windowed_texts_train_on_a_fresh_window_each_epoch(
@@ -263,6 +301,8 @@ def test_decoder_only_without_pad_token(tmp_path: Path, tiny_gpt2: Path, corpus:
             str(tmp_path / "model"),
             "--metrics",
             str(r / "metrics.json"),
+            "--headline",
+            str(r / "headline.json"),
             "--predictions",
             str(r / "predictions.csv"),
             "--confusion",
