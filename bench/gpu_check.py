@@ -75,7 +75,7 @@ def model_shape(model_dir: Path) -> tuple[int, int, int]:
     cfg = model.config
     layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", 0)
     hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", 0)
-    return linear, int(layers), int(hidden)
+    return linear, int(layers or 0), int(hidden or 0)
 
 
 def mean_window_tokens(splits: Path) -> float:

@@ -225,7 +225,7 @@ def plot_confusion(preds: pd.DataFrame, names: list[str], path: Path) -> None:
             ax.text(
                 j,
                 i,
-                int(cm[i, j]),
+                str(int(cm[i, j])),
                 ha="center",
                 va="center",
                 color="white" if cm[i, j] > cm.max() / 2 else "black",

@@ -145,7 +145,8 @@ def resolve_runtime(p: FinetuneParams) -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision, reason = p.precision, "set by finetune.precision"
+    precision: str = p.precision
+    reason = "set by finetune.precision"
     if precision == "auto":
         precision, reason = auto_precision(device)
     if precision == "fp16" and device != "cuda":
@@ -343,7 +344,7 @@ def load_model_and_tokenizer(
         model = MeanPoolForSequenceClassification.from_body(
             path, trust_remote_code=base.trust_remote_code, **head
         )
-        model.base_model.config.pad_token_id = tok.pad_token_id
+        model.base_model.config.pad_token_id = tok.pad_token_id  # type: ignore[union-attr]
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, trust_remote_code=base.trust_remote_code, dtype=torch.float32, **head
@@ -539,7 +540,7 @@ def make_trainer(log: Any, **kwargs: Any) -> Any:
 
         def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             dataset = kwargs.get("train_dataset")
-            if hasattr(dataset, "set_epoch"):
+            if dataset is not None and hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(round(state.epoch or 0))
 
     class FinetuneTrainer(Trainer):

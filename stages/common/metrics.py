@@ -14,6 +14,9 @@ import numpy as np
 PRIMARY_METRIC = "macro_f1"
 
 
+Labels = Sequence[int] | np.ndarray  # class indices, one per row
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64, stable for large logits."""
     z = np.asarray(logits, dtype=np.float64)
@@ -23,7 +26,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins: int = 10) -> float:
+def expected_calibration_error(y_true: Labels, probs: np.ndarray, n_bins: int = 10) -> float:
     """ECE: the support-weighted mean gap between confidence and accuracy over equal-width confidence bins.
 
     The confidence of a row is its top probability and its prediction the arg-max; bin b holds the rows
@@ -47,8 +50,8 @@ def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins:
 
 
 def classification_metrics(
-    y_true: Sequence[int],
-    y_pred: Sequence[int],
+    y_true: Labels,
+    y_pred: Labels,
     names: Sequence[str],
     probs: np.ndarray | None = None,
     n_bins: int = 10,
@@ -70,7 +73,7 @@ def classification_metrics(
         )
         out[f"{avg}_precision"], out[f"{avg}_recall"], out[f"{avg}_f1"] = float(p), float(r), float(f)
     if probs is not None:
-        out["ece"] = expected_calibration_error(true_arr.tolist(), probs, n_bins)
+        out["ece"] = expected_calibration_error(true_arr, probs, n_bins)
     p, r, f, s = precision_recall_fscore_support(
         true_arr, pred_arr, labels=labels, average=None, zero_division=0
     )
@@ -81,7 +84,7 @@ def classification_metrics(
     return out
 
 
-def classification_report_text(y_true: Sequence[int], y_pred: Sequence[int], names: Sequence[str]) -> str:
+def classification_report_text(y_true: Labels, y_pred: Labels, names: Sequence[str]) -> str:
     """sklearn's text classification report over all `names` (for logs and people)."""
     from sklearn.metrics import classification_report
 
