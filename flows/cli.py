@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 # Set before Prefect is imported: its settings are read at import. Without them Prefect's telemetry
@@ -27,15 +29,28 @@ DEFAULT_DEPLOYMENT = "scheduled-retrain"  # also the deployment name in prefect.
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from flows.check import ParamsProblems
     from flows.dag import RetrainError, find_root
+    from flows.lock import workspace_lock
+
+    try:
+        root = find_root(args.root)
+        with workspace_lock(root):  # for the whole run: the -S trial below writes params.yaml too
+            return _run_locked(root, args)
+    except RetrainError as exc:  # another run holds the workspace, or not a DVC repo
+        print(f"\nftpipe run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_locked(root: Path, args: argparse.Namespace) -> int:
+    from flows.check import ParamsProblems
+    from flows.dag import RetrainError
     from flows.params import apply_overrides
     from flows.retrain import retrain  # the lazily built flow
     from flows.runner import StageFailed
     from stages.common.params import ParamsError
 
     try:  # the check before DVC starts, with the overrides tried and put back: each problem said once
-        apply_overrides(find_root(args.root), args.overrides, keep=False)
+        apply_overrides(root, args.overrides, keep=False)
     except ParamsProblems as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         tried = " with the -S overrides applied" if args.overrides else ""
@@ -49,7 +64,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"\nftpipe run: {exc}", file=sys.stderr)
         return 1
     try:
-        retrain(root=args.root, force=args.force, target=args.target, overrides=args.overrides)
+        retrain(root=str(root), force=args.force, target=args.target, overrides=args.overrides)
     except (StageFailed, RetrainError, ParamsError) as exc:
         print(f"\nftpipe run: {exc}", file=sys.stderr)
         return 1
@@ -148,9 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    # SIGTERM's default ends the process on the spot: no `finally`, no atexit, so the temporary Prefect
+    # server and the running stage would be orphaned. As an exception, the run unwinds like on Ctrl-C:
+    # the stage's process group is stopped (flows/runner.py) and Prefect stops its server at exit.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)
     sys.exit(args.func(args) or 0)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from flows.dag import StageSpec, find_root, read_dag, select_stages
 from flows.drift import PROFILE_FILE, check_drift, stale
+from flows.lock import workspace_lock
 from flows.params import apply_overrides
 from flows.runner import StageFailed, StageOutcome, run_stage
 from flows.summary import build_summary, render_markdown
@@ -66,13 +67,19 @@ def _retrain(
     target: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run dvc.yaml's stages in dependency order through DVC; end with a summary."""
+    """Run dvc.yaml's stages in dependency order through DVC; end with a summary. One run at a time."""
+    repo = find_root(root)
+    with workspace_lock(repo):  # held by `ftpipe run` already; taken here by scheduled runs
+        return _run_dag(repo, force, target, list(overrides or []))
+
+
+def _run_dag(repo: Path, force: bool, target: str | None, overrides: list[str]) -> dict[str, Any]:
+    """The flow's body, under the workspace lock."""
     from prefect import task
     from prefect.artifacts import create_markdown_artifact
     from prefect.cache_policies import NO_CACHE
 
-    repo = find_root(root)
-    applied = apply_overrides(repo, list(overrides or []))
+    applied = apply_overrides(repo, overrides)
     dag = select_stages(read_dag(repo), target)
     base = task(_stage_task, cache_policy=NO_CACHE)
     drift_task = task(_drift_task, name="drift", task_run_name="drift", cache_policy=NO_CACHE)
