@@ -27,6 +27,7 @@ class StageSpec:
     upstream: tuple[str, ...] = ()
     always_changed: bool = False
     json_outputs: tuple[str, ...] = ()  # its JSON outs/metrics (reports), relative to the repo root
+    outputs: tuple[str, ...] = ()  # all its outs/metrics/plots, relative to the repo root
 
 
 def find_root(root: str | Path | None = None) -> Path:
@@ -65,6 +66,7 @@ def read_dag(root: str | Path) -> list[StageSpec]:
                     upstream=tuple(upstream),
                     always_changed=bool(stage.always_changed),
                     json_outputs=tuple(json_outs),
+                    outputs=tuple(sorted(str(p.relative_to(root)) for p in outs)),
                 )
             )
     return specs

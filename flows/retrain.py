@@ -23,6 +23,7 @@ from flows.lock import workspace_lock
 from flows.params import apply_overrides
 from flows.runner import StageFailed, StageOutcome, run_stage
 from flows.summary import build_summary, render_markdown
+from stages.common.io import remove_leftovers
 
 SUMMARY_ARTIFACT_KEY = "retrain-summary"
 DRIFT_AFTER = "validate"  # the stage after which the flow compares the new data with the champion's
@@ -81,6 +82,9 @@ def _run_dag(repo: Path, force: bool, target: str | None, overrides: list[str]) 
 
     applied = apply_overrides(repo, overrides)
     dag = select_stages(read_dag(repo), target)
+    for spec in dag:  # what a killed run left beside the outputs (.NAME.tmp-*), even of stages that skip
+        for out in spec.outputs:
+            remove_leftovers(repo / out)
     base = task(_stage_task, cache_policy=NO_CACHE)
     drift_task = task(_drift_task, name="drift", task_run_name="drift", cache_policy=NO_CACHE)
     drift: dict[str, Any] | None = None

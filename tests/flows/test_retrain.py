@@ -175,7 +175,10 @@ def test_runs_then_skips_then_retrains_on_new_data(prefect_harness, tiny_repo: P
     )
     assert status == {"register": ["always changed"]}  # dvc.lock is up to date: DVC kept it
 
+    (tiny_repo / ".model.txt.tmp-k1ll").write_text("half")  # what kill -9 mid-write leaves behind
+    (tiny_repo / "reports" / ".metrics.json.tmp-k1ll").write_text("{")
     second = retrain(root=str(tiny_repo))
+    assert not list(tiny_repo.glob(".*.tmp-*")) and not list(tiny_repo.glob("reports/.*.tmp-*"))
     assert stages_of(second) == {
         "prepare": "skipped",
         "train": "skipped",
