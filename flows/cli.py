@@ -16,6 +16,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,8 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)
     sys.exit(args.func(args) or 0)
 
