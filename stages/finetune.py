@@ -233,7 +233,10 @@ def load_splits(
         )
     train, val = dd["train"], dd["validation"]
     if max_train_samples is not None and max_train_samples < len(train):
-        train = train.shuffle(seed=seed).select(range(max_train_samples))
+        # in memory: datasets would otherwise write its index cache into label's DVC output (data/processed)
+        train = train.shuffle(seed=seed, keep_in_memory=True).select(
+            range(max_train_samples), keep_in_memory=True
+        )
     return train, val
 
 

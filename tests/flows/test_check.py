@@ -9,7 +9,7 @@ import pytest
 
 from flows.check import ParamsProblems, params_problems
 from flows.cli import build_parser
-from flows.retrain import apply_overrides
+from flows.params import apply_overrides
 from tests.conftest import REPO
 
 
@@ -37,14 +37,14 @@ def test_check_prints_each_problem_once_and_exits_2(ftpipe_repo: Path, capsys) -
     path = ftpipe_repo / "params.yaml"
     text = path.read_text()
     text = text.replace("learning_rate: 1.0e-4", "learning_rate: -1.0e-4").replace(
-        "  retries: 2", "  retry: 2"
+        "  timezone: UTC", "  timezon: UTC"
     )
     path.write_text(text)
     assert cli("check", "--root", str(ftpipe_repo)) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 3 and err[-1] == "ftpipe check: 2 problem(s) in params.yaml"
     assert err[0].endswith("`finetune.learning_rate` = -0.0001 is invalid: Input should be greater than 0")
-    assert "unknown key `retrain.retry` (value 2); allowed keys here: network_stages, retries" in err[1]
+    assert "unknown key `retrain.timezon` (value 'UTC'); allowed keys here: schedule_cron, timezone" in err[1]
 
 
 def test_run_checks_before_dvc_and_leaves_params_as_they_were(ftpipe_repo: Path, capsys) -> None:
@@ -82,7 +82,7 @@ def test_a_repo_with_its_own_stages_is_checked_by_its_dvc_yaml(tiny_repo: Path) 
     """The flow tests' tiny repo: `train` is its dvc.yaml's section, `retrain` the flow's; no ftpipe stage."""
     assert params_problems(tiny_repo) == []
     assert apply_overrides(tiny_repo, ["train.factor=2"])[0]["new"] == 2
-    with pytest.raises(ParamsProblems, match=r"`retrain.retries` = 99 is invalid"):
-        apply_overrides(tiny_repo, ["retrain.retries=99"])
+    with pytest.raises(ParamsProblems, match=r"`retrain.timezone` = '' is invalid"):
+        apply_overrides(tiny_repo, ["retrain.timezone=''"])
     assert "factor: 2" in (tiny_repo / "params.yaml").read_text()
-    assert "retries: 1" in (tiny_repo / "params.yaml").read_text()
+    assert "timezone: UTC" in (tiny_repo / "params.yaml").read_text()

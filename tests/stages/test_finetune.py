@@ -24,6 +24,7 @@ from stages.finetune import (
     cpu_flags,
     curves_figure,
     format_duration,
+    load_splits,
     prepare_checkpoints,
     resolve_runtime,
     run_finetune,
@@ -190,6 +191,22 @@ def test_windowed_texts_train_on_a_fresh_window_each_epoch(
     assert report["validation_windows"] == 3 * report["validation_rows"]
     assert report["windows_per_train_text"] == 3.0
     assert report["best_validation"]["macro_f1"] >= 0.45  # chance is 0.33; 8-token windows carry less
+
+
+def test_a_smoke_sample_leaves_labels_output_untouched(tmp_path: Path, bert_data: tuple[Path, Path]) -> None:
+    """`max_train_samples` used to write datasets cache files into data/processed (label's DVC output)."""
+    import shutil
+
+    from datasets import load_from_disk
+
+    splits = Path(shutil.copytree(bert_data[0], tmp_path / "splits"))
+    before = {p.relative_to(splits): p.stat().st_mtime_ns for p in splits.rglob("*")}
+    names = load_from_disk(str(splits))["train"].features["label"].names
+    train, _ = load_splits(splits, names, max_train_samples=5, seed=3)
+    assert {p.relative_to(splits): p.stat().st_mtime_ns for p in splits.rglob("*")} == before
+    # the same rows, in the same order, as the cached shuffle gave (training numerics unchanged)
+    old = load_from_disk(str(shutil.copytree(bert_data[0], tmp_path / "old")))["train"]
+    assert train["id"] == old.shuffle(seed=3).select(range(5))["id"]
 
 
 def test_same_params_and_data_give_the_same_validation_metrics(

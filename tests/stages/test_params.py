@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from flows.retrain import RetrainParams
+from flows.params import RetrainParams
 from stages.check import STAGE_MODELS
 from stages.clean import CleanParams
 from stages.common.params import ParamsError, StageParams, load_section, validate_section
