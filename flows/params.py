@@ -65,7 +65,7 @@ def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -
         key = item.partition(":")[2] if ":" in item.partition("=")[0] else item
         if "=" not in key and not key.startswith("~"):
             raise RetrainError(
-                f"override `{item}` must look like key=value (e.g. clean.min_chars=30), like `dvc exp run -S`."
+                f"override `{item}` must look like key=value (e.g. clean.min_words=5), like `dvc exp run -S`."
             )
     changes = []
     originals: dict[Path, bytes] = {}

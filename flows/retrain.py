@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.dag import StageSpec, find_root, read_dag, select_stages
 from flows.drift import PROFILE_FILE, check_drift, stale
@@ -85,8 +85,8 @@ def _run_dag(repo: Path, force: bool, target: str | None, overrides: list[str]) 
     for spec in dag:  # what a killed run left beside the outputs (.NAME.tmp-*), even of stages that skip
         for out in spec.outputs:
             remove_leftovers(repo / out)
-    base = task(_stage_task, cache_policy=NO_CACHE)
-    drift_task = task(_drift_task, name="drift", task_run_name="drift", cache_policy=NO_CACHE)
+    base = task(cache_policy=NO_CACHE)(_stage_task)
+    drift_task = task(name="drift", task_run_name="drift", cache_policy=NO_CACHE)(_drift_task)
     drift: dict[str, Any] | None = None
     outcomes: list[StageOutcome] = []
     failure: BaseException | None = None
@@ -126,7 +126,11 @@ def build_flow() -> Any:
     # Prefect records `flows/retrain.py:<qualname>` as the deployment's entrypoint; name the function
     # like the module attribute that yields the flow (see `__getattr__`).
     _retrain.__name__ = _retrain.__qualname__ = "retrain"
-    return flow(_retrain, name="retrain", validate_parameters=True)
+    return flow(name="retrain", validate_parameters=True)(_retrain)
+
+
+if TYPE_CHECKING:
+    retrain: Any  # the flow, built on first access by __getattr__
 
 
 def __getattr__(name: str) -> Any:

@@ -189,7 +189,7 @@ def _registry_md(summary: dict[str, Any]) -> list[str]:
     if not isinstance(r, dict):
         return []
     action = r.get("action")
-    what = {
+    what: dict[Any, str] = {
         "registered": "registered a new version",
         "unchanged": "nothing new (this model is already registered)",
     }
@@ -207,9 +207,11 @@ def _registry_md(summary: dict[str, Any]) -> list[str]:
     decision = r.get("gate") if isinstance(r.get("gate"), dict) else r.get("decision")
     if isinstance(decision, dict):
         promote = decision.get("promote", r.get("promoted"))
-        verdict = {True: "passed: promoted to champion", False: "not passed: stays challenger"}.get(
-            promote, "—"
-        )
+        verdicts: dict[Any, str] = {
+            True: "passed: promoted to champion",
+            False: "not passed: stays challenger",
+        }
+        verdict = verdicts.get(promote, "—")
         lines.append(f"Gate: **{verdict}**.")
         rows = _gate_rows(decision.get("checks"))
         if rows:
