@@ -1,0 +1,117 @@
+"""inference: texts/s wherever a model predicts, side by side on the same BBC test articles.
+
+- `evaluate`: the evaluate stage's path (pre-tokenized windows from data/processed/splits);
+- `pyfunc`: the served model's class (`stages/common/textclf.py`, the one `ftpipe predict`, the gate's
+  champion scoring and `mlflow models serve` run), on the raw texts, fp32 and with `quantize: int8`
+  (its prediction agreement with fp32 is reported);
+- `pipeline`: a plain `transformers.pipeline("text-classification")` on the same folder, called the way its
+  documentation shows (`truncation=True`: it reads only the first `max_length` tokens of a text, one
+  window, where the others read up to `tokenize.windows` windows).
+
+Needs `models/model` and `data/processed/splits` (`make run`). Each path is timed after a warm-up batch.
+
+    .venv/bin/python -m bench.inference [--limit 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "model"
+SPLITS = ROOT / "data" / "processed" / "splits"
+
+
+def _tokenize_config() -> dict[str, Any]:
+    import yaml
+
+    t = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["tokenize"]
+    return {k: t[k] for k in ("max_length", "truncation", "head_fraction", "windows")}
+
+
+def _pyfunc(config: dict[str, Any]) -> Any:
+    from stages.common.textclf import HF_ARTIFACT, TextClassifier
+
+    model = TextClassifier()
+    model.load_context(SimpleNamespace(artifacts={HF_ARTIFACT: str(MODEL)}, model_config=config))
+    return model
+
+
+def bench_inference(limit: int | None = None) -> dict[str, Any]:
+    import pandas as pd
+    from datasets import load_from_disk
+
+    from stages.evaluate import predict_proba
+
+    if not (MODEL / "config.json").is_file() or not (SPLITS / "dataset_dict.json").is_file():
+        return {
+            "error": "models/model or data/processed/splits is missing: run `make run` first",
+            "pass": False,
+        }
+    test = load_from_disk(str(SPLITS))["test"]
+    if limit:
+        test = test.select(range(min(limit, len(test))))
+    texts = list(test["text"])
+    names = test.features["label"].names
+    frame = pd.DataFrame({"text": texts})
+    out: dict[str, Any] = {"texts": len(texts), "mean_chars": round(float(np.mean([len(t) for t in texts])))}
+
+    predict_proba(MODEL, test.select(range(8)), 64)  # warm-up
+    t0 = time.perf_counter()
+    probs, _, _ = predict_proba(MODEL, test, 64)
+    out["evaluate_texts_per_s"] = round(len(texts) / (time.perf_counter() - t0), 2)
+    reference = [names[i] for i in probs.argmax(axis=1)]
+
+    labels: dict[str, list[str]] = {}
+    for name, extra in (("pyfunc", {}), ("pyfunc_int8", {"quantize": "int8"})):
+        model = _pyfunc({**_tokenize_config(), **extra})
+        model.predict(None, frame.head(8))
+        t0 = time.perf_counter()
+        labels[name] = list(model.predict(None, frame)["label"])
+        out[f"{name}_texts_per_s"] = round(len(texts) / (time.perf_counter() - t0), 2)
+    out["pyfunc_agreement_with_evaluate"] = round(float(np.mean(np.array(labels["pyfunc"]) == reference)), 4)
+    out["int8_agreement_with_fp32"] = round(
+        float(np.mean(np.array(labels["pyfunc_int8"]) == np.array(labels["pyfunc"]))), 4
+    )
+
+    from transformers import pipeline
+
+    from stages.common.meanpool import register_auto_classes
+
+    register_auto_classes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = pipeline("text-classification", model=str(MODEL), device=-1)
+    clf(texts[:8], truncation=True)
+    t0 = time.perf_counter()
+    plain = [r["label"] for r in clf(texts, truncation=True)]
+    out["pipeline_texts_per_s"] = round(len(texts) / (time.perf_counter() - t0), 2)
+    out["pipeline_agreement_with_evaluate"] = round(float(np.mean(np.array(plain) == reference)), 4)
+
+    base = out["pipeline_texts_per_s"]
+    out["ratios_vs_pipeline"] = {
+        k: round(out[f"{k}_texts_per_s"] / base, 2) for k in ("evaluate", "pyfunc", "pyfunc_int8")
+    }
+    out["target"] = "int8 >= 2x the fp32 pyfunc's texts/s at >= 99.5% agreement"
+    out["int8_speedup"] = round(out["pyfunc_int8_texts_per_s"] / out["pyfunc_texts_per_s"], 2)
+    out["pass"] = out["int8_speedup"] >= 2 and out["int8_agreement_with_fp32"] >= 0.995
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=None, help="only the first N test texts")
+    args = ap.parse_args(argv)
+    print(json.dumps(bench_inference(args.limit), indent=2))
+
+
+if __name__ == "__main__":
+    main()
