@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import Field
 
 from stages.common.params import ParamsError, StageParams, read_params_file, validate_section
+from stages.common.redact import mask_secrets
 
 SECTION = "retrain"
 SUMMARY_ARTIFACT_KEY = "retrain-summary"
@@ -269,16 +270,17 @@ def stage_env() -> dict[str, str]:
 
 
 def _pump(stream: Any, sink: list[str], log: Callable[[str], None]) -> None:
-    """Copy a child's output to `sink` and `log`, line by line (carriage returns end a line too)."""
+    """Copy a child's output to `sink` and `log`, line by line (carriage returns end a line too), with
+    secrets masked: the stage's stderr reaches the Prefect logs and the summary artifact."""
     buf = b""
     for chunk in iter(lambda: stream.read1(65536), b""):
         buf += chunk
         *lines, buf = re.split(rb"[\r\n]", buf)
         for raw in lines:
-            if line := raw.decode("utf-8", "replace").rstrip():
+            if line := mask_secrets(raw.decode("utf-8", "replace").rstrip()):
                 sink.append(line)
                 log(line)
-    if line := buf.decode("utf-8", "replace").rstrip():
+    if line := mask_secrets(buf.decode("utf-8", "replace").rstrip()):
         sink.append(line)
         log(line)
 
@@ -671,8 +673,9 @@ def _retrain(
             failure = StageFailed(exc.stage, exc.message, exc.seconds, exc.stderr_tail)  # no task traceback
             break
         except Exception as exc:  # the task could not even start the stage
-            outcomes.append(StageOutcome(spec.name, "failed", error=f"{type(exc).__name__}: {exc}"))
-            failure = StageFailed(spec.name, f"{type(exc).__name__}: {exc}")
+            message = mask_secrets(f"{type(exc).__name__}: {exc}")
+            outcomes.append(StageOutcome(spec.name, "failed", error=message))
+            failure = StageFailed(spec.name, message)
             break
     summary = build_summary(repo, dag, outcomes, applied, target, force, drift)
     markdown = render_markdown(summary)

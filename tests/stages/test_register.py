@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import traceback
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,11 @@ import pytest
 
 from stages.common.gate import Candidate, ChampionScore, GateParams, mcnemar, run_gate
 from stages.common.lineage import dvc_lock_hashes, lineage_tags, loggable_params, model_hash
-from stages.common.registry import Registry, TrackingUnavailable, redact_uri, with_retries
+from stages.common.redact import mask_secrets
+from stages.common.registry import Registry, RetryPolicy, TrackingUnavailable, redact_uri, with_retries
 from stages.register import RegisterError, RegisterParams, load_candidate, register, trained_on_from_splits
 from tests.conftest import REPO, run_cmd
-from tests.registry_support import Workspace, free_port, wait_http
+from tests.registry_support import Proxy, Workspace, free_port, hanging_server, wait_http
 
 TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
 # permissive absolute checks, so the tiny models' quality decides through the champion comparison; the
@@ -213,12 +216,76 @@ def test_unreachable_server_fails_fast_with_the_uri() -> None:
     uri = f"http://127.0.0.1:{free_port()}"
     t = time.monotonic()
     with pytest.raises(TrackingUnavailable, match=f"127.0.0.1:{uri.rsplit(':', 1)[1]}.*2 attempt"):
-        Registry.connect(uri, "m", retries=1, backoff_s=0.05)
+        Registry.connect(uri, "m", RetryPolicy(retries=1, backoff_s=0.05))
     assert time.monotonic() - t < 20
     waits: list[float] = []
     with pytest.raises(TrackingUnavailable):
-        with_retries(lambda: 1 / 0, "sqlite:///x.db", retries=3, backoff_s=0.5, sleep=waits.append)
+        with_retries(lambda: 1 / 0, "sqlite:///x.db", RetryPolicy(3, 0.5), sleep=waits.append)
     assert waits == [0.5, 1.0, 2.0]
+
+
+def test_retries_stop_at_the_deadline_whatever_the_retry_count() -> None:
+    """register.timeout_s bounds a call's retries and waits, however many retries are allowed."""
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        now[0] += s
+
+    def hang() -> None:  # each attempt takes its whole request timeout
+        now[0] += float(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"  # MLflow's own retries are off
+        raise TimeoutError("read timed out")
+
+    policy = RetryPolicy(retries=20, backoff_s=1.0, timeout_s=30.0)
+    with pytest.raises(TrackingUnavailable, match=r"5 attempt.* in 20 s .*timeout_s = 30; last error: no answer in"):
+        with_retries(hang, "http://h", policy, sleep=sleep, clock=lambda: now[0])
+    # attempts of 1 s (30 s / 21 attempts, at least 1) and waits 1, 2, 4, 8: at 20 s a wait of 16 and
+    # one more attempt would pass the deadline, so it stops there, with 15 of the 20 retries unused
+    assert now[0] == 20.0 and waits == [1.0, 2.0, 4.0, 8.0]
+    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ  # restored after the call
+
+
+def test_masking_removes_uri_passwords_and_credential_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2!")
+    text = "API request to http://bob:s3cret@host:5000/api failed; auth hunter2! / hunter2%21"
+    assert mask_secrets(text) == "API request to http://bob:***@host:5000/api failed; auth *** / ***"
+    assert mask_secrets("no secret at http://host:5000/x") == "no secret at http://host:5000/x"
+
+
+@pytest.fixture
+def secret_uri_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.mark.parametrize("server", ["down", "hanging", "failing"])
+def test_a_failing_server_is_bounded_clear_and_masked(server: str) -> None:
+    """A down (closed port), hanging (accepts, never answers) or failing (500 to everything) server with a
+    password in the URI: TrackingUnavailable within register.timeout_s, saying why, password masked."""
+    policy = RetryPolicy(retries=4, backoff_s=0.2, timeout_s=3.0)
+    proxy = Proxy("http://127.0.0.1:9", lambda m, p: "fail")  # answers 500 itself, forwards nothing
+    try:
+        with contextlib.ExitStack() as stack:
+            port = {
+                "down": free_port,
+                "hanging": lambda: stack.enter_context(hanging_server()),
+                "failing": lambda: proxy.port,
+            }[server]()
+            uri = f"http://ftp:s3cret@127.0.0.1:{port}"
+            t = time.monotonic()
+            with pytest.raises(TrackingUnavailable) as info:
+                Registry.connect(uri, "m", policy)
+            took = time.monotonic() - t
+    finally:
+        proxy.close()
+    msg = str(info.value)
+    assert took < policy.timeout_s + 1.5, took
+    assert f"http://ftp:***@127.0.0.1:{port} did not answer" in msg and "register.timeout_s = 3" in msg
+    why = {"down": "connection refused", "hanging": "no answer in time", "failing": "500"}[server]
+    assert why in msg, msg
+    shown = "".join(traceback.format_exception(info.value))
+    assert "s3cret" not in shown and info.value.__cause__ is None
 
 
 # --------------------------------------------------------------------------- against a real server
