@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from stages.common.redact import mask_output
+
 # modules that contribute sub-commands, in the order `--help` lists them
 COMMAND_MODULES = ("flows.retrain", "flows.check", "flows.predict", "flows.registry")
 
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    mask_output()  # no command prints or logs the tracking password (MLflow copies it into its text)
     sys.exit(args.func(args) or 0)
 
 

@@ -11,7 +11,9 @@ the input id, `label`, `score`. The output is written to a temporary sibling and
 failed run never leaves a partial file. A missing, empty, blank or non-string text stops the run, naming
 the file, row and id (the served model refuses the same texts); a CSV output escapes cells a spreadsheet
 would run as formulas (`stages/common/csvsafe.py`). MLflow is found the way the register stage finds it:
-`MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root.
+`MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root, under the registry's one retry and
+timeout policy (`register.retries`, `backoff_s`, `timeout_s`): a store that is down or hangs ends the
+command within `register.timeout_s` with one line saying why, the password masked.
 """
 
 from __future__ import annotations

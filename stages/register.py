@@ -15,8 +15,10 @@ Idempotent: the model folder's hash (weights + config) is a version tag, and a m
 registered is not registered again (`"action": "unchanged"` in the report). The stage is
 `always_changed` in dvc.yaml, so a wiped registry is filled again by the next `dvc repro`. Aliases are set
 last, after the version is READY and has been loaded back and checked against the evaluated predictions,
-so a half-done registration never leaves an alias on a broken version; a rerun resumes one that was
-verified but not finished.
+so a half-done registration never leaves an alias on a broken version. A rerun resumes the version an
+interrupted run left pending or verified (no duplicate; the gate runs again, against the champion of
+now), and reconciles a champion change whose history event a killed run left as an intent. Every MLflow
+call is under `register.retries` / `backoff_s` / `timeout_s`; a failure prints one masked line last.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from stages.common.lineage import TrainedOn, flatten, lineage_tags, loggable_par
 from stages.common.logs import setup_logging
 from stages.common.model_card import model_card
 from stages.common.params import load_section, read_params_file
-from stages.common.redact import mask_logging, mask_secrets, redact_uri
+from stages.common.redact import mask_output, mask_secrets, redact_uri
 from stages.common.registry import (
     RegisterParams,
     Registration,
@@ -449,8 +451,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--windows", type=int, default=1, help="the tokenize stage's windows")
     ap.add_argument("--out", default="reports/registry.json")
     args = ap.parse_args(argv)
+    mask_output()  # MLflow prints and logs the tracking URI (run links, errors), password included
     log = setup_logging("register")
-    mask_logging()  # MLflow's own log lines may carry the tracking URI
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars clutter the dvc log
     try:
         _main(args, log)

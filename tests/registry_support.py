@@ -93,8 +93,12 @@ class Proxy:
                 if action == "fail":
                     out, status, ctype = b'{"error_code": "INTERNAL_ERROR"}', 500, "application/json"
                 else:
-                    conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    conn = http.client.HTTPConnection(
+                        proxy.upstream.hostname, proxy.upstream.port, timeout=60
+                    )
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
+                    }
                     conn.request(self.command, self.path, body, headers)
                     resp = conn.getresponse()
                     out, status = resp.read(), resp.status

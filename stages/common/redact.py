@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import traceback
+from typing import Any, TextIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
@@ -69,6 +71,29 @@ class MaskSecrets(logging.Filter):
         if record.exc_info and not record.exc_text:  # a logged traceback carries exception text too
             record.exc_text = mask_secrets("".join(traceback.format_exception(*record.exc_info))).rstrip()
         return True
+
+
+class MaskedStream:
+    """A text stream that masks secrets in what is written to it (MLflow prints run URLs to stdout)."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(mask_secrets(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def mask_output() -> None:
+    """Mask secrets in everything this process prints (stdout, stderr) and logs; for entry points."""
+    if not isinstance(sys.stdout, MaskedStream):
+        sys.stdout = MaskedStream(sys.stdout)
+    if not isinstance(sys.stderr, MaskedStream):
+        sys.stderr = MaskedStream(sys.stderr)
+    mask_logging()
 
 
 def mask_logging() -> None:

@@ -13,12 +13,17 @@ prediction (flows/predict.py) and the retrain flow; none of them calls MlflowCli
   database file (set on the experiment when it is created), so nothing depends on the working directory.
   Credentials come only from the environment (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`/`TOKEN`); URIs are
   shown with any password removed.
-- One retry policy: every registry request is retried `retries` times with doubling waits from
-  `backoff_s` when the store fails (connection refused, timeouts, 5xx, a locked SQLite file), never when
-  it answers "no such thing" or "bad request"; then `TrackingUnavailable` names the URI.
-- Every change of the `champion` alias (by the gate, `promote` or `rollback`) appends one event to the
-  registered model's tags (`ftpipe.history.000001`, ...: JSON with who, when, action, from, to, why), so
-  the audit trail lives and dies with the registry. The history helpers below the class are pure.
+- One retry and timeout policy (`RetryPolicy`, from `register.retries`, `backoff_s`, `timeout_s`) for
+  every MLflow request, made here only: MLflow's own HTTP retries are off, a failure of the store
+  (refused, no answer, 5xx, a locked SQLite file) is retried with doubling waits, each request waits at
+  most timeout_s / (retries + 1) for an answer, and no attempt runs past `timeout_s`; never retried: a
+  definite answer ("no such thing", "bad request", "denied"). Then `TrackingUnavailable` says why, with
+  the URI's password masked (stages/common/redact.py), as in every message built here.
+- Every change of the `champion` alias (by the gate, `promote` or `rollback`) records one event in the
+  registered model's tags (`ftpipe.history.000001`, ...: JSON with who, when, action, from, to, why),
+  so the audit trail lives and dies with the registry. The event is written as an intent before the
+  alias moves and confirmed after; `reconcile_history` settles an intent whose process was killed. The
+  history helpers below the class are pure.
 - Tag and artifact names come from stages/common/tags.py.
 """
 
@@ -172,14 +177,20 @@ class RetryPolicy:
         return max(1.0, self.timeout_s / (self.retries + 1))
 
 
-@contextlib.contextmanager
-def mlflow_http_policy(request_timeout_s: float) -> Iterator[None]:
+def mlflow_http_policy(request_timeout_s: float) -> contextlib.AbstractContextManager[None]:
     """MLflow's HTTP layer for the block: no retries of its own, `request_timeout_s` per request."""
-    settings = {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(request_timeout_s))),  # MLflow reads an int
-    }
+    return _env(
+        {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(request_timeout_s))),  # MLflow reads an int
+        }
+    )
+
+
+@contextlib.contextmanager
+def _env(settings: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for the block (MLflow reads its settings from there), then restored."""
     old = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     try:
@@ -532,7 +543,7 @@ class Registry:
             self._call(lambda: self.client.set_terminated(run_id, "FINISHED"))
             ok = True
         finally:
-            _leave_run("FINISHED" if ok else "FAILED")
+            _leave_run("FINISHED" if ok else "FAILED", self.uri)
         self.describe(version, card)
         return run_id, version
 
@@ -669,11 +680,14 @@ def load_model(model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy()) ->
         return mlflow.pyfunc.load_model(local)
 
 
-def _leave_run(status: str) -> None:
-    """Drop the active MLflow run; its status is one short try (the registration's outcome is elsewhere)."""
+def _leave_run(status: str, uri: str) -> None:
+    """Drop the active MLflow run; its status is one short try (the registration's outcome is elsewhere).
+
+    MLflow prints the run's link with the tracking URI as given: not when that holds a password."""
     if mlflow.active_run() is None:
         return
-    with mlflow_http_policy(1.0), contextlib.suppress(Exception):
+    quiet = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if redact_uri(uri) != uri else {}
+    with mlflow_http_policy(1.0), _env(quiet), contextlib.suppress(Exception):
         mlflow.end_run(status)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from stages.register import RegisterError, RegisterParams, load_candidate, regis
 from tests.conftest import REPO, run_cmd
 from tests.registry_support import Proxy, Workspace, free_port, hanging_server, wait_http
 
+PASSWORD = "".join(["s3", "cret"])  # spelled apart, so a traceback's source lines never hold it
 TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
 # permissive absolute checks, so the tiny models' quality decides through the champion comparison; the
 # superiority policy (significantly better) is the rule these lifecycle tests were written for
@@ -239,7 +241,9 @@ def test_retries_stop_at_the_deadline_whatever_the_retry_count() -> None:
         raise TimeoutError("read timed out")
 
     policy = RetryPolicy(retries=20, backoff_s=1.0, timeout_s=30.0)
-    with pytest.raises(TrackingUnavailable, match=r"5 attempt.* in 20 s .*timeout_s = 30; last error: no answer in"):
+    with pytest.raises(
+        TrackingUnavailable, match=r"5 attempt.* in 20 s .*timeout_s = 30; last error: no answer in"
+    ):
         with_retries(hang, "http://h", policy, sleep=sleep, clock=lambda: now[0])
     # attempts of 1 s (30 s / 21 attempts, at least 1) and waits 1, 2, 4, 8: at 20 s a wait of 16 and
     # one more attempt would pass the deadline, so it stops there, with 15 of the 20 retries unused
@@ -272,7 +276,7 @@ def test_a_failing_server_is_bounded_clear_and_masked(server: str) -> None:
                 "hanging": lambda: stack.enter_context(hanging_server()),
                 "failing": lambda: proxy.port,
             }[server]()
-            uri = f"http://ftp:s3cret@127.0.0.1:{port}"
+            uri = f"http://ftp:{PASSWORD}@127.0.0.1:{port}"
             t = time.monotonic()
             with pytest.raises(TrackingUnavailable) as info:
                 Registry.connect(uri, "m", policy)
@@ -285,7 +289,7 @@ def test_a_failing_server_is_bounded_clear_and_masked(server: str) -> None:
     why = {"down": "connection refused", "hanging": "no answer in time", "failing": "500"}[server]
     assert why in msg, msg
     shown = "".join(traceback.format_exception(info.value))
-    assert "s3cret" not in shown and info.value.__cause__ is None
+    assert PASSWORD not in shown and info.value.__cause__ is None
 
 
 # --------------------------------------------------------------------------- against a real server
@@ -543,7 +547,8 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
     params["register"]["gate"].update(min_primary=0.5, baseline_tolerance=0.5)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "registry.json"
-    run_cmd(
+    proxy = Proxy(mlflow_server)  # the server through a URI with a password (the server ignores it)
+    proc = run_cmd(
         [
             sys.executable,
             "-m",
@@ -572,13 +577,23 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
             str(out),
         ],
         cwd=REPO,
-        env={"MLFLOW_TRACKING_URI": mlflow_server},
+        env={"MLFLOW_TRACKING_URI": proxy.uri(f"ftp:{PASSWORD}")},
     )
+    proxy.close()
     report = json.loads(out.read_text())
     assert report["action"] == "registered" and report["name"] == "entry-point"
-    assert report["aliases"] == ["challenger", "champion"] and report["tracking_uri"] == mlflow_server
+    assert report["aliases"] == ["challenger", "champion"] and report["tracking_uri"] == proxy.uri("ftp:***")
     assert "absent-profile.json is missing" in report["profile"]  # registered anyway, and says so
     assert report["trained_on"].startswith("train 120, validation 30")
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    mv = client.get_model_version("entry-point", report["version"])
+    run = client.get_run(report["run_id"])
+    assert mv.tags["tracking_uri"] == proxy.uri("ftp:***")
+    stored = json.dumps([mv.tags, mv.description, run.data.tags, run.data.params])
+    assert PASSWORD not in out.read_text() + proc.stdout + proc.stderr + stored
 
 
 def _serve(model_uri: str, tracking: str, tmp: Path) -> tuple[subprocess.Popen, str]:
@@ -641,3 +656,133 @@ def test_served_champion_answers_over_http(
         proc.wait(timeout=30)
     assert [p["label"] for p in preds] == ["business", "sport"]
     assert all(0 < p["score"] <= 1 for p in preds)
+
+
+# --------------------------------------------------------------------------- the registry under faults
+
+
+def _crash(*args: Any, **kwargs: Any) -> None:
+    raise KeyboardInterrupt  # the process dies here: nothing after it runs, no handler cleans up
+
+
+def test_a_server_that_hangs_mid_registration_stops_it_within_timeout_s(
+    ws: Workspace, mlflow_server: str
+) -> None:
+    """The store answers the first calls, then stops answering (at the first artifact upload): the later
+    calls are under the same policy, so register stops within register.timeout_s of the hang, saying why,
+    with the password masked, and no version is created."""
+    hung_at: list[float] = []
+
+    def rule(method: str, path: str) -> str:
+        if "mlflow-artifacts" in path:
+            hung_at.append(time.monotonic())
+            return "hang"
+        return "forward"
+
+    proxy = Proxy(mlflow_server, rule)
+    try:
+        p = RegisterParams(model_name="hang-mid", gate=GATE, retries=4, backoff_s=0.2, timeout_s=3)
+        with pytest.raises(TrackingUnavailable) as info:
+            register(
+                p, _cand(ws, "trained", "trained"), proxy.uri(f"ftp:{PASSWORD}"), params={}, truncation=TRUNC
+            )
+        took = time.monotonic() - hung_at[0]
+    finally:
+        proxy.close()
+    assert took < 4.5, took
+    msg = str(info.value)
+    assert "did not answer" in msg and "no answer in time" in msg and "ftp:***@" in msg
+    assert PASSWORD not in "".join(traceback.format_exception(info.value))
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    assert client.search_model_versions("name = 'hang-mid'") == []
+
+
+def test_a_version_left_pending_is_resumed_not_duplicated(
+    ws: Workspace, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the version was created and before it was verified: the rerun finishes that version
+    (verify, gate, aliases) instead of registering a second one."""
+    from mlflow import MlflowClient
+
+    name, cand = "resume-pending", _cand(ws, "trained", "trained")
+    with monkeypatch.context() as m:
+        m.setattr(Registry, "verify", _crash)
+        with pytest.raises(KeyboardInterrupt):
+            _register(ws, mlflow_server, name, cand)
+    client = MlflowClient(mlflow_server)
+    (mv,) = client.search_model_versions(f"name = '{name}'")
+    assert mv.tags["ftpipe.status"] == "pending" and not mv.aliases
+    r = _register(ws, mlflow_server, name, cand)
+    assert r["resumed"] and r["version"] == "1" and r["aliases"] == ["challenger", "champion"]
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+    mv = client.get_model_version(name, "1")
+    assert mv.tags["ftpipe.status"] == "complete" and float(mv.tags["ftpipe.verify_agreement"]) >= 0.95
+    assert _register(ws, mlflow_server, name, cand)["action"] == "unchanged"
+
+
+def test_a_resumed_alias_move_runs_the_gate_again(
+    ws: Workspace, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after verification, before the aliases: the rerun decides again (here the gate's floor was
+    raised in between) and the old "promote" is not reused."""
+    from mlflow import MlflowClient
+
+    name, cand = "resume-verified", _cand(ws, "constant", "constant")
+    with monkeypatch.context() as m:
+        m.setattr(Registry, "finish", _crash)
+        with pytest.raises(KeyboardInterrupt):
+            _register(ws, mlflow_server, name, cand)  # the first version of its model: promote
+    client = MlflowClient(mlflow_server)
+    mv = client.get_model_version(name, "1")
+    assert mv.tags["ftpipe.status"] == "verified" and mv.tags["gate.decision"] == "promote"
+    stricter = GATE.model_copy(update={"min_primary": 0.9})
+    r = _register(ws, mlflow_server, name, cand, gate=stricter)
+    assert r["resumed"] and r["version"] == "1" and not r["promoted"] and r["aliases"] == ["challenger"]
+    mv = client.get_model_version(name, "1")
+    assert mv.tags["gate.decision"] == "reject" and mv.tags["gate.floor.outcome"] == "fail"
+    assert mv.tags["ftpipe.status"] == "complete" and "champion" not in mv.aliases
+    assert json.loads(mv.tags["ftpipe.gate"])["promote"] is False
+    assert "): stays challenger" in client.get_model_version(name, "1").description  # the new card
+
+
+def test_register_stage_against_a_hanging_server_stops_clearly_and_leaks_nothing(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The stage's own process, a password in MLFLOW_TRACKING_URI, a server that never answers and
+    register.timeout_s = 3: exit 1 within seconds, a masked one-line reason last, no report written."""
+    import yaml
+
+    p = ws.candidate("trained", "trained")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["register"].update(model_name="hanging", timeout_s=3, backoff_s=0.2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "registry.json"
+    args = [
+        "--model",
+        str(p["model"]),
+        "--metrics",
+        str(p["metrics"]),
+        "--predictions",
+        str(p["predictions"]),
+    ]
+    args += ["--splits", str(p["splits"]), "--labels", str(p["labels"]), "--out", str(out)]
+    with hanging_server() as port:
+        proc = subprocess.run(
+            [sys.executable, "-m", "stages.register", "--params", str(tmp_path / "params.yaml"), *args],
+            cwd=REPO,
+            env={**os.environ, "MLFLOW_TRACKING_URI": f"http://ftp:{PASSWORD}@127.0.0.1:{port}"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"stages.common.registry.TrackingUnavailable: MLflow tracking store at http://ftp:***@127.0.0.1:{port} did not answer"
+    )
+    assert "register.timeout_s = 3; last error: no answer in time" in last
+    took = float(re.search(r"attempt\(s\) in (\d+) s", last)[1])
+    assert took <= 3
+    assert PASSWORD not in proc.stderr + proc.stdout and not out.exists()
