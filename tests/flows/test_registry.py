@@ -274,3 +274,23 @@ def test_predict_against_a_hanging_server_ends_with_one_clear_line(
     )
     assert "no answer in time" in last and PASSWORD not in out + err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_flow_masks_what_it_copies_from_a_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage's stderr reaches the Prefect logs, the failure message and the `retrain-summary` artifact
+    through `_pump`: a password in it (MLflow's text, or the variable's value) is masked there."""
+    import io
+
+    from flows.retrain import _pump, stage_error
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", f"pw-{PASSWORD}")
+    stderr = (
+        "Traceback (most recent call last):\n  File x\n"
+        f"mlflow.exceptions.MlflowException: API request to http://ftp:{PASSWORD}@h:5000/api failed "
+        f"(auth pw-{PASSWORD})\n"
+    )
+    sink: list[str] = []
+    logged: list[str] = []
+    _pump(io.BytesIO(stderr.encode()), sink, logged.append)
+    assert PASSWORD not in "".join(sink + logged)
+    assert stage_error(sink) == "MlflowException: API request to http://ftp:***@h:5000/api failed (auth ***)"
