@@ -257,7 +257,9 @@ def with_retries(
         except Exception as exc:  # connection refused, timeouts, 5xx, a locked SQLite file...
             if not retry_if(exc):
                 if isinstance(exc, MlflowException) and mask_secrets(exc.message) != exc.message:
-                    raise MlflowException(mask_secrets(exc.message), error_code=exc.error_code) from None
+                    masked = MlflowException(mask_secrets(exc.message))
+                    masked.error_code = exc.error_code  # the constructor takes only the numeric code
+                    raise masked from None
                 raise
             last = exc
         if attempts > policy.retries:

@@ -21,7 +21,14 @@ import pytest
 from stages.common.gate import Candidate, ChampionScore, GateParams, mcnemar, run_gate
 from stages.common.lineage import dvc_lock_hashes, lineage_tags, loggable_params, model_hash
 from stages.common.redact import mask_secrets
-from stages.common.registry import Registry, RetryPolicy, TrackingUnavailable, redact_uri, with_retries
+from stages.common.registry import (
+    Registry,
+    RetryPolicy,
+    TrackingUnavailable,
+    is_transient,
+    redact_uri,
+    with_retries,
+)
 from stages.register import RegisterError, RegisterParams, load_candidate, register, trained_on_from_splits
 from tests.conftest import REPO, run_cmd
 from tests.registry_support import Proxy, Workspace, free_port, hanging_server, wait_http
@@ -689,6 +696,7 @@ def test_a_server_that_hangs_mid_registration_stops_it_within_timeout_s(
         took = time.monotonic() - hung_at[0]
     finally:
         proxy.close()
+    print(f"register stopped {took:.1f} s after the server hung")
     assert took < 4.5, took
     msg = str(info.value)
     assert "did not answer" in msg and "no answer in time" in msg and "ftp:***@" in msg
@@ -786,3 +794,21 @@ def test_register_stage_against_a_hanging_server_stops_clearly_and_leaks_nothing
     took = float(re.search(r"attempt\(s\) in (\d+) s", last)[1])
     assert took <= 3
     assert PASSWORD not in proc.stderr + proc.stdout and not out.exists()
+
+
+def test_a_definite_answer_is_not_retried_and_keeps_its_code_but_not_the_password() -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+    calls = []
+
+    def not_found() -> None:
+        calls.append(1)
+        raise MlflowException(
+            f"API request to http://ftp:{PASSWORD}@h/x: no such model", RESOURCE_DOES_NOT_EXIST
+        )
+
+    with pytest.raises(MlflowException) as info:
+        with_retries(not_found, "http://h", RetryPolicy(retries=3), retry_if=is_transient)
+    assert calls == [1] and info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert "ftp:***@h" in info.value.message and PASSWORD not in str(info.value)
