@@ -20,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from stages.common.redact import mask_output  # standard library only: Prefect is not imported yet
+
 # Set before Prefect is imported: its settings are read at import. Without them Prefect's telemetry
 # writes to its SQLite database from a background thread and prints "database is locked" tracebacks.
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     if threading.current_thread() is threading.main_thread():  # signal handlers live there only
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)
+    mask_output()  # no command prints or logs the tracking password (MLflow copies it into its text)
     sys.exit(args.func(args) or 0)
 
 

@@ -43,7 +43,7 @@ def check_drift(repo: Path, profile_path: Path) -> dict[str, Any]:
     if not profile_path.is_file():
         return {"outcome": "skip", "reason": f"no profile at {profile_path} (validate did not pass)"}
     profile = json.loads(profile_path.read_text(encoding="utf-8"))
-    registry = Registry.connect(tracking_uri(repo), params.model_name, params.retries, params.backoff_s)
+    registry = Registry.connect(tracking_uri(repo), params.model_name, params.policy())
     record = registry.champion_record()
     if record is None:
         return {"outcome": "skip", "reason": f"`{params.model_name}` has no champion yet: nothing to compare"}

@@ -11,7 +11,9 @@ the input id, `label`, `score`. The output is written to a temporary sibling and
 failed run never leaves a partial file. A missing, empty, blank or non-string text stops the run, naming
 the file, row and id (the served model refuses the same texts); a CSV output escapes cells a spreadsheet
 would run as formulas (`stages/common/csvsafe.py`). MLflow is found the way the register stage finds it:
-`MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root.
+`MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root, under the registry's one retry and
+timeout policy (`register.retries`, `backoff_s`, `timeout_s`): a store that is down or hangs ends the
+command within `register.timeout_s` with one line saying why, the password masked.
 """
 
 from __future__ import annotations
@@ -238,45 +240,49 @@ def predict_file(
     }
 
 
-def default_model_uri(version: str | None = None, params_path: str | Path = "params.yaml") -> str:
-    """`models:/NAME@champion` (NAME = register.model_name), or a given version number or alias."""
+def register_params(params_path: str | Path = "params.yaml") -> Any:
+    """The `register` section of the params file (the model name, the retry policy), else its defaults."""
     from stages.common.params import load_section, read_params_file
-    from stages.common.registry import CHAMPION, RegisterParams
+    from stages.common.registry import RegisterParams
 
     path = Path(params_path)
-    has_section = path.is_file() and "register" in read_params_file(path)
-    name = (
-        load_section("register", RegisterParams, path).model_name
-        if has_section
-        else RegisterParams().model_name
-    )
+    if path.is_file() and "register" in read_params_file(path):
+        return load_section("register", RegisterParams, path)
+    return RegisterParams()
+
+
+def default_model_uri(version: str | None = None, params_path: str | Path = "params.yaml") -> str:
+    """`models:/NAME@champion` (NAME = register.model_name), or a given version number or alias."""
+    from stages.common.registry import CHAMPION
+
+    name = register_params(params_path).model_name
     if version is None:
         return f"models:/{name}@{CHAMPION}"
     return f"models:/{name}/{version}" if str(version).isdigit() else f"models:/{name}@{version}"
 
 
-def load_model(model_uri: str) -> Any:
-    """The pyfunc model at `model_uri`, from the store the register stage writes to."""
-    import mlflow
+def load_model(model_uri: str, params_path: str | Path = "params.yaml") -> Any:
+    """The pyfunc model at `model_uri`, from the store the register stage writes to, under the registry's
+    one retry and timeout policy (`register.retries`, `backoff_s`, `timeout_s` of the params file)."""
+    from mlflow.exceptions import MlflowException
 
-    from stages.common.registry import redact_uri, tracking_uri, use_store
+    from stages.common import registry
+    from stages.common.redact import mask_secrets, redact_uri
 
-    uri = tracking_uri()
-    use_store(uri)
+    uri = registry.tracking_uri()
     try:
-        return mlflow.pyfunc.load_model(model_uri)
-    except mlflow.exceptions.MlflowException as exc:
+        return registry.load_model(model_uri, uri, register_params(params_path).policy())
+    except registry.TrackingUnavailable as exc:
+        raise PredictError(f"cannot load {model_uri}: {exc}") from None
+    except MlflowException as exc:
         if exc.error_code not in _NOT_FOUND:
-            raise  # e.g. the tracking server is unreachable: the flow retries
+            raise PredictError(
+                f"cannot load {model_uri} from {redact_uri(uri)}: {mask_secrets(exc.message)}"
+            ) from None
         raise PredictError(
-            f"cannot load {model_uri} from {redact_uri(uri)}: {str(exc).splitlines()[0]} "
+            f"cannot load {model_uri} from {redact_uri(uri)}: {mask_secrets(str(exc).splitlines()[0])} "
             "Register a model first (`dvc repro register` or `ftpipe run`), or pass --model-uri / --version."
         ) from None
-
-
-def _retry_unless_predict_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a failed model load unless the model simply is not there (retrying will not help)."""
-    return not isinstance(state.result(raise_on_failure=False), PredictError)
 
 
 # -------------------------------------------------------------------------------------- the flow
@@ -290,22 +296,16 @@ def _predict(
     text_column: str = "text",
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    params_path: str = "params.yaml",
 ) -> dict[str, Any]:
     """Batch prediction: load the model, stream the input through it, write labels and scores."""
     from prefect import task
     from prefect.artifacts import create_markdown_artifact
     from prefect.cache_policies import NO_CACHE
 
-    uri = model_uri or default_model_uri()
-    loader = task(
-        load_model,
-        name="load-model",
-        retries=2,
-        retry_delay_seconds=[5, 20],
-        retry_condition_fn=_retry_unless_predict_error,
-        cache_policy=NO_CACHE,
-    )
-    model = loader(uri)
+    uri = model_uri or default_model_uri(params_path=params_path)
+    # no task retries: load_model retries the store itself, bounded by register.timeout_s
+    model = task(load_model, name="load-model", cache_policy=NO_CACHE)(uri, params_path)
     stats = task(predict_file, name="predict-file", cache_policy=NO_CACHE)(
         model, input_path, output_path, id_column, text_column, batch_size, progress
     )
@@ -348,6 +348,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             text_column=args.text_column,
             batch_size=args.batch_size,
             progress=not args.no_progress,
+            params_path=args.params,
         )
     except PredictError as exc:
         print(f"\nftpipe predict: {exc}", file=sys.stderr)

@@ -34,7 +34,8 @@ def format_history(events: list[dict[str, Any]], champion: str | None, challenge
         return "\n".join(lines + ["no champion changes recorded yet"])
     rows = [("when", "who", "action", "from -> to", "why")]
     for e in events:
-        rows.append((e["at"], e["who"], e["action"], f"{e['from'] or '-'} -> {e['to']}", e["reason"]))
+        action = e["action"] + (" (not applied)" if e.get("not_applied") or e.get("pending") else "")
+        rows.append((e["at"], e["who"], action, f"{e['from'] or '-'} -> {e['to']}", e["reason"]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
     return "\n".join(lines)
@@ -103,18 +104,20 @@ def _registry(args: argparse.Namespace) -> Registry:
         else None
     )
     name = args.name or p.model_name
-    retries, backoff = (p.retries, p.backoff_s) if p else (3, 1.0)
-    return Registry.connect(tracking_uri(), name, retries, backoff)
+    return Registry.connect(tracking_uri(), name, (p or RegisterParams()).policy())
 
 
 def _run(fn: Any, args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
     from stages.common.params import ParamsError
+    from stages.common.redact import mask_secrets
     from stages.common.registry import RegistryError, TrackingUnavailable
 
     try:
         return fn(args)
-    except (RegistryError, TrackingUnavailable, ParamsError) as exc:
-        print(f"ftpipe {args.command}: {exc}", file=sys.stderr)
+    except (RegistryError, TrackingUnavailable, ParamsError, MlflowException) as exc:
+        print(f"ftpipe {args.command}: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
 
 

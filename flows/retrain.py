@@ -24,6 +24,7 @@ from flows.params import apply_overrides
 from flows.runner import StageFailed, StageOutcome, run_stage
 from flows.summary import build_summary, render_markdown
 from stages.common.io import remove_leftovers
+from stages.common.redact import mask_secrets
 
 SUMMARY_ARTIFACT_KEY = "retrain-summary"
 DRIFT_AFTER = "validate"  # the stage after which the flow compares the new data with the champion's
@@ -106,8 +107,9 @@ def _run_dag(repo: Path, force: bool, target: str | None, overrides: list[str]) 
             failure = StageFailed(exc.stage, exc.message, exc.seconds, exc.stderr_tail)  # no task traceback
             break
         except Exception as exc:  # the task could not even start the stage
-            outcomes.append(StageOutcome(spec.name, "failed", error=f"{type(exc).__name__}: {exc}"))
-            failure = StageFailed(spec.name, f"{type(exc).__name__}: {exc}")
+            message = mask_secrets(f"{type(exc).__name__}: {exc}")
+            outcomes.append(StageOutcome(spec.name, "failed", error=message))
+            failure = StageFailed(spec.name, message)
             break
     summary = build_summary(repo, dag, outcomes, applied, target, force, drift)
     markdown = render_markdown(summary)

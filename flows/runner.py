@@ -30,6 +30,7 @@ from dvc.stage.cache import RunCacheNotFoundError
 from dvc_data.hashfile.hash_info import HashInfo
 
 from flows.dag import StageSpec
+from stages.common.redact import mask_secrets
 
 STOP_GRACE_S = 10.0  # how long a stopped stage gets to exit after SIGTERM before SIGKILL
 
@@ -114,16 +115,17 @@ def stage_env() -> dict[str, str]:
 
 
 def _pump(stream: IO[bytes], sink: list[str], log: Callable[[str], None]) -> None:
-    """Copy a child's output to `sink` and `log`, line by line (carriage returns end a line too)."""
+    """Copy a child's output to `sink` and `log`, line by line (carriage returns end a line too), with
+    secrets masked: the stage's stderr reaches the Prefect logs and the summary artifact."""
     buf = b""
     for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
         buf += chunk
         *lines, buf = re.split(rb"[\r\n]", buf)
         for raw in lines:
-            if line := raw.decode("utf-8", "replace").rstrip():
+            if line := mask_secrets(raw.decode("utf-8", "replace").rstrip()):
                 sink.append(line)
                 log(line)
-    if line := buf.decode("utf-8", "replace").rstrip():
+    if line := mask_secrets(buf.decode("utf-8", "replace").rstrip()):
         sink.append(line)
         log(line)
 

@@ -15,8 +15,10 @@ Idempotent: the model folder's hash (weights + config) is a version tag, and a m
 registered is not registered again (`"action": "unchanged"` in the report). The stage is
 `always_changed` in dvc.yaml, so a wiped registry is filled again by the next `dvc repro`. Aliases are set
 last, after the version is READY and has been loaded back and checked against the evaluated predictions,
-so a half-done registration never leaves an alias on a broken version; a rerun resumes one that was
-verified but not finished.
+so a half-done registration never leaves an alias on a broken version. A rerun resumes the version an
+interrupted run left pending or verified (no duplicate; the gate runs again, against the champion of
+now), and reconciles a champion change whose history event a killed run left as an intent. Every MLflow
+call is under `register.retries` / `backoff_s` / `timeout_s`; a failure prints one masked line last.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import logging
 import math
 import os
 import re
+import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +56,14 @@ from stages.common.logs import setup_logging
 from stages.common.model_card import model_card
 from stages.common.params import load_section, read_params_file
 from stages.common.paths import add_path_args
+from stages.common.redact import mask_output, mask_secrets, redact_uri
 from stages.common.registry import (
     RegisterParams,
     Registration,
     Registry,
+    TrackingUnavailable,
     VersionRecord,
-    redact_uri,
+    describe_failure,
     tracking_uri,
 )
 from stages.common.tokenize_section import TokenizeParams
@@ -190,8 +196,10 @@ def score_champion(reg: Registry, record: VersionRecord, cand: Candidate) -> Cha
     )
     try:
         score.preds = reg.predict(record.version, rows["text"].tolist())
+    except TrackingUnavailable:
+        raise  # the store is gone: stop, rather than judge the candidate without its champion
     except Exception as exc:  # a champion that cannot be loaded blocks promotion, with the reason
-        score.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        score.error = describe_failure(exc)
     return score
 
 
@@ -228,6 +236,25 @@ def _report(reg: Registry, mv: ModelVersion, mhash: str, action: str, **extra: A
     }
 
 
+def _resumable(reg: Registry, same: list[ModelVersion], log: logging.Logger) -> ModelVersion | None:
+    """The newest READY version of this model left pending or verified by an interrupted run; every other
+    unfinished one (not READY, or an older duplicate) is marked broken, so none is ever aliased."""
+    unfinished = [mv for mv in same if mv.tags.get(T.STATUS) in (T.PENDING, T.VERIFIED)]
+    ready = [mv for mv in unfinished if mv.status == "READY"]
+    keep = ready[-1] if ready else None
+    for mv in unfinished:
+        if mv is keep:
+            continue
+        why = (
+            f"its registration was interrupted and the version is {mv.status}, not READY"
+            if mv.status != "READY"
+            else f"an interrupted duplicate of version {keep.version if keep else '?'}"
+        )
+        log.warning("marking version %s broken: %s", mv.version, why)
+        reg.mark_broken(str(mv.version), why)
+    return keep
+
+
 def register(
     p: RegisterParams,
     cand: Candidate,
@@ -253,19 +280,28 @@ def register(
     log = log or logging.getLogger("ftpipe.register")
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    reg = Registry.connect(uri, p.model_name, p.retries, p.backoff_s)
+    reg = Registry.connect(uri, p.model_name, p.policy())
+    for note in reg.reconcile_history():  # a champion change a killed run left half-written
+        log.warning("%s", note)
     mhash = model_hash(cand.model_dir)
-    for mv in reversed(reg.versions_with_hash(mhash)):
-        status = mv.tags.get(T.STATUS)
-        if status == T.COMPLETE:
-            log.info("model %s is already version %s of %s: nothing new", mhash[:12], mv.version, reg.name)
-            return _report(reg, mv, mhash, "unchanged")
-        if status == T.VERIFIED:  # an earlier run stopped between verification and the aliases
-            decision = json.loads(mv.tags[T.GATE_JSON])
-            log.info("resuming version %s: setting its aliases", mv.version)
-            reg.finish(str(mv.version), decision["promote"], "passed every gate check (resumed)")
-            return _report(reg, reg.version(str(mv.version)), mhash, "registered")
+    same = reg.versions_with_hash(mhash)
+    done = [mv for mv in same if mv.tags.get(T.STATUS) == T.COMPLETE]
+    if done:
+        mv = done[-1]
+        log.info("model %s is already version %s of %s: nothing new", mhash[:12], mv.version, reg.name)
+        return _report(reg, mv, mhash, "unchanged")
+    resume = _resumable(reg, same, log)
+    if (
+        resume is not None
+        and resume.tags.get(T.STATUS) == T.VERIFIED
+        and reg.champion() == str(resume.version)
+    ):
+        # an earlier run moved the champion to it and stopped before marking it complete
+        log.info("resuming version %s: already champion, marking it complete", resume.version)
+        reg.finish(str(resume.version), True, "passed every gate check (resumed)")
+        return _report(reg, reg.version(str(resume.version)), mhash, "registered", resumed=True)
 
+    # the gate runs now, also for a resumed version: the champion or the gate's params may have changed
     record = reg.champion_record()
     champion = None
     if record is not None:
@@ -308,8 +344,24 @@ def register(
         example_texts=[t[:500] for t in cand.test["text"].head(2)],
         await_registration_s=p.await_registration_s,
     )
-    run_id, version = reg.log_registration(registration, timings)
-    report = _verify_and_finish(p, reg, cand, decision, run_id, version, mhash, timings, t0, log)
+    if resume is None:
+        run_id, version = reg.log_registration(registration, timings)
+        verified = False
+    else:  # a version an earlier run left pending or verified: no duplicate, its decision replaced
+        run_id, version = str(resume.run_id), str(resume.version)
+        verified = resume.tags.get(T.STATUS) == T.VERIFIED
+        log.info(
+            "resuming version %s (left %s by an interrupted run) with the gate's new decision: %s",
+            version,
+            resume.tags.get(T.STATUS),
+            "promote" if decision.promote else "reject",
+        )
+        reg.redecide(version, run_id, decision_tags(decision), registration.card(run_id))
+    report = _verify_and_finish(
+        p, reg, cand, decision, run_id, version, mhash, timings, t0, log, verified=verified
+    )
+    if resume is not None:
+        report["resumed"] = True
     report["trained_on"] = trained_on.summary() if trained_on else "no record"
     report["profile"] = profile_note
     report["champion_notes"] = record.notes if record else []
@@ -327,16 +379,21 @@ def _verify_and_finish(
     timings: dict[str, float],
     t0: float,
     log: logging.Logger,
+    verified: bool = False,
 ) -> dict[str, Any]:
-    """Aliases only for a version that is READY and re-predicts what evaluate saw; else tag it broken."""
-    status = reg.version(version).status
+    """Aliases only for a version that is READY and re-predicts what evaluate saw; else tag it broken.
+
+    `verified`: an earlier run checked it already (a resumed version tagged verified)."""
+    mv = reg.version(version)
+    status = mv.status
     t = time.perf_counter()
     sample = cand.test.head(p.verify_rows)
-    agreement, error = (
-        (0.0, f"version status {status}, not READY")
-        if status != "READY"
-        else reg.verify(version, sample["text"].tolist(), sample["pred"].astype(str).tolist())
-    )
+    if verified and status == "READY":
+        agreement, error = float(mv.tags.get(T.VERIFY_AGREEMENT, "1")), None
+    elif status != "READY":
+        agreement, error = 0.0, f"version status {status}, not READY"
+    else:
+        agreement, error = reg.verify(version, sample["text"].tolist(), sample["pred"].astype(str).tolist())
     timings["verify_s"] = round(time.perf_counter() - t, 2)
     if error is None and agreement < p.verify_min_agreement:
         error = (
@@ -382,8 +439,17 @@ def main(argv: list[str] | None = None) -> None:
     add_path_args(ap, "register")
     ap.add_argument("--lock", default="dvc.lock")
     args = ap.parse_args(argv)
+    mask_output()  # MLflow prints and logs the tracking URI (run links, errors), password included
     log = setup_logging("register")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars clutter the dvc log
+    try:
+        _main(args, log)
+    except Exception as exc:  # the traceback, masked: MLflow's exception text holds the raw URI
+        sys.stderr.write(mask_secrets("".join(traceback.format_exception(exc))))
+        sys.exit(1)
+
+
+def _main(args: argparse.Namespace, log: logging.Logger) -> None:
     p = load_section("register", RegisterParams, args.params)
     tok = load_section("tokenize", TokenizeParams, args.params)  # how the served model reads a text
 
@@ -410,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         extra_artifacts=[Path(args.metrics), Path(args.predictions), *map(Path, args.artifacts)],
         log=log,
     )
-    write_json(args.out, report)
+    write_json(args.out, json.loads(mask_secrets(json.dumps(report))))  # nothing secret reaches the file
     log.info(
         "%s: %s version %s, aliases %s",
         report["action"],

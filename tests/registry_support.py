@@ -8,16 +8,22 @@ finetune and evaluate write: the model folder, metrics.json, predictions.csv, th
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.conftest import TINY_BERT_SHAPE, build_splits, build_tokenizer, make_corpus
 
@@ -26,6 +32,98 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def hanging_server() -> Iterator[int]:
+    """A socket on 127.0.0.1 that accepts every connection and never answers; yields its port."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(srv.accept()[0])  # kept open, never read or answered
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        srv.close()
+
+
+class Proxy:
+    """An HTTP proxy on 127.0.0.1 in front of a real MLflow server that can fail, hang or kill on cue.
+
+    `rule(method, path)` says what to do with each request: "forward", "fail" (answer 500), "hang" (never
+    answer) or "kill" (SIGKILL process `pid`, then drop the request). `seen` lists (method, path) of every
+    request, so a test can tell how far a client got.
+    """
+
+    def __init__(self, upstream: str, rule: Callable[[str, str], str] = lambda m, p: "forward"):
+        self.upstream = urlsplit(upstream)
+        self.rule, self.pid, self.seen = rule, None, []
+        self.hung = threading.Event()  # set at teardown: hung requests may end
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.seen.append((self.command, self.path))
+                action = proxy.rule(self.command, self.path)
+                if action == "kill":
+                    os.kill(proxy.pid, signal.SIGKILL)
+                    proxy.hung.wait(30)
+                    return
+                if action == "hang":
+                    proxy.hung.wait(60)
+                    return
+                if action == "fail":
+                    out, status, ctype = b'{"error_code": "INTERNAL_ERROR"}', 500, "application/json"
+                else:
+                    conn = http.client.HTTPConnection(
+                        proxy.upstream.hostname, proxy.upstream.port, timeout=60
+                    )
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
+                    }
+                    conn.request(self.command, self.path, body, headers)
+                    resp = conn.getresponse()
+                    out, status = resp.read(), resp.status
+                    ctype = resp.getheader("Content-Type", "application/json")
+                    conn.close()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def uri(self, userinfo: str = "") -> str:
+        return f"http://{userinfo + '@' if userinfo else ''}127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.hung.set()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:

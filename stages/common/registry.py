@@ -13,12 +13,17 @@ prediction (flows/predict.py) and the retrain flow; none of them calls MlflowCli
   database file (set on the experiment when it is created), so nothing depends on the working directory.
   Credentials come only from the environment (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`/`TOKEN`); URIs are
   shown with any password removed.
-- One retry policy: every registry request is retried `retries` times with doubling waits from
-  `backoff_s` when the store fails (connection refused, timeouts, 5xx, a locked SQLite file), never when
-  it answers "no such thing" or "bad request"; then `TrackingUnavailable` names the URI.
-- Every change of the `champion` alias (by the gate, `promote` or `rollback`) appends one event to the
-  registered model's tags (`ftpipe.history.000001`, ...: JSON with who, when, action, from, to, why), so
-  the audit trail lives and dies with the registry. The history helpers below the class are pure.
+- One retry and timeout policy (`RetryPolicy`, from `register.retries`, `backoff_s`, `timeout_s`) for
+  every MLflow request, made here only: MLflow's own HTTP retries are off, a failure of the store
+  (refused, no answer, 5xx, a locked SQLite file) is retried with doubling waits, each request waits at
+  most timeout_s / (retries + 1) for an answer, and no attempt runs past `timeout_s`; never retried: a
+  definite answer ("no such thing", "bad request", "denied"). Then `TrackingUnavailable` says why, with
+  the URI's password masked (stages/common/redact.py), as in every message built here.
+- Every change of the `champion` alias (by the gate, `promote` or `rollback`) records one event in the
+  registered model's tags (`ftpipe.history.000001`, ...: JSON with who, when, action, from, to, why),
+  so the audit trail lives and dies with the registry. The event is written as an intent before the
+  alias moves and confirmed after; `reconcile_history` settles an intent whose process was killed. The
+  history helpers below the class are pure.
 - Tag and artifact names come from stages/common/tags.py.
 """
 
@@ -36,10 +41,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
+import mlflow.artifacts
 import pandas as pd
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
@@ -53,6 +59,7 @@ from stages.common import textclf
 from stages.common.gate import GateParams
 from stages.common.lineage import TrainedOn
 from stages.common.params import StageParams
+from stages.common.redact import mask_secrets, redact_uri
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB = REPO_ROOT / "mlflow.db"
@@ -92,12 +99,23 @@ class RegisterParams(StageParams):
 
     model_name: str = Field("ftpipe-bbc-news", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     gate: GateParams = GateParams()
-    retries: int = Field(4, ge=0, le=20, description="extra attempts to reach the tracking server")
+    retries: int = Field(4, ge=0, le=20, description="extra attempts of a failed registry call")
     backoff_s: float = Field(1.0, ge=0.0, le=60.0, description="first wait; doubles each retry")
+    timeout_s: float = Field(
+        120.0,
+        ge=1.0,
+        le=3600.0,
+        description="most seconds one registry call may spend failing (retries, waits and a hanging "
+        "server included) before the command stops with a clear message",
+    )
     batch_size: int = Field(32, ge=1, description="batch size of the served model")
     verify_rows: int = Field(64, ge=1, description="test rows the registered model must predict as evaluated")
     verify_min_agreement: float = Field(0.95, ge=0.0, le=1.0)
     await_registration_s: int = Field(300, ge=1)
+
+    def policy(self) -> RetryPolicy:
+        """The retry and timeout policy of every MLflow call made for this registered model."""
+        return RetryPolicy(self.retries, self.backoff_s, self.timeout_s)
 
 
 class TrackingUnavailable(RuntimeError):
@@ -138,18 +156,6 @@ def default_artifact_location(uri: str, experiment: str) -> str | None:
     return None
 
 
-def redact_uri(uri: str) -> str:
-    """The URI without a password (`http://user:***@host`), fit for logs, tags and reports."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "<unparseable URI>"
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def use_store(uri: str) -> None:
     """Point MLflow's process-global tracking and registry URIs (fluent API, `models:/` URIs) at `uri`.
 
@@ -160,18 +166,50 @@ def use_store(uri: str) -> None:
     mlflow.set_registry_uri(uri)
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long ftpipe waits for the tracking store: the one retry layer of every MLflow call.
+
+    A call is tried, and after a transient failure retried with waits backoff_s, 2*backoff_s, ... up to
+    `retries` more times, and never past `timeout_s` from its start: each attempt's requests wait at most
+    `request_timeout_s` (and never past the deadline) for an answer, and MLflow's own HTTP retries are
+    off, so a server that is down or hangs costs at most `timeout_s` before `TrackingUnavailable`.
+    """
+
+    retries: int = 4
+    backoff_s: float = 1.0
+    timeout_s: float = 120.0
+
+    @property
+    def request_timeout_s(self) -> float:
+        """One request's wait for an answer: a hanging server still gets retries + 1 attempts."""
+        return max(1.0, self.timeout_s / (self.retries + 1))
+
+
+def mlflow_http_policy(request_timeout_s: float) -> contextlib.AbstractContextManager[None]:
+    """MLflow's HTTP layer for the block: no retries of its own, `request_timeout_s` per request."""
+    return _env(
+        {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(request_timeout_s))),  # MLflow reads an int
+        }
+    )
+
+
 @contextlib.contextmanager
-def _mlflow_http_retries(n: int) -> Iterator[None]:
-    """Set MLflow's own HTTP retries for the block (so our loop owns the waiting), then restore."""
-    old = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(n)
+def _env(settings: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for the block (MLflow reads its settings from there), then restored."""
+    old = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
-        else:
-            os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def is_transient(exc: Exception) -> bool:
@@ -181,42 +219,78 @@ def is_transient(exc: Exception) -> bool:
     return not (isinstance(exc, MlflowException) and exc.error_code in _DEFINITE_ERRORS)
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One masked line saying why a call failed: no answer in time, refused, or the error's first line."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, requests.exceptions.Timeout | TimeoutError) for c in causes):
+        return "no answer in time (the server accepts connections but does not respond)"
+    text = " ".join(str(c) for c in causes)
+    if "Connection refused" in text or "NewConnectionError" in text:
+        return "connection refused (nothing listens there)"
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return mask_secrets(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+
 def with_retries(
     fn: Callable[[], R],
     uri: str,
-    retries: int,
-    backoff_s: float,
+    policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     retry_if: Callable[[Exception], bool] = lambda exc: True,
+    clock: Callable[[], float] = time.monotonic,
 ) -> R:
-    """Call `fn`; on a failure `retry_if` accepts, wait backoff_s, 2*backoff_s, ... up to `retries` more
-    times, then fail clearly. A failure `retry_if` rejects is raised at once."""
+    """Call `fn` under `policy`; a failure `retry_if` rejects is raised at once, masked of secrets.
+
+    Retries stop when they are used up or the next attempt would start past `policy.timeout_s`; then
+    `TrackingUnavailable` says what was tried, for how long, and what to do.
+    """
+    start = clock()
+    deadline = start + policy.timeout_s
+    attempts = 0
     last: Exception | None = None
-    for attempt in range(retries + 1):
+    while True:
+        attempts += 1
+        remaining = deadline - clock()
         try:
-            with _mlflow_http_retries(0):
+            with mlflow_http_policy(min(policy.request_timeout_s, max(remaining, 1.0))):
                 return fn()
         except Exception as exc:  # connection refused, timeouts, 5xx, a locked SQLite file...
             if not retry_if(exc):
+                if isinstance(exc, MlflowException) and mask_secrets(exc.message) != exc.message:
+                    masked = MlflowException(mask_secrets(exc.message))
+                    masked.error_code = exc.error_code  # the constructor takes only the numeric code
+                    raise masked from None
                 raise
             last = exc
-            if attempt < retries:
-                sleep(backoff_s * 2**attempt)
-    first_line = (
-        str(last).strip().splitlines()[0][:300] if last and str(last).strip() else type(last).__name__
-    )
+        if attempts > policy.retries:
+            break
+        wait = policy.backoff_s * 2 ** (attempts - 1)
+        if deadline - clock() - wait < 1.0:  # no time left for another attempt
+            break
+        sleep(wait)
     raise TrackingUnavailable(
-        f"MLflow tracking server at {redact_uri(uri)} did not answer after {retries + 1} attempt(s) "
-        f"(last error: {first_line}). Start it (e.g. `mlflow server --host 127.0.0.1 --port 5000`), fix "
-        "MLFLOW_TRACKING_URI, or unset it to use the local SQLite store; then run again."
-    ) from last
+        f"MLflow tracking store at {redact_uri(uri)} did not answer: {attempts} attempt(s) in "
+        f"{clock() - start:.0f} s (register.retries = {policy.retries}, register.timeout_s = "
+        f"{policy.timeout_s:g}; last error: {describe_failure(last) if last else 'none'}). Start it (e.g. "
+        "`mlflow server --host 127.0.0.1 --port 5000`), fix MLFLOW_TRACKING_URI, or unset it to use the "
+        "local SQLite store; then run again."
+    ) from None  # the cause's text holds the raw URI, password included
 
 
-def connect(uri: str, retries: int = 3, backoff_s: float = 1.0) -> MlflowClient:
-    """An MlflowClient for `uri`, after checking (with retries) that the store answers."""
+def connect(uri: str, policy: RetryPolicy = RetryPolicy()) -> MlflowClient:
+    """An MlflowClient for `uri`, after checking (under `policy`) that the store answers."""
     use_store(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    with_retries(lambda: client.search_experiments(max_results=1), uri, retries, backoff_s)
+    with_retries(lambda: client.search_experiments(max_results=1), uri, policy)
     return client
 
 
@@ -257,17 +331,17 @@ class Registration:
 class Registry:
     """One registered model in one MLflow store: versions, aliases, status and lineage tags, history."""
 
-    def __init__(self, client: MlflowClient, name: str, uri: str, retries: int = 4, backoff_s: float = 1.0):
-        self.client, self.name, self.uri = client, name, uri
-        self.retries, self.backoff_s = retries, backoff_s
+    def __init__(self, client: MlflowClient, name: str, uri: str, policy: RetryPolicy = RetryPolicy()):
+        self.client, self.name, self.uri, self.policy = client, name, uri, policy
 
     @classmethod
-    def connect(cls, uri: str, name: str, retries: int = 4, backoff_s: float = 1.0) -> Registry:
-        """Reach the store at `uri` (with retries) for the registered model `name`."""
-        return cls(connect(uri, retries, backoff_s), name, uri, retries, backoff_s)
+    def connect(cls, uri: str, name: str, policy: RetryPolicy = RetryPolicy()) -> Registry:
+        """Reach the store at `uri` (under `policy`) for the registered model `name`."""
+        return cls(connect(uri, policy), name, uri, policy)
 
     def _call(self, fn: Callable[[], R]) -> R:
-        return with_retries(fn, self.uri, self.retries, self.backoff_s, retry_if=is_transient)
+        """Every MLflow request of this class goes through here: one retry and timeout policy."""
+        return with_retries(fn, self.uri, self.policy, retry_if=is_transient)
 
     # ------------------------------------------------------------------ versions and aliases
 
@@ -303,6 +377,16 @@ class Registry:
             return dict(self._call(lambda: self.client.get_run(run_id)).data.metrics)
         except MlflowException:
             return {}
+
+    def version_of_run(self, run_id: str) -> ModelVersion | None:
+        """The version registered from run `run_id`, if any (so a retried registration finds its own)."""
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name}' and run_id = '{run_id}'")
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                return None
+            raise
+        return min(found, key=lambda v: int(v.version)) if found else None
 
     def alias(self, alias: str) -> str | None:
         """The version behind `@alias`, or None (no model, or no such alias yet)."""
@@ -354,14 +438,18 @@ class Registry:
             try:
                 rec.trained_on = TrainedOn.from_bytes(self._artifact(run_id, tags[T.TRAINED_ON]))
             except (MlflowException, OSError, ValueError) as exc:
-                rec.notes.append(f"version {mv.version}'s trained-on record could not be read: {exc}")
+                rec.notes.append(
+                    f"version {mv.version}'s trained-on record could not be read: {describe_failure(exc)}"
+                )
         if T.PROFILE not in tags or not run_id:
             rec.notes.append(f"version {mv.version} has no stored data profile")
         else:
             try:
                 rec.profile = json.loads(self._artifact(run_id, tags[T.PROFILE]))
             except (MlflowException, OSError, ValueError) as exc:
-                rec.notes.append(f"version {mv.version}'s data profile could not be read: {exc}")
+                rec.notes.append(
+                    f"version {mv.version}'s data profile could not be read: {describe_failure(exc)}"
+                )
         return rec
 
     def champion_record(self) -> VersionRecord | None:
@@ -372,8 +460,8 @@ class Registry:
     # ------------------------------------------------------------------ models
 
     def load(self, version: str) -> mlflow.pyfunc.PyFuncModel:
-        use_store(self.uri)
-        return mlflow.pyfunc.load_model(f"models:/{self.name}/{version}")
+        """Version `version` as a pyfunc model: downloaded under the policy, then loaded from disk."""
+        return load_model(f"models:/{self.name}/{version}", self.uri, self.policy)
 
     def predict(self, version: str, texts: list[str]) -> list[str]:
         """Labels `version` predicts for `texts` (loads it from the registry; errors are raised)."""
@@ -392,20 +480,23 @@ class Registry:
                     f"unexpected output: columns {list(out.columns)}, {len(out)} rows for {len(texts)}",
                 )
         except Exception as exc:
-            return 0.0, f"{type(exc).__name__}: {str(exc)[:300]}"
+            return 0.0, describe_failure(exc)
         got = out["label"].astype(str).tolist()
         return sum(a == b for a, b in zip(got, expected, strict=True)) / max(1, len(texts)), None
 
     # ------------------------------------------------------------------ registering
 
     def _experiment_id(self) -> str:
-        exp = self._call(lambda: self.client.get_experiment_by_name(self.name))
-        if exp is None:
-            loc = default_artifact_location(self.uri, self.name)
-            return self.client.create_experiment(self.name, artifact_location=loc)
-        if exp.lifecycle_stage == "deleted":
-            self._call(lambda: self.client.restore_experiment(exp.experiment_id))
-        return exp.experiment_id
+        def get_or_create() -> str:  # retried whole: a create whose answer was lost is found next time
+            exp = self.client.get_experiment_by_name(self.name)
+            if exp is None:
+                loc = default_artifact_location(self.uri, self.name)
+                return self.client.create_experiment(self.name, artifact_location=loc)
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+
+        return self._call(get_or_create)
 
     def log_registration(self, reg: Registration, timings: dict[str, float] | None = None) -> tuple[str, str]:
         """One MLflow run with everything in `reg`, and a new model version (status pending); (run_id, version)."""
@@ -419,54 +510,72 @@ class Registry:
         tags = {**reg.tags, **record_tags, T.TRACKING_URI: redact_uri(self.uri)}
         # run tags hold 8000 characters (MLflow cuts longer ones); version tags hold 100,000
         run_tags = {k: v for k, v in tags.items() if len(v) <= RUN_TAG_MAX}
-        with mlflow.start_run(
-            experiment_id=self._experiment_id(), run_name=reg.run_name, tags=run_tags
-        ) as run:
-            run_id = run.info.run_id
+        exp_id = self._experiment_id()
+        # each step is one call under the policy; a step retried after a lost answer repeats harmlessly
+        # (same params, artifacts overwritten; a second run or logged model is an orphan, never a version)
+        run = self._call(lambda: mlflow.start_run(experiment_id=exp_id, run_name=reg.run_name, tags=run_tags))
+        run_id, ok = run.info.run_id, False
+        try:
             if T.GATE_JSON in tags:
-                mlflow.log_text(tags[T.GATE_JSON], T.GATE_ARTIFACT)
-            mlflow.log_params(reg.params)
-            mlflow.log_metrics(reg.metrics)
+                self._call(lambda: self.client.log_text(run_id, tags[T.GATE_JSON], T.GATE_ARTIFACT))
+            self._call(lambda: mlflow.log_params(reg.params))
             now = int(time.time() * 1000)
-            metrics = [Metric(k, v, now, step) for k, v, step in reg.step_metrics]
+            metrics = [Metric(k, v, now, 0) for k, v in reg.metrics.items()]
+            metrics += [Metric(k, v, now, step) for k, v, step in reg.step_metrics]
             for i in range(0, len(metrics), 1000):
                 self._call(lambda i=i: self.client.log_batch(run_id, metrics=metrics[i : i + 1000]))
             for f in reg.files:
-                mlflow.log_artifact(str(f), artifact_path=T.REPORTS_DIR)
+                self._call(lambda f=f: self.client.log_artifact(run_id, str(f), artifact_path=T.REPORTS_DIR))
             card = reg.card(run_id)
-            mlflow.log_text(card, T.MODEL_CARD_ARTIFACT)
+            self._call(lambda: self.client.log_text(run_id, card, T.MODEL_CARD_ARTIFACT))
             with tempfile.TemporaryDirectory() as tmp:
                 if reg.trained_on is not None:
                     (Path(tmp) / T.TRAINED_ON_ARTIFACT).write_bytes(reg.trained_on.to_bytes())
-                    mlflow.log_artifact(str(Path(tmp) / T.TRAINED_ON_ARTIFACT))
+                    self._call(
+                        lambda: self.client.log_artifact(run_id, str(Path(tmp) / T.TRAINED_ON_ARTIFACT))
+                    )
                 if reg.profile is not None:
-                    mlflow.log_dict(reg.profile, T.PROFILE_ARTIFACT)
+                    self._call(lambda: self.client.log_dict(run_id, reg.profile, T.PROFILE_ARTIFACT))
                 card_path = Path(tmp) / T.MODEL_CARD_ARTIFACT
                 card_path.write_text(card, encoding="utf-8")
                 t = time.perf_counter()
-                info = mlflow.pyfunc.log_model(
-                    name=T.MODEL_ARTIFACT,
-                    python_model=str(Path(textclf.__file__)),
-                    artifacts={textclf.HF_ARTIFACT: str(reg.model_dir), "model_card": str(card_path)},
-                    model_config=reg.model_config,
-                    signature=ModelSignature(
-                        inputs=Schema([ColSpec("string", "text")]),
-                        outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
-                    ),
-                    input_example=pd.DataFrame({"text": reg.example_texts}),
-                    pip_requirements=pyfunc_requirements(),
+                info = self._call(
+                    lambda: mlflow.pyfunc.log_model(
+                        name=T.MODEL_ARTIFACT,
+                        python_model=str(Path(textclf.__file__)),
+                        artifacts={textclf.HF_ARTIFACT: str(reg.model_dir), "model_card": str(card_path)},
+                        model_config=reg.model_config,
+                        signature=ModelSignature(
+                            inputs=Schema([ColSpec("string", "text")]),
+                            outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
+                        ),
+                        input_example=pd.DataFrame({"text": reg.example_texts}),
+                        pip_requirements=pyfunc_requirements(),
+                    )
                 )
                 timings["log_model_s"] = round(time.perf_counter() - t, 2)
             t = time.perf_counter()
-            mv = mlflow.register_model(
-                info.model_uri,
-                self.name,
-                await_registration_for=reg.await_registration_s,
-                tags={**tags, T.STATUS: T.PENDING},
-            )
-            version = str(mv.version)
+
+            def find_or_register() -> ModelVersion:  # a registration whose answer was lost is found
+                return self.version_of_run(run_id) or mlflow.register_model(
+                    info.model_uri,
+                    self.name,
+                    await_registration_for=reg.await_registration_s,
+                    tags={**tags, T.STATUS: T.PENDING},
+                )
+
+            version = str(self._call(find_or_register).version)
             timings["register_s"] = round(time.perf_counter() - t, 2)
-            mlflow.set_tag(T.MODEL_VERSION, version)
+            self._call(lambda: self.client.set_tag(run_id, T.MODEL_VERSION, version))
+            self._call(lambda: self.client.set_terminated(run_id, "FINISHED"))
+            ok = True
+        finally:
+            _leave_run("FINISHED" if ok else "FAILED", self.uri)
+        self.describe(version, card)
+        return run_id, version
+
+    def describe(self, version: str, card: str) -> None:
+        """The model card as the version's description (and a description for the registered model)."""
         self._call(lambda: self.client.update_model_version(self.name, version, description=card[:4900]))
         if not self._call(lambda: self.client.get_registered_model(self.name)).description:
             self._call(
@@ -474,38 +583,90 @@ class Registry:
                     self.name, description="ftpipe text classifier; see each version's model card."
                 )
             )
-        return run_id, version
+
+    def redecide(self, version: str, run_id: str | None, tags: dict[str, str], card: str) -> None:
+        """Replace a resumed version's gate decision (tags, the run's gate.json and card, the description)."""
+        self.set_tags(version, tags)
+        if run_id:
+            if T.GATE_JSON in tags:
+                self._call(lambda: self.client.log_text(run_id, tags[T.GATE_JSON], T.GATE_ARTIFACT))
+            self._call(lambda: self.client.log_text(run_id, card, T.MODEL_CARD_ARTIFACT))
+        self.describe(version, card)
 
     def finish(self, version: str, promote: bool, reason: str) -> None:
         """Set the aliases (challenger always, champion if the gate passed), then mark the version complete."""
         self._call(lambda: self.client.set_registered_model_alias(self.name, CHALLENGER, str(version)))
-        if promote:
+        if promote and self.champion() != str(version):  # a resumed run may find the move already made
             self.set_champion(version, "gate", reason)
         self.set_status(version, T.COMPLETE)
 
     # ------------------------------------------------------------------ champion history
 
+    def _model_tags(self) -> dict[str, str]:
+        return dict(self._call(lambda: self.client.get_registered_model(self.name)).tags)
+
+    def _write_event(self, key: str, event: dict[str, Any]) -> None:
+        text = json.dumps(event, sort_keys=True)
+        self._call(lambda: self.client.set_registered_model_tag(self.name, key, text))
+
     def history(self) -> list[dict[str, Any]]:
-        """Every change of the champion, oldest first (RegistryError when the model does not exist)."""
+        """Every change of the champion, oldest first (RegistryError when the model does not exist).
+
+        An event a crash left as an intent is settled first (`reconcile_history`).
+        """
         try:
-            return history_from_tags(self._call(lambda: self.client.get_registered_model(self.name)).tags)
+            self._model_tags()
         except MlflowException:
             raise RegistryError(
                 f"no registered model `{self.name}` at {redact_uri(self.uri)}; run the pipeline first."
             ) from None
+        self.reconcile_history()
+        return history_from_tags(self._model_tags())
+
+    def reconcile_history(self) -> list[str]:
+        """Settle the intents a crash left: confirm the one whose move was made, mark the others not applied.
+
+        A champion change writes its event first as an intent (`"pending": true`), then moves the alias,
+        then confirms the event; whatever point a run was killed at, this makes the history agree with
+        the alias. Returns one note per event settled. No registered model yet: nothing to do.
+        """
+        try:
+            tags = self._model_tags()
+        except MlflowException:
+            return []
+        pending = [(k, json.loads(tags[k])) for k in _history_keys(tags)]
+        pending = [(k, ev) for k, ev in pending if ev.get("pending")]
+        if not pending:
+            return []
+        champ, notes = self.champion(), []
+        for i, (key, ev) in enumerate(pending):
+            ev.pop("pending")
+            if i == len(pending) - 1 and champ == ev["to"]:
+                notes.append(f"history {key}: champion -> v{ev['to']} was made; its event is confirmed")
+            else:
+                ev["not_applied"] = (
+                    f"interrupted before the alias moved (@champion was v{champ or '-'} when reconciled)"
+                )
+                notes.append(f"history {key}: champion -> v{ev['to']} was never made; marked not applied")
+            self._write_event(key, ev)
+        return notes
 
     def set_champion(
         self, version: str, action: str, reason: str, who: str | None = None, **extra: Any
     ) -> dict[str, Any]:
-        """Point `@champion` at `version` and append the event (plus `extra` fields) to the history."""
+        """Point `@champion` at `version` and record the event (plus `extra` fields) in the history.
+
+        Three writes, in the order that survives a kill between any two: the event as an intent, the
+        alias, the event confirmed. `reconcile_history` (run first here, by `history` and by register)
+        settles an intent whose run died.
+        """
+        self.reconcile_history()
         previous = self.champion()
         event = {**make_event(action, previous, str(version), reason, who=who), **extra}
+        key = next_history_key(self._model_tags())
+        self._write_event(key, {**event, "pending": True})
         self._call(lambda: self.client.set_registered_model_alias(self.name, CHAMPION, str(version)))
-        tags = self._call(lambda: self.client.get_registered_model(self.name)).tags
-        key = next_history_key(tags)
-        self._call(
-            lambda: self.client.set_registered_model_tag(self.name, key, json.dumps(event, sort_keys=True))
-        )
+        self._write_event(key, event)
         return event
 
     def promote(self, version: str, reason: str, who: str | None = None) -> dict[str, Any]:
@@ -529,6 +690,32 @@ class Registry:
                 f"the previous champion, version {target}, is {mv.status}; promote another one."
             )
         return self.set_champion(target, "rollback", reason, who=who)
+
+
+def load_model(model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy()) -> mlflow.pyfunc.PyFuncModel:
+    """The pyfunc model at `model_uri` from the store at `uri`: its files are downloaded under `policy`
+    (the network part, retried), then loaded from the local copy (not retried: a broken model stays broken).
+    """
+    use_store(uri)
+    with tempfile.TemporaryDirectory(prefix="ftpipe-model-") as tmp:
+        local = with_retries(
+            lambda: mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp),
+            uri,
+            policy,
+            retry_if=is_transient,
+        )
+        return mlflow.pyfunc.load_model(local)
+
+
+def _leave_run(status: str, uri: str) -> None:
+    """Drop the active MLflow run; its status is one short try (the registration's outcome is elsewhere).
+
+    MLflow prints the run's link with the tracking URI as given: not when that holds a password."""
+    if mlflow.active_run() is None:
+        return
+    quiet = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if redact_uri(uri) != uri else {}
+    with mlflow_http_policy(1.0), _env(quiet), contextlib.suppress(Exception):
+        mlflow.end_run(status)
 
 
 def pyfunc_requirements() -> list[str]:
@@ -602,10 +789,15 @@ def next_history_key(tags: dict[str, str]) -> str:
     return f"{HISTORY_PREFIX}{max(nums, default=0) + 1:06d}"
 
 
+def applied(event: dict[str, Any]) -> bool:
+    """False for an event whose alias move never happened (or is not settled yet)."""
+    return not (event.get("pending") or event.get("not_applied"))
+
+
 def champion_stack(events: list[dict[str, Any]]) -> list[str]:
     """Replay the history: promotions push a version, rollbacks pop back; the last item is the champion."""
     stack: list[str] = []
-    for ev in events:
+    for ev in filter(applied, events):
         if ev["action"] == "rollback":
             while stack and stack[-1] != ev["to"]:
                 stack.pop()

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +26,10 @@ from stages.common.registry import (
     rollback_target,
 )
 from stages.register import load_candidate, register
-from tests.registry_support import Workspace
+from tests.conftest import REPO
+from tests.registry_support import Proxy, Workspace, hanging_server
+
+PASSWORD = "".join(["s3", "cret"])  # spelled apart, so a traceback's source lines never hold it
 
 
 def ev(action: str, frm: str | None, to: str) -> dict[str, Any]:
@@ -160,3 +168,146 @@ def test_commands_report_an_unreachable_server(
     params.write_text("register:\n  model_name: m\n  retries: 0\n")
     assert run("history", "--params", str(params)) == 2
     assert f"127.0.0.1:{port} did not answer" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the registry under faults
+
+
+def _promote_killed(uri: str, name: str, version: str, at: str, tmp: Path) -> subprocess.CompletedProcess:
+    """`ftpipe promote VERSION` in its own process, SIGKILLed by a proxy in front of the server: before
+    its alias move reaches the server (`at="alias"`), or right after it (`at="confirm"`)."""
+    moved = []
+
+    def rule(method: str, path: str) -> str:
+        if method == "POST" and path.endswith("/registered-models/alias"):
+            if at == "alias":
+                return "kill"
+            moved.append(path)
+        elif moved and method == "POST" and path.endswith("/registered-models/set-tag"):
+            return "kill"
+        return "forward"
+
+    proxy = Proxy(uri, rule)
+    try:
+        cmd = [sys.executable, "-m", "flows.cli", "promote", version, "--reason", f"killed at {at}"]
+        proc = subprocess.Popen(
+            [*cmd, "--name", name, "--params", str(tmp / "absent.yaml")],
+            cwd=REPO,
+            env={**os.environ, "MLFLOW_TRACKING_URI": proxy.uri(f"ftp:{PASSWORD}")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        proxy.pid = proc.pid
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proxy.close()
+    assert proc.returncode == -9, err[-2000:]
+    assert PASSWORD not in out + err
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def test_a_kill_between_the_alias_and_its_history_event_is_reconciled(
+    cli_env: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The history event is written as an intent before the alias moves and confirmed after: killed
+    before the move, the next command marks it not applied; killed after the move, it confirms it. The
+    audit trail never misses a champion change, and rollback replays only the changes that happened."""
+    from mlflow import MlflowClient
+
+    name, uri = cli_env["name"], cli_env["uri"]
+    client = MlflowClient(uri, registry_uri=uri)
+
+    def state() -> tuple[str, dict[str, Any]]:
+        tags = client.get_registered_model(name).tags
+        return client.get_model_version_by_alias(name, "champion").version, history_from_tags(tags)[-1]
+
+    champ = state()[0]
+    other = "2" if champ == "1" else "1"
+
+    _promote_killed(uri, name, other, "alias", tmp_path)  # intent written, alias not moved
+    now, last = state()
+    assert now == champ and last["pending"] and last["to"] == other
+    assert run("history", "--name", name, "--json") == 0  # the next command settles it
+    hist = json.loads(capsys.readouterr().out)
+    assert (
+        hist["champion"] == champ
+        and "interrupted before the alias moved" in hist["history"][-1]["not_applied"]
+    )
+
+    _promote_killed(uri, name, other, "confirm", tmp_path)  # alias moved, event not confirmed
+    now, last = state()
+    assert now == other and last["to"] == other and last["reason"] == "killed at confirm"
+    assert run("history", "--name", name, "--json") == 0
+    hist = json.loads(capsys.readouterr().out)
+    settled = hist["history"][-1]
+    assert hist["champion"] == other and settled["to"] == other
+    assert "pending" not in settled and "not_applied" not in settled
+    assert run("history", "--name", name) == 0
+    assert "promote (not applied)" in capsys.readouterr().out
+
+    assert run("rollback", "--reason", "back", "--name", name) == 0  # the not-applied event is skipped
+    assert f"rolled back champion {other} -> {champ}" in capsys.readouterr().out
+
+
+def test_history_against_a_hanging_server_stops_within_timeout_s(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("register:\n  model_name: m\n  timeout_s: 2\n  backoff_s: 0.2\n")
+    with hanging_server() as port:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ftp:{PASSWORD}@127.0.0.1:{port}")
+        t = time.monotonic()
+        assert run("history", "--params", str(params)) == 2
+        took = time.monotonic() - t
+    err = capsys.readouterr().err
+    assert took < 3.5, took
+    assert f"ftpipe history: MLflow tracking store at http://ftp:***@127.0.0.1:{port} did not answer" in err
+    assert "no answer in time" in err and PASSWORD not in err
+
+
+def test_predict_against_a_hanging_server_ends_with_one_clear_line(
+    prefect_harness: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Before: MLflow's own 7 retries of 120 s each, then the flow's retries, then a raw traceback."""
+    from flows.cli import build_parser
+
+    params = tmp_path / "params.yaml"
+    params.write_text("register:\n  model_name: m\n  timeout_s: 2\n  backoff_s: 0.2\n")
+    (tmp_path / "in.csv").write_text("id,text\n1,some news about markets\n")
+    with hanging_server() as port:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ftp:{PASSWORD}@127.0.0.1:{port}")
+        args = build_parser().parse_args(
+            ["predict", str(tmp_path / "in.csv"), str(tmp_path / "out.csv"), "--params", str(params)]
+        )
+        t = time.monotonic()
+        assert args.func(args) == 1
+        took = time.monotonic() - t
+    out, err = capsys.readouterr()
+    assert took < 15, took  # 2 s on the store, the rest is Prefect starting the flow
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(
+        "ftpipe predict: cannot load models:/m@champion: MLflow tracking store at http://ftp:***@"
+    )
+    assert "no answer in time" in last and PASSWORD not in out + err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_flow_masks_what_it_copies_from_a_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage's stderr reaches the Prefect logs, the failure message and the `retrain-summary` artifact
+    through `_pump`: a password in it (MLflow's text, or the variable's value) is masked there."""
+    import io
+
+    from flows.runner import _pump, stage_error
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", f"pw-{PASSWORD}")
+    stderr = (
+        "Traceback (most recent call last):\n  File x\n"
+        f"mlflow.exceptions.MlflowException: API request to http://ftp:{PASSWORD}@h:5000/api failed "
+        f"(auth pw-{PASSWORD})\n"
+    )
+    sink: list[str] = []
+    logged: list[str] = []
+    _pump(io.BytesIO(stderr.encode()), sink, logged.append)
+    assert PASSWORD not in "".join(sink + logged)
+    assert stage_error(sink) == "MlflowException: API request to http://ftp:***@h:5000/api failed (auth ***)"

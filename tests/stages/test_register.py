@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import traceback
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,20 @@ import pytest
 
 from stages.common.gate import Candidate, ChampionScore, GateParams, mcnemar, run_gate
 from stages.common.lineage import dvc_lock_hashes, lineage_tags, loggable_params, model_hash
-from stages.common.registry import Registry, TrackingUnavailable, redact_uri, with_retries
+from stages.common.redact import mask_secrets
+from stages.common.registry import (
+    Registry,
+    RetryPolicy,
+    TrackingUnavailable,
+    is_transient,
+    redact_uri,
+    with_retries,
+)
 from stages.register import RegisterError, RegisterParams, load_candidate, register, trained_on_from_splits
 from tests.conftest import REPO, run_cmd
-from tests.registry_support import Workspace, free_port, wait_http
+from tests.registry_support import Proxy, Workspace, free_port, hanging_server, wait_http
 
+PASSWORD = "".join(["s3", "cret"])  # spelled apart, so a traceback's source lines never hold it
 TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
 # permissive absolute checks, so the tiny models' quality decides through the champion comparison; the
 # superiority policy (significantly better) is the rule these lifecycle tests were written for
@@ -213,12 +225,78 @@ def test_unreachable_server_fails_fast_with_the_uri() -> None:
     uri = f"http://127.0.0.1:{free_port()}"
     t = time.monotonic()
     with pytest.raises(TrackingUnavailable, match=f"127.0.0.1:{uri.rsplit(':', 1)[1]}.*2 attempt"):
-        Registry.connect(uri, "m", retries=1, backoff_s=0.05)
+        Registry.connect(uri, "m", RetryPolicy(retries=1, backoff_s=0.05))
     assert time.monotonic() - t < 20
     waits: list[float] = []
     with pytest.raises(TrackingUnavailable):
-        with_retries(lambda: 1 / 0, "sqlite:///x.db", retries=3, backoff_s=0.5, sleep=waits.append)
+        with_retries(lambda: 1 / 0, "sqlite:///x.db", RetryPolicy(3, 0.5), sleep=waits.append)
     assert waits == [0.5, 1.0, 2.0]
+
+
+def test_retries_stop_at_the_deadline_whatever_the_retry_count() -> None:
+    """register.timeout_s bounds a call's retries and waits, however many retries are allowed."""
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        now[0] += s
+
+    def hang() -> None:  # each attempt takes its whole request timeout
+        now[0] += float(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"  # MLflow's own retries are off
+        raise TimeoutError("read timed out")
+
+    policy = RetryPolicy(retries=20, backoff_s=1.0, timeout_s=30.0)
+    with pytest.raises(
+        TrackingUnavailable, match=r"5 attempt.* in 20 s .*timeout_s = 30; last error: no answer in"
+    ):
+        with_retries(hang, "http://h", policy, sleep=sleep, clock=lambda: now[0])
+    # attempts of 1 s (30 s / 21 attempts, at least 1) and waits 1, 2, 4, 8: at 20 s a wait of 16 and
+    # one more attempt would pass the deadline, so it stops there, with 15 of the 20 retries unused
+    assert now[0] == 20.0 and waits == [1.0, 2.0, 4.0, 8.0]
+    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ  # restored after the call
+
+
+def test_masking_removes_uri_passwords_and_credential_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2!")
+    text = "API request to http://bob:s3cret@host:5000/api failed; auth hunter2! / hunter2%21"
+    assert mask_secrets(text) == "API request to http://bob:***@host:5000/api failed; auth *** / ***"
+    assert mask_secrets("no secret at http://host:5000/x") == "no secret at http://host:5000/x"
+
+
+@pytest.fixture
+def secret_uri_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.mark.parametrize("server", ["down", "hanging", "failing"])
+def test_a_failing_server_is_bounded_clear_and_masked(server: str) -> None:
+    """A down (closed port), hanging (accepts, never answers) or failing (500 to everything) server with a
+    password in the URI: TrackingUnavailable within register.timeout_s, saying why, password masked."""
+    policy = RetryPolicy(retries=4, backoff_s=0.2, timeout_s=3.0)
+    proxy = Proxy("http://127.0.0.1:9", lambda m, p: "fail")  # answers 500 itself, forwards nothing
+    try:
+        with contextlib.ExitStack() as stack:
+            port = {
+                "down": free_port,
+                "hanging": lambda: stack.enter_context(hanging_server()),
+                "failing": lambda: proxy.port,
+            }[server]()
+            uri = f"http://ftp:{PASSWORD}@127.0.0.1:{port}"
+            t = time.monotonic()
+            with pytest.raises(TrackingUnavailable) as info:
+                Registry.connect(uri, "m", policy)
+            took = time.monotonic() - t
+    finally:
+        proxy.close()
+    msg = str(info.value)
+    assert took < policy.timeout_s + 1.5, took
+    assert f"http://ftp:***@127.0.0.1:{port} did not answer" in msg and "register.timeout_s = 3" in msg
+    why = {"down": "connection refused", "hanging": "no answer in time", "failing": "500"}[server]
+    assert why in msg, msg
+    shown = "".join(traceback.format_exception(info.value))
+    assert PASSWORD not in shown and info.value.__cause__ is None
 
 
 # --------------------------------------------------------------------------- against a real server
@@ -476,7 +554,8 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
     params["register"]["gate"].update(min_primary=0.5, baseline_tolerance=0.5)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "registry.json"
-    run_cmd(
+    proxy = Proxy(mlflow_server)  # the server through a URI with a password (the server ignores it)
+    proc = run_cmd(
         [
             sys.executable,
             "-m",
@@ -505,13 +584,23 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
             str(out),
         ],
         cwd=REPO,
-        env={"MLFLOW_TRACKING_URI": mlflow_server},
+        env={"MLFLOW_TRACKING_URI": proxy.uri(f"ftp:{PASSWORD}")},
     )
+    proxy.close()
     report = json.loads(out.read_text())
     assert report["action"] == "registered" and report["name"] == "entry-point"
-    assert report["aliases"] == ["challenger", "champion"] and report["tracking_uri"] == mlflow_server
+    assert report["aliases"] == ["challenger", "champion"] and report["tracking_uri"] == proxy.uri("ftp:***")
     assert "absent-profile.json is missing" in report["profile"]  # registered anyway, and says so
     assert report["trained_on"].startswith("train 120, validation 30")
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    mv = client.get_model_version("entry-point", report["version"])
+    run = client.get_run(report["run_id"])
+    assert mv.tags["tracking_uri"] == proxy.uri("ftp:***")
+    stored = json.dumps([mv.tags, mv.description, run.data.tags, run.data.params])
+    assert PASSWORD not in out.read_text() + proc.stdout + proc.stderr + stored
 
 
 def _serve(model_uri: str, tracking: str, tmp: Path) -> tuple[subprocess.Popen, str]:
@@ -574,3 +663,152 @@ def test_served_champion_answers_over_http(
         proc.wait(timeout=30)
     assert [p["label"] for p in preds] == ["business", "sport"]
     assert all(0 < p["score"] <= 1 for p in preds)
+
+
+# --------------------------------------------------------------------------- the registry under faults
+
+
+def _crash(*args: Any, **kwargs: Any) -> None:
+    raise KeyboardInterrupt  # the process dies here: nothing after it runs, no handler cleans up
+
+
+def test_a_server_that_hangs_mid_registration_stops_it_within_timeout_s(
+    ws: Workspace, mlflow_server: str
+) -> None:
+    """The store answers the first calls, then stops answering (at the first artifact upload): the later
+    calls are under the same policy, so register stops within register.timeout_s of the hang, saying why,
+    with the password masked, and no version is created."""
+    hung_at: list[float] = []
+
+    def rule(method: str, path: str) -> str:
+        if "mlflow-artifacts" in path:
+            hung_at.append(time.monotonic())
+            return "hang"
+        return "forward"
+
+    proxy = Proxy(mlflow_server, rule)
+    try:
+        p = RegisterParams(model_name="hang-mid", gate=GATE, retries=4, backoff_s=0.2, timeout_s=3)
+        with pytest.raises(TrackingUnavailable) as info:
+            register(
+                p, _cand(ws, "trained", "trained"), proxy.uri(f"ftp:{PASSWORD}"), params={}, truncation=TRUNC
+            )
+        took = time.monotonic() - hung_at[0]
+    finally:
+        proxy.close()
+    print(f"register stopped {took:.1f} s after the server hung")
+    assert took < 4.5, took
+    msg = str(info.value)
+    assert "did not answer" in msg and "no answer in time" in msg and "ftp:***@" in msg
+    assert PASSWORD not in "".join(traceback.format_exception(info.value))
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    assert client.search_model_versions("name = 'hang-mid'") == []
+
+
+def test_a_version_left_pending_is_resumed_not_duplicated(
+    ws: Workspace, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the version was created and before it was verified: the rerun finishes that version
+    (verify, gate, aliases) instead of registering a second one."""
+    from mlflow import MlflowClient
+
+    name, cand = "resume-pending", _cand(ws, "trained", "trained")
+    with monkeypatch.context() as m:
+        m.setattr(Registry, "verify", _crash)
+        with pytest.raises(KeyboardInterrupt):
+            _register(ws, mlflow_server, name, cand)
+    client = MlflowClient(mlflow_server)
+    (mv,) = client.search_model_versions(f"name = '{name}'")
+    assert mv.tags["ftpipe.status"] == "pending" and not mv.aliases
+    r = _register(ws, mlflow_server, name, cand)
+    assert r["resumed"] and r["version"] == "1" and r["aliases"] == ["challenger", "champion"]
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+    mv = client.get_model_version(name, "1")
+    assert mv.tags["ftpipe.status"] == "complete" and float(mv.tags["ftpipe.verify_agreement"]) >= 0.95
+    assert _register(ws, mlflow_server, name, cand)["action"] == "unchanged"
+
+
+def test_a_resumed_alias_move_runs_the_gate_again(
+    ws: Workspace, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after verification, before the aliases: the rerun decides again (here the gate's floor was
+    raised in between) and the old "promote" is not reused."""
+    from mlflow import MlflowClient
+
+    name, cand = "resume-verified", _cand(ws, "constant", "constant")
+    with monkeypatch.context() as m:
+        m.setattr(Registry, "finish", _crash)
+        with pytest.raises(KeyboardInterrupt):
+            _register(ws, mlflow_server, name, cand)  # the first version of its model: promote
+    client = MlflowClient(mlflow_server)
+    mv = client.get_model_version(name, "1")
+    assert mv.tags["ftpipe.status"] == "verified" and mv.tags["gate.decision"] == "promote"
+    stricter = GATE.model_copy(update={"min_primary": 0.9})
+    r = _register(ws, mlflow_server, name, cand, gate=stricter)
+    assert r["resumed"] and r["version"] == "1" and not r["promoted"] and r["aliases"] == ["challenger"]
+    mv = client.get_model_version(name, "1")
+    assert mv.tags["gate.decision"] == "reject" and mv.tags["gate.floor.outcome"] == "fail"
+    assert mv.tags["ftpipe.status"] == "complete" and "champion" not in mv.aliases
+    assert json.loads(mv.tags["ftpipe.gate"])["promote"] is False
+    assert "): stays challenger" in client.get_model_version(name, "1").description  # the new card
+
+
+def test_register_stage_against_a_hanging_server_stops_clearly_and_leaks_nothing(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The stage's own process, a password in MLFLOW_TRACKING_URI, a server that never answers and
+    register.timeout_s = 3: exit 1 within seconds, a masked one-line reason last, no report written."""
+    import yaml
+
+    p = ws.candidate("trained", "trained")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["register"].update(model_name="hanging", timeout_s=3, backoff_s=0.2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "registry.json"
+    args = [
+        "--model",
+        str(p["model"]),
+        "--metrics",
+        str(p["metrics"]),
+        "--predictions",
+        str(p["predictions"]),
+    ]
+    args += ["--splits", str(p["splits"]), "--labels", str(p["labels"]), "--out", str(out)]
+    with hanging_server() as port:
+        proc = subprocess.run(
+            [sys.executable, "-m", "stages.register", "--params", str(tmp_path / "params.yaml"), *args],
+            cwd=REPO,
+            env={**os.environ, "MLFLOW_TRACKING_URI": f"http://ftp:{PASSWORD}@127.0.0.1:{port}"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"stages.common.registry.TrackingUnavailable: MLflow tracking store at http://ftp:***@127.0.0.1:{port} did not answer"
+    )
+    assert "register.timeout_s = 3; last error: no answer in time" in last
+    took = float(re.search(r"attempt\(s\) in (\d+) s", last)[1])
+    assert took <= 3
+    assert PASSWORD not in proc.stderr + proc.stdout and not out.exists()
+
+
+def test_a_definite_answer_is_not_retried_and_keeps_its_code_but_not_the_password() -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+    calls = []
+
+    def not_found() -> None:
+        calls.append(1)
+        raise MlflowException(
+            f"API request to http://ftp:{PASSWORD}@h/x: no such model", RESOURCE_DOES_NOT_EXIST
+        )
+
+    with pytest.raises(MlflowException) as info:
+        with_retries(not_found, "http://h", RetryPolicy(retries=3), retry_if=is_transient)
+    assert calls == [1] and info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert "ftp:***@h" in info.value.message and PASSWORD not in str(info.value)

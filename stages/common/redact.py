@@ -1,0 +1,103 @@
+"""Secrets out of every message: the tracking password never reaches a log, a report or an artifact.
+
+    mask_secrets("API request to http://bob:s3cret@host/api failed")  # -> "... http://bob:***@host/api ..."
+
+MLflow copies the tracking URI, password included, into its exception text ("API request to
+http://user:pass@host/... failed"). Everything ftpipe prints, logs, tags or writes about a registry failure
+goes through `mask_secrets`: the password of any `scheme://user:password@` in the text, and the values of
+the credential variables (`MLFLOW_TRACKING_PASSWORD`, `MLFLOW_TRACKING_TOKEN`, and the password of
+`MLFLOW_TRACKING_URI`) wherever they appear, also URL-encoded. No imports beyond the standard library: the
+retrain flow and the CLI use it without loading MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import traceback
+from typing import Any, TextIO
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+MASK = "***"
+SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+# scheme://user:password@ : the password is anything up to the `@` that ends the authority
+_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<pw>[^\s/@]+)(?=@)")
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without a password (`http://user:***@host`), fit for logs, tags and reports."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparseable URI>"
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def known_secrets() -> list[str]:
+    """The credential values in this process's environment (each also URL-encoded and decoded)."""
+    values = [os.environ.get(k, "") for k in SECRET_ENV]
+    try:
+        values.append(urlsplit(os.environ.get("MLFLOW_TRACKING_URI", "")).password or "")
+    except ValueError:
+        pass
+    out: set[str] = set()
+    for v in values:
+        if len(v) >= 3:  # a one- or two-character "secret" would mask ordinary text
+            out |= {v, quote(v, safe=""), unquote(v)}
+    return sorted(out, key=len, reverse=True)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every URI password and every known credential value replaced by `***`."""
+    text = _USERINFO.sub(lambda m: m["head"] + MASK, str(text))
+    for secret in known_secrets():
+        text = text.replace(secret, MASK)
+    return text
+
+
+class MaskSecrets(logging.Filter):
+    """A logging filter that masks secrets in each record's final message (MLflow's own loggers too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        masked = mask_secrets(msg)
+        if masked != msg:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:  # a logged traceback carries exception text too
+            record.exc_text = mask_secrets("".join(traceback.format_exception(*record.exc_info))).rstrip()
+        return True
+
+
+class MaskedStream:
+    """A text stream that masks secrets in what is written to it (MLflow prints run URLs to stdout)."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(mask_secrets(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def mask_output() -> None:
+    """Mask secrets in everything this process prints (stdout, stderr) and logs; for entry points."""
+    if not isinstance(sys.stdout, MaskedStream):
+        sys.stdout = MaskedStream(sys.stdout)
+    if not isinstance(sys.stderr, MaskedStream):
+        sys.stderr = MaskedStream(sys.stderr)
+    mask_logging()
+
+
+def mask_logging() -> None:
+    """Put `MaskSecrets` on every handler of the root logger (call after logging is set up)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskSecrets) for f in handler.filters):
+            handler.addFilter(MaskSecrets())
