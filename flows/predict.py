@@ -5,13 +5,15 @@
 
 The input is a CSV, JSONL or Parquet file with an id column and a text column; it is read in batches
 (pyarrow record batches, pandas chunks, JSONL line by line), so a file larger than memory is fine. Each
-batch goes through the model loaded with `mlflow.pyfunc.load_model` (a DataFrame with a `text` column in,
+batch goes through the registered model (a DataFrame with a `text` column in,
 `label` and `score` out) and is appended to the output (CSV, JSONL or Parquet, chosen by its extension):
 the input id, `label`, `score`. The output is written to a temporary sibling and renamed at the end, so a
 failed run never leaves a partial file. A missing, empty, blank or non-string text stops the run, naming
 the file, row and id (the served model refuses the same texts); a CSV output escapes cells a spreadsheet
 would run as formulas (`stages/common/csvsafe.py`). MLflow is found the way the register stage finds it:
-`MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root.
+`MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root. The model is loaded only after every
+file of it matches the manifest recorded when it was registered (`stages/common/registry.py`
+`load_verified`), so only registered versions (`models:/NAME/VERSION`, `models:/NAME@ALIAS`) are taken.
 """
 
 from __future__ import annotations
@@ -251,12 +253,16 @@ def load_model(model_uri: str) -> Any:
     """The pyfunc model at `model_uri`, from the store the register stage writes to."""
     import mlflow
 
-    from stages.common.registry import redact_uri, tracking_uri, use_store
+    from stages.common.manifest import ManifestError
+    from stages.common.registry import load_uri_verified, redact_uri, tracking_uri, use_store
 
     uri = tracking_uri()
     use_store(uri)
     try:
-        return mlflow.pyfunc.load_model(model_uri)
+        # only after every file matches the manifest recorded at registration
+        return load_uri_verified(model_uri, uri)
+    except ManifestError as exc:
+        raise PredictError(str(exc)) from None
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code not in _NOT_FOUND:
             raise  # e.g. the tracking server is unreachable: the flow retries

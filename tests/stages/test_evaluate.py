@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from stages import evaluate
+from stages.common.manifest import write_folder_manifest
 from stages.evaluate import EvaluateError, EvaluateParams, baseline_proba, build_metrics, worst_errors
 from tests.conftest import REPO, build_splits, run_cmd
 
@@ -44,6 +45,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: lis
     )
     model.save_pretrained(tmp / "model")
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp / "model")
+    write_folder_manifest(tmp / "model")  # as finetune does
     params = tmp / "params.yaml"
     params.write_text("evaluate:\n  worst_errors: 3\n  excerpt_chars: 30\n")
     return {"tmp": tmp, "splits": splits, "labels": labels, "model": tmp / "model", "params": params}
