@@ -353,6 +353,17 @@ class Registry:
         use_store(self.uri)
         return load_verified(self.version(version), self.uri)
 
+    def fetch(self, version: str, dest: Path) -> int:
+        """A checked copy of `version` at `dest` (which must not exist), to serve; the number of files.
+        Written beside `dest` and renamed into place, so a refused download leaves nothing."""
+        if dest.exists():
+            raise RegistryError(f"{dest} already exists; name a new folder for the copy.")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.tmp-") as tmp:
+            (Path(tmp) / "model").mkdir()
+            Path(download_verified(self.version(version), self.uri, Path(tmp) / "model")).rename(dest)
+        return sum(1 for f in dest.rglob("*") if f.is_file())
+
     def predict(self, version: str, texts: list[str]) -> list[str]:
         """Labels `version` predicts for `texts` (loads it from the registry; errors are raised)."""
         if not texts:
@@ -566,12 +577,10 @@ def check_logged(
     return found
 
 
-def load_verified(mv: ModelVersion, uri: str) -> mlflow.pyfunc.PyFuncModel:
-    """Download version `mv`, check every file against its `ftpipe.manifest` tag, then load that copy.
-
-    Nothing of the model runs before the check (MLflow runs textclf.py at load), and the checked copy is
-    the one loaded. A version without the tag (registered before ftpipe kept one) is refused.
-    """
+def download_verified(mv: ModelVersion, uri: str, dst: str | Path) -> str:
+    """Download version `mv` into `dst` and check every file against its `ftpipe.manifest` tag; the
+    local path of the checked copy. A version without the tag (registered before ftpipe kept one) is
+    refused."""
     what = f"model `{mv.name}` version {mv.version} (from {redact_uri(uri)})"
     if T.MANIFEST not in mv.tags:
         raise M.ManifestError(
@@ -579,16 +588,25 @@ def load_verified(mv: ModelVersion, uri: str) -> mlflow.pyfunc.PyFuncModel:
             f"files, so they cannot be checked and it is not loaded. {UNVERIFIED_FIX}"
         )
     expected = M.loads(mv.tags[T.MANIFEST], f"{what}, tag {T.MANIFEST}")
+    local = mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}", dst_path=str(dst))
+    M.check(
+        expected,
+        M.tree_manifest(local, ignore=DOWNLOAD_ONLY),
+        what,
+        "Do not use this version: find who can write to the artifact store and restore its files, or "
+        f"move the aliases to another version. {UNVERIFIED_FIX}",
+    )
+    return local
+
+
+def load_verified(mv: ModelVersion, uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """Version `mv`, loaded from a copy whose files all match its manifest (`download_verified`).
+
+    Nothing of the model runs before the check (MLflow runs textclf.py at load), and the checked copy is
+    the one loaded.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}", dst_path=tmp)
-        M.check(
-            expected,
-            M.tree_manifest(local, ignore=DOWNLOAD_ONLY),
-            what,
-            "Do not use this version: find who can write to the artifact store and restore its files, or "
-            f"move the aliases to another version. {UNVERIFIED_FIX}",
-        )
-        return mlflow.pyfunc.load_model(local)
+        return mlflow.pyfunc.load_model(download_verified(mv, uri, tmp))
 
 
 def load_uri_verified(model_uri: str, uri: str) -> mlflow.pyfunc.PyFuncModel:

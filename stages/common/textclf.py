@@ -14,6 +14,12 @@ repository. The model folder (weights, config with id2label, tokenizer) travels 
 sees the same tokens as the evaluated one and, like it, averages the probabilities of a text's windows. `encode` mirrors `stages/tokenize.py::encode_batch` (a test checks they agree); it is
 repeated here because this file must stand alone. A missing, empty, blank or non-string text is refused
 with an `MlflowException` (INVALID_PARAMETER_VALUE, so `mlflow models serve` answers 400) naming the row.
+
+Integrity: the register stage ships ftpipe's `manifest.py` and `meanpool.py` with the model (MLflow
+`code_paths`, under `<model>/code/`) and puts the sha256 of every file of the model folder and of that
+code in `model_config["manifest"]`. `load_context` checks both before it reads any of them and refuses a
+changed, added or missing file; the mean-pool head is then built from the registered `meanpool.py`, never
+from the folder's own copy or `auto_map`, and no folder code is trusted.
 """
 
 from __future__ import annotations

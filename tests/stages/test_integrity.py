@@ -179,3 +179,30 @@ def test_only_registered_versions_are_loaded_by_predict(store: dict[str, Any]) -
         mp.setenv("MLFLOW_TRACKING_URI", store["uri"])
         with pytest.raises(PredictError, match="only registered versions"):
             predict_load_model(str(store["model"]))
+
+
+def test_fetch_keeps_a_checked_copy_to_serve_or_nothing(
+    store: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow
+
+    from flows.cli import build_parser
+
+    def fetch(dest: Path) -> int:
+        args = build_parser().parse_args(["fetch", "champion", str(dest), "--name", NAME, "--params", "none"])
+        return args.func(args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", store["uri"])
+        marker = tmp_path / "marker"
+        with tampered(store["model"], "pyfunc", marker):
+            assert fetch(tmp_path / "bad") == 2
+        assert "`textclf.py`: expected sha256" in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists() and not marker.exists()
+        assert [p.name for p in tmp_path.iterdir()] == []  # no temporary leftovers either
+
+        assert fetch(tmp_path / "served") == 0
+        assert "mlflow models serve -m" in capsys.readouterr().out
+    model = mlflow.pyfunc.load_model(str(tmp_path / "served"))  # what `mlflow models serve -m` loads
+    texts = store["cand"].test["text"].head(2).tolist()
+    assert len(model.predict(pd.DataFrame({"text": texts}))) == 2
