@@ -255,9 +255,12 @@ def register(
     mhash = model_hash(cand.model_dir)
     for mv in reversed(reg.versions_with_hash(mhash)):
         status = mv.tags.get(T.STATUS)
-        if status == T.COMPLETE:
+        if status == T.COMPLETE and T.MANIFEST in mv.tags:
             log.info("model %s is already version %s of %s: nothing new", mhash[:12], mv.version, reg.name)
             return _report(reg, mv, mhash, "unchanged")
+        if status == T.COMPLETE:  # registered before manifests: it cannot be loaded, so register it again
+            log.info("version %s has no manifest of its files: registering the model again", mv.version)
+            break
         if status == T.VERIFIED:  # an earlier run stopped between verification and the aliases
             decision = json.loads(mv.tags[T.GATE_JSON])
             log.info("resuming version %s: setting its aliases", mv.version)

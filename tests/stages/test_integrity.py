@@ -206,3 +206,21 @@ def test_fetch_keeps_a_checked_copy_to_serve_or_nothing(
     model = mlflow.pyfunc.load_model(str(tmp_path / "served"))  # what `mlflow models serve -m` loads
     texts = store["cand"].test["text"].head(2).tolist()
     assert len(model.predict(pd.DataFrame({"text": texts}))) == 2
+
+
+def test_a_version_from_before_manifests_is_registered_again(store: dict[str, Any]) -> None:
+    """Runs last: it adds version 2. The same model, registered before manifests (no tag), is not
+    "unchanged": it is registered again with its manifest, and the gate, unable to check the old
+    champion, keeps the new version challenger with the reason (`ftpipe promote` decides)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store["uri"], store["uri"])
+    client.delete_model_version_tag(NAME, "1", T.MANIFEST)
+    p = RegisterParams(model_name=NAME, retries=0, verify_rows=8)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", store["uri"])
+        report = register(p, store["cand"], store["uri"], params={}, truncation=TRUNC, repo=REPO)
+    assert report["action"] == "registered" and report["version"] == "2" and not report["promoted"]
+    assert T.MANIFEST in client.get_model_version(NAME, "2").tags
+    margin = next(c for c in report["gate"]["checks"] if c["name"] == "margin")
+    assert margin["outcome"] == "fail" and "registered before ftpipe recorded a manifest" in margin["reason"]
