@@ -12,6 +12,11 @@ cleaned text, so it may see words past the transformer's budget. Also
 written: one row per test example with every class probability (the register gate's McNemar test pairs
 them by id), the confusion matrix as `dvc plots` data and a PNG, and the highest-confidence mistakes.
 The CSV files escape string cells that a spreadsheet would run as formulas (`stages/common/csvsafe.py`).
+
+Before it reads the model folder, evaluate checks every file against the folder's `MANIFEST.sha256`
+(written by finetune; `stages/common/manifest.py`) and refuses a changed, added or missing file. The
+mean-pool head is ftpipe's own class, never the folder's code; `--trust-remote-code` (from
+`tokenize.trust_remote_code` in params.yaml, never from a file in the folder) applies to other heads.
 """
 
 from __future__ import annotations
