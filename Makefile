@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run repro test test-slow lint format bench bench-accuracy lock clean-venv
+.PHONY: help setup run repro push pull test test-slow lint typecheck format bench bench-accuracy lock clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ run: $(STAMP) ## run the whole pipeline on the defaults: the Prefect retrain flo
 repro: $(STAMP) ## `dvc repro` (same DAG, no orchestration)
 	$(BIN)/dvc repro
 
+push: $(STAMP) ## upload data and model to the DVC remote (default ~/.cache/ftpipe/dvc-remote; README, "Sharing a run")
+	$(BIN)/dvc push
+
+pull: $(STAMP) ## fetch the data and model of the committed dvc.lock from the DVC remote; `make run` then retrains nothing
+	$(BIN)/dvc pull
+
 test: $(STAMP) ## the default test suite (slow tests excluded)
 	$(BIN)/pytest
 
@@ -41,6 +47,9 @@ test-slow: $(STAMP) ## only the slow tests
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check stages flows tests bench
 	$(BIN)/ruff format --check stages flows tests bench
+
+typecheck: $(STAMP) ## mypy: strict on stages/common (the shared cores and the gate), gradual elsewhere (pyproject.toml)
+	$(BIN)/mypy
 
 format: $(STAMP) ## ruff format and autofix
 	$(BIN)/ruff format stages flows tests bench

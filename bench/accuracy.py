@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from stages.common.paths import PATHS, path_argv
+
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("accuracy", "macro_f1")
 
@@ -91,17 +93,17 @@ def run_seed(
         d.mkdir(parents=True, exist_ok=True)
         (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         p = str(d / "params.yaml")
-        common = ["--params", p, "--splits", str(d / "splits"), "--labels", str(d / "labels.json")]
-        _stage("stages.label", d / "label.log", "--params", p, "--tokenized", tokenized, "--out", str(d / "splits"),
-               "--labels", str(d / "labels.json"), "--quarantine", str(d / "quarantine.jsonl"),
-               "--report", str(d / "label.json"), env=env)  # fmt: skip
-        _stage("stages.finetune", d / "finetune.log", *common, "--out", str(d / "model"),
-               "--checkpoints", str(d / "checkpoints"), "--report", str(d / "finetune.json"),
-               "--history", str(d / "history.json"), "--plot", str(d / "curves.png"), env=env)  # fmt: skip
-        _stage("stages.evaluate", d / "evaluate.log", *common, "--model", str(d / "model"),
-               "--metrics", str(d / "metrics.tmp.json"), "--predictions", str(d / "predictions.csv"),
-               "--confusion", str(d / "confusion.json"), "--confusion-png", str(d / "confusion.png"),
-               "--errors", str(d / "worst_errors.csv"), env=env)  # fmt: skip
+        shared = {"splits": str(d / "splits"), "labels": str(d / "labels.json")}
+        _stage("stages.label", d / "label.log", "--params", p, *path_argv("label", tokenized=tokenized,
+               out=shared["splits"], labels=shared["labels"], quarantine=str(d / "quarantine.jsonl"),
+               ledger=str(d / "split_ledger.parquet"), report=str(d / "label.json")), env=env)  # fmt: skip
+        _stage("stages.finetune", d / "finetune.log", "--params", p, *path_argv("finetune", **shared,
+               out=str(d / "model"), checkpoints=str(d / "checkpoints"), report=str(d / "finetune.json"),
+               history=str(d / "history.json"), plot=str(d / "curves.png")), env=env)  # fmt: skip
+        _stage("stages.evaluate", d / "evaluate.log", "--params", p, *path_argv("evaluate", **shared,
+               model=str(d / "model"), metrics=str(d / "metrics.tmp.json"), headline=str(d / "headline.json"),
+               predictions=str(d / "predictions.csv"), confusion=str(d / "confusion.json"),
+               confusion_png=str(d / "confusion.png"), errors=str(d / "worst_errors.csv")), env=env)  # fmt: skip
         (d / "metrics.tmp.json").replace(metrics)  # the resume marker appears only after all three stages
     m = json.loads(metrics.read_text())
     ft = json.loads((d / "finetune.json").read_text())
@@ -134,14 +136,14 @@ def main(argv: list[str] | None = None) -> None:
     if a.threads:
         env |= {"OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
 
-    tokenized = str(ROOT / "data/processed/tokenized")
+    tokenized = str(ROOT / str(PATHS["label"]["tokenized"]))
     if any(section == "tokenize" for section, _, _ in overrides):
         tokenized = str(work / "tokenized")
         if not (work / "tokenize.json").exists():
             tp = work / "tokenize-params.yaml"
             tp.write_text(yaml.safe_dump(seed_params(base, overrides, 0), sort_keys=False))
-            _stage("stages.tokenize", work / "tokenize.log", "--params", str(tp), "--clean", "data/interim",
-                   "--out", tokenized, "--report", str(work / "tokenize.json"), env=env)  # fmt: skip
+            _stage("stages.tokenize", work / "tokenize.log", "--params", str(tp), *path_argv("tokenize",
+                   out=tokenized, report=str(work / "tokenize.json")), env=env)  # fmt: skip
 
     runs = []
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@
 
 The check of dvc.yaml's `check` stage (stages/check.py: each stage's section, unknown keys and sections,
 the keys dvc.yaml tracks), plus the flow's own `retrain` section. `ftpipe run` runs it before DVC
-starts, with its `-S` overrides applied (flows/retrain.py, `apply_overrides`). README, "Checking params".
+starts, with its `-S` overrides applied (flows/params.py, `apply_overrides`). README, "Checking params".
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flows.retrain import RetrainError, RetrainParams, find_root
+from flows.dag import RetrainError, find_root
 from stages.common.params import ParamsError
 
 
@@ -28,6 +28,7 @@ class ParamsProblems(ParamsError):
 
 def params_problems(root: str | Path) -> list[str]:
     """Every problem of ROOT/params.yaml (against ROOT/dvc.yaml's tracked keys), one line each."""
+    from flows.params import RetrainParams  # imports DVC: not for `--help`
     from stages.check import STAGE_MODELS, check_file  # imports every stage module: not for `--help`
 
     root = Path(root).resolve()

@@ -1,24 +1,158 @@
 """The `ftpipe` console command: one entry point for running, scheduling, predicting and the registry.
 
     ftpipe --help
+    ftpipe run [--target STAGE] [--force] [-S key=value ...]   # the retrain flow (flows/retrain.py)
+    ftpipe serve-schedule [--cron EXPR | --interval SECONDS]   # the same flow on a schedule
 
-Each command lives in its own module, which exposes `add_commands(subparsers)`; heavy imports happen
-inside the command functions so `ftpipe --help` stays fast.
+`run` and `serve-schedule` live here; the other commands live in their own modules, which expose
+`add_commands(subparsers)`. Prefect, DVC and MLflow are imported inside the command functions, so
+`ftpipe --help` stays fast, and after the telemetry switches below are set.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+# Set before Prefect is imported: its settings are read at import. Without them Prefect's telemetry
+# writes to its SQLite database from a background thread and prints "database is locked" tracebacks.
+TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
 
 # modules that contribute sub-commands, in the order `--help` lists them
-COMMAND_MODULES = ("flows.retrain", "flows.check", "flows.predict", "flows.registry")
+COMMAND_MODULES = ("flows.check", "flows.predict", "flows.registry")
+DEFAULT_DEPLOYMENT = "scheduled-retrain"  # also the deployment name in prefect.yaml
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from flows.dag import RetrainError, find_root
+    from flows.lock import workspace_lock
+
+    try:
+        root = find_root(args.root)
+        with workspace_lock(root):  # for the whole run: the -S trial below writes params.yaml too
+            return _run_locked(root, args)
+    except RetrainError as exc:  # another run holds the workspace, or not a DVC repo
+        print(f"\nftpipe run: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_locked(root: Path, args: argparse.Namespace) -> int:
+    from flows.check import ParamsProblems
+    from flows.dag import RetrainError
+    from flows.params import apply_overrides
+    from flows.retrain import retrain  # the lazily built flow
+    from flows.runner import StageFailed
+    from stages.common.params import ParamsError
+
+    try:  # the check before DVC starts, with the overrides tried and put back: each problem said once
+        apply_overrides(root, args.overrides, keep=False)
+    except ParamsProblems as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        tried = " with the -S overrides applied" if args.overrides else ""
+        print(
+            f"\nftpipe run: {len(exc.problems)} problem(s) in params.yaml{tried}; nothing ran and "
+            "params.yaml is as it was.",
+            file=sys.stderr,
+        )
+        return 2
+    except (RetrainError, ParamsError) as exc:
+        print(f"\nftpipe run: {exc}", file=sys.stderr)
+        return 1
+    try:
+        retrain(root=str(root), force=args.force, target=args.target, overrides=args.overrides)
+    except (StageFailed, RetrainError, ParamsError) as exc:
+        print(f"\nftpipe run: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _api_url() -> str | None:
+    from prefect.settings import PREFECT_API_URL
+
+    return os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if not _api_url():
+        print(
+            "ftpipe serve-schedule: PREFECT_API_URL is not set. Schedules need a running Prefect server: "
+            "the temporary server that `ftpipe run` starts on its own does not run schedules. Start one "
+            "with `prefect server start` (it listens on 127.0.0.1:4200), then run "
+            "`PREFECT_API_URL=http://127.0.0.1:4200/api ftpipe serve-schedule`.",
+            file=sys.stderr,
+        )
+        return 2
+    from prefect.schedules import Cron, Interval
+
+    from flows.dag import find_root
+    from flows.params import load_retrain_params
+    from flows.retrain import retrain
+
+    repo = find_root(args.root)
+    params = load_retrain_params(repo)
+    if args.interval:
+        schedule = Interval(args.interval)
+    else:
+        schedule = Cron(args.cron or params.schedule_cron, timezone=params.timezone)
+    retrain.serve(
+        name=args.name,
+        schedules=[schedule],
+        parameters={"root": str(repo)},
+        limit=1,  # never two runs at once from this server (the workspace lock covers the rest)
+        tags=["ftpipe"],
+        description="Scheduled retraining: runs dvc.yaml's stale stages; a run with unchanged inputs does nothing.",
+    )
+    return 0
+
+
+def add_run_commands(sub: Any) -> None:
+    """`ftpipe run` and `ftpipe serve-schedule`."""
+    p = sub.add_parser(
+        "run",
+        help="run the pipeline (dvc.yaml) as the Prefect retrain flow",
+        description="Run dvc.yaml's stages in dependency order through DVC (stale ones only), as a "
+        "Prefect flow, and print a summary. Without PREFECT_API_URL, Prefect starts a temporary local "
+        "server for the run.",
+    )
+    p.add_argument("--force", action="store_true", help="rerun every stage even if DVC says it is up to date")
+    p.add_argument("--target", metavar="STAGE", help="run only STAGE and the stages it depends on")
+    p.add_argument(
+        "-S",
+        "--set-param",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a param like `dvc exp run -S` (written to params.yaml); repeatable",
+    )
+    p.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    p.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser(
+        "serve-schedule",
+        help="serve the retrain flow on a cron schedule (needs a Prefect server)",
+        description="Serve the retrain flow as a Prefect deployment on a schedule, in this process. "
+        "Needs PREFECT_API_URL pointing at `prefect server start`.",
+    )
+    s.add_argument("--cron", help="cron expression (default: retrain.schedule_cron in params.yaml)")
+    s.add_argument("--interval", type=float, metavar="SECONDS", help="an interval schedule instead of cron")
+    s.add_argument(
+        "--name", default=DEFAULT_DEPLOYMENT, help=f"deployment name (default {DEFAULT_DEPLOYMENT})"
+    )
+    s.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    s.set_defaults(func=_cmd_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ftpipe", description="Full-parameter fine-tuning pipeline.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_run_commands(sub)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -30,7 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    # SIGTERM's default ends the process on the spot: no `finally`, no atexit, so the temporary Prefect
+    # server and the running stage would be orphaned. As an exception, the run unwinds like on Ctrl-C:
+    # the stage's process group is stopped (flows/runner.py) and Prefect stops its server at exit.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+    if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)
     sys.exit(args.func(args) or 0)
 

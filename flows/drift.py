@@ -10,7 +10,6 @@ fails it (only when `register.gate.max_drift_auc` is set) costs no training.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,9 @@ from typing import Any
 from stages.common.drift import compare_profiles
 from stages.common.gate import drift_check
 from stages.common.params import read_params_file, validate_section
-from stages.common.registry import RegisterParams, Registry
+from stages.common.registry import RegisterParams, Registry, tracking_uri
 
 PROFILE_FILE = "profile.json"  # the compact profile among the validate stage's declared outputs
-
-
-def store_uri(repo: Path) -> str:
-    """The tracking store register uses: MLFLOW_TRACKING_URI, else the repository's own mlflow.db."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo / 'mlflow.db'}"
 
 
 def stale(repo: Path, stages: list[str]) -> bool:
@@ -49,7 +43,7 @@ def check_drift(repo: Path, profile_path: Path) -> dict[str, Any]:
     if not profile_path.is_file():
         return {"outcome": "skip", "reason": f"no profile at {profile_path} (validate did not pass)"}
     profile = json.loads(profile_path.read_text(encoding="utf-8"))
-    registry = Registry.connect(store_uri(repo), params.model_name, params.retries, params.backoff_s)
+    registry = Registry.connect(tracking_uri(repo), params.model_name, params.retries, params.backoff_s)
     record = registry.champion_record()
     if record is None:
         return {"outcome": "skip", "reason": f"`{params.model_name}` has no champion yet: nothing to compare"}

@@ -3,6 +3,7 @@
     ftpipe promote 3 --reason "validated on the March sample"
     ftpipe rollback --reason "v3 mislabels sport headlines"
     ftpipe history
+    ftpipe history --versions
     ftpipe fetch champion served/champion      # a copy checked against the registry's manifest, to serve
 
 The registered model is `register.model_name` from params.yaml (or `--name`), in the MLflow store the
@@ -38,6 +39,53 @@ def format_history(events: list[dict[str, Any]], champion: str | None, challenge
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
     return "\n".join(lines)
+
+
+def format_versions(versions: list[dict[str, Any]]) -> str:
+    """Every version as a table, oldest first: when, status, the gate's decision, test metrics, aliases (pure)."""
+    if not versions:
+        return "no versions registered yet"
+    rows = [("version", "registered", "status", "gate", "test accuracy", "test macro_f1", "aliases")]
+    for v in versions:
+        rows.append(
+            (
+                v["version"],
+                v["registered"],
+                v["status"] or "-",
+                v["gate"] or "-",
+                "-" if v["test_accuracy"] is None else f"{v['test_accuracy']:.4f}",
+                "-" if v["test_macro_f1"] is None else f"{v['test_macro_f1']:.4f}",
+                ", ".join(v["aliases"]) or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def list_versions(reg: Registry) -> list[dict[str, Any]]:
+    """Each version's number, registration time (UTC), ftpipe status, gate decision, test metrics, aliases."""
+    from datetime import datetime, timezone
+
+    from stages.common import tags as T
+
+    by_alias = {a: reg.alias(a) for a in (T.CHAMPION, T.CHALLENGER)}
+    out = []
+    for mv in reg.versions():
+        metrics = reg.run_metrics(mv.run_id) if mv.run_id else {}
+        when = datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc)
+        aliases = set(mv.aliases or ()) | {a for a, v in by_alias.items() if v == str(mv.version)}
+        out.append(
+            {
+                "version": str(mv.version),
+                "registered": when.strftime("%Y-%m-%d %H:%M"),
+                "status": mv.tags.get(T.STATUS),
+                "gate": mv.tags.get(T.GATE_DECISION),
+                "test_accuracy": metrics.get("test.accuracy"),
+                "test_macro_f1": metrics.get("test.macro_f1"),
+                "aliases": sorted(aliases),
+            }
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- the commands
@@ -99,14 +147,14 @@ def _cmd_history(args: argparse.Namespace) -> int:
         reg = _registry(args)
         events = reg.history()
         champ, chall = reg.champion(), reg.challenger()
+        versions = list_versions(reg) if args.versions else None
         if args.json:
-            print(
-                json.dumps(
-                    {"name": reg.name, "champion": champ, "challenger": chall, "history": events}, indent=2
-                )
-            )
+            doc = {"name": reg.name, "champion": champ, "challenger": chall, "history": events}
+            print(json.dumps({**doc, "versions": versions} if versions is not None else doc, indent=2))
         else:
             print(f"{reg.name}\n" + format_history(events, champ, chall))
+            if versions is not None:
+                print("\n" + format_versions(versions))
         return 0
 
     return _run(go, args)
@@ -165,9 +213,15 @@ def add_commands(sub: Any) -> None:
     r.set_defaults(func=_cmd_rollback)
 
     h = sub.add_parser(
-        "history", help="print the champion history (who, when, why, from which version to which)"
+        "history",
+        help="print the champion history (who, when, why, from which version to which); --versions lists versions",
     )
     h.add_argument("--json", action="store_true", help="machine-readable output")
+    h.add_argument(
+        "--versions",
+        action="store_true",
+        help="also list every version: status, gate decision, test metrics, aliases",
+    )
     common(h)
     h.set_defaults(func=_cmd_history)
 

@@ -12,7 +12,8 @@ reruns nothing downstream of it by itself.
 
 Checked: each stage's section against its params class (unknown keys, wrong types, out-of-range values);
 a section that neither a params class nor dvc.yaml knows; every params key dvc.yaml tracks being present
-(DVC runs a stage whose tracked key is missing and fails only afterwards). Unlike the other stages this
+(DVC runs a stage whose tracked key is missing and fails only afterwards); `ingest.source` lying inside
+the data input dvc.yaml tracks for ingest (data/external), since DVC would not see any other file change. Unlike the other stages this
 one imports every stage module, for their params classes; dvc.yaml lists them as its deps, so the edge
 is declared. The flow's own `retrain` section is validated by `ftpipe check` and `ftpipe run`
 (flows/check.py), which know its class.
@@ -21,6 +22,8 @@ is declared. The flow's own `retrain` section is validated by `ftpipe check` and
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 from stages.clean import CleanParams
 from stages.common.io import write_json
 from stages.common.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, read_params_file
+from stages.common.paths import add_path_args
 from stages.common.registry import RegisterParams
 from stages.evaluate import EvaluateParams
 from stages.finetune import FinetuneParams
@@ -146,6 +150,61 @@ def check_params(
     return problems
 
 
+_WILDCARD = re.compile(r"[*?\[]")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def ingest_inputs(dvc_yaml: str | Path) -> list[str]:
+    """The data folders and files dvc.yaml lists as ingest's deps (not code, not another stage's output)."""
+    try:
+        stages = (yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8")) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
+    produced: set[str] = set()
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in (stage or {}).get(kind) or []:
+                produced |= set(entry) if isinstance(entry, dict) else {str(entry)}
+    deps = (stages.get("ingest") or {}).get("deps") or []
+    return [str(d) for d in deps if not str(d).endswith(".py") and str(d) not in produced]
+
+
+def source_problems(data: Any, root: str | Path, inputs: list[str]) -> list[str]:
+    """`ingest.source` outside ingest's tracked inputs (data/external): DVC would not see it change."""
+    section = data.get("ingest") if isinstance(data, dict) else None
+    source = section.get("source") if isinstance(section, dict) else None
+    if not isinstance(source, str) or not source or source.startswith("builtin:") or not inputs:
+        return []
+    fixed = Path(*_iter_fixed(source) or ["."])
+    where = os.path.normpath(os.path.join(os.path.abspath(root), fixed))
+    for inp in inputs:
+        base = os.path.normpath(os.path.join(os.path.abspath(root), inp))
+        if where == base or where.startswith(base + os.sep):
+            return []
+    named = " or ".join(inputs)
+    how = (
+        f"Fetch it there with `dvc import-url {source} {inputs[0]}/NAME` (tracked; `dvc update` refreshes it)"
+        if _URL.match(source)
+        else f"Copy it under {inputs[0]}/ (a large file: then `dvc add {inputs[0]}/NAME`; from another DVC "
+        f"repository: `dvc import REPO PATH -o {inputs[0]}/NAME`)"
+    )
+    return [
+        f"`ingest.source` = {source!r} is outside {named}, the input dvc.yaml tracks for ingest, so DVC "
+        f"does not see it change: edit it and `ftpipe run` / `dvc repro` say 'up to date'. {how} and "
+        "point `ingest.source` at it, or add its folder to ingest's deps in dvc.yaml."
+    ]
+
+
+def _iter_fixed(source: str) -> list[str]:
+    """The parts of a path or glob before its first wildcard (a glob's fixed leading directory)."""
+    parts = []
+    for part in Path(source).parts:
+        if _WILDCARD.search(part):
+            break
+        parts.append(part)
+    return parts
+
+
 def check_file(
     params: str | Path = DEFAULT_PARAMS_PATH,
     dvc_yaml: str | Path = "dvc.yaml",
@@ -156,14 +215,16 @@ def check_file(
         data = read_params_file(params)
     except ParamsError as exc:
         return [str(exc)]
-    return [f"{params}: {p}" for p in check_params(data, tracked_keys(dvc_yaml), models)]
+    problems = check_params(data, tracked_keys(dvc_yaml), models)
+    problems += source_problems(data, Path(dvc_yaml).parent, ingest_inputs(dvc_yaml))
+    return [f"{params}: {p}" for p in problems]
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default=str(DEFAULT_PARAMS_PATH))
     ap.add_argument("--dvc-yaml", default="dvc.yaml", help="whose tracked params keys must exist")
-    ap.add_argument("--report", default="reports/check.json")
+    add_path_args(ap, "check")
     args = ap.parse_args(argv)
     problems = check_file(args.params, args.dvc_yaml)
     if problems:

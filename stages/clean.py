@@ -6,6 +6,13 @@ Every rule is a param of the `clean` section. Rejected rows go to `rejects.jsonl
 the stage fails (naming the top reasons) when more than `clean.max_reject_fraction` of rows are rejected.
 Each kept row gets a `group` key (case, punctuation and spacing removed) that the label stage uses to
 keep near-duplicates on one side of the split.
+
+Length is counted in words, each Chinese, Japanese or Korean character one word (stages/common/words.py),
+so `min_words` means the same in every script; `max_chars` is a size guard in characters. A length
+limit that removes more than `warn_class_fraction` of one class is listed in the report
+(`length_warnings`) and logged, though the run goes on. Two copies of a text conflict only when their
+labels differ after the fold the label stage applies (`label.lowercase`, `label.aliases`, read from the
+label section), so "Sport" and "sport" on one text are a duplicate.
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from stages.common.io import atomic_dir, read_table, write_json, write_jsonl, write_table
+from stages.common.labels import LabelParams, canonical
 from stages.common.logs import setup_logging
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
+from stages.common.words import count_words
 
 
 class CleanParams(StageParams):
@@ -36,15 +46,32 @@ class CleanParams(StageParams):
     unicode_form: Literal["NFKC", "NFC", "NFKD", "NFD", "none"] = "NFKC"
     fold_whitespace: bool = True
     lowercase: bool = False
-    min_chars: int = Field(20, ge=0)
-    max_chars: int = Field(100_000, ge=1)
+    min_words: int = Field(3, ge=0, description="fewest words (each CJK character one word; common/words.py)")
+    max_chars: int = Field(100_000, ge=1, description="size guard in characters (cost, not meaning)")
     dedupe: bool = True
     max_reject_fraction: float = Field(0.2, ge=0.0, le=1.0)
+    warn_class_fraction: float = Field(
+        0.03, ge=0.0, le=1.0, description="report a limit removing more of a class"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "min_chars" in data:
+            raise ValueError(
+                f"`clean.min_chars` was replaced by `clean.min_words` (it counted characters, so an 8-character "
+                "Chinese saying was as short as 'Hi there'; words count each CJK character as one). Replace "
+                f"`min_chars: {data['min_chars']}` with `min_words: 3` (about 20 characters of English)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _range(self) -> CleanParams:
-        if self.min_chars > self.max_chars:
-            raise ValueError(f"min_chars ({self.min_chars}) must not exceed max_chars ({self.max_chars})")
+        if self.min_words > self.max_chars:
+            raise ValueError(
+                f"min_words ({self.min_words}) cannot be met under max_chars ({self.max_chars}): a word is at "
+                "least one character"
+            )
         return self
 
 
@@ -111,11 +138,46 @@ def group_key(text: str) -> str:
     return hashlib.sha1(_NON_WORD.sub(" ", text.casefold()).strip().encode()).hexdigest()[:16]
 
 
+LENGTH_LIMITS = {"too_short": "clean.min_words", "too_long": "clean.max_chars"}
+
+
+def length_warnings(
+    rows: Counter[str], cut: Counter[tuple[str, str]], p: CleanParams
+) -> list[dict[str, Any]]:
+    """Each (class, length limit) whose rejects exceed `warn_class_fraction` of the class's rows.
+
+    `rows`: rows per class; `cut`: rows rejected per (class, reason), both by the folded label."""
+    out = []
+    for (label, reason), n in sorted(cut.items()):
+        fraction = n / rows[label]
+        if fraction > p.warn_class_fraction:
+            out.append(
+                {
+                    "label": label,
+                    "reason": reason,
+                    "rejected": n,
+                    "rows": rows[label],
+                    "fraction": round(fraction, 6),
+                    "message": f"{LENGTH_LIMITS[reason]} removed {n} of {rows[label]} `{label}` rows "
+                    f"({fraction:.1%} > clean.warn_class_fraction {p.warn_class_fraction}); see clean's "
+                    "rejects.jsonl",
+                }
+            )
+    return out
+
+
 def clean_table(
-    df: pd.DataFrame, p: CleanParams
+    df: pd.DataFrame, p: CleanParams, labels: LabelParams | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
-    """Clean every row; return (kept rows, rejects with reasons, report)."""
+    """Clean every row; return (kept rows, rejects with reasons, report).
+
+    `labels` (the label section; its defaults when None) folds labels as the label stage will, so two
+    copies of a text conflict only when their labels differ after that fold.
+    """
+    labels = LabelParams() if labels is None else labels
     rejects: list[dict[str, Any]] = []
+    class_rows: Counter[str] = Counter()
+    length_cut: Counter[tuple[str, str]] = Counter()
     kept: list[dict[str, Any]] = []
     rule_counts: Counter[str] = Counter()
 
@@ -133,13 +195,16 @@ def clean_table(
     for row in df.to_dict(orient="records"):
         text, changed = clean_text(row["text"], p)
         rule_counts.update(changed)
-        row = {**row, "text": text}
+        row = {**row, "text": text, "_class": canonical(row["label"], labels)}
+        class_rows[row["_class"]] += 1
         if not text:
             reject(row, "empty", "no text left after cleaning")
-        elif len(text) < p.min_chars:
-            reject(row, "too_short", f"{len(text)} chars < min_chars {p.min_chars}")
+        elif (words := count_words(text)) < p.min_words:
+            reject(row, "too_short", f"{words} words < min_words {p.min_words}")
+            length_cut[row["_class"], "too_short"] += 1
         elif len(text) > p.max_chars:
             reject(row, "too_long", f"{len(text)} chars > max_chars {p.max_chars}")
+            length_cut[row["_class"], "too_long"] += 1
         else:
             kept.append(row)
 
@@ -150,12 +215,12 @@ def clean_table(
             by_text.setdefault(row["text"], []).append(row)
         kept = []
         for rows in by_text.values():
-            labels = sorted({r["label"] for r in rows})
-            if len(labels) > 1:
+            folded = sorted({r["_class"] for r in rows})
+            if len(folded) > 1:
                 conflicts += 1
                 ids = ", ".join(r["id"] for r in rows)
                 for r in rows:
-                    reject(r, "conflicting_labels", f"same text with labels {labels} in rows {ids}")
+                    reject(r, "conflicting_labels", f"same text with labels {folded} in rows {ids}")
                 continue
             if len(rows) > 1:
                 duplicate_groups += 1
@@ -167,7 +232,7 @@ def clean_table(
     out["group"] = [group_key(t) for t in out["text"]]
     reasons = Counter(r["reason"] for r in rejects)
     near = Counter(out["group"])
-    report = {
+    report: dict[str, Any] = {
         "rows_in": len(df),
         "rows_out": len(out),
         "rejected": len(rejects),
@@ -178,6 +243,7 @@ def clean_table(
         "near_duplicate_groups": sum(1 for n in near.values() if n > 1),
         "rows_changed_by_rule": dict(sorted(rule_counts.items())),
         "labels": dict(Counter(out["label"]).most_common()),
+        "length_warnings": length_warnings(class_rows, length_cut, p),
     }
     if report["reject_fraction"] > p.max_reject_fraction:
         top = ", ".join(f"{k} ({n})" for k, n in reasons.most_common(3))
@@ -192,19 +258,20 @@ def clean_table(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--raw", default="data/raw")
-    ap.add_argument("--out", default="data/interim")
-    ap.add_argument("--report", default="reports/clean.json")
+    add_path_args(ap, "clean")
     args = ap.parse_args(argv)
     log = setup_logging("clean")
     p = load_section("clean", CleanParams, args.params)
+    labels = load_section("label", LabelParams, args.params)  # how label will fold them (conflicts)
     df = read_table(Path(args.raw) / "rows.parquet")
-    out, rejects, report = clean_table(df, p)
+    out, rejects, report = clean_table(df, p, labels)
     with atomic_dir(args.out) as tmp:
         write_table(tmp / "clean.parquet", out)
         write_jsonl(tmp / "rejects.jsonl", rejects)
     write_json(args.report, report)
     log.info("%d -> %d rows; rejected %s", report["rows_in"], report["rows_out"], report["reject_reasons"])
+    for w in report["length_warnings"]:
+        log.warning("%s", w["message"])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """evaluate: score the fine-tuned model on the test split, beside a TF-IDF + logistic-regression baseline.
 
     python -m stages.evaluate --splits data/processed/splits --labels data/processed/labels.json \
-        --model models/model --metrics reports/metrics.json --predictions reports/predictions.csv \
-        --confusion reports/confusion.json --confusion-png reports/confusion.png --errors reports/worst_errors.csv
+        --model models/model --metrics reports/metrics.json --headline reports/headline.json \
+        --predictions reports/predictions.csv --confusion reports/confusion.json \
+        --confusion-png reports/confusion.png --errors reports/worst_errors.csv
 
 Both models are scored on the same test rows: accuracy, macro and weighted precision/recall/F1, expected
 calibration error and per-class figures, plus the difference (model - baseline). The fine-tuned model
@@ -15,8 +16,8 @@ The CSV files escape string cells that a spreadsheet would run as formulas (`sta
 
 Before it reads the model folder, evaluate checks every file against the folder's `MANIFEST.sha256`
 (written by finetune; `stages/common/manifest.py`) and refuses a changed, added or missing file. The
-mean-pool head is ftpipe's own class, never the folder's code; `--trust-remote-code` (from
-`tokenize.trust_remote_code` in params.yaml, never from a file in the folder) applies to other heads.
+mean-pool head is ftpipe's own class, never the folder's code; `tokenize.trust_remote_code` (read from
+params.yaml with tokenize's own class, never from a file in the folder) applies to other heads.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from stages.common.manifest import verify_folder
 from stages.common.meanpool import load_classifier
 from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
+from stages.common.tokenize_section import TokenizeParams
 from stages.common.windows import flatten, mean_by_row, row_windows
 
 
@@ -159,6 +162,21 @@ def build_metrics(
     }
 
 
+HEADLINE_KEYS = ("accuracy", "macro_f1", "ece")
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """reports/headline.json, the one file `dvc metrics show` lists: the model's test accuracy, macro-F1 and
+    ECE (`test.*`, as the registry names them), the baseline's, their difference and the test rows. DVC
+    sorts the columns by name, so these names put the model first; per-class figures stay in metrics.json."""
+    return {
+        "test": {k: metrics["model"][k] for k in HEADLINE_KEYS},
+        "test_baseline": {k: metrics["baseline"][k] for k in HEADLINE_KEYS},
+        "test_delta": {k: metrics["delta"][k] for k in ("accuracy", "macro_f1")},
+        "test_rows": metrics["test_rows"],
+    }
+
+
 def predictions_table(
     ids: list[str], y_true: np.ndarray, probs: np.ndarray, base_probs: np.ndarray, names: list[str]
 ) -> pd.DataFrame:
@@ -217,7 +235,7 @@ def plot_confusion(preds: pd.DataFrame, names: list[str], path: Path) -> None:
             ax.text(
                 j,
                 i,
-                int(cm[i, j]),
+                str(int(cm[i, j])),
                 ha="center",
                 va="center",
                 color="white" if cm[i, j] > cm.max() / 2 else "black",
@@ -239,20 +257,7 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--splits", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--model", default="models/model")
-    ap.add_argument("--metrics", default="reports/metrics.json")
-    ap.add_argument("--predictions", default="reports/predictions.csv")
-    ap.add_argument("--confusion", default="reports/confusion.json")
-    ap.add_argument("--confusion-png", default="reports/confusion.png")
-    ap.add_argument("--errors", default="reports/worst_errors.csv")
-    ap.add_argument(
-        "--trust-remote-code",
-        choices=["true", "false"],
-        default="false",
-        help="tokenize.trust_remote_code: run a checkpoint's own code (never the mean-pool head's copy)",
-    )
+    add_path_args(ap, "evaluate")
     args = ap.parse_args(argv)
     log = setup_logging("evaluate")
     p = load_section("evaluate", EvaluateParams, args.params)
@@ -262,7 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     model_dir, labels_path = Path(args.model), Path(args.labels)
     # before any file of the folder is read: every file as finetune wrote it, nothing added
     verify_folder(model_dir, fix=MODEL_FIX)
-    trust = args.trust_remote_code == "true"
+    # whether a checkpoint's own code may run: the project's params decide, never a file in the folder
+    trust = load_section("tokenize", TokenizeParams, args.params).trust_remote_code
     names = load_label_names(labels_path)
     check_model_labels(read_json(model_dir / "config.json"), names, model_dir, labels_path)
     dd = load_from_disk(args.splits)
@@ -275,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     preds = predictions_table(list(test["id"]), y, probs, base, names)
 
     write_json(args.metrics, metrics)
+    write_json(Path(args.headline), headline_metrics(metrics))
     write_csv(Path(args.predictions), preds)
     write_json(args.confusion, confusion_records(preds))
     plot_confusion(preds, names, Path(args.confusion_png))

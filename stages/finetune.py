@@ -43,6 +43,8 @@ from stages.common.manifest import write_folder_manifest
 from stages.common.metrics import classification_metrics, softmax
 from stages.common.models import BUILTIN_MODELS, resolve_model
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
+from stages.common.tokenize_section import TokenizeParams
 from stages.common.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
 
 FINGERPRINT_FILE = "ftpipe_fingerprint.json"
@@ -55,7 +57,7 @@ class FinetuneParams(StageParams):
     """The `finetune` section of params.yaml."""
 
     epochs: int = Field(5, ge=1, description="upper bound; early stopping may end sooner")
-    learning_rate: float = Field(5e-5, gt=0.0)
+    learning_rate: float = Field(1e-4, gt=0.0)
     batch_size: int = Field(16, ge=1, description="per process")
     eval_batch_size: int = Field(64, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -92,12 +94,17 @@ class FinetuneParams(StageParams):
 
 
 class BaseModelRef(BaseModel):
-    """The two `tokenize` keys finetune reads: the base checkpoint must be the one the data was tokenized with."""
+    """The base checkpoint: `tokenize.model` and `tokenize.trust_remote_code`, taken from the tokenize
+    section (`from_tokenize`), so the model is the one the data was tokenized with."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     model: str = Field(min_length=1)
     trust_remote_code: bool = False
+
+    @classmethod
+    def from_tokenize(cls, t: TokenizeParams) -> BaseModelRef:
+        return cls(model=t.model, trust_remote_code=t.trust_remote_code)
 
 
 class FinetuneError(RuntimeError):
@@ -126,6 +133,7 @@ class Runtime:
     world_size: int
     rank: int
     backend: str | None  # gloo | nccl when world_size > 1
+    reason: str = ""  # why this precision (the report and the model card say it)
 
 
 # --------------------------------------------------------------------------------------------- set-up
@@ -138,9 +146,10 @@ def resolve_runtime(p: FinetuneParams) -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = p.precision
+    precision: str = p.precision
+    reason = "set by finetune.precision"
     if precision == "auto":
-        precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        precision, reason = auto_precision(device)
     if precision == "fp16" and device != "cuda":
         raise FinetuneError(
             "finetune.precision = fp16 needs a CUDA device and none is visible; use `auto`, `fp32` or `bf16` "
@@ -152,7 +161,45 @@ def resolve_runtime(p: FinetuneParams) -> Runtime:
             "are visible; lower it or expose more GPUs (CUDA_VISIBLE_DEVICES)."
         )
     backend = None if world == 1 else ("nccl" if device == "cuda" else "gloo")
-    return Runtime(device=device, precision=precision, world_size=world, rank=rank, backend=backend)
+    return Runtime(
+        device=device, precision=precision, world_size=world, rank=rank, backend=backend, reason=reason
+    )
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The CPU feature flags the kernel reports (Linux), or None where they cannot be read."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return None
+
+
+def auto_precision(device: str, flags: set[str] | None = None) -> tuple[str, str]:
+    """`precision: auto`: bf16 where the hardware computes it natively, else fp32; and why.
+
+    A CUDA device that supports bf16 gets bf16. A CPU gets bf16 autocast only with a native bf16
+    instruction set (AVX512-BF16 or AMX); without one, bf16 would be emulated and slower than fp32.
+    """
+    import torch
+
+    if device == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "auto: the CUDA device supports bf16"
+        return "fp32", "auto: the CUDA device has no bf16"
+    flags = cpu_flags() if flags is None else flags
+    if flags is None:
+        return "fp32", "auto: the CPU's flags cannot be read here, so native bf16 is not assumed"
+    native = [f for f in BF16_CPU_FLAGS if f in flags]
+    if native:
+        return "bf16", f"auto: the CPU has native bf16 ({', '.join(native)})"
+    return "fp32", "auto: the CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)"
 
 
 def load_label_names(path: Path) -> list[str]:
@@ -187,7 +234,10 @@ def load_splits(
         )
     train, val = dd["train"], dd["validation"]
     if max_train_samples is not None and max_train_samples < len(train):
-        train = train.shuffle(seed=seed).select(range(max_train_samples))
+        # in memory: datasets would otherwise write its index cache into label's DVC output (data/processed)
+        train = train.shuffle(seed=seed, keep_in_memory=True).select(
+            range(max_train_samples), keep_in_memory=True
+        )
     return train, val
 
 
@@ -298,7 +348,7 @@ def load_model_and_tokenizer(
         model = MeanPoolForSequenceClassification.from_body(
             path, trust_remote_code=base.trust_remote_code, **head
         )
-        model.base_model.config.pad_token_id = tok.pad_token_id
+        model.base_model.config.pad_token_id = tok.pad_token_id  # type: ignore[union-attr]
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, trust_remote_code=base.trust_remote_code, dtype=torch.float32, **head
@@ -395,22 +445,57 @@ def window_datasets(train: Any, val: Any, input_names: list[str], seed: int) -> 
     return train_ds, val_ds, owner
 
 
+def format_duration(seconds: float) -> str:
+    """A short duration for progress lines: 45s, 3m05s, 1h02m."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def make_trainer(log: Any, **kwargs: Any) -> Any:
     """A `Trainer` that stops on a NaN/inf loss, measures pure training throughput and logs progress."""
     import torch
     from transformers import Trainer, TrainerCallback
 
     class Progress(TrainerCallback):
-        """Seconds inside optimizer steps (data loading and evaluation excluded); a log line ~4x an epoch."""
+        """Seconds inside optimizer steps (data loading and evaluation excluded) for samples/s, and a log line
+        about 4x an epoch and 4x a validation pass with the time left (ETA), so no minute passes silently."""
 
-        def __init__(self) -> None:
+        def __init__(self, eval_windows: int) -> None:
             self.seconds = 0.0
             self.samples = 0  # seen by this process in this call
+            self._eval_windows = eval_windows  # windows per validation pass
             self._t0 = 0.0
             self._every = 1
+            self._begin = 0.0  # wall clock at the start of this call
+            self._first_step = 0  # global step at the start of this call (a resume starts later)
+            self._eval_wall = 0.0  # wall seconds spent validating so far
+            self._eval_last = 0.0  # the last validation pass, wall seconds
+            self._eval_start = 0.0
+            self._eval_batches = 0
+            self._evals_done = 0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self._every = max(1, round(state.max_steps / max(1.0, 4 * args.num_train_epochs)))
+            self._begin = time.perf_counter()
+            self._first_step = state.global_step
+            self._evals_done = int(state.epoch or 0)  # one validation per epoch already behind a resume
+
+        def _eta(self, args: Any, state: Any, in_eval: float = 0.0) -> float:
+            """Seconds left: the remaining steps at this call's wall time per step, plus the validation
+            passes still due (one per epoch) at the last pass's duration, or a third of a training step per
+            window before the first one; early stopping can only make it shorter."""
+            steps = state.global_step - self._first_step
+            train_wall = time.perf_counter() - self._begin - self._eval_wall - in_eval
+            per_step = train_wall / steps if steps else 0.0
+            evals_left = max(0, int(np.ceil(args.num_train_epochs)) - self._evals_done)
+            per_eval = self._eval_last
+            if not per_eval and self.samples:
+                per_eval = self.seconds / self.samples / 3 * self._eval_windows
+            return (state.max_steps - state.global_step) * per_step + evals_left * per_eval - in_eval
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self._t0 = time.perf_counter()
@@ -420,25 +505,52 @@ def make_trainer(log: Any, **kwargs: Any) -> Any:
             if state.is_world_process_zero and state.global_step % self._every == 0:
                 rate = self.samples * args.world_size / self.seconds if self.seconds else 0.0
                 log.info(
-                    "step %d/%d (epoch %.2f): %.1f samples/s",
+                    "step %d/%d (epoch %.2f): %.1f samples/s, ETA %s",
                     state.global_step,
                     state.max_steps,
                     state.epoch or 0.0,
                     rate,
+                    format_duration(self._eta(args, state)),
                 )
+
+        def on_prediction_step(
+            self, args: Any, state: Any, control: Any, eval_dataloader: Any = None, **kw: Any
+        ) -> None:
+            if self._eval_batches == 0:
+                self._eval_start = time.perf_counter()
+            self._eval_batches += 1
+            total = len(eval_dataloader) if eval_dataloader is not None else 0
+            every = max(1, round(total / 4))
+            if state.is_world_process_zero and total and self._eval_batches % every == 0:
+                spent = time.perf_counter() - self._eval_start
+                log.info(
+                    "validation after epoch %.0f: batch %d/%d, %s left, ETA %s",
+                    state.epoch or 0.0,
+                    self._eval_batches,
+                    total,
+                    format_duration(spent / self._eval_batches * (total - self._eval_batches)),
+                    format_duration(self._eta(args, state, in_eval=spent)),
+                )
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self._eval_batches:
+                self._eval_last = time.perf_counter() - self._eval_start
+                self._eval_wall += self._eval_last
+            self._eval_batches = 0
+            self._evals_done += 1
 
     class EpochWindows(TrainerCallback):
         """Tell the training set which epoch starts, so it draws that epoch's windows (resumes included)."""
 
         def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             dataset = kwargs.get("train_dataset")
-            if hasattr(dataset, "set_epoch"):
+            if dataset is not None and hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(round(state.epoch or 0))
 
     class FinetuneTrainer(Trainer):
         def __init__(self, **kw: Any) -> None:
             super().__init__(**kw)
-            self.progress = Progress()
+            self.progress = Progress(len(kw.get("eval_dataset") or ()))
             self.add_callback(self.progress)
             self.add_callback(EpochWindows())
 
@@ -478,8 +590,8 @@ def epoch_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[s] for s in sorted(rows) if "val_loss" in rows[s]]
 
 
-def plot_history(history: list[dict[str, Any]], metric: str, path: Path) -> None:
-    """Loss curves and validation metrics per epoch, as a PNG."""
+def curves_figure(history: list[dict[str, Any]], metric: str, best_epoch: float | None) -> Any:
+    """Loss curves and validation metrics per epoch; the best epoch (the one kept) is marked on both."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -491,15 +603,30 @@ def plot_history(history: list[dict[str, Any]], metric: str, path: Path) -> None
     ax1.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation loss")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("cross-entropy")
-    ax1.legend()
     for key in ("val_accuracy", "val_macro_f1"):
         ax2.plot(epochs, [r[key] for r in history], "o-", label=key.removeprefix("val_").replace("_", "-"))
     ax2.set_xlabel("epoch")
-    ax2.set_title(f"validation (best epoch by {metric})")
-    ax2.legend()
+    best = next((r for r in history if r["epoch"] == best_epoch), None)
+    if best is not None:
+        label = f"best epoch {best_epoch} (kept)"
+        for ax in (ax1, ax2):
+            ax.axvline(best_epoch, color="0.4", linestyle="--", linewidth=1, label=label)
+        ax2.plot([best_epoch], [best[f"val_{metric}"]], "*", color="crimson", markersize=14)
+        ax2.set_title(f"validation: best epoch {best_epoch}, {metric} {best[f'val_{metric}']:.4f}")
+    else:
+        ax2.set_title(f"validation (best epoch by {metric})")
     for ax in (ax1, ax2):
+        ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict[str, Any]], metric: str, path: Path, best_epoch: float | None) -> None:
+    """The curves of `curves_figure`, as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(history, metric, best_epoch)
     with atomic_file(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
@@ -549,9 +676,10 @@ def run_finetune(
             log.info("resuming from %s (same params and data as the interrupted run)", resume)
     if rt.rank == 0:
         log.info(
-            "device %s, precision %s, %d process(es); %d train / %d validation rows; freeze=%s, pooling=%s",
+            "device %s, precision %s (%s), %d process(es); %d train / %d validation rows; freeze=%s, pooling=%s",
             rt.device,
             rt.precision,
+            rt.reason,
             rt.world_size,
             len(train),
             len(val),
@@ -600,11 +728,12 @@ def run_finetune(
     }
     save_model(trainer.model, tok, paths.out, resolved)
     write_json(paths.history, history)
-    plot_history(history, p.metric, paths.plot)
+    plot_history(history, p.metric, paths.plot, best["epoch"])
     report = {
         "base_model": base.model,
         "device": rt.device,
         "precision": rt.precision,
+        "precision_reason": rt.reason,
         "num_processes": rt.world_size,
         "freeze": p.freeze,
         "pooling": p.pooling,
@@ -672,17 +801,11 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--splits", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--out", default="models/model")
-    ap.add_argument("--checkpoints", default="checkpoints/finetune")
-    ap.add_argument("--report", default="reports/finetune.json")
-    ap.add_argument("--history", default="reports/finetune_history.json")
-    ap.add_argument("--plot", default="reports/finetune_curves.png")
+    add_path_args(ap, "finetune")
     args = ap.parse_args(argv)
     log = setup_logging("finetune")
     p = load_section("finetune", FinetuneParams, args.params)
-    base = load_section("tokenize", BaseModelRef, args.params)
+    base = BaseModelRef.from_tokenize(load_section("tokenize", TokenizeParams, args.params))
     paths = Paths(
         *(
             Path(getattr(args, k))

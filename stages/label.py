@@ -21,63 +21,24 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
-from pydantic import Field, model_validator
 from sklearn.model_selection import train_test_split
 
 from stages.common.io import atomic_dir, read_table, write_json, write_jsonl, write_table
+from stages.common.labels import LabelParams, canonical
 from stages.common.logs import setup_logging
-from stages.common.params import StageParams, load_section
+from stages.common.params import load_section
+from stages.common.paths import add_path_args
 
 SPLITS = ("train", "validation", "test")
 
 
-class LabelParams(StageParams):
-    """The `label` section of params.yaml."""
-
-    labels: list[str] | None = Field(None, description="keep only these (canonical) labels; all if unset")
-    aliases: dict[str, str] = Field(default_factory=dict, description="alias -> canonical label")
-    lowercase: bool = True
-    validation_size: float = Field(0.15, gt=0.0, lt=1.0)
-    test_size: float = Field(0.15, gt=0.0, lt=1.0)
-    min_class_rows: int = Field(10, ge=3, description="fewest rows a class needs to be stratified")
-    split: Literal["stable", "random"] = Field(
-        "stable", description="stable: a group's side is a keyed hash of its key; random: train_test_split"
-    )
-    seed: int = 42
-
-    @model_validator(mode="after")
-    def _sizes(self) -> LabelParams:
-        if self.validation_size + self.test_size >= 0.9:
-            raise ValueError(
-                f"validation_size + test_size = {self.validation_size + self.test_size:.2f} leaves "
-                "under 10% for training; keep their sum below 0.9"
-            )
-        return self
-
-
 class LabelError(ValueError):
     """The labels cannot be split; the message names the class and its count."""
-
-
-_WS = re.compile(r"\s+")
-
-
-def canonical(label: str, p: LabelParams) -> str:
-    """Fold whitespace (and case), then map through the aliases (whose keys are folded the same way)."""
-    folded = _WS.sub(" ", str(label)).strip()
-    if p.lowercase:
-        folded = folded.lower()
-    aliases = {
-        _WS.sub(" ", k).strip().lower() if p.lowercase else _WS.sub(" ", k).strip(): v
-        for k, v in p.aliases.items()
-    }
-    return aliases.get(folded, folded)
 
 
 def canonicalise(df: pd.DataFrame, p: LabelParams) -> tuple[pd.DataFrame, list[dict[str, Any]], list[str]]:
@@ -233,12 +194,7 @@ def label_report(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--tokenized", default="data/processed/tokenized")
-    ap.add_argument("--out", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--quarantine", default="reports/label_quarantine.jsonl")
-    ap.add_argument("--ledger", default="data/processed/split_ledger.parquet")
-    ap.add_argument("--report", default="reports/label.json")
+    add_path_args(ap, "label")
     args = ap.parse_args(argv)
     log = setup_logging("label")
     p = load_section("label", LabelParams, args.params)

@@ -51,6 +51,7 @@ from stages.common.lineage import TrainedOn, flatten, lineage_tags, loggable_par
 from stages.common.logs import setup_logging
 from stages.common.model_card import model_card
 from stages.common.params import load_section, read_params_file
+from stages.common.paths import add_path_args
 from stages.common.registry import (
     RegisterParams,
     Registration,
@@ -59,6 +60,7 @@ from stages.common.registry import (
     redact_uri,
     tracking_uri,
 )
+from stages.common.tokenize_section import TokenizeParams
 
 __all__ = ["RegisterParams", "RegisterError", "load_candidate", "register", "main"]
 
@@ -380,26 +382,13 @@ def _verify_and_finish(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--model", default="models/model")
-    ap.add_argument("--metrics", default="reports/metrics.json")
-    ap.add_argument("--predictions", default="reports/predictions.csv")
-    ap.add_argument("--splits", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--profile", default=None, help="the validate stage's data profile; optional")
-    ap.add_argument(
-        "--history", default=None, help="training history JSON, logged as step metrics if present"
-    )
-    ap.add_argument("--artifacts", nargs="*", default=[], help="extra report files to log if present")
+    add_path_args(ap, "register")
     ap.add_argument("--lock", default="dvc.lock")
-    ap.add_argument("--max-length", type=int, default=128, help="the tokenize stage's max_length")
-    ap.add_argument("--truncation", default="head", choices=["head", "tail", "head+tail"])
-    ap.add_argument("--head-fraction", type=float, default=0.25)
-    ap.add_argument("--windows", type=int, default=1, help="the tokenize stage's windows")
-    ap.add_argument("--out", default="reports/registry.json")
     args = ap.parse_args(argv)
     log = setup_logging("register")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars clutter the dvc log
     p = load_section("register", RegisterParams, args.params)
+    tok = load_section("tokenize", TokenizeParams, args.params)  # how the served model reads a text
 
     splits = load_from_disk(args.splits)
     cand = load_candidate(args.model, args.metrics, args.predictions, splits, args.labels)
@@ -411,10 +400,10 @@ def main(argv: list[str] | None = None) -> None:
         tracking_uri(),
         params=read_params_file(args.params),
         truncation={
-            "max_length": args.max_length,
-            "truncation": args.truncation,
-            "head_fraction": args.head_fraction,
-            "windows": args.windows,
+            "max_length": tok.max_length,
+            "truncation": tok.truncation,
+            "head_fraction": tok.head_fraction,
+            "windows": tok.windows,
         },
         trained_on=trained_on_from_splits(splits),
         profile=profile,

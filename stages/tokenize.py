@@ -22,28 +22,17 @@ import argparse
 import copy
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from stages.common.io import atomic_dir, read_table, write_json
 from stages.common.logs import setup_logging
 from stages.common.models import resolve_model
-from stages.common.params import StageParams, load_section
-
-
-class TokenizeParams(StageParams):
-    """The `tokenize` section of params.yaml."""
-
-    model: str = Field("builtin:minilm-l6", min_length=1)
-    max_length: int = Field(128, ge=8, le=32768, description="tokens per window, special tokens included")
-    windows: int = Field(1, ge=1, le=64, description="most windows read per text; predictions are averaged")
-    truncation: Literal["head", "tail", "head+tail"] = "head"
-    head_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="share of head+tail kept from the start")
-    batch_size: int = Field(256, ge=1)
-    trust_remote_code: bool = False
+from stages.common.params import load_section
+from stages.common.paths import add_path_args
+from stages.common.tokenize_section import TokenizeParams
 
 
 class TokenizeError(ValueError):
@@ -275,9 +264,7 @@ def tokenize_table(df: pd.DataFrame, p: TokenizeParams, tok: Any) -> tuple[Any, 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--clean", default="data/interim")
-    ap.add_argument("--out", default="data/processed/tokenized")
-    ap.add_argument("--report", default="reports/tokenize.json")
+    add_path_args(ap, "tokenize")
     args = ap.parse_args(argv)
     log = setup_logging("tokenize")
     p = load_section("tokenize", TokenizeParams, args.params)

@@ -37,6 +37,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from stages.common.io import read_json, write_json
 from stages.common.logs import setup_logging
 from stages.common.params import StageParams, load_section
+from stages.common.paths import add_path_args
 
 SPLITS = ("train", "validation", "test")
 PROFILE_FORMAT = 1
@@ -281,7 +282,7 @@ def run_checks(profile: dict[str, Any], p: ValidateParams) -> list[dict[str, Any
 def batch_checks(batches: dict[str, dict[str, Any]], p: ValidateParams) -> list[dict[str, Any]]:
     """A batch file whose texts are far shorter than the others' is a broken export, even when it is too
     small a share of the data to move any split's median."""
-    checks = []
+    checks: list[dict[str, Any]] = []
     if len(batches) < 2:
         return checks
     for file, fig in batches.items():
@@ -344,10 +345,7 @@ def failure_message(profile: dict[str, Any], report: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--splits", default="data/processed/splits")
-    ap.add_argument("--labels", default="data/processed/labels.json")
-    ap.add_argument("--profile", default="data/processed/profile.json")
-    ap.add_argument("--report", default="reports/data_profile.json")
+    add_path_args(ap, "validate")
     args = ap.parse_args(argv)
     log = setup_logging("validate")
     p = load_section("validate", ValidateParams, args.params)

@@ -14,15 +14,19 @@ import numpy as np
 PRIMARY_METRIC = "macro_f1"
 
 
+Labels = Sequence[int] | np.ndarray  # class indices, one per row
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64, stable for large logits."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
-def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins: int = 10) -> float:
+def expected_calibration_error(y_true: Labels, probs: np.ndarray, n_bins: int = 10) -> float:
     """ECE: the support-weighted mean gap between confidence and accuracy over equal-width confidence bins.
 
     The confidence of a row is its top probability and its prediction the arg-max; bin b holds the rows
@@ -46,8 +50,8 @@ def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins:
 
 
 def classification_metrics(
-    y_true: Sequence[int],
-    y_pred: Sequence[int],
+    y_true: Labels,
+    y_pred: Labels,
     names: Sequence[str],
     probs: np.ndarray | None = None,
     n_bins: int = 10,
@@ -60,17 +64,19 @@ def classification_metrics(
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     labels = list(range(len(names)))
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    out: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0}
+    true_arr = np.asarray(y_true)
+    pred_arr = np.asarray(y_pred)
+    out: dict[str, Any] = {"accuracy": float(accuracy_score(true_arr, pred_arr)) if len(true_arr) else 0.0}
     for avg in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=avg, zero_division=0
+            true_arr, pred_arr, labels=labels, average=avg, zero_division=0
         )
         out[f"{avg}_precision"], out[f"{avg}_recall"], out[f"{avg}_f1"] = float(p), float(r), float(f)
     if probs is not None:
-        out["ece"] = expected_calibration_error(y_true, probs, n_bins)
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
+        out["ece"] = expected_calibration_error(true_arr, probs, n_bins)
+    p, r, f, s = precision_recall_fscore_support(
+        true_arr, pred_arr, labels=labels, average=None, zero_division=0
+    )
     out["per_class"] = {
         name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
         for i, name in enumerate(names)
@@ -78,10 +84,11 @@ def classification_metrics(
     return out
 
 
-def classification_report_text(y_true: Sequence[int], y_pred: Sequence[int], names: Sequence[str]) -> str:
+def classification_report_text(y_true: Labels, y_pred: Labels, names: Sequence[str]) -> str:
     """sklearn's text classification report over all `names` (for logs and people)."""
     from sklearn.metrics import classification_report
 
-    return classification_report(
+    text: str = classification_report(
         y_true, y_pred, labels=list(range(len(names))), target_names=list(names), digits=4, zero_division=0
     )
+    return text

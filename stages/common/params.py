@@ -2,10 +2,20 @@
 
 Each stage declares a pydantic model for its own section and calls `load_section`, which stops the
 stage before any work with one message naming the key, the bad value and what is allowed.
+
+Defaults live in the params classes only; the shipped params.yaml holds the same values (a test,
+tests/stages/test_params.py, compares every key), so a class's default is what a user gets.
+
+A stage that needs another stage's keys reads them one way: `load_section(that_section, ThatClass,
+path)`, with the class of the stage that owns the section (validated exactly as that stage validates
+it; a class read by several stages lives in stages/common, e.g. `TokenizeParams` in
+stages/common/tokenize_section.py), never a raw dict, a looser second class or a command-line copy; and
+it lists the keys it uses under its `params:` in dvc.yaml.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +38,9 @@ class StageParams(BaseModel):
 P = TypeVar("P", bound=BaseModel)
 
 
-def _describe_error(section: str, model_cls: type[BaseModel], err: dict[str, Any]) -> str:
+def _describe_error(section: str, model_cls: type[BaseModel], err: Mapping[str, Any]) -> str:
+    if not err["loc"]:  # a check of the section as a whole (several keys, a renamed key)
+        return f"section `{section}`: {err['msg']}"
     key = ".".join([section, *(str(p) for p in err["loc"])])
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model_cls, err["loc"][:-1])

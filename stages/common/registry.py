@@ -9,7 +9,7 @@ Used by the register stage, the `ftpipe promote | rollback | history` commands (
 prediction (flows/predict.py) and the retrain flow; none of them calls MlflowClient directly.
 
 - Tracking URI: `MLFLOW_TRACKING_URI` when set (a server, a database URI); otherwise the SQLite file
-  `mlflow.db` at the repository root. With any SQLite store, artifacts go to `mlartifacts/` beside the
+  `mlflow.db` at the repository root (the original one under `dvc exp run --temp`). With any SQLite store, artifacts go to `mlartifacts/` beside the
   database file (set on the experiment when it is created), so nothing depends on the working directory.
   Credentials come only from the environment (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`/`TOKEN`); URIs are
   shown with any password removed.
@@ -113,9 +113,18 @@ class RegistryError(ValueError):
 # --------------------------------------------------------------------------- where MLflow lives
 
 
-def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` if set, else the repo-root SQLite file."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
+def repo_root() -> Path:
+    """The repository the user works in: `DVC_ROOT` when DVC runs the stage, else this checkout.
+
+    `dvc exp run --temp` and queued experiments run in a temporary copy of the workspace, and DVC sets
+    `DVC_ROOT` to the original repository there, so their registrations land where the user looks.
+    """
+    return Path(os.environ["DVC_ROOT"]) if os.environ.get("DVC_ROOT") else REPO_ROOT
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """`MLFLOW_TRACKING_URI` if set, else `mlflow.db` at `root` (by default the repository's root)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / DEFAULT_DB.name}"
 
 
 def default_artifact_location(uri: str, experiment: str) -> str | None:
@@ -270,7 +279,8 @@ class Registry:
             return self._call(lambda: self.client.get_model_version(self.name, str(version)))
         except MlflowException:
             raise RegistryError(
-                f"registered model `{self.name}` has no version {version}; `ftpipe history` lists the versions."
+                f"registered model `{self.name}` has no version {version}; "
+                "`ftpipe history --versions` lists the versions."
             ) from None
 
     def versions_with_hash(self, mhash: str) -> list[ModelVersion]:
@@ -280,6 +290,21 @@ class Registry:
         except MlflowException:
             return []
         return sorted((v for v in found if v.tags.get(T.MODEL_HASH) == mhash), key=lambda v: int(v.version))
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version of the model, oldest first (none when the model is not registered yet)."""
+        try:
+            found = self._call(lambda: self.client.search_model_versions(f"name = '{self.name}'"))
+        except MlflowException:
+            return []
+        return sorted(found, key=lambda v: int(v.version))
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The metrics of the run that registered a version (`test.*`, `baseline.*`); {} when it is gone."""
+        try:
+            return dict(self._call(lambda: self.client.get_run(run_id)).data.metrics)
+        except MlflowException:
+            return {}
 
     def alias(self, alias: str) -> str | None:
         """The version behind `@alias`, or None (no model, or no such alias yet)."""

@@ -88,7 +88,7 @@ class WindowSampler:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = self.rows[i]
-        item = dict(row[pick_window(len(row), self.seed, self.epoch, i)])
+        item: dict[str, Any] = dict(row[pick_window(len(row), self.seed, self.epoch, i)])
         item["labels"] = self.labels[i]
         return item
 

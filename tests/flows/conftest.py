@@ -48,9 +48,6 @@ train:
   factor: 1       # how many times train repeats its input
 
 retrain:
-  network_stages: [register]
-  retries: 1
-  retry_delay_s: 0
   schedule_cron: "0 3 * * 1"
   timezone: UTC
 """

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from flows.cli import build_parser
-from flows.predict import PredictError, default_model_uri, iter_batches, predict_file
+from flows.predict import PredictError, count_rows, default_model_uri, iter_batches, predict_file
 from tests.conftest import TOPICS, make_corpus
 
 KEYWORD_MODEL = """\
@@ -90,6 +90,17 @@ def test_streams_in_batches_and_keeps_ids_in_order(tmp_path: Path, src: str, dst
     assert out["doc"].tolist() == [r["doc"] for r in ROWS]
     assert out["label"].tolist() == [f"word{i % 3}" for i in range(25)]
     assert stats["labels"] == {"word0": 9, "word1": 8, "word2": 8}
+
+
+@pytest.mark.parametrize("src", [".csv", ".jsonl", ".parquet"])
+def test_the_progress_bar_has_a_total(tmp_path: Path, src: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [*ROWS[:20], {"doc": "q1", "body": "a quoted text\nover two lines, with a comma", "extra": 0}]
+    inp = write_input(tmp_path / f"in{src}", rows)
+    if src == ".csv":  # a blank line too, which pandas skips
+        inp.write_text(inp.read_text() + "\n")
+    assert count_rows(inp) == 21
+    stats = predict_file(CountingModel(), inp, tmp_path / "out.jsonl", "doc", "body", batch_size=10)
+    assert stats["rows"] == 21 and "21/21" in capsys.readouterr().err
 
 
 def test_output_is_atomic_and_errors_name_the_problem(tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ def test_promote_rollback_history(cli_env: dict[str, Any], capsys: pytest.Captur
     assert run("promote", "2", "--reason", "again", "--name", name) == 2
     assert "already the champion" in capsys.readouterr().err
     assert run("promote", "9", "--reason", "typo", "--name", name) == 2
-    assert "no version 9" in capsys.readouterr().err
+    assert "no version 9; `ftpipe history --versions` lists the versions" in capsys.readouterr().err
 
     assert run("rollback", "--reason", "v2 misroutes tech", "--name", name) == 0
     assert "rolled back champion 2 -> 1" in capsys.readouterr().out
@@ -130,6 +130,23 @@ def test_promote_rollback_history(cli_env: dict[str, Any], capsys: pytest.Captur
     assert run("history", "--name", name) == 0
     text = capsys.readouterr().out
     assert "2 -> 1" in text and "v2 misroutes tech" in text
+
+    assert run("history", "--name", name, "--versions") == 0
+    table = capsys.readouterr().out.split("\n\n")[-1].strip().splitlines()
+    assert table[0].split() == ["version", "registered", "status", "gate", "test", "accuracy", "test"] + [
+        "macro_f1",
+        "aliases",
+    ]
+    v1, v2 = (row.split() for row in table[1:])
+    assert (v1[0], v1[3:5], v1[-1]) == ("1", ["complete", "promote"], "champion")
+    assert (v2[0], v2[3:5], v2[-1]) == ("2", ["complete", "reject"], "challenger")
+    assert run("history", "--name", name, "--versions", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)["versions"]
+    assert [(v["version"], v["gate"], v["aliases"]) for v in listed] == [
+        ("1", "promote", ["champion"]),
+        ("2", "reject", ["challenger"]),
+    ]
+    assert all(0 <= v["test_accuracy"] <= 1 and 0 <= v["test_macro_f1"] <= 1 for v in listed)
 
 
 def test_commands_report_an_unreachable_server(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import yaml
 from stages.check import STAGE_MODELS, check_file, check_params, tracked_keys
 from tests.conftest import REPO, make_pipeline_repo, run_cmd
 
-TRACKED = {"clean.min_chars": ["clean"], "clean.dedupe": ["clean"], "label.seed": ["label"]}
+TRACKED = {"clean.min_words": ["clean"], "clean.dedupe": ["clean"], "label.seed": ["label"]}
 
 
 def test_shipped_params_pass_and_every_stage_has_its_class_here() -> None:
@@ -29,16 +30,17 @@ def test_shipped_params_pass_and_every_stage_has_its_class_here() -> None:
 
 def test_every_problem_is_one_line_in_file_order() -> None:
     data = {
-        "clean": {"min_chars": -1, "lowercse": True},
+        "clean": {"min_words": -1, "lowercse": True},
         "notes": {"a": 1},
         "finetune": {"learning_rate": -1e-4},
         "retrain": {"anything": 1},  # the flow's section: known here, validated by `ftpipe check`
     }
     problems = check_params(data, TRACKED)
     assert problems == [
-        "`clean.min_chars` = -1 is invalid: Input should be greater than or equal to 0",
+        "`clean.min_words` = -1 is invalid: Input should be greater than or equal to 0",
         "unknown key `clean.lowercse` (value True); allowed keys here: dedupe, fold_whitespace, lowercase, "
-        "max_chars, max_reject_fraction, min_chars, strip_ansi, strip_control, strip_html, unicode_form",
+        "max_chars, max_reject_fraction, min_words, strip_ansi, strip_control, strip_html, unicode_form, "
+        "warn_class_fraction",
         "`clean.dedupe` is missing; dvc.yaml's stage `clean` tracks it (DVC would run that stage and fail "
         "only after removing its outputs)",
         "unknown section `notes`; the sections are: clean, evaluate, finetune, ingest, label, register, "
@@ -50,14 +52,15 @@ def test_every_problem_is_one_line_in_file_order() -> None:
 
 
 def test_a_check_across_keys_names_the_section_and_a_bad_file_is_one_problem(tmp_path: Path) -> None:
-    assert check_params({"clean": {"min_chars": 50, "max_chars": 10}}) == [
-        "section `clean`: Value error, min_chars (50) must not exceed max_chars (10)"
+    assert check_params({"clean": {"min_words": 50, "max_chars": 10}}) == [
+        "section `clean`: Value error, min_words (50) cannot be met under max_chars (10): a word is at least "
+        "one character"
     ]
     assert check_params({"clean": [1]}) == [
         "section `clean` must be a mapping of keys to values, got list [1]"
     ]
     bad = tmp_path / "params.yaml"
-    bad.write_text("clean: {min_chars: [\n")
+    bad.write_text("clean: {min_words: [\n")
     assert len(check_file(bad, tmp_path / "dvc.yaml")) == 1 and "not valid YAML" in check_file(bad)[0]
 
 
@@ -69,6 +72,35 @@ def test_tracked_keys_reads_string_and_file_entries(tmp_path: Path) -> None:
     )
     assert tracked_keys(dvc) == {"a.k": ["a", "b"], "b.k": ["a"]}
     assert tracked_keys(tmp_path / "absent.yaml") == {}
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["builtin:bbc-news", "data/external/news.csv", "data/external/batches/*.jsonl", "data/external", "ABS"],
+)
+def test_a_source_under_data_external_passes(tmp_path: Path, source: str) -> None:
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    source = str(tmp_path / "data/external/news.csv") if source == "ABS" else source
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": source}}))
+    assert not [
+        p for p in check_file(tmp_path / "params.yaml", tmp_path / "dvc.yaml") if "ingest.source" in p
+    ]
+
+
+@pytest.mark.parametrize(
+    "source", ["news.csv", "data/news.csv", "data/external/../news.csv", "/srv/news/*.csv", "ABS"]
+)
+def test_a_source_dvc_does_not_track_is_refused_with_a_hint(tmp_path: Path, source: str) -> None:
+    """Issue 13: a source outside data/external is no dependency of ingest; editing it reran nothing."""
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    source = str(tmp_path.parent / "news.csv") if source == "ABS" else source
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": source}}))
+    problems = [
+        p for p in check_file(tmp_path / "params.yaml", tmp_path / "dvc.yaml") if "ingest.source" in p
+    ]
+    assert len(problems) == 1
+    assert f"`ingest.source` = {source!r} is outside data/external" in problems[0]
+    assert "DVC does not see it change" in problems[0] and "dvc add data/external/" in problems[0]
 
 
 # ----------------------------------------------------------------------------- under `dvc repro`
@@ -123,11 +155,11 @@ def test_a_noop_repro_stays_a_noop(repo: Path) -> None:
 def test_bad_values_stop_dvc_repro_before_any_output_is_removed(repo: Path) -> None:
     before = outputs(repo)
     assert "data/interim/clean.parquet" in before and "reports/clean.json" in before
-    original = edit_params(repo, {"clean": {"min_chars": -1}, "finetune": {"learning_rate": -1e-4}})
+    original = edit_params(repo, {"clean": {"min_words": -1}, "finetune": {"learning_rate": -1e-4}})
     try:
         rc, out = repro(repo)
         assert rc != 0
-        assert out.count("`clean.min_chars` = -1 is invalid") == 1
+        assert out.count("`clean.min_words` = -1 is invalid") == 1
         assert out.count("`finetune.learning_rate` = -0.0001 is invalid") == 1
         assert [line for line in out.splitlines() if line.startswith("Running stage")] == [
             "Running stage 'check':"

@@ -73,7 +73,7 @@ def test_other_sections_do_not_touch_data_stages_but_own_params_do(repo: Path) -
         params.setdefault("finetune", {})["learning_rate"] = 1.0
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         assert "up to date" in run_cmd(["dvc", "status", *DATA_STAGES], repo).stdout
-        params["clean"]["min_chars"] = 21
+        params["clean"]["min_words"] = 4
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         status = run_cmd(["dvc", "status", *DATA_STAGES], repo).stdout
         assert "clean:" in status and "ingest:" not in status
@@ -95,9 +95,9 @@ def test_a_bad_param_stops_the_stage_with_its_message(repo: Path) -> None:
     params_file = repo / "params.yaml"
     original = params_file.read_text()
     try:
-        params_file.write_text(original.replace("min_chars: 20", "min_chars: -1"))
+        params_file.write_text(original.replace("min_words: 3", "min_words: -1"))
         proc = run_cmd(["dvc", "repro", "clean"], repo, check=False)
         assert proc.returncode != 0
-        assert "`clean.min_chars` = -1 is invalid" in proc.stdout + proc.stderr
+        assert "`clean.min_words` = -1 is invalid" in proc.stdout + proc.stderr
     finally:
         params_file.write_text(original)

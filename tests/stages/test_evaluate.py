@@ -49,7 +49,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: lis
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp / "model")
     write_folder_manifest(tmp / "model")  # as finetune does
     params = tmp / "params.yaml"
-    params.write_text("evaluate:\n  worst_errors: 3\n  excerpt_chars: 30\n")
+    # evaluate reads tokenize.trust_remote_code (default false) from the project's params, never the folder
+    params.write_text("tokenize: {}\nevaluate:\n  worst_errors: 3\n  excerpt_chars: 30\n")
     return {"tmp": tmp, "splits": splits, "labels": labels, "model": tmp / "model", "params": params}
 
 
@@ -57,6 +58,7 @@ def outputs(tmp: Path) -> dict[str, Path]:
     r = tmp / "reports"
     return {
         "metrics": r / "metrics.json",
+        "headline": r / "headline.json",
         "predictions": r / "predictions.csv",
         "confusion": r / "confusion.json",
         "confusion-png": r / "confusion.png",
@@ -94,6 +96,13 @@ def test_entry_point_writes_every_report(setup: dict[str, Path]) -> None:
     for k in ("accuracy", "macro_f1", "weighted_f1"):
         assert m["delta"][k] == pytest.approx(m["model"][k] - m["baseline"][k])
     assert m["baseline"]["accuracy"] >= 0.9  # the keyword corpus is easy for TF-IDF
+    headline = json.loads(out["headline"].read_text())  # what `dvc metrics show` lists: a short table
+    assert headline == {
+        "test": {k: m["model"][k] for k in ("accuracy", "macro_f1", "ece")},
+        "test_baseline": {k: m["baseline"][k] for k in ("accuracy", "macro_f1", "ece")},
+        "test_delta": {k: m["delta"][k] for k in ("accuracy", "macro_f1")},
+        "test_rows": 15,
+    }
 
     pred = pd.read_csv(out["predictions"], dtype={"id": str})
     assert list(pred.columns[:7]) == [

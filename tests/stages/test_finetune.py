@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ from stages.finetune import (
     FinetuneParams,
     NonFiniteLossError,
     Paths,
+    auto_precision,
+    cpu_flags,
+    curves_figure,
+    format_duration,
+    load_splits,
     prepare_checkpoints,
     resolve_runtime,
     run_finetune,
@@ -66,7 +72,14 @@ def reference(
 ) -> Path:
     """One full-parameter run with the TINY params; tests compare against its outputs."""
     tmp = tmp_path_factory.mktemp("reference")
-    train(tmp, tiny_bert, bert_data)
+    handler = logging.FileHandler(tmp / "train.log")
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    try:
+        train(tmp, tiny_bert, bert_data)
+    finally:
+        LOG.removeHandler(handler)
+        handler.close()
     return tmp
 
 
@@ -136,6 +149,34 @@ def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_ber
     assert same_body(encoder_state(tiny_bert), encoder_state(model_dir))
 
 
+def test_progress_lines_give_the_time_left_in_training_and_in_validation(reference: Path) -> None:
+    lines = (reference / "train.log").read_text().splitlines()
+    steps = [ln for ln in lines if ln.startswith("step ")]
+    assert steps and all(re.search(r"samples/s, ETA (\d+s|\d+m\d\ds)$", ln) for ln in steps), lines
+    # validation is no longer silent: a line per quarter of each pass (here one batch: one line per epoch)
+    val = [ln for ln in lines if ln.startswith("validation after epoch")]
+    epochs = json.loads((reference / "finetune.json").read_text())["epochs_run"]
+    assert len(val) >= epochs, lines
+    assert re.fullmatch(r"validation after epoch 1: batch 1/\d+, \d+s left, ETA \d+s", val[0]), val[0]
+    assert [format_duration(s) for s in (0.4, 45, 185, 3725)] == ["0s", "45s", "3m05s", "1h02m"]
+
+
+def test_the_curves_mark_the_best_epoch() -> None:
+    history = [
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "val_accuracy": a, "val_macro_f1": a}
+        for e, a in ((1, 0.7), (2, 0.9), (3, 0.8))
+    ]
+    fig = curves_figure(history, "macro_f1", best_epoch=2)
+    loss, val = fig.axes
+    for ax in (loss, val):  # a dashed line at the kept epoch on both panels, named in the legend
+        marks = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert [list(ln.get_xdata()) for ln in marks] == [[2, 2]]
+        assert "best epoch 2 (kept)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    star = [ln for ln in val.get_lines() if ln.get_marker() == "*"]
+    assert [(list(s.get_xdata()), list(s.get_ydata())) for s in star] == [([2], [0.9])]
+    assert val.get_title() == "validation: best epoch 2, macro_f1 0.9000"
+
+
 def test_windowed_texts_train_on_a_fresh_window_each_epoch(
     tmp_path: Path, tiny_bert: Path, corpus: list[dict]
 ) -> None:
@@ -157,6 +198,22 @@ def test_windowed_texts_train_on_a_fresh_window_each_epoch(
     assert report["validation_windows"] == 3 * report["validation_rows"]
     assert report["windows_per_train_text"] == 3.0
     assert report["best_validation"]["macro_f1"] >= 0.45  # chance is 0.33; 8-token windows carry less
+
+
+def test_a_smoke_sample_leaves_labels_output_untouched(tmp_path: Path, bert_data: tuple[Path, Path]) -> None:
+    """`max_train_samples` used to write datasets cache files into data/processed (label's DVC output)."""
+    import shutil
+
+    from datasets import load_from_disk
+
+    splits = Path(shutil.copytree(bert_data[0], tmp_path / "splits"))
+    before = {p.relative_to(splits): p.stat().st_mtime_ns for p in splits.rglob("*")}
+    names = load_from_disk(str(splits))["train"].features["label"].names
+    train, _ = load_splits(splits, names, max_train_samples=5, seed=3)
+    assert {p.relative_to(splits): p.stat().st_mtime_ns for p in splits.rglob("*")} == before
+    # the same rows, in the same order, as the cached shuffle gave (training numerics unchanged)
+    old = load_from_disk(str(shutil.copytree(bert_data[0], tmp_path / "old")))["train"]
+    assert train["id"] == old.shuffle(seed=3).select(range(5))["id"]
 
 
 def test_same_params_and_data_give_the_same_validation_metrics(
@@ -268,6 +325,8 @@ def test_decoder_only_without_pad_token(tmp_path: Path, tiny_gpt2: Path, corpus:
             str(tmp_path / "model"),
             "--metrics",
             str(r / "metrics.json"),
+            "--headline",
+            str(r / "headline.json"),
             "--predictions",
             str(r / "predictions.csv"),
             "--confusion",
@@ -347,4 +406,22 @@ def test_fp16_on_the_cpu_is_a_clear_error() -> None:
     with pytest.raises(FinetuneError, match="fp16 needs a CUDA device"):
         resolve_runtime(FinetuneParams(precision="fp16"))
     rt = resolve_runtime(FinetuneParams())
-    assert (rt.device, rt.precision, rt.world_size) == ("cpu", "fp32", 1)
+    assert (rt.device, rt.precision, rt.world_size) == ("cpu", auto_precision("cpu")[0], 1)
+    assert rt.reason.startswith("auto: the CPU")
+    assert resolve_runtime(FinetuneParams(precision="fp32")).reason == "set by finetune.precision"
+
+
+def test_auto_precision_picks_bf16_only_on_a_cpu_with_native_bf16(tmp_path: Path) -> None:
+    assert auto_precision("cpu", {"avx2", "fma", "avx512f"}) == (
+        "fp32",
+        "auto: the CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)",
+    )
+    assert auto_precision("cpu", {"avx512f", "avx512_bf16"})[0] == "bf16"
+    assert auto_precision("cpu", {"amx_tile", "amx_bf16"}) == (
+        "bf16",
+        "auto: the CPU has native bf16 (amx_bf16)",
+    )
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512_bf16\nbogomips\t: 1\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "sse", "avx2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") is None

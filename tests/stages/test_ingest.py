@@ -187,7 +187,7 @@ def test_csv_cell_longer_than_csv_field_limit_is_read(tmp_path: Path) -> None:
     f.write_text(f"text,label\nshort one,a\n{'y' * 200_000},b\nshort two,a\n")
     df, rejects, _ = ingest(params(f))
     assert [len(t) for t in df["text"]] == [9, 200_000, 9] and rejects == []
-    _, clean_rejects, _ = clean_table(df, CleanParams(min_chars=1, max_reject_fraction=1.0))
+    _, clean_rejects, _ = clean_table(df, CleanParams(min_words=1, max_reject_fraction=1.0))
     assert [r["reason"] for r in clean_rejects] == ["too_long"]  # judged by clean.max_chars, like JSONL
 
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
+from flows.params import RetrainParams
+from stages.check import STAGE_MODELS
 from stages.clean import CleanParams
 from stages.common.params import ParamsError, StageParams, load_section, validate_section
 from stages.ingest import IngestParams
 
 REPO = Path(__file__).resolve().parents[2]
+REQUIRED = "(required)"
 
 
 def stage_params_classes() -> dict[str, type[StageParams]]:
@@ -52,16 +57,70 @@ def test_every_params_key_in_dvc_yaml_exists_in_params_yaml() -> None:
                 node = node[part]
 
 
+def model_defaults(cls: type[BaseModel]) -> dict[str, Any]:
+    """Every field's default, nested models as mappings (a required field maps to REQUIRED)."""
+    out: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out[name] = model_defaults(ann)
+        elif field.is_required():
+            out[name] = REQUIRED
+        else:
+            out[name] = field.get_default(call_default_factory=True)
+    return out
+
+
+def default_mismatches(section: str, shipped: Any, defaults: dict[str, Any]) -> list[str]:
+    """One line per key where params.yaml and the model's default differ (or one side lacks the key)."""
+    shipped = shipped or {}
+    problems = []
+    for key in sorted(set(shipped) | set(defaults)):
+        dotted = f"{section}.{key}"
+        if key not in defaults:
+            problems.append(f"`{dotted}` is in params.yaml but not in the model")
+        elif key not in shipped:
+            problems.append(f"`{dotted}` (default {defaults[key]!r}) is missing from params.yaml")
+        elif isinstance(defaults[key], dict) and isinstance(shipped[key], dict):
+            problems += default_mismatches(dotted, shipped[key], defaults[key])
+        elif shipped[key] != defaults[key] or isinstance(shipped[key], bool) != isinstance(
+            defaults[key], bool
+        ):
+            problems.append(
+                f"`{dotted}`: params.yaml says {shipped[key]!r}, the model's default is {defaults[key]!r}"
+            )
+    return problems
+
+
+def test_shipped_params_equal_the_model_defaults() -> None:
+    """The typed models are where defaults live; params.yaml ships exactly them (README, "Params")."""
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    models = {**STAGE_MODELS, "retrain": RetrainParams}
+    assert set(shipped) == set(models), "params.yaml's sections and the params classes differ"
+    problems = [
+        p for s, cls in models.items() for p in default_mismatches(s, shipped[s], model_defaults(cls))
+    ]
+    assert not problems, "params.yaml and the models disagree (change both):\n" + "\n".join(problems)
+
+
+def test_default_mismatch_names_the_key() -> None:
+    defaults = {"a": 1, "gate": {"b": 0.0}}
+    assert default_mismatches("x", {"a": 1, "gate": {"b": 0.005}, "c": 2}, defaults) == [
+        "`x.c` is in params.yaml but not in the model",
+        "`x.gate.b`: params.yaml says 0.005, the model's default is 0.0",
+    ]
+
+
 def test_unknown_key_is_named_with_allowed_keys() -> None:
     with pytest.raises(ParamsError) as err:
-        validate_section("clean", {"min_char": 5}, CleanParams)
+        validate_section("clean", {"min_word": 5}, CleanParams)
     msg = str(err.value)
-    assert "unknown key `clean.min_char`" in msg and "min_chars" in msg and "no work was done" in msg
+    assert "unknown key `clean.min_word`" in msg and "min_words" in msg and "no work was done" in msg
 
 
 def test_wrong_type_and_out_of_range_name_key_and_value() -> None:
-    with pytest.raises(ParamsError, match=r"`clean.min_chars` = 'many'"):
-        validate_section("clean", {"min_chars": "many"}, CleanParams)
+    with pytest.raises(ParamsError, match=r"`clean.min_words` = 'many'"):
+        validate_section("clean", {"min_words": "many"}, CleanParams)
     with pytest.raises(ParamsError, match=r"`clean.max_reject_fraction` = 1.5 .*less than or equal to 1"):
         validate_section("clean", {"max_reject_fraction": 1.5}, CleanParams)
     with pytest.raises(ParamsError, match=r"`ingest.format` = 'xml'.*'csv'"):

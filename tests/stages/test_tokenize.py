@@ -31,7 +31,7 @@ TEXT = "market bank team goal chip data phone coach profit score"
     ],
 )
 def test_truncation_policies(tok, policy: str, expected: list[str]) -> None:
-    p = TokenizeParams(model="x", max_length=8, truncation=policy, head_fraction=0.25)
+    p = TokenizeParams(model="x", windows=1, max_length=8, truncation=policy, head_fraction=0.25)
     out = encode_batch(tok, [TEXT], p)
     assert words(tok, out["input_ids"][0]) == expected
     assert out["n_tokens"] == [12] and out["attention_mask"][0] == [1] * 8
@@ -65,12 +65,12 @@ def test_windows_cover_the_text_by_policy(tok, policy: str, windows: int, expect
 
 def test_windows_one_is_the_single_window_policy(tok) -> None:
     for policy in ("head", "tail", "head+tail"):
-        one = encode_batch(tok, [TEXT], TokenizeParams(model="x", max_length=8, truncation=policy))
+        one = encode_batch(tok, [TEXT], TokenizeParams(model="x", windows=1, max_length=8, truncation=policy))
         assert one["windows"][0] == [one["input_ids"][0]] and one["n_windows"] == [1]
 
 
 def test_short_text_is_not_padded(tok) -> None:
-    out = encode_batch(tok, ["market bank"], TokenizeParams(model="x", max_length=32))
+    out = encode_batch(tok, ["market bank"], TokenizeParams(model="x", windows=1, max_length=32))
     assert words(tok, out["input_ids"][0]) == ["[CLS]", "market", "bank", "[SEP]"]
 
 
@@ -78,7 +78,7 @@ def test_tokenize_table_keeps_columns_and_reports_lengths(tok) -> None:
     df = pd.DataFrame(
         {"id": ["a", "b"], "text": [TEXT, "market bank"], "label": ["x", "y"], "group": ["g1", "g2"]}
     )
-    ds, report = tokenize_table(df, TokenizeParams(model="x", max_length=8), tok)
+    ds, report = tokenize_table(df, TokenizeParams(model="x", windows=1, max_length=8), tok)
     assert {"id", "text", "label", "group", "input_ids", "attention_mask", "n_tokens"} <= set(ds.column_names)
     assert report["truncated_fraction"] == 0.5 and report["tokens"]["max"] == 12
     assert [len(x) for x in ds["input_ids"]] == [8, 4]
@@ -104,7 +104,7 @@ def test_saved_dataset_is_byte_identical_on_a_rerun(tok, tmp_path) -> None:
     df = pd.DataFrame(
         {"id": ["a", "b"], "text": [TEXT, "market bank"], "label": ["x", "y"], "group": ["g1", "g2"]}
     )
-    p = TokenizeParams(model="x", max_length=8)
+    p = TokenizeParams(model="x", windows=1, max_length=8)
     for name in ("one", "two"):
         tokenize_table(df, p, tok)[0].save_to_disk(str(tmp_path / name))
     for f in ("state.json", "dataset_info.json", "data-00000-of-00001.arrow"):

@@ -12,11 +12,13 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from stages.common.paths import PATHS, UNDECLARED
 from tests.conftest import REPO
 
 PACKAGE = "stages"
@@ -101,3 +103,60 @@ def test_package_init_files_hold_no_code() -> None:
         body = ast.parse(init.read_text(encoding="utf-8")).body
         is_docstring = [isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body]
         assert is_docstring in ([], [True]), f"{init.relative_to(REPO)} has code; the walk skips it"
+
+
+def command_paths(cmd: str) -> dict[str, str | list[str]]:
+    """`python -m stages.x --a p --b q r` -> {"a": "p", "b": ["q", "r"]} (a flag with several values
+    is a list)."""
+    args: dict[str, list[str]] = {}
+    current = None
+    for token in shlex.split(cmd)[3:]:
+        if token.startswith("--"):
+            current = token[2:].replace("-", "_")
+            args[current] = []
+        else:
+            assert current is not None, f"{cmd!r}: {token!r} comes before any flag"
+            args[current].append(token)
+    return {k: v[0] if len(v) == 1 and k != "artifacts" else v for k, v in args.items()}
+
+
+def declared_paths(stage: dict[str, Any]) -> set[str]:
+    """Every path a dvc.yaml stage names as a dep, out, metric or plot."""
+    paths = set(stage.get("deps", []))
+    for kind in ("outs", "metrics", "plots"):
+        for entry in stage.get(kind, []):
+            paths |= set(entry) if isinstance(entry, dict) else {entry}
+    return paths
+
+
+def path_problems(dvc: dict[str, Any]) -> list[str]:
+    """Each stage whose command's path arguments differ from the PATHS table, or name a path the stage
+    does not declare as a dep or output."""
+    problems = []
+    assert set(dvc["stages"]) == set(PATHS), "dvc.yaml's stages and stages/common/paths.py differ"
+    for name, stage in dvc["stages"].items():
+        given = command_paths(stage["cmd"])
+        if given != PATHS[name]:
+            problems.append(
+                f"stage {name}: dvc.yaml passes {given}, stages/common/paths.py says {PATHS[name]}"
+            )
+        declared = declared_paths(stage)
+        for key, value in PATHS[name].items():
+            for path in [value] if isinstance(value, str) else value:
+                if path not in declared and (name, key) not in UNDECLARED:
+                    problems.append(f"stage {name}: --{key} {path} is not a dep or output of it in dvc.yaml")
+    return problems
+
+
+def test_stage_commands_pass_exactly_the_paths_table() -> None:
+    """A stage run by hand (`python -m stages.clean`) reads and writes what dvc.yaml declares."""
+    assert path_problems(yaml.safe_load((REPO / "dvc.yaml").read_text())) == []
+
+
+def test_a_path_that_drifts_is_named() -> None:
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    dvc["stages"]["clean"]["cmd"] = dvc["stages"]["clean"]["cmd"].replace("data/interim", "data/clean")
+    dvc["stages"]["tokenize"]["deps"].remove("data/interim")
+    problems = path_problems(dvc)
+    assert problems[0].startswith("stage clean: dvc.yaml passes {'raw': 'data/raw', 'out': 'data/clean'")
+    assert problems[1:] == ["stage tokenize: --clean data/interim is not a dep or output of it in dvc.yaml"]
