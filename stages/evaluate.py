@@ -100,8 +100,8 @@ def predict_proba(
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    model = load_classifier(str(model_dir), trust_remote_code, dtype=torch.float32).to(device)
-    model.eval()
+    model: Any = load_classifier(str(model_dir), trust_remote_code, dtype=torch.float32)
+    model.to(device).eval()
     collate = DataCollatorWithPadding(tok)
     windows, owner = flatten(row_windows(ds, list(tok.model_input_names)))
     order = np.argsort([len(w["input_ids"]) for w in windows], kind="stable")

@@ -136,11 +136,14 @@ def load_classifier(folder: str, trust_remote_code: bool = False, **kwargs: Any)
         raise ValueError(
             f"{folder}/config.json cannot be read ({exc}); the model folder is incomplete."
         ) from None
+    model: PreTrainedModel
     if model_type == MODEL_TYPE:
-        return MeanPoolForSequenceClassification.from_pretrained(folder, **kwargs)
-    return AutoModelForSequenceClassification.from_pretrained(
-        folder, trust_remote_code=trust_remote_code, **kwargs
-    )
+        model = MeanPoolForSequenceClassification.from_pretrained(folder, **kwargs)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, trust_remote_code=trust_remote_code, **kwargs
+        )
+    return model
 
 
 def register_auto_classes() -> None:

@@ -220,6 +220,8 @@ def _registered_module(code: Path, name: str) -> ModuleType:
     key = f"ftpipe_registered_{name}_{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
     if key not in sys.modules:
         spec = importlib.util.spec_from_file_location(key, path)
+        if spec is None or spec.loader is None:
+            raise MlflowException(f"{path} cannot be imported as a module; register the model again.")
         module = importlib.util.module_from_spec(spec)
         sys.modules[key] = module
         spec.loader.exec_module(module)
