@@ -5,7 +5,7 @@
 
 The input is a CSV, JSONL or Parquet file with an id column and a text column; it is read in batches
 (pyarrow record batches, pandas chunks, JSONL line by line), so a file larger than memory is fine. Each
-batch goes through the model loaded with `mlflow.pyfunc.load_model` (a DataFrame with a `text` column in,
+batch goes through the registered model (a DataFrame with a `text` column in,
 `label` and `score` out) and is appended to the output (CSV, JSONL or Parquet, chosen by its extension):
 the input id, `label`, `score`. The output is written to a temporary sibling and renamed at the end, so a
 failed run never leaves a partial file. A missing, empty, blank or non-string text stops the run, naming
@@ -13,7 +13,9 @@ the file, row and id (the served model refuses the same texts); a CSV output esc
 would run as formulas (`stages/common/csvsafe.py`). MLflow is found the way the register stage finds it:
 `MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root, under the registry's one retry and
 timeout policy (`register.retries`, `backoff_s`, `timeout_s`): a store that is down or hangs ends the
-command within `register.timeout_s` with one line saying why, the password masked.
+command within `register.timeout_s` with one line saying why, the password masked. The model is loaded only after every
+file of it matches the manifest recorded when it was registered (`stages/common/registry.py`
+`load_uri_verified`), so only registered versions (`models:/NAME/VERSION`, `models:/NAME@ALIAS`) are taken.
 """
 
 from __future__ import annotations
@@ -267,11 +269,15 @@ def load_model(model_uri: str, params_path: str | Path = "params.yaml") -> Any:
     from mlflow.exceptions import MlflowException
 
     from stages.common import registry
+    from stages.common.manifest import ManifestError
     from stages.common.redact import mask_secrets, redact_uri
 
     uri = registry.tracking_uri()
     try:
-        return registry.load_model(model_uri, uri, register_params(params_path).policy())
+        # downloaded under the policy, then loaded only once every file matches the registered manifest
+        return registry.load_uri_verified(model_uri, uri, register_params(params_path).policy())
+    except ManifestError as exc:
+        raise PredictError(str(exc)) from None
     except registry.TrackingUnavailable as exc:
         raise PredictError(f"cannot load {model_uri}: {exc}") from None
     except MlflowException as exc:

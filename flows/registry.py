@@ -1,9 +1,10 @@
-"""`ftpipe promote | rollback | history`: move the `champion` alias by hand, with an audit trail.
+"""`ftpipe promote | rollback | history | fetch`: move the `champion` alias by hand, with an audit trail.
 
     ftpipe promote 3 --reason "validated on the March sample"
     ftpipe rollback --reason "v3 mislabels sport headlines"
     ftpipe history
     ftpipe history --versions
+    ftpipe fetch champion served/champion      # a copy checked against the registry's manifest, to serve
 
 The registered model is `register.model_name` from params.yaml (or `--name`), in the MLflow store the
 register stage uses (`MLFLOW_TRACKING_URI`, else the repo-root `mlflow.db`). Every change of the champion
@@ -162,8 +163,34 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return _run(go, args)
 
 
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    def go(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from stages.common.manifest import ManifestError
+        from stages.common.registry import RegistryError
+
+        reg = _registry(args)
+        version = args.version if args.version.isdigit() else reg.alias(args.version)
+        if version is None:
+            raise RegistryError(f"`{reg.name}` has no alias `{args.version}`; `ftpipe history` lists them.")
+        try:
+            n = reg.fetch(version, Path(args.dest))
+        except ManifestError as exc:
+            print(f"ftpipe fetch: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"{reg.name} version {version}: all {n} files match the manifest recorded at registration, in "
+            f"{args.dest}. Serve this copy: mlflow models serve -m {args.dest} --env-manager local "
+            "--host 127.0.0.1 --port 5001"
+        )
+        return 0
+
+    return _run(go, args)
+
+
 def add_commands(sub: Any) -> None:
-    """`ftpipe promote`, `ftpipe rollback` and `ftpipe history`."""
+    """`ftpipe promote`, `ftpipe rollback`, `ftpipe history` and `ftpipe fetch`."""
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--name", help="registered model (default: register.model_name in the params file)")
@@ -200,3 +227,14 @@ def add_commands(sub: Any) -> None:
     )
     common(h)
     h.set_defaults(func=_cmd_history)
+
+    f = sub.add_parser(
+        "fetch",
+        help="download a registered version whose files all match its manifest (a copy to serve)",
+        description="Download VERSION (a number or an alias) to DEST only if every file matches the "
+        "manifest recorded at registration; a mismatch names each file and leaves nothing behind.",
+    )
+    f.add_argument("version", help="the model version number, or an alias (champion, challenger)")
+    f.add_argument("dest", help="a new folder for the checked copy")
+    common(f)
+    f.set_defaults(func=_cmd_fetch)

@@ -13,6 +13,11 @@ cleaned text, so it may see words past the transformer's budget. Also
 written: one row per test example with every class probability (the register gate's McNemar test pairs
 them by id), the confusion matrix as `dvc plots` data and a PNG, and the highest-confidence mistakes.
 The CSV files escape string cells that a spreadsheet would run as formulas (`stages/common/csvsafe.py`).
+
+Before it reads the model folder, evaluate checks every file against the folder's `MANIFEST.sha256`
+(written by finetune; `stages/common/manifest.py`) and refuses a changed, added or missing file. The
+mean-pool head is ftpipe's own class, never the folder's code; `tokenize.trust_remote_code` (read from
+params.yaml with tokenize's own class, never from a file in the folder) applies to other heads.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ from pydantic import Field
 from stages.common.csvsafe import escape_frame
 from stages.common.io import atomic_file, read_json, write_json
 from stages.common.logs import setup_logging
+from stages.common.manifest import verify_folder
+from stages.common.meanpool import load_classifier
 from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
 from stages.common.params import StageParams, load_section
 from stages.common.paths import add_path_args
+from stages.common.tokenize_section import TokenizeParams
 from stages.common.windows import flatten, mean_by_row, row_windows
 
 
@@ -49,6 +57,12 @@ class EvaluateParams(StageParams):
     baseline_max_iter: int = Field(2000, ge=10)
 
 
+MODEL_FIX = (
+    "Rerun `dvc repro finetune` (or `dvc checkout models/model` to restore the folder DVC recorded); "
+    "`dvc status` shows what changed."
+)
+
+
 class EvaluateError(ValueError):
     """The model and the data do not fit together; the message says how to fix it."""
 
@@ -59,9 +73,10 @@ def load_label_names(path: Path) -> list[str]:
     return [str(data[str(i)]) for i in range(len(data))]
 
 
-def check_model_labels(config: Any, names: list[str], model_dir: Path, labels_path: Path) -> None:
-    """The model's id2label must be labels.json, or every prediction would be misnamed."""
-    have = [str(config.id2label[i]) for i in range(config.num_labels)]
+def check_model_labels(config: dict[str, Any], names: list[str], model_dir: Path, labels_path: Path) -> None:
+    """The model's id2label (its config.json) must be labels.json, or every prediction would be misnamed."""
+    id2label = config.get("id2label") or {}
+    have = [str(id2label[k]) for k in sorted(id2label, key=int)]
     if have != names:
         raise EvaluateError(
             f"{model_dir}: the model was trained for labels {have} but {labels_path} lists {names}; they "
@@ -69,29 +84,24 @@ def check_model_labels(config: Any, names: list[str], model_dir: Path, labels_pa
         )
 
 
-def predict_proba(model_dir: Path, ds: Any, batch_size: int) -> tuple[np.ndarray, float, str]:
+def predict_proba(
+    model_dir: Path, ds: Any, batch_size: int, trust_remote_code: bool = False
+) -> tuple[np.ndarray, float, str]:
     """Class probabilities for every row of `ds` (in order), examples/s and the device used.
 
     A row's probabilities are the mean over its token windows (one window unless the tokenize stage
     cut the text into several). Windows are batched by length (less padding); the timing covers
-    collation and forward passes, and examples/s counts rows, not windows.
+    collation and forward passes, and examples/s counts rows, not windows. A mean-pool model is built
+    from ftpipe's own head (stages/common/meanpool.py), never from code in the folder;
+    `trust_remote_code` (`tokenize.trust_remote_code`) applies to other architectures only.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoTokenizer, DataCollatorWithPadding
 
-    from stages.common.meanpool import register_auto_classes
-
-    extra = (
-        read_json(model_dir / "ftpipe_params.json") if (model_dir / "ftpipe_params.json").is_file() else {}
-    )
-    trust = bool(extra.get("base_model", {}).get("trust_remote_code", False))
-    register_auto_classes()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, trust_remote_code=trust, dtype=torch.float32
-    ).to(device)
-    model.eval()
+    tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    model: Any = load_classifier(str(model_dir), trust_remote_code, dtype=torch.float32)
+    model.to(device).eval()
     collate = DataCollatorWithPadding(tok)
     windows, owner = flatten(row_windows(ds, list(tok.model_input_names)))
     order = np.argsort([len(w["input_ids"]) for w in windows], kind="stable")
@@ -253,19 +263,19 @@ def main(argv: list[str] | None = None) -> None:
     p = load_section("evaluate", EvaluateParams, args.params)
 
     from datasets import load_from_disk
-    from transformers import AutoConfig
 
-    from stages.common.meanpool import register_auto_classes
-
-    register_auto_classes()  # a `pooling: mean` model loads with ftpipe's own head class
     model_dir, labels_path = Path(args.model), Path(args.labels)
+    # before any file of the folder is read: every file as finetune wrote it, nothing added
+    verify_folder(model_dir, fix=MODEL_FIX)
+    # whether a checkpoint's own code may run: the project's params decide, never a file in the folder
+    trust = load_section("tokenize", TokenizeParams, args.params).trust_remote_code
     names = load_label_names(labels_path)
-    check_model_labels(AutoConfig.from_pretrained(model_dir), names, model_dir, labels_path)
+    check_model_labels(read_json(model_dir / "config.json"), names, model_dir, labels_path)
     dd = load_from_disk(args.splits)
     train, test = dd["train"], dd["test"]
     y = np.asarray(test["label"])
 
-    probs, speed, device = predict_proba(model_dir, test, p.batch_size)
+    probs, speed, device = predict_proba(model_dir, test, p.batch_size, trust)
     base = baseline_proba(list(train["text"]), list(train["label"]), list(test["text"]), len(names), p)
     metrics = build_metrics(y, probs, base, names, p.ece_bins, speed, device)
     preds = predictions_table(list(test["id"]), y, probs, base, names)

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stages.common.io import atomic_dir, atomic_file, read_json, write_json
 from stages.common.logs import setup_logging
+from stages.common.manifest import write_folder_manifest
 from stages.common.metrics import classification_metrics, softmax
 from stages.common.models import BUILTIN_MODELS, resolve_model
 from stages.common.params import StageParams, load_section
@@ -645,11 +646,13 @@ def model_source(ref: str) -> str:
 
 
 def save_model(model: Any, tok: Any, out: Path, resolved: dict[str, Any]) -> None:
-    """The best model (safetensors), its tokenizer and the resolved params, atomically."""
+    """The best model (safetensors), its tokenizer and the resolved params, atomically, with the manifest
+    (`MANIFEST.sha256`: the sha256 of every other file) that evaluate checks before loading it."""
     with atomic_dir(out) as tmp:
         model.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
         write_json(tmp / PARAMS_FILE, resolved)
+        write_folder_manifest(tmp)
 
 
 def run_finetune(

@@ -53,6 +53,7 @@ from stages.common.gate import (
 from stages.common.io import read_json, write_json
 from stages.common.lineage import TrainedOn, flatten, lineage_tags, loggable_params, model_hash
 from stages.common.logs import setup_logging
+from stages.common.manifest import ManifestError
 from stages.common.model_card import model_card
 from stages.common.params import load_section, read_params_file
 from stages.common.paths import add_path_args
@@ -198,6 +199,8 @@ def score_champion(reg: Registry, record: VersionRecord, cand: Candidate) -> Cha
         score.preds = reg.predict(record.version, rows["text"].tolist())
     except TrackingUnavailable:
         raise  # the store is gone: stop, rather than judge the candidate without its champion
+    except ManifestError as exc:  # every changed file named: the reason promotion is blocked
+        score.error = mask_secrets(f"ManifestError: {' '.join(str(exc).split())}")
     except Exception as exc:  # a champion that cannot be loaded blocks promotion, with the reason
         score.error = describe_failure(exc)
     return score
@@ -240,7 +243,7 @@ def _resumable(reg: Registry, same: list[ModelVersion], log: logging.Logger) -> 
     """The newest READY version of this model left pending or verified by an interrupted run; every other
     unfinished one (not READY, or an older duplicate) is marked broken, so none is ever aliased."""
     unfinished = [mv for mv in same if mv.tags.get(T.STATUS) in (T.PENDING, T.VERIFIED)]
-    ready = [mv for mv in unfinished if mv.status == "READY"]
+    ready = [mv for mv in unfinished if mv.status == "READY" and T.MANIFEST in mv.tags]
     keep = ready[-1] if ready else None
     for mv in unfinished:
         if mv is keep:
@@ -248,6 +251,8 @@ def _resumable(reg: Registry, same: list[ModelVersion], log: logging.Logger) -> 
         why = (
             f"its registration was interrupted and the version is {mv.status}, not READY"
             if mv.status != "READY"
+            else "an interrupted registration without a manifest of its files"
+            if T.MANIFEST not in mv.tags
             else f"an interrupted duplicate of version {keep.version if keep else '?'}"
         )
         log.warning("marking version %s broken: %s", mv.version, why)
@@ -285,7 +290,11 @@ def register(
         log.warning("%s", note)
     mhash = model_hash(cand.model_dir)
     same = reg.versions_with_hash(mhash)
-    done = [mv for mv in same if mv.tags.get(T.STATUS) == T.COMPLETE]
+    # a version registered before manifests cannot be loaded (nothing to check its files against):
+    # it does not count, and the model is registered again
+    done = [mv for mv in same if mv.tags.get(T.STATUS) == T.COMPLETE and T.MANIFEST in mv.tags]
+    if not done and any(mv.tags.get(T.STATUS) == T.COMPLETE for mv in same):
+        log.info("model %s has versions without a manifest of their files: registering it again", mhash[:12])
     if done:
         mv = done[-1]
         log.info("model %s is already version %s of %s: nothing new", mhash[:12], mv.version, reg.name)

@@ -9,6 +9,10 @@ The saved folder is a normal `save_pretrained` folder that carries this file and
 Hugging Face convention for a custom architecture:
 `AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)` loads it anywhere,
 without the ftpipe repository. So this file must stand alone: torch and transformers only.
+
+ftpipe itself never runs that copy: `load_classifier` builds the head from this module (the project's own
+code, or the copy registered with the served model), whatever the folder's `auto_map` says, and never
+lets the folder decide to trust its own code.
 """
 
 from __future__ import annotations
@@ -112,6 +116,34 @@ def _no_pooler(body_config: PreTrainedConfig) -> dict[str, bool]:
         model_cls is not None and "add_pooling_layer" in inspect.signature(model_cls.__init__).parameters
     )
     return {"add_pooling_layer": False} if takes_flag else {}
+
+
+def load_classifier(folder: str, trust_remote_code: bool = False, **kwargs: Any) -> PreTrainedModel:
+    """The sequence classifier saved in `folder`; a mean-pool model is built from this module's classes.
+
+    The folder's own code (its `meanpool.py` copy, any `auto_map`) never runs for a mean-pool model; for
+    another architecture, `trust_remote_code` comes from the caller (the project's params), never from a
+    file inside the folder.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        model_type = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"{folder}/config.json cannot be read ({exc}); the model folder is incomplete."
+        ) from None
+    model: PreTrainedModel
+    if model_type == MODEL_TYPE:
+        model = MeanPoolForSequenceClassification.from_pretrained(folder, **kwargs)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, trust_remote_code=trust_remote_code, **kwargs
+        )
+    return model
 
 
 def register_auto_classes() -> None:

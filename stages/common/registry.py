@@ -34,6 +34,7 @@ import getpass
 import importlib.metadata
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +55,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from pydantic import Field
 
+from stages.common import manifest as M
 from stages.common import tags as T
 from stages.common import textclf
 from stages.common.gate import GateParams
@@ -460,8 +462,22 @@ class Registry:
     # ------------------------------------------------------------------ models
 
     def load(self, version: str) -> mlflow.pyfunc.PyFuncModel:
-        """Version `version` as a pyfunc model: downloaded under the policy, then loaded from disk."""
-        return load_model(f"models:/{self.name}/{version}", self.uri, self.policy)
+        """Version `version`, loaded only once its files match the manifest recorded at registration."""
+        use_store(self.uri)
+        return load_verified(self.version(version), self.uri, self.policy)
+
+    def fetch(self, version: str, dest: Path) -> int:
+        """A checked copy of `version` at `dest` (which must not exist), to serve; the number of files.
+        Written beside `dest` and renamed into place, so a refused download leaves nothing."""
+        if dest.exists():
+            raise RegistryError(f"{dest} already exists; name a new folder for the copy.")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.tmp-") as tmp:
+            (Path(tmp) / "model").mkdir()
+            Path(download_verified(self.version(version), self.uri, Path(tmp) / "model", self.policy)).rename(
+                dest
+            )
+        return sum(1 for f in dest.rglob("*") if f.is_file())
 
     def predict(self, version: str, texts: list[str]) -> list[str]:
         """Labels `version` predicts for `texts` (loads it from the registry; errors are raised)."""
@@ -539,12 +555,14 @@ class Registry:
                 card_path = Path(tmp) / T.MODEL_CARD_ARTIFACT
                 card_path.write_text(card, encoding="utf-8")
                 t = time.perf_counter()
+                served = served_manifest(reg.model_dir)
                 info = self._call(
                     lambda: mlflow.pyfunc.log_model(
                         name=T.MODEL_ARTIFACT,
                         python_model=str(Path(textclf.__file__)),
                         artifacts={textclf.HF_ARTIFACT: str(reg.model_dir), "model_card": str(card_path)},
-                        model_config=reg.model_config,
+                        model_config={**reg.model_config, "manifest": served},
+                        code_paths=[str(f) for f in registered_code()],
                         signature=ModelSignature(
                             inputs=Schema([ColSpec("string", "text")]),
                             outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
@@ -554,6 +572,8 @@ class Registry:
                     )
                 )
                 timings["log_model_s"] = round(time.perf_counter() - t, 2)
+            found = self._call(lambda: downloaded_manifest(info.model_uri))
+            tags[T.MANIFEST] = M.dumps(check_logged(found, served, reg.model_dir.name, info.model_uri))
             t = time.perf_counter()
 
             def find_or_register() -> ModelVersion:  # a registration whose answer was lost is found
@@ -692,21 +712,6 @@ class Registry:
         return self.set_champion(target, "rollback", reason, who=who)
 
 
-def load_model(model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy()) -> mlflow.pyfunc.PyFuncModel:
-    """The pyfunc model at `model_uri` from the store at `uri`: its files are downloaded under `policy`
-    (the network part, retried), then loaded from the local copy (not retried: a broken model stays broken).
-    """
-    use_store(uri)
-    with tempfile.TemporaryDirectory(prefix="ftpipe-model-") as tmp:
-        local = with_retries(
-            lambda: mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp),
-            uri,
-            policy,
-            retry_if=is_transient,
-        )
-        return mlflow.pyfunc.load_model(local)
-
-
 def _leave_run(status: str, uri: str) -> None:
     """Drop the active MLflow run; its status is one short try (the registration's outcome is elsewhere).
 
@@ -716,6 +721,128 @@ def _leave_run(status: str, uri: str) -> None:
     quiet = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if redact_uri(uri) != uri else {}
     with mlflow_http_policy(1.0), _env(quiet), contextlib.suppress(Exception):
         mlflow.end_run(status)
+
+
+# --------------------------------------------------------------------------- integrity of a version's files
+
+# written by MLflow into every download of a registered model (its name and version): data, not code
+DOWNLOAD_ONLY = ("registered_model_meta",)
+UNVERIFIED_FIX = (
+    "Promote a version registered with a manifest (`ftpipe history`, `ftpipe promote VERSION --reason ...`) "
+    "or register the model folder again with this version of ftpipe."
+)
+
+
+def registered_code() -> list[Path]:
+    """ftpipe's modules shipped with the served model (MLflow `code_paths`); textclf.py loads them by path."""
+    from stages.common import meanpool  # shipped, not run here (importing it costs torch at CLI start)
+
+    files = [Path(M.__file__), Path(meanpool.__file__)]
+    assert sorted(f.name for f in files) == sorted(textclf.REGISTERED_CODE)
+    return files
+
+
+def served_manifest(model_dir: Path) -> dict[str, dict[str, str]]:
+    """What the served model checks itself against at load (stored in its model_config): every file of
+    the model folder and ftpipe's code registered with it."""
+    return {
+        textclf.HF_ARTIFACT: M.tree_manifest(model_dir),
+        "code": {f.name: M.file_sha256(f) for f in registered_code()},
+    }
+
+
+def downloaded_manifest(model_uri: str) -> dict[str, str]:
+    """The manifest of every file of the model at `model_uri`, as the store gives it back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp)
+        return M.tree_manifest(local, ignore=DOWNLOAD_ONLY)
+
+
+def check_logged(
+    found: dict[str, str], served: dict[str, dict[str, str]], folder_name: str, model_uri: str
+) -> dict[str, str]:
+    """`found` (every file of the logged model: MLmodel, environment files, textclf.py, code/, artifacts/)
+    once the folder and the code are seen to have arrived unchanged. Recorded as the version's
+    `ftpipe.manifest` tag, against which every load is checked."""
+    fix = "The artifact store changed the files while they were logged; register again."
+    M.check(served[textclf.HF_ARTIFACT], M.under(found, f"artifacts/{folder_name}"), model_uri, fix)
+    M.check(served["code"], M.under(found, "code"), model_uri, fix)
+    M.check(
+        {"textclf.py": M.file_sha256(textclf.__file__)},
+        {"textclf.py": found.get("textclf.py", "")},
+        model_uri,
+        fix,
+    )
+    return found
+
+
+def download_verified(
+    mv: ModelVersion, uri: str, dst: str | Path, policy: RetryPolicy = RetryPolicy()
+) -> str:
+    """Download version `mv` into `dst` and check every file against its `ftpipe.manifest` tag; the
+    local path of the checked copy. A version without the tag (registered before ftpipe kept one) is
+    refused."""
+    what = f"model `{mv.name}` version {mv.version} (from {redact_uri(uri)})"
+    if T.MANIFEST not in mv.tags:
+        raise M.ManifestError(
+            f"{what} has no `{T.MANIFEST}` tag: it was registered before ftpipe recorded a manifest of its "
+            f"files, so they cannot be checked and it is not loaded. {UNVERIFIED_FIX}"
+        )
+    expected = M.loads(mv.tags[T.MANIFEST], f"{what}, tag {T.MANIFEST}")
+    local = with_retries(  # the network part, under the policy; the check and the load are not retried
+        lambda: mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}", dst_path=str(dst)),
+        uri,
+        policy,
+        retry_if=is_transient,
+    )
+    M.check(
+        expected,
+        M.tree_manifest(local, ignore=DOWNLOAD_ONLY),
+        what,
+        "Do not use this version: find who can write to the artifact store and restore its files, or "
+        f"move the aliases to another version. {UNVERIFIED_FIX}",
+    )
+    return local
+
+
+def load_verified(
+    mv: ModelVersion, uri: str, policy: RetryPolicy = RetryPolicy()
+) -> mlflow.pyfunc.PyFuncModel:
+    """Version `mv`, loaded from a copy whose files all match its manifest (`download_verified`).
+
+    Nothing of the model runs before the check (MLflow runs textclf.py at load), and the checked copy is
+    the one loaded.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        return mlflow.pyfunc.load_model(download_verified(mv, uri, tmp, policy))
+
+
+def load_uri_verified(
+    model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy()
+) -> mlflow.pyfunc.PyFuncModel:
+    """`load_verified` for `models:/NAME/VERSION` or `models:/NAME@ALIAS` (other URIs have no record to
+    check against and are refused); an unknown name, version or alias raises MLflow's own error."""
+    found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([^/]+))", model_uri)
+    if found is None:
+        raise M.ManifestError(
+            f"{model_uri}: only registered versions (`models:/NAME/VERSION` or `models:/NAME@ALIAS`) are "
+            "loaded, since only they have a recorded manifest to check the files against. Register the "
+            "model (the register stage) and pass its version or alias."
+        )
+    name, version, alias = found.groups()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mv = with_retries(
+        lambda: (
+            client.get_model_version(name, version)
+            if version
+            else client.get_model_version_by_alias(name, alias)
+        ),
+        uri,
+        policy,
+        retry_if=is_transient,
+    )
+    use_store(uri)
+    return load_verified(mv, uri, policy)
 
 
 def pyfunc_requirements() -> list[str]:

@@ -17,6 +17,7 @@ MODEL_VERSION = "ftpipe.model_version"  # on the registration run: the version i
 
 # --- identity and lineage (on the run and the version)
 MODEL_HASH = "ftpipe.model_hash"
+MANIFEST = "ftpipe.manifest"  # JSON {"format": 1, "files": {path: sha256}}: every file of the logged model
 LABELS = "labels"  # JSON list, id order
 LABELS_SHA = "labels.sha256"
 PARAMS_SHA = "params.sha256"

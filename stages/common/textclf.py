@@ -14,11 +14,22 @@ repository. The model folder (weights, config with id2label, tokenizer) travels 
 sees the same tokens as the evaluated one and, like it, averages the probabilities of a text's windows. `encode` mirrors `stages/tokenize.py::encode_batch` (a test checks they agree); it is
 repeated here because this file must stand alone. A missing, empty, blank or non-string text is refused
 with an `MlflowException` (INVALID_PARAMETER_VALUE, so `mlflow models serve` answers 400) naming the row.
+
+Integrity: the register stage ships ftpipe's `manifest.py` and `meanpool.py` with the model (MLflow
+`code_paths`, under `<model>/code/`) and puts the sha256 of every file of the model folder and of that
+code in `model_config["manifest"]`. `load_context` checks both before it reads any of them and refuses a
+changed, added or missing file; the mean-pool head is then built from the registered `meanpool.py`, never
+from the folder's own copy or `auto_map`, and no folder code is trusted.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import mlflow
@@ -28,7 +39,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 HF_ARTIFACT = "hf_model"
-MEAN_POOL_TYPE = "ftpipe_mean_pool"  # stages/common/meanpool.py MODEL_TYPE
+# ftpipe modules registered with the model (MLflow `code_paths`, under <model>/code/) and loaded by path
+REGISTERED_CODE = ("manifest.py", "meanpool.py")
 DEFAULT_CONFIG = {
     "max_length": 128,
     "truncation": "head",
@@ -133,20 +145,32 @@ class TextClassifier(PythonModel):
 
     def load_context(self, context: Any) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.config = {**DEFAULT_CONFIG, **(context.model_config or {})}
-        folder = context.artifacts[HF_ARTIFACT]
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        # a `pooling: mean` model carries its head's code in the folder (config `auto_map`); only that
-        # known head is trusted, any other custom code is refused as usual
-        own_code = _model_type(folder) == MEAN_POOL_TYPE
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=own_code)
-        self.model = (
-            AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=own_code)
-            .to(self.device)
-            .eval()
+        folder = Path(context.artifacts[HF_ARTIFACT])
+        code = folder.parents[1] / "code"  # MLflow's layout: <model>/artifacts/hf_model, <model>/code
+        manifest = _registered_module(code, "manifest")
+        recorded = self.config.get("manifest")
+        if not isinstance(recorded, dict):
+            raise manifest.ManifestError(
+                f"{folder.parents[1]}: the model was registered without a manifest of its files, so they "
+                "cannot be checked and it is not loaded; register it again with this version of ftpipe."
+            )
+        fix = (
+            "Do not serve this copy: load the version again from the registry (`ftpipe predict` and the "
+            "register stage check it against the registry's record), or register the model again."
         )
+        # before any file of the folder is read: the weights, config.json, tokenizer and code as registered
+        manifest.check(recorded["hf_model"], manifest.tree_manifest(folder), f"{folder}", fix)
+        manifest.check(recorded["code"], manifest.tree_manifest(code), f"{code}", fix)
+        meanpool = _registered_module(code, "meanpool")
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        # the folder's own code never runs: the mean-pool head is the registered meanpool.py, and any other
+        # custom code is refused as usual (trust_remote_code is never decided by a file in the folder)
+        meanpool.register_auto_classes()  # so the tokenizer's look at config.json resolves it locally too
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        self.model = meanpool.load_classifier(str(folder)).to(self.device).eval()
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
 
     # MLflow reads the input's type hint: a DataFrame hint means "no schema from hints" (the logged
@@ -185,14 +209,23 @@ class TextClassifier(PythonModel):
         return pd.DataFrame({"label": labels, "score": scores})
 
 
-def _model_type(folder: str) -> str | None:
-    import json
-    from pathlib import Path
-
-    try:
-        return json.loads((Path(folder) / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError):
-        return None
+def _registered_module(code: Path, name: str) -> ModuleType:
+    """`code/<name>.py`, the copy of ftpipe's module registered with this model, imported by its path
+    (under a name of its own, so no other copy on sys.path and no earlier version's can stand in)."""
+    path = code / f"{name}.py"
+    if not path.is_file():
+        raise MlflowException(
+            f"{path} is missing: the model was registered without ftpipe's {name}.py; register it again."
+        )
+    key = f"ftpipe_registered_{name}_{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, path)
+        if spec is None or spec.loader is None:
+            raise MlflowException(f"{path} cannot be imported as a module; register the model again.")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 def _texts(model_input: Any) -> list[str]:

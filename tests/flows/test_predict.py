@@ -181,6 +181,10 @@ def keyword_model_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     import mlflow
     from mlflow import MlflowClient
 
+    from stages.common import tags as T
+    from stages.common.manifest import dumps
+    from stages.common.registry import downloaded_manifest
+
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     code = root / "keyword_model.py"
@@ -194,6 +198,10 @@ def keyword_model_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
                 name="model", python_model=str(code), registered_model_name="kw", pip_requirements=["mlflow"]
             )
         MlflowClient(uri).set_registered_model_alias("kw", "champion", info.registered_model_version)
+        # what register records: the manifest every load is checked against
+        MlflowClient(uri).set_model_version_tag(
+            "kw", info.registered_model_version, T.MANIFEST, dumps(downloaded_manifest(info.model_uri))
+        )
     return uri
 
 

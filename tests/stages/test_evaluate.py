@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 
 from stages import evaluate
+from stages.common.manifest import ManifestError, write_folder_manifest
 from stages.evaluate import EvaluateError, EvaluateParams, baseline_proba, build_metrics, worst_errors
 from tests.conftest import REPO, build_splits, run_cmd
 
@@ -44,8 +47,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: lis
     )
     model.save_pretrained(tmp / "model")
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp / "model")
+    write_folder_manifest(tmp / "model")  # as finetune does
     params = tmp / "params.yaml"
-    params.write_text("evaluate:\n  worst_errors: 3\n  excerpt_chars: 30\n")
+    # evaluate reads tokenize.trust_remote_code (default false) from the project's params, never the folder
+    params.write_text("tokenize: {}\nevaluate:\n  worst_errors: 3\n  excerpt_chars: 30\n")
     return {"tmp": tmp, "splits": splits, "labels": labels, "model": tmp / "model", "params": params}
 
 
@@ -212,3 +217,74 @@ def test_a_windowed_text_is_scored_by_the_mean_of_its_windows(
             each = [torch.softmax(model(input_ids=torch.tensor([w])).logits, -1)[0].numpy() for w in windows]
             np.testing.assert_allclose(probs[row], np.mean(each, axis=0), atol=1e-5)
     assert probs.shape == (len(test), 3) and speed > 0
+
+
+# --------------------------------------------------------------------------- integrity before code runs
+
+
+def _tampered_copy(model: Path, dest: Path, how: str, marker: Path) -> Path:
+    """A copy of the model folder changed as an attacker would; any code it adds writes `marker`."""
+    shutil.copytree(model, dest)
+    evil = f"from pathlib import Path\nPath({str(marker)!r}).write_text('the folder code ran')\n"
+    if how == "weights":
+        data = bytearray((dest / "model.safetensors").read_bytes())
+        data[-100] ^= 1
+        (dest / "model.safetensors").write_bytes(bytes(data))
+    elif how == "extra_py":
+        (dest / "evil.py").write_text(evil)
+    elif how == "auto_map":
+        (dest / "evil.py").write_text(evil + "from meanpool import *  # noqa\n")
+        config = json.loads((dest / "config.json").read_text())
+        config["auto_map"] = {
+            "AutoConfig": "evil.MeanPoolConfig",
+            "AutoModelForSequenceClassification": "evil.MeanPoolForSequenceClassification",
+        }
+        (dest / "config.json").write_text(json.dumps(config))
+    elif how == "meanpool":
+        (dest / "meanpool.py").write_text((dest / "meanpool.py").read_text() + evil)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("how", "named"),
+    [
+        ("weights", "`model.safetensors`: expected sha256"),
+        ("extra_py", "`evil.py`: not in the manifest (an added file)"),
+        ("auto_map", "`config.json`: expected sha256"),
+        ("meanpool", "`meanpool.py`: expected sha256"),
+    ],
+)
+def test_a_changed_model_folder_is_refused_before_any_of_it_runs(
+    setup: dict[str, Path], tmp_path: Path, how: str, named: str
+) -> None:
+    marker = tmp_path / "marker"
+    model = _tampered_copy(setup["model"], tmp_path / "model", how, marker)
+    out = outputs(tmp_path)
+    with pytest.raises(ManifestError) as err:
+        evaluate.main([*argv({**setup, "model": model}, out)])
+    assert named in str(err.value) and "dvc repro finetune" in str(err.value)
+    assert not marker.exists() and not out["metrics"].exists()
+
+
+def test_the_folder_never_decides_to_run_its_own_code(setup: dict[str, Path], tmp_path: Path) -> None:
+    """Even with a manifest rewritten to match (whoever can write the folder can), a trust flag inside the
+    folder is ignored and the mean-pool head is ftpipe's own class: the folder's code never runs."""
+    marker = tmp_path / "marker"
+    model = _tampered_copy(setup["model"], tmp_path / "model", "meanpool", marker)
+    (model / "evil.py").write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n")
+    (model / "ftpipe_params.json").write_text(json.dumps({"base_model": {"trust_remote_code": True}}))
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"]["AutoModelForSequenceClassification"] = "evil.Evil"
+    (model / "config.json").write_text(json.dumps(config))
+    write_folder_manifest(model)
+    out = outputs(tmp_path)
+    evaluate.main([*argv({**setup, "model": model}, out)])
+    assert out["metrics"].is_file() and not marker.exists()
+
+    # a model type transformers knows, with `auto_map` at the folder's module: before, the folder's own
+    # `trust_remote_code: true` made evaluate import it; now only tokenize.trust_remote_code could
+    (model / "config.json").write_text(json.dumps({**config["encoder"], **config, "model_type": "bert"}))
+    write_folder_manifest(model)
+    with contextlib.suppress(Exception):  # whether a BERT loads from this folder does not matter here
+        evaluate.main([*argv({**setup, "model": model}, outputs(tmp_path / "again"))])
+    assert not marker.exists()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stages.common.manifest import MANIFEST_FILE, verify_folder
 from stages.common.params import ParamsError, validate_section
 from stages.finetune import (
     FINGERPRINT_FILE,
@@ -120,6 +121,12 @@ def test_full_finetune_writes_model_history_and_report(reference: Path, tiny_ber
     assert resolved["finetune"]["learning_rate"] == TINY["learning_rate"]
     assert resolved["base_model"]["model"] == resolved["base_model"]["source"] == str(tiny_bert)
     assert (resolved["device"], resolved["precision"], resolved["num_processes"]) == ("cpu", "fp32", 1)
+    # the manifest evaluate checks: every other file of the folder, in `sha256sum -c` form
+    lines = (model_dir / MANIFEST_FILE).read_text().splitlines()
+    assert sorted(line.split("  ", 1)[1] for line in lines) == sorted(
+        f.name for f in model_dir.iterdir() if f.name != MANIFEST_FILE
+    )
+    verify_folder(model_dir, fix="")
 
     report = json.loads((reference / "finetune.json").read_text())
     assert (report["device"], report["precision"], report["num_processes"]) == ("cpu", "fp32", 1)
