@@ -141,7 +141,7 @@ class _Writer:
             if self.parquet is None:
                 self.schema = table.schema
                 self.parquet = pq.ParquetWriter(self.fh, self.schema)
-            self.parquet.write_table(table.cast(self.schema))
+            self.parquet.write_table(table.cast(self.schema))  # type: ignore[attr-defined]
         self.first = False
 
     def close(self, id_column: str) -> None:
@@ -219,7 +219,7 @@ def predict_file(
     out_fmt = file_format(output_path)
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise PredictError(f"{output_path}: the output would overwrite the input; choose another path.")
-    rows, batches, labels = 0, 0, Counter()
+    rows, batches, labels = 0, 0, Counter[str]()
     with (
         atomic_file(output_path, "wb" if out_fmt == "parquet" else "w") as fh,
         tqdm(total=count_rows(input_path), unit="rows", desc="predict", disable=not progress) as bar,
@@ -311,8 +311,8 @@ def _predict(
 
     uri = model_uri or default_model_uri(params_path=params_path)
     # no task retries: load_model retries the store itself, bounded by register.timeout_s
-    model = task(load_model, name="load-model", cache_policy=NO_CACHE)(uri, params_path)
-    stats = task(predict_file, name="predict-file", cache_policy=NO_CACHE)(
+    model = task(name="load-model", cache_policy=NO_CACHE)(load_model)(uri, params_path)
+    stats = task(name="predict-file", cache_policy=NO_CACHE)(predict_file)(
         model, input_path, output_path, id_column, text_column, batch_size, progress
     )
     stats["model_uri"] = uri
@@ -331,7 +331,7 @@ def build_flow() -> Any:
     from prefect import flow
 
     _predict.__name__ = _predict.__qualname__ = "predict"  # entrypoint `flows/predict.py:predict`
-    return flow(_predict, name="predict", validate_parameters=True)
+    return flow(name="predict", validate_parameters=True)(_predict)
 
 
 def __getattr__(name: str) -> Any:

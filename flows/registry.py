@@ -104,8 +104,9 @@ def _registry(args: argparse.Namespace) -> Registry:
         if args.name is None or Path(args.params).is_file()
         else None
     )
+    p = p or RegisterParams()
     name = args.name or p.model_name
-    return Registry.connect(tracking_uri(), name, (p or RegisterParams()).policy())
+    return Registry.connect(tracking_uri(), name, p.policy())
 
 
 def _run(fn: Any, args: argparse.Namespace) -> int:

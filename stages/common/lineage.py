@@ -18,7 +18,7 @@ import json
 import platform
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,7 +155,7 @@ class TrainedOn:
     FORMAT = 1
 
     @classmethod
-    def from_splits(cls, splits: dict[str, tuple[Sequence[str], Sequence[str | None]]]) -> TrainedOn:
+    def from_splits(cls, splits: Mapping[str, tuple[Sequence[str], Sequence[str | None]]]) -> TrainedOn:
         """From `{split: (ids, groups)}` of the train and validation splits (a missing group is skipped)."""
         ids = {str(i) for split_ids, _ in splits.values() for i in split_ids}
         groups = {str(g) for _, split_groups in splits.values() for g in split_groups if g}

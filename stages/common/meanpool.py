@@ -17,7 +17,7 @@ lets the folder decide to trust its own code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from huggingface_hub.dataclasses import strict
@@ -52,11 +52,12 @@ class MeanPoolForSequenceClassification(PreTrainedModel):
     def __init__(self, config: MeanPoolConfig, encoder: Any = None) -> None:
         super().__init__(config)
         self.num_labels = config.num_labels
+        body = cast(PreTrainedConfig, config.encoder)  # the sub-config machinery built it from a dict
         if encoder is None:
-            encoder = AutoModel.from_config(config.encoder, **_no_pooler(config.encoder))
+            encoder = AutoModel.from_config(body, **_no_pooler(body))
         self.encoder = encoder
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.encoder.hidden_size, config.num_labels)
+        self.classifier = nn.Linear(int(body.hidden_size), cast(int, config.num_labels))
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -113,7 +114,7 @@ def _no_pooler(body_config: PreTrainedConfig) -> dict[str, bool]:
 
     model_cls = AutoModel._model_mapping.get(type(body_config), None)
     takes_flag = (
-        model_cls is not None and "add_pooling_layer" in inspect.signature(model_cls.__init__).parameters
+        model_cls is not None and "add_pooling_layer" in inspect.signature(model_cls.__init__).parameters  # type: ignore[misc]
     )
     return {"add_pooling_layer": False} if takes_flag else {}
 

@@ -410,7 +410,11 @@ class Registry:
 
     def set_tags(self, version: str, tags: dict[str, str]) -> None:
         for k, v in tags.items():
-            self._call(lambda k=k, v=v: self.client.set_model_version_tag(self.name, str(version), k, v))
+
+            def set_tag(k: str = k, v: str = v) -> None:
+                self.client.set_model_version_tag(self.name, str(version), k, v)
+
+            self._call(set_tag)
 
     def set_status(self, version: str, status: str, **extra: str) -> None:
         """`ftpipe.status` (pending | verified | complete | broken) plus any extra tags."""
@@ -461,7 +465,7 @@ class Registry:
 
     # ------------------------------------------------------------------ models
 
-    def load(self, version: str) -> mlflow.pyfunc.PyFuncModel:
+    def load(self, version: str) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
         """Version `version`, loaded only once its files match the manifest recorded at registration."""
         use_store(self.uri)
         return load_verified(self.version(version), self.uri, self.policy)
@@ -484,7 +488,8 @@ class Registry:
         if not texts:
             return []
         out = self.load(version).predict(pd.DataFrame({"text": texts}))
-        return out["label"].astype(str).tolist()
+        labels: list[str] = out["label"].astype(str).tolist()
+        return labels
 
     def verify(self, version: str, texts: list[str], expected: list[str]) -> tuple[float, str | None]:
         """Load `version` back and predict `texts`: (agreement with `expected`, error or None)."""
@@ -518,7 +523,7 @@ class Registry:
         """One MLflow run with everything in `reg`, and a new model version (status pending); (run_id, version)."""
         timings = {} if timings is None else timings
         use_store(self.uri)
-        record_tags = {}
+        record_tags: dict[str, str] = {}
         if reg.trained_on is not None:
             record_tags |= {T.TRAINED_ON: T.TRAINED_ON_ARTIFACT, T.TRAINED_ON_ROWS: reg.trained_on.summary()}
         if reg.profile is not None:
@@ -539,9 +544,17 @@ class Registry:
             metrics = [Metric(k, v, now, 0) for k, v in reg.metrics.items()]
             metrics += [Metric(k, v, now, step) for k, v, step in reg.step_metrics]
             for i in range(0, len(metrics), 1000):
-                self._call(lambda i=i: self.client.log_batch(run_id, metrics=metrics[i : i + 1000]))
+
+                def log_batch(i: int = i) -> None:
+                    self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+
+                self._call(log_batch)
             for f in reg.files:
-                self._call(lambda f=f: self.client.log_artifact(run_id, str(f), artifact_path=T.REPORTS_DIR))
+
+                def log_file(f: Path = f) -> None:
+                    self.client.log_artifact(run_id, str(f), artifact_path=T.REPORTS_DIR)
+
+                self._call(log_file)
             card = reg.card(run_id)
             self._call(lambda: self.client.log_text(run_id, card, T.MODEL_CARD_ARTIFACT))
             with tempfile.TemporaryDirectory() as tmp:
@@ -551,7 +564,8 @@ class Registry:
                         lambda: self.client.log_artifact(run_id, str(Path(tmp) / T.TRAINED_ON_ARTIFACT))
                     )
                 if reg.profile is not None:
-                    self._call(lambda: self.client.log_dict(run_id, reg.profile, T.PROFILE_ARTIFACT))
+                    profile = reg.profile
+                    self._call(lambda: self.client.log_dict(run_id, profile, T.PROFILE_ARTIFACT))
                 card_path = Path(tmp) / T.MODEL_CARD_ARTIFACT
                 card_path.write_text(card, encoding="utf-8")
                 t = time.perf_counter()
@@ -807,7 +821,7 @@ def download_verified(
 
 def load_verified(
     mv: ModelVersion, uri: str, policy: RetryPolicy = RetryPolicy()
-) -> mlflow.pyfunc.PyFuncModel:
+) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
     """Version `mv`, loaded from a copy whose files all match its manifest (`download_verified`).
 
     Nothing of the model runs before the check (MLflow runs textclf.py at load), and the checked copy is
@@ -819,7 +833,7 @@ def load_verified(
 
 def load_uri_verified(
     model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy()
-) -> mlflow.pyfunc.PyFuncModel:
+) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
     """`load_verified` for `models:/NAME/VERSION` or `models:/NAME@ALIAS` (other URIs have no record to
     check against and are refused); an unknown name, version or alias raises MLflow's own error."""
     found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([^/]+))", model_uri)

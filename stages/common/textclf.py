@@ -55,7 +55,7 @@ CHARS_PER_TOKEN = 16  # stages/tokenize.py CHARS_PER_TOKEN
 
 def encode(
     tok: Any, texts: list[str], max_length: int, truncation: str, head_fraction: float, windows: int = 1
-) -> list[list[dict]]:
+) -> list[list[dict[str, list[int]]]]:
     """Per text, its token windows (at most `windows` of `max_length` tokens, special tokens included).
 
     When a text is longer than the windows hold, the truncation policy picks what is kept; the kept
@@ -120,11 +120,11 @@ def _whole_words(enc: Any, drop: str) -> list[int]:
         end = len(words) - 1
         while words[end] == words[-1]:
             end -= 1
-        return enc.ids[: end + 1]
+        return list(enc.ids[: end + 1])
     start = 0
     while words[start] == words[0]:
         start += 1
-    return enc.ids[start:]
+    return list(enc.ids[start:])
 
 
 def _special_template(backend: Any, specials: int) -> tuple[list[int], list[int], int, list[int], list[int]]:
