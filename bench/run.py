@@ -54,36 +54,44 @@ def bench_data(params: Path = ROOT / "params.yaml") -> dict[str, Any]:
     return out
 
 
-def bench_train_step(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[str, Any]:
-    """Samples/s of full-parameter AdamW steps on the packaged MiniLM with a 5-class head."""
+def time_train_steps(precision: str, steps: int, batch: int, seq: int) -> tuple[Any, float]:
+    """Full-parameter AdamW steps of the packaged MiniLM (5-class head) on random ids, fp32 or bf16
+    autocast: the model and the seconds `steps` steps took after one warm-up step."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     from stages.common.models import resolve_model
 
     torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model("builtin:minilm-l6"), num_labels=5
+    )
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    ids = torch.randint(1000, 20000, (batch, seq))
+    labels = torch.randint(0, 5, (batch,))
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return model, time.perf_counter() - t0
+
+
+def bench_train_step(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[str, Any]:
+    """Samples/s of full-parameter AdamW steps on the packaged MiniLM with a 5-class head."""
+    import torch
+
     out: dict[str, Any] = {"batch": batch, "seq": seq, "threads": torch.get_num_threads()}
     for precision in ("fp32", "bf16"):
-        model = AutoModelForSequenceClassification.from_pretrained(
-            resolve_model("builtin:minilm-l6"), num_labels=5
-        )
-        model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
-        ids = torch.randint(1000, 20000, (batch, seq))
-        labels = torch.randint(0, 5, (batch,))
-
-        def step(model=model, opt=opt, ids=ids, labels=labels, bf16=precision == "bf16") -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-
-        step()  # warm-up
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        dt = time.perf_counter() - t0
+        _, dt = time_train_steps(precision, steps, batch, seq)
         out[f"{precision}_samples_per_s"] = round(steps * batch / dt, 2)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out["pass"] = out["fp32_samples_per_s"] >= 10 and out["peak_rss_mib"] < 4096
@@ -174,34 +182,11 @@ def bench_efficiency(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[st
     """Achieved training FLOP/s of the packaged MiniLM (fp32 and bf16 autocast) against this machine's
     measured matmul peak in the same precision."""
     import torch
-    from transformers import AutoModelForSequenceClassification
 
-    from stages.common.models import resolve_model
-
-    torch.manual_seed(0)
     out: dict[str, Any] = {"batch": batch, "seq": seq, "threads": torch.get_num_threads()}
     for precision in ("fp32", "bf16"):
         peak = matmul_peak(precision)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            resolve_model("builtin:minilm-l6"), num_labels=5
-        )
-        model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
-        ids = torch.randint(1000, 20000, (batch, seq))
-        labels = torch.randint(0, 5, (batch,))
-
-        def step(model=model, opt=opt, ids=ids, labels=labels, bf16=precision == "bf16") -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-
-        step()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        dt = time.perf_counter() - t0
+        model, dt = time_train_steps(precision, steps, batch, seq)
         achieved = training_flops_per_sample(model, seq) * steps * batch / dt / 1e9
         out[f"{precision}_peak_gflops"] = round(peak, 1)
         out[f"{precision}_achieved_gflops"] = round(achieved, 1)
