@@ -39,8 +39,8 @@ from stages.common.meanpool import load_classifier
 from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
 from stages.common.params import StageParams, load_section
 from stages.common.paths import add_path_args
-from stages.common.tokenize_section import TokenizeParams
 from stages.common.textclf import window_probabilities
+from stages.common.tokenize_section import TokenizeParams
 from stages.common.windows import flatten, row_windows
 
 

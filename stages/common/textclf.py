@@ -28,10 +28,10 @@ import copy
 import hashlib
 import importlib.util
 import sys
-from pathlib import Path
-from types import ModuleType
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import mlflow
