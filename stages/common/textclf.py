@@ -11,8 +11,12 @@ it at load, so a registered model needs mlflow, torch, transformers and pandas, 
 repository. The model folder (weights, config with id2label, tokenizer) travels as the artifact
 `hf_model`; `model_config` carries the windowing and truncation policy the pipeline tokenized with
 (`max_length`, `windows`, `truncation` = head | tail | head+tail, `head_fraction`), so a served prediction
-sees the same tokens as the evaluated one and, like it, averages the probabilities of a text's windows. `encode` mirrors `stages/tokenize.py::encode_batch` (a test checks they agree); it is
-repeated here because this file must stand alone. A missing, empty, blank or non-string text is refused
+sees the same tokens as the evaluated one and, like it, averages the probabilities of a text's windows
+(`window_probabilities`, the one inference routine, which evaluate imports too). Two more keys trade
+exactness for speed: `quantize` (`none` | `int8`: dynamic int8 Linear layers, CPU) and `precision`
+(`fp32` | `auto`: bf16 autocast where the CPU or GPU has native bf16); both can be set at load,
+`mlflow.pyfunc.load_model(uri, model_config={"quantize": "int8"})`. `encode` mirrors
+`stages/tokenize.py::encode_batch` (a test checks they agree); it is repeated here because this file must stand alone. A missing, empty, blank or non-string text is refused
 with an `MlflowException` (INVALID_PARAMETER_VALUE, so `mlflow models serve` answers 400) naming the row.
 
 Integrity: the register stage ships ftpipe's `manifest.py` and `meanpool.py` with the model (MLflow
