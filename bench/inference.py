@@ -91,7 +91,11 @@ def bench_inference(limit: int | None = None) -> dict[str, Any]:
     reference = [names[i] for i in probs.argmax(axis=1)]
 
     labels: dict[str, list[str]] = {}
-    variants = (("pyfunc", {}), ("pyfunc_int8", {"quantize": "int8"}), ("pyfunc_bf16", {"precision": "auto"}))
+    variants: tuple[tuple[str, dict[str, str]], ...] = (
+        ("pyfunc", {}),
+        ("pyfunc_int8", {"quantize": "int8"}),
+        ("pyfunc_bf16", {"precision": "auto"}),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = _served_copy(Path(tmp))
         for name, extra in variants:
