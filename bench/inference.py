@@ -2,8 +2,11 @@
 
 - `evaluate`: the evaluate stage's path (pre-tokenized windows from data/processed/splits);
 - `pyfunc`: the served model's class (`stages/common/textclf.py`, the one `ftpipe predict`, the gate's
-  champion scoring and `mlflow models serve` run), on the raw texts, fp32 and with `quantize: int8`
-  (its prediction agreement with fp32 is reported);
+  champion scoring and `mlflow models serve` run), on the raw texts: fp32, `quantize: int8` and
+  `precision: auto` (bf16 autocast where the CPU has native bf16), each one's prediction agreement with
+  fp32 reported. It is loaded from a copy laid out as MLflow lays out a registered model (the model
+  folder under `artifacts/hf_model`, ftpipe's registered code under `code/`, the manifest in its config).
+  evaluate and the pyfunc share one routine (`textclf.window_probabilities`).
 - `pipeline`: a plain `transformers.pipeline("text-classification")` on the same folder, called the way its
   documentation shows (`truncation=True`: it reads only the first `max_length` tokens of a text, one
   window, where the others read up to `tokenize.windows` windows).
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -37,11 +42,26 @@ def _tokenize_config() -> dict[str, Any]:
     return {k: t[k] for k in ("max_length", "truncation", "head_fraction", "windows")}
 
 
-def _pyfunc(config: dict[str, Any]) -> Any:
+def _served_copy(dest: Path) -> Path:
+    """models/model laid out as a registered model (`artifacts/hf_model`, `code/`); the folder's path."""
+    from stages.common.registry import registered_code
+    from stages.common.textclf import HF_ARTIFACT
+
+    folder = dest / "artifacts" / HF_ARTIFACT
+    shutil.copytree(MODEL, folder)
+    (dest / "code").mkdir()
+    for f in registered_code():
+        shutil.copy(f, dest / "code" / f.name)
+    return folder
+
+
+def _pyfunc(folder: Path, config: dict[str, Any]) -> Any:
+    from stages.common.registry import served_manifest
     from stages.common.textclf import HF_ARTIFACT, TextClassifier
 
     model = TextClassifier()
-    model.load_context(SimpleNamespace(artifacts={HF_ARTIFACT: str(MODEL)}, model_config=config))
+    config = {**config, "manifest": served_manifest(folder)}
+    model.load_context(SimpleNamespace(artifacts={HF_ARTIFACT: str(folder)}, model_config=config))
     return model
 
 
@@ -71,16 +91,25 @@ def bench_inference(limit: int | None = None) -> dict[str, Any]:
     reference = [names[i] for i in probs.argmax(axis=1)]
 
     labels: dict[str, list[str]] = {}
-    for name, extra in (("pyfunc", {}), ("pyfunc_int8", {"quantize": "int8"})):
-        model = _pyfunc({**_tokenize_config(), **extra})
-        model.predict(None, frame.head(8))
-        t0 = time.perf_counter()
-        labels[name] = list(model.predict(None, frame)["label"])
-        out[f"{name}_texts_per_s"] = round(len(texts) / (time.perf_counter() - t0), 2)
-    out["pyfunc_agreement_with_evaluate"] = round(float(np.mean(np.array(labels["pyfunc"]) == reference)), 4)
-    out["int8_agreement_with_fp32"] = round(
-        float(np.mean(np.array(labels["pyfunc_int8"]) == np.array(labels["pyfunc"]))), 4
+    variants: tuple[tuple[str, dict[str, str]], ...] = (
+        ("pyfunc", {}),
+        ("pyfunc_int8", {"quantize": "int8"}),
+        ("pyfunc_bf16", {"precision": "auto"}),
     )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _served_copy(Path(tmp))
+        for name, extra in variants:
+            model = _pyfunc(folder, {**_tokenize_config(), **extra})
+            if name == "pyfunc_bf16":
+                out["bf16_autocast"] = bool(model.autocast_bf16)  # False: this CPU has no native bf16
+            model.predict(None, frame.head(8))
+            t0 = time.perf_counter()
+            labels[name] = list(model.predict(None, frame)["label"])
+            out[f"{name}_texts_per_s"] = round(len(texts) / (time.perf_counter() - t0), 2)
+    fp32 = np.array(labels["pyfunc"])
+    out["pyfunc_agreement_with_evaluate"] = round(float(np.mean(fp32 == reference)), 4)
+    out["int8_agreement_with_fp32"] = round(float(np.mean(np.array(labels["pyfunc_int8"]) == fp32)), 4)
+    out["bf16_agreement_with_fp32"] = round(float(np.mean(np.array(labels["pyfunc_bf16"]) == fp32)), 4)
 
     from transformers import pipeline
 
@@ -98,7 +127,8 @@ def bench_inference(limit: int | None = None) -> dict[str, Any]:
 
     base = out["pipeline_texts_per_s"]
     out["ratios_vs_pipeline"] = {
-        k: round(out[f"{k}_texts_per_s"] / base, 2) for k in ("evaluate", "pyfunc", "pyfunc_int8")
+        k: round(out[f"{k}_texts_per_s"] / base, 2)
+        for k in ("evaluate", "pyfunc", "pyfunc_int8", "pyfunc_bf16")
     }
     out["target"] = "int8 >= 2x the fp32 pyfunc's texts/s at >= 99.5% agreement"
     out["int8_speedup"] = round(out["pyfunc_int8_texts_per_s"] / out["pyfunc_texts_per_s"], 2)

@@ -1,6 +1,6 @@
 """Benchmarks for ftpipe's speed and memory targets (see bench/README.md).
 
-.venv/bin/python -m bench.run [data] [train_step] [noop_repro] [long_text] [efficiency] [vs_trainer]
+.venv/bin/python -m bench.run [data] [train_step] [noop_repro] [long_text] [efficiency] [vs_trainer] [inference]
 """
 
 from __future__ import annotations
@@ -202,6 +202,13 @@ def bench_vs_trainer() -> dict[str, Any]:
     return run(epochs=1)
 
 
+def bench_inference() -> dict[str, Any]:
+    """Texts/s of evaluate's path, the served model (fp32, int8, bf16) and a plain pipeline (bench/inference.py)."""
+    from bench.inference import bench_inference as run
+
+    return run(limit=200)
+
+
 BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "data": bench_data,
     "train_step": bench_train_step,
@@ -209,6 +216,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "long_text": bench_long_text,
     "efficiency": bench_efficiency,
     "vs_trainer": bench_vs_trainer,
+    "inference": bench_inference,
 }
 
 

@@ -2,6 +2,7 @@
 
     ftpipe predict texts.csv predictions.parquet                 # models:/<register.model_name>@champion
     ftpipe predict texts.jsonl out.jsonl --version 3 --batch-size 512 --id-column doc_id --text-column body
+    ftpipe predict texts.csv out.csv --quantize int8             # int8 dynamic quantization (CPU), faster
 
 The input is a CSV, JSONL or Parquet file with an id column and a text column; it is read in batches
 (pyarrow record batches, pandas chunks, JSONL line by line), so a file larger than memory is fine. Each
@@ -16,6 +17,8 @@ timeout policy (`register.retries`, `backoff_s`, `timeout_s`): a store that is d
 command within `register.timeout_s` with one line saying why, the password masked. The model is loaded only after every
 file of it matches the manifest recorded when it was registered (`stages/common/registry.py`
 `load_uri_verified`), so only registered versions (`models:/NAME/VERSION`, `models:/NAME@ALIAS`) are taken.
+`--quantize none|int8` overrides the model's `quantize` setting at load (its default is
+`register.quantize` as registered); bench/README.md states int8's speed and agreement with fp32.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 DEFAULT_BATCH_SIZE = 256
@@ -263,9 +266,10 @@ def default_model_uri(version: str | None = None, params_path: str | Path = "par
     return f"models:/{name}/{version}" if str(version).isdigit() else f"models:/{name}@{version}"
 
 
-def load_model(model_uri: str, params_path: str | Path = "params.yaml") -> Any:
+def load_model(model_uri: str, params_path: str | Path = "params.yaml", quantize: str | None = None) -> Any:
     """The pyfunc model at `model_uri`, from the store the register stage writes to, under the registry's
-    one retry and timeout policy (`register.retries`, `backoff_s`, `timeout_s` of the params file)."""
+    one retry and timeout policy (`register.retries`, `backoff_s`, `timeout_s` of the params file);
+    `quantize` (none | int8) overrides the registered model's own setting."""
     from mlflow.exceptions import MlflowException
 
     from stages.common import registry
@@ -275,7 +279,12 @@ def load_model(model_uri: str, params_path: str | Path = "params.yaml") -> Any:
     uri = registry.tracking_uri()
     try:
         # downloaded under the policy, then loaded only once every file matches the registered manifest
-        return registry.load_uri_verified(model_uri, uri, register_params(params_path).policy())
+        return registry.load_uri_verified(
+            model_uri,
+            uri,
+            register_params(params_path).policy(),
+            None if quantize is None else {"quantize": quantize},
+        )
     except ManifestError as exc:
         raise PredictError(str(exc)) from None
     except registry.TrackingUnavailable as exc:
@@ -303,6 +312,7 @@ def _predict(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
     params_path: str = "params.yaml",
+    quantize: Literal["none", "int8"] | None = None,
 ) -> dict[str, Any]:
     """Batch prediction: load the model, stream the input through it, write labels and scores."""
     from prefect import task
@@ -311,11 +321,12 @@ def _predict(
 
     uri = model_uri or default_model_uri(params_path=params_path)
     # no task retries: load_model retries the store itself, bounded by register.timeout_s
-    model = task(name="load-model", cache_policy=NO_CACHE)(load_model)(uri, params_path)
+    model = task(name="load-model", cache_policy=NO_CACHE)(load_model)(uri, params_path, quantize)
     stats = task(name="predict-file", cache_policy=NO_CACHE)(predict_file)(
         model, input_path, output_path, id_column, text_column, batch_size, progress
     )
     stats["model_uri"] = uri
+    stats["quantize"] = quantize or "as registered"
     labels = ", ".join(f"{k}: {v}" for k, v in stats["labels"].items()) or "none"
     markdown = (
         f"## ftpipe predict\n\n{stats['rows']} rows from `{input_path}` -> `{output_path}` with "
@@ -355,6 +366,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             progress=not args.no_progress,
             params_path=args.params,
+            quantize=args.quantize,
         )
     except PredictError as exc:
         print(f"\nftpipe predict: {exc}", file=sys.stderr)
@@ -386,6 +398,13 @@ def add_commands(sub: Any) -> None:
         type=int,
         default=DEFAULT_BATCH_SIZE,
         help=f"rows per batch (default {DEFAULT_BATCH_SIZE})",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        default=None,
+        help="int8: dynamic int8 quantization of the model's Linear layers (CPU; faster, see bench/README.md "
+        "for its agreement with fp32); none: fp32 (default: as registered, register.quantize)",
     )
     p.add_argument("--params", default="params.yaml", help="params file giving register.model_name")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

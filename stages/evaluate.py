@@ -39,8 +39,9 @@ from stages.common.meanpool import load_classifier
 from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
 from stages.common.params import StageParams, load_section
 from stages.common.paths import add_path_args
+from stages.common.textclf import window_probabilities
 from stages.common.tokenize_section import TokenizeParams
-from stages.common.windows import flatten, mean_by_row, row_windows
+from stages.common.windows import flatten, row_windows
 
 
 class EvaluateParams(StageParams):
@@ -90,10 +91,13 @@ def predict_proba(
     """Class probabilities for every row of `ds` (in order), examples/s and the device used.
 
     A row's probabilities are the mean over its token windows (one window unless the tokenize stage
-    cut the text into several). Windows are batched by length (less padding); the timing covers
-    collation and forward passes, and examples/s counts rows, not windows. A mean-pool model is built
-    from ftpipe's own head (stages/common/meanpool.py), never from code in the folder;
-    `trust_remote_code` (`tokenize.trust_remote_code`) applies to other architectures only.
+    cut the text into several), computed by the served model's own routine
+    (`stages/common/textclf.py::window_probabilities`: longest windows first, batches of at most
+    `batch_size` x the longest window's tokens), always in fp32 and never quantized, so the metrics do
+    not depend on the CPU. The timing covers collation and forward passes, and examples/s counts rows,
+    not windows. A mean-pool model is built from ftpipe's own head (stages/common/meanpool.py), never
+    from code in the folder; `trust_remote_code` (`tokenize.trust_remote_code`) applies to other
+    architectures only.
     """
     import torch
     from transformers import AutoTokenizer, DataCollatorWithPadding
@@ -102,18 +106,12 @@ def predict_proba(
     tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     model: Any = load_classifier(str(model_dir), trust_remote_code, dtype=torch.float32)
     model.to(device).eval()
-    collate = DataCollatorWithPadding(tok)
     windows, owner = flatten(row_windows(ds, list(tok.model_input_names)))
-    order = np.argsort([len(w["input_ids"]) for w in windows], kind="stable")
-    window_probs = np.zeros((len(windows), model.config.num_labels), dtype=np.float64)
+    longest = max((len(w["input_ids"]) for w in windows), default=1)
     start = time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(windows), batch_size):
-            idx = order[i : i + batch_size]
-            batch = {k: v.to(device) for k, v in collate([windows[j] for j in idx]).items()}
-            logits = model(**batch).logits.float()
-            window_probs[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
-    probs = mean_by_row(window_probs, owner, len(ds))
+    probs = window_probabilities(
+        model, DataCollatorWithPadding(tok), windows, owner.tolist(), len(ds), batch_size * longest, device
+    )
     seconds = time.perf_counter() - start
     return probs, (len(ds) / seconds if seconds > 0 else 0.0), device
 

@@ -349,7 +349,7 @@ def register(
         trained_on=trained_on,
         profile=profile,
         model_dir=cand.model_dir,
-        model_config={**truncation, "batch_size": p.batch_size},
+        model_config={**truncation, "batch_size": p.batch_size, "quantize": p.quantize},
         example_texts=[t[:500] for t in cand.test["text"].head(2)],
         await_registration_s=p.await_registration_s,
     )

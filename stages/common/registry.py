@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import mlflow
 import mlflow.artifacts
@@ -94,6 +94,8 @@ RUN_TAG_MAX = 8000
 PYFUNC_REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
 
 R = TypeVar("R")
+# how the gate scores a champion, whatever it serves with: as evaluate scores the candidate
+FP32_CONFIG = {"quantize": "none", "precision": "fp32"}
 
 
 class RegisterParams(StageParams):
@@ -110,7 +112,14 @@ class RegisterParams(StageParams):
         description="most seconds one registry call may spend failing (retries, waits and a hanging "
         "server included) before the command stops with a clear message",
     )
-    batch_size: int = Field(32, ge=1, description="batch size of the served model")
+    batch_size: int = Field(
+        32, ge=1, description="served model's batch: up to batch_size x tokenize.max_length tokens"
+    )
+    quantize: Literal["none", "int8"] = Field(
+        "none",
+        description="the served model's default: none (fp32) or int8 (dynamic quantization of its "
+        "Linear layers, CPU; `python -m bench.inference` measures its speed and agreement with fp32)",
+    )
     verify_rows: int = Field(64, ge=1, description="test rows the registered model must predict as evaluated")
     verify_min_agreement: float = Field(0.95, ge=0.0, le=1.0)
     await_registration_s: int = Field(300, ge=1)
@@ -465,10 +474,13 @@ class Registry:
 
     # ------------------------------------------------------------------ models
 
-    def load(self, version: str) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
-        """Version `version`, loaded only once its files match the manifest recorded at registration."""
+    def load(
+        self, version: str, model_config: dict[str, Any] | None = None
+    ) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
+        """Version `version`, loaded only once its files match the manifest recorded at registration;
+        `model_config` overrides keys of its logged model_config (e.g. `{"quantize": "none"}`)."""
         use_store(self.uri)
-        return load_verified(self.version(version), self.uri, self.policy)
+        return load_verified(self.version(version), self.uri, self.policy, model_config)
 
     def fetch(self, version: str, dest: Path) -> int:
         """A checked copy of `version` at `dest` (which must not exist), to serve; the number of files.
@@ -487,7 +499,9 @@ class Registry:
         """Labels `version` predicts for `texts` (loads it from the registry; errors are raised)."""
         if not texts:
             return []
-        out = self.load(version).predict(pd.DataFrame({"text": texts}))
+        # in fp32 whatever the version serves with (register.quantize): the gate pairs these with the
+        # candidate's evaluate predictions, which are fp32
+        out = self.load(version, FP32_CONFIG).predict(pd.DataFrame({"text": texts}))
         labels: list[str] = out["label"].astype(str).tolist()
         return labels
 
@@ -820,19 +834,25 @@ def download_verified(
 
 
 def load_verified(
-    mv: ModelVersion, uri: str, policy: RetryPolicy = RetryPolicy()
+    mv: ModelVersion,
+    uri: str,
+    policy: RetryPolicy = RetryPolicy(),
+    model_config: dict[str, Any] | None = None,
 ) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
     """Version `mv`, loaded from a copy whose files all match its manifest (`download_verified`).
 
     Nothing of the model runs before the check (MLflow runs textclf.py at load), and the checked copy is
-    the one loaded.
+    the one loaded. `model_config` overrides keys of the logged model_config (MLflow merges them), e.g.
+    `{"quantize": "int8"}`; the manifest it records cannot be overridden.
     """
+    if model_config and "manifest" in model_config:
+        raise ValueError("model_config may not override `manifest`: it is what the files are checked against")
     with tempfile.TemporaryDirectory() as tmp:
-        return mlflow.pyfunc.load_model(download_verified(mv, uri, tmp, policy))
+        return mlflow.pyfunc.load_model(download_verified(mv, uri, tmp, policy), model_config=model_config)
 
 
 def load_uri_verified(
-    model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy()
+    model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy(), model_config: dict[str, Any] | None = None
 ) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
     """`load_verified` for `models:/NAME/VERSION` or `models:/NAME@ALIAS` (other URIs have no record to
     check against and are refused); an unknown name, version or alias raises MLflow's own error."""
@@ -856,7 +876,7 @@ def load_uri_verified(
         retry_if=is_transient,
     )
     use_store(uri)
-    return load_verified(mv, uri, policy)
+    return load_verified(mv, uri, policy, model_config)
 
 
 def pyfunc_requirements() -> list[str]:

@@ -11,8 +11,12 @@ it at load, so a registered model needs mlflow, torch, transformers and pandas, 
 repository. The model folder (weights, config with id2label, tokenizer) travels as the artifact
 `hf_model`; `model_config` carries the windowing and truncation policy the pipeline tokenized with
 (`max_length`, `windows`, `truncation` = head | tail | head+tail, `head_fraction`), so a served prediction
-sees the same tokens as the evaluated one and, like it, averages the probabilities of a text's windows. `encode` mirrors `stages/tokenize.py::encode_batch` (a test checks they agree); it is
-repeated here because this file must stand alone. A missing, empty, blank or non-string text is refused
+sees the same tokens as the evaluated one and, like it, averages the probabilities of a text's windows
+(`window_probabilities`, the one inference routine, which evaluate imports too). Two more keys trade
+exactness for speed: `quantize` (`none` | `int8`: dynamic int8 Linear layers, CPU) and `precision`
+(`fp32` | `auto`: bf16 autocast where the CPU or GPU has native bf16); both can be set at load,
+`mlflow.pyfunc.load_model(uri, model_config={"quantize": "int8"})`. `encode` mirrors
+`stages/tokenize.py::encode_batch` (a test checks they agree); it is repeated here because this file must stand alone. A missing, empty, blank or non-string text is refused
 with an `MlflowException` (INVALID_PARAMETER_VALUE, so `mlflow models serve` answers 400) naming the row.
 
 Integrity: the register stage ships ftpipe's `manifest.py` and `meanpool.py` with the model (MLflow
@@ -28,11 +32,14 @@ import copy
 import hashlib
 import importlib.util
 import sys
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -47,7 +54,12 @@ DEFAULT_CONFIG = {
     "head_fraction": 0.25,
     "windows": 1,
     "batch_size": 32,
+    "quantize": "none",
+    "precision": "fp32",
 }
+QUANTIZE = ("none", "int8")  # int8: torch dynamic quantization of every nn.Linear (CPU only)
+PRECISION = ("fp32", "auto")  # auto: bf16 autocast where the CPU computes bf16 natively, else fp32
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # stages/finetune.py BF16_CPU_FLAGS
 
 
 CHARS_PER_TOKEN = 16  # stages/tokenize.py CHARS_PER_TOKEN
@@ -140,6 +152,95 @@ def _special_template(backend: Any, specials: int) -> tuple[list[int], list[int]
     )
 
 
+def window_probabilities(
+    model: Any,
+    pad: Callable[[list[dict[str, list[int]]]], Any],
+    windows: Sequence[dict[str, list[int]]],
+    owner: Sequence[int],
+    n_rows: int,
+    batch_tokens: int,
+    device: str = "cpu",
+    autocast_bf16: bool = False,
+) -> np.ndarray:
+    """Class probabilities [n_rows, n_labels] (float64): each row's mean over its windows.
+
+    The one window-inference routine of ftpipe (evaluate, the served model, and through it `ftpipe predict`
+    and the gate's champion scoring). `windows[i]` belongs to row `owner[i]`; `pad` collates a list of
+    windows into padded tensors (a tokenizer's `pad`). Windows are read longest first, and each batch
+    takes windows while its padded size (rows x its longest window) stays within `batch_tokens`, so short
+    texts go in wide batches and long ones in narrow batches (at least one window per batch). Under
+    `torch.inference_mode`; `autocast_bf16` runs the forward pass under bf16 autocast (the softmax is in
+    float32 either way).
+    """
+    import torch
+
+    if len(windows) != len(owner):
+        raise ValueError(f"{len(windows)} windows but {len(owner)} owners")
+    n_labels = int(model.config.num_labels)
+    sums = torch.zeros(n_rows, n_labels, dtype=torch.float64)
+    order = sorted(range(len(windows)), key=lambda i: -len(windows[i]["input_ids"]))
+    start = 0
+    with (
+        torch.inference_mode(),
+        torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=autocast_bf16),
+    ):
+        while start < len(order):
+            longest = len(windows[order[start]]["input_ids"])
+            end = start + max(1, batch_tokens // max(1, longest))
+            idx = order[start:end]
+            batch = {k: v.to(device) for k, v in pad([windows[i] for i in idx]).items()}
+            probs = torch.softmax(model(**batch).logits.float(), dim=-1).double().cpu()
+            sums.index_add_(0, torch.tensor([int(owner[i]) for i in idx]), probs)
+            start = end
+    counts = torch.bincount(torch.tensor([int(o) for o in owner], dtype=torch.long), minlength=n_rows)
+    if bool((counts == 0).any()):
+        raise ValueError(f"{int((counts == 0).sum())} row(s) have no window to predict from")
+    return (sums / counts[:, None].double()).numpy()
+
+
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX flag); False where flags cannot be read.
+
+    The same rule as finetune's `precision: auto` (stages/finetune.py `auto_precision`), repeated here
+    because this file must stand alone.
+    """
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return any(f in line.partition(":")[2].split() for f in BF16_CPU_FLAGS)
+    return False
+
+
+def quantize_int8(model: Any) -> Any:
+    """`model` with every nn.Linear replaced by torch's dynamic int8 version (weights int8, activations
+    quantized per batch); CPU only. Its agreement with fp32 is measured by `python -m bench.inference`."""
+    import torch
+
+    with warnings.catch_warnings():
+        # torch 2.10+ deprecates torch.ao.quantization in favour of torchao
+        # (`torchao.quantization.quantize_(model, Int8DynamicActivationInt8WeightConfig())`); the call still
+        # works and torchao is not a dependency of the served model, so the warning is silenced here only
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # and its quantized-tensor creation (torch.quantize_per_tensor) for the same reason
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
+        quantize: Any = torch.ao.quantization.quantize_dynamic  # untyped in torch
+        return quantize(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _choice(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = str(config[key])
+    if value not in allowed:
+        raise MlflowException(
+            f"model_config[{key!r}] is {config[key]!r}; use one of {', '.join(allowed)} "
+            f"(e.g. mlflow.pyfunc.load_model(uri, model_config={{{key!r}: {allowed[0]!r}}})).",
+            error_code=INVALID_PARAMETER_VALUE,
+        )
+    return value
+
+
 class TextClassifier(PythonModel):
     """DataFrame with a `text` column in; a DataFrame with `label` (name) and `score` (its probability) out."""
 
@@ -148,6 +249,8 @@ class TextClassifier(PythonModel):
         from transformers import AutoTokenizer
 
         self.config = {**DEFAULT_CONFIG, **(context.model_config or {})}
+        quantize = _choice(self.config, "quantize", QUANTIZE)
+        precision = _choice(self.config, "precision", PRECISION)
         folder = Path(context.artifacts[HF_ARTIFACT])
         code = folder.parents[1] / "code"  # MLflow's layout: <model>/artifacts/hf_model, <model>/code
         manifest = _registered_module(code, "manifest")
@@ -165,12 +268,20 @@ class TextClassifier(PythonModel):
         manifest.check(recorded["hf_model"], manifest.tree_manifest(folder), f"{folder}", fix)
         manifest.check(recorded["code"], manifest.tree_manifest(code), f"{code}", fix)
         meanpool = _registered_module(code, "meanpool")
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        # int8 dynamic quantization runs on the CPU only
+        self.device = "cuda" if torch.cuda.is_available() and quantize == "none" else "cpu"
         # the folder's own code never runs: the mean-pool head is the registered meanpool.py, and any other
         # custom code is refused as usual (trust_remote_code is never decided by a file in the folder)
         meanpool.register_auto_classes()  # so the tokenizer's look at config.json resolves it locally too
         self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         self.model = meanpool.load_classifier(str(folder)).to(self.device).eval()
+        if quantize == "int8":
+            self.model = quantize_int8(self.model)
+        self.autocast_bf16 = (
+            precision == "auto"
+            and quantize == "none"
+            and (torch.cuda.is_bf16_supported() if self.device == "cuda" else native_bf16())
+        )
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
 
     # MLflow reads the input's type hint: a DataFrame hint means "no schema from hints" (the logged
@@ -178,8 +289,6 @@ class TextClassifier(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        import torch
-
         texts = _texts(model_input)
         cfg = self.config
         per_text = encode(
@@ -190,23 +299,23 @@ class TextClassifier(PythonModel):
             float(cfg["head_fraction"]),
             int(cfg["windows"]),
         )
-        windows = [w for row in per_text for w in row]
-        owner = [i for i, row in enumerate(per_text) for _ in row]
-        # longest first, so each padded batch wastes little
-        order = sorted(range(len(windows)), key=lambda i: -len(windows[i]["input_ids"]))
-        sums = torch.zeros(len(texts), len(self.id2label), dtype=torch.float64)
-        bs = int(cfg["batch_size"])
-        with torch.inference_mode():
-            for start in range(0, len(order), bs):
-                idx = order[start : start + bs]
-                batch = self.tokenizer.pad([windows[i] for i in idx], return_tensors="pt").to(self.device)
-                probs = torch.softmax(self.model(**batch).logits.float(), dim=-1).double().cpu()
-                sums.index_add_(0, torch.tensor([owner[i] for i in idx]), probs)
-        counts = torch.tensor([max(1, len(row)) for row in per_text], dtype=torch.float64)
-        best = (sums / counts[:, None]).max(dim=-1)
-        labels = [self.id2label[k] for k in best.indices.tolist()]
-        scores = [float(v) for v in best.values.tolist()]
+        probs = window_probabilities(
+            self.model,
+            self._pad,
+            [w for row in per_text for w in row],
+            [i for i, row in enumerate(per_text) for _ in row],
+            len(texts),
+            int(cfg["batch_size"]) * int(cfg["max_length"]),
+            self.device,
+            self.autocast_bf16,
+        )
+        best = probs.argmax(axis=1)
+        labels = [self.id2label[int(k)] for k in best]
+        scores = [float(v) for v in probs[np.arange(len(texts)), best]]
         return pd.DataFrame({"label": labels, "score": scores})
+
+    def _pad(self, windows: list[dict[str, list[int]]]) -> Any:
+        return self.tokenizer.pad(windows, return_tensors="pt")
 
 
 def _registered_module(code: Path, name: str) -> ModuleType:

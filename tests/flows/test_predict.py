@@ -175,9 +175,27 @@ def test_default_model_uri_reads_register_model_name(tmp_path: Path) -> None:
     assert default_model_uri("challenger", params) == "models:/news-clf@challenger"
 
 
-@pytest.fixture(scope="module")
-def keyword_model_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A keyword classifier registered as `kw` (alias champion) in a SQLite MLflow store in tmp."""
+CONFIG_ECHO_MODEL = """\
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+
+class ConfigEcho(PythonModel):
+    def load_context(self, context):
+        self.quantize = (context.model_config or {}).get("quantize", "unset")
+
+    def predict(self, context, model_input, params=None):
+        return pd.DataFrame({"label": [self.quantize] * len(model_input), "score": [1.0] * len(model_input)})
+
+
+mlflow.models.set_model(ConfigEcho())
+"""
+
+
+def register_code_model(root: Path, name: str, source: str, model_config: dict | None = None) -> str:
+    """The pyfunc in `source` registered as `name` (alias champion, manifest tag) in a SQLite store in
+    `root`; the store's URI."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -185,24 +203,52 @@ def keyword_model_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     from stages.common.manifest import dumps
     from stages.common.registry import downloaded_manifest
 
-    root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    code = root / "keyword_model.py"
-    code.write_text(KEYWORD_MODEL.format(topics=TOPICS))
+    code = root / f"{name}_model.py"
+    code.write_text(source)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
-        exp = mlflow.create_experiment("kw", artifact_location=(root / "artifacts").as_uri())
+        exp = mlflow.create_experiment(name, artifact_location=(root / name).as_uri())
         with mlflow.start_run(experiment_id=exp):
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(code), registered_model_name="kw", pip_requirements=["mlflow"]
+                name="model",
+                python_model=str(code),
+                registered_model_name=name,
+                pip_requirements=["mlflow"],
+                model_config=model_config,
             )
-        MlflowClient(uri).set_registered_model_alias("kw", "champion", info.registered_model_version)
+        MlflowClient(uri).set_registered_model_alias(name, "champion", info.registered_model_version)
         # what register records: the manifest every load is checked against
         MlflowClient(uri).set_model_version_tag(
-            "kw", info.registered_model_version, T.MANIFEST, dumps(downloaded_manifest(info.model_uri))
+            name, info.registered_model_version, T.MANIFEST, dumps(downloaded_manifest(info.model_uri))
         )
     return uri
+
+
+@pytest.fixture(scope="module")
+def keyword_model_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A keyword classifier registered as `kw` (alias champion) in a SQLite MLflow store in tmp."""
+    return register_code_model(tmp_path_factory.mktemp("mlflow"), "kw", KEYWORD_MODEL.format(topics=TOPICS))
+
+
+def test_quantize_reaches_the_model_at_load(
+    prefect_harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--quantize` overrides the registered model_config (register.quantize); without it, the registered
+    value applies. The model here labels every row with the `quantize` it was loaded with."""
+    uri = register_code_model(tmp_path, "echo", CONFIG_ECHO_MODEL, {"quantize": "none"})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    inp = write_input(tmp_path / "in.csv", [{"id": "a", "text": "some text"}, {"id": "b", "text": "more"}])
+    for flag, want in (([], "none"), (["--quantize", "int8"], "int8"), (["--quantize", "none"], "none")):
+        out = tmp_path / f"out{len(flag)}{want}.csv"
+        args = build_parser().parse_args(
+            ["predict", str(inp), str(out), "--model-uri", "models:/echo@champion", "--no-progress", *flag]
+        )
+        assert args.func(args) == 0
+        assert pd.read_csv(out)["label"].tolist() == [want, want]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["predict", str(inp), "x.csv", "--quantize", "int4"])
 
 
 def test_predict_command_on_a_registered_model(
@@ -226,3 +272,14 @@ def test_predict_command_on_a_registered_model(
     )
     assert args.func(args) == 1
     assert "cannot load models:/kw@nope" in capsys.readouterr().err
+
+
+def test_the_gate_scores_a_champion_in_fp32_whatever_it_serves_with(tmp_path: Path) -> None:
+    """The gate pairs the champion's labels with the candidate's fp32 evaluate predictions, so a champion
+    registered with `register.quantize: int8` is still scored unquantized; `verify` loads it as served."""
+    from stages.common.registry import Registry
+
+    uri = register_code_model(tmp_path, "echo8", CONFIG_ECHO_MODEL, {"quantize": "int8"})
+    reg = Registry.connect(uri, "echo8")
+    assert reg.predict("1", ["a text"]) == ["none"]
+    assert reg.verify("1", ["a text"], ["int8"]) == (1.0, None)
