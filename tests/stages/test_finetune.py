@@ -311,7 +311,7 @@ def test_decoder_only_without_pad_token(tmp_path: Path, tiny_gpt2: Path, corpus:
     assert report["best_validation"]["accuracy"] > 0.5
 
     params = tmp_path / "params.yaml"
-    params.write_text("evaluate: {}\n")
+    params.write_text("evaluate: {}\ntokenize: {}\n")  # evaluate reads tokenize.trust_remote_code
     r = tmp_path / "reports"
     evaluate.main(
         [
