@@ -54,6 +54,14 @@ def bench_data(params: Path = ROOT / "params.yaml") -> dict[str, Any]:
     return out
 
 
+def precisions() -> tuple[list[str], str]:
+    """fp32, plus bf16 where the CPU computes it natively (emulated bf16 is far slower, not a figure)."""
+    from stages.finetune import auto_precision
+
+    chosen, reason = auto_precision("cpu")
+    return (["fp32", "bf16"] if chosen == "bf16" else ["fp32"]), reason
+
+
 def time_train_steps(precision: str, steps: int, batch: int, seq: int) -> tuple[Any, float]:
     """Full-parameter AdamW steps of the packaged MiniLM (5-class head) on random ids, fp32 or bf16
     autocast: the model and the seconds `steps` steps took after one warm-up step."""
@@ -89,8 +97,9 @@ def bench_train_step(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[st
     """Samples/s of full-parameter AdamW steps on the packaged MiniLM with a 5-class head."""
     import torch
 
-    out: dict[str, Any] = {"batch": batch, "seq": seq, "threads": torch.get_num_threads()}
-    for precision in ("fp32", "bf16"):
+    kinds, why = precisions()
+    out: dict[str, Any] = {"batch": batch, "seq": seq, "threads": torch.get_num_threads(), "bf16": why}
+    for precision in kinds:
         _, dt = time_train_steps(precision, steps, batch, seq)
         out[f"{precision}_samples_per_s"] = round(steps * batch / dt, 2)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -183,8 +192,9 @@ def bench_efficiency(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[st
     measured matmul peak in the same precision."""
     import torch
 
-    out: dict[str, Any] = {"batch": batch, "seq": seq, "threads": torch.get_num_threads()}
-    for precision in ("fp32", "bf16"):
+    kinds, why = precisions()
+    out: dict[str, Any] = {"batch": batch, "seq": seq, "threads": torch.get_num_threads(), "bf16": why}
+    for precision in kinds:
         peak = matmul_peak(precision)
         model, dt = time_train_steps(precision, steps, batch, seq)
         achieved = training_flops_per_sample(model, seq) * steps * batch / dt / 1e9
