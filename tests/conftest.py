@@ -158,6 +158,9 @@ def make_pipeline_repo(root: Path, params: dict) -> Path:
     (root / "data" / "external").mkdir(parents=True, exist_ok=True)
     (root / "reports").mkdir(exist_ok=True)
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    # fp32 unless a test says otherwise: `precision: auto` picks bf16 on a CPU with native bf16, and a
+    # test must mean the same on every machine (auto itself is tested in tests/stages/test_finetune.py)
+    shipped = _merge(shipped, {"finetune": {"precision": "fp32"}})
     (root / "params.yaml").write_text(yaml.safe_dump(_merge(shipped, params), sort_keys=False))
     ignored = ("/data/raw/", "/data/interim/", "/data/processed/", "/models/", "/checkpoints/")
     (root / ".gitignore").write_text("".join(f"{x}\n" for x in ignored))

@@ -34,7 +34,15 @@ from tests.conftest import REPO, build_splits, run_cmd
 
 LOG = logging.getLogger("ftpipe.finetune")
 # tiny models learn the keyword corpus in a few epochs at a high learning rate
-TINY = {"epochs": 4, "learning_rate": 5e-3, "batch_size": 4, "warmup": 0.0, "patience": 2}
+# fp32 fixed: `auto` would pick bf16 on a CPU with native bf16, and these tests must mean the same everywhere
+TINY = {
+    "epochs": 4,
+    "learning_rate": 5e-3,
+    "batch_size": 4,
+    "warmup": 0.0,
+    "patience": 2,
+    "precision": "fp32",
+}
 
 
 @pytest.fixture(scope="module")
