@@ -66,11 +66,16 @@ def matmul_peak_tflops(n: int = 8192, iters: int = 30) -> float:
 
 
 def model_shape(model_dir: Path) -> tuple[int, int, int]:
-    """Linear weights, layers and width of the saved model (loaded on the CPU)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
+    """Linear weights, layers and width of the saved model (loaded on the CPU, the head from ftpipe's code)."""
+    from stages.common.meanpool import load_classifier
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True)
+    return shape_of(load_classifier(str(model_dir)))
+
+
+def shape_of(model: Any) -> tuple[int, int, int]:
+    """Linear weights, layers and width of a loaded model (what `train_flops_per_sample` counts)."""
+    import torch
+
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     cfg = model.config
     layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", 0)

@@ -176,28 +176,19 @@ def matmul_peak(dtype_name: str, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def training_flops_per_sample(model: Any, seq: int) -> float:
-    """FLOPs of one forward+backward pass of one `seq`-token sequence: 3 x forward, forward counting the
-    encoder's Linear layers (2 x weights x tokens) and attention's two seq x seq products per layer."""
-    import torch
-
-    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    cfg = model.config
-    attention = cfg.num_hidden_layers * 4 * seq * seq * cfg.hidden_size
-    return 3 * (2 * linear * seq + attention)
-
-
 def bench_efficiency(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[str, Any]:
     """Achieved training FLOP/s of the packaged MiniLM (fp32 and bf16 autocast) against this machine's
     measured matmul peak in the same precision."""
     import torch
+
+    from bench.gpu_check import shape_of, train_flops_per_sample
 
     kinds, why = precisions()
     out: dict[str, Any] = {"batch": batch, "seq": seq, "threads": torch.get_num_threads(), "bf16": why}
     for precision in kinds:
         peak = matmul_peak(precision)
         model, dt = time_train_steps(precision, steps, batch, seq)
-        achieved = training_flops_per_sample(model, seq) * steps * batch / dt / 1e9
+        achieved = train_flops_per_sample(*shape_of(model), seq) * steps * batch / dt / 1e9
         out[f"{precision}_peak_gflops"] = round(peak, 1)
         out[f"{precision}_achieved_gflops"] = round(achieved, 1)
         out[f"{precision}_ratio"] = round(achieved / peak, 3)
