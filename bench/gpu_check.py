@@ -77,7 +77,7 @@ def shape_of(model: Any) -> tuple[int, int, int]:
     import torch
 
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    cfg = model.config
+    cfg = getattr(model.config, "encoder", None) or model.config  # a mean-pool model: its body's config
     layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", 0)
     hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", 0)
     return linear, int(layers or 0), int(hidden or 0)

@@ -4,7 +4,8 @@
 - `pyfunc`: the served model's class (`stages/common/textclf.py`, the one `ftpipe predict`, the gate's
   champion scoring and `mlflow models serve` run), on the raw texts: fp32, `quantize: int8` and
   `precision: auto` (bf16 autocast where the CPU has native bf16), each one's prediction agreement with
-  fp32 reported. It is loaded from a copy laid out as MLflow lays out a registered model (the model
+  fp32 reported; the fp32 path's achieved forward GFLOP/s against this machine's fp32 matmul peak
+  (`pyfunc_peak_ratio`: how much room a faster fp32 kernel could find). It is loaded from a copy laid out as MLflow lays out a registered model (the model
   folder under `artifacts/hf_model`, ftpipe's registered code under `code/`, the manifest in its config).
   evaluate and the pyfunc share one routine (`textclf.window_probabilities`).
 - `pipeline`: a plain `transformers.pipeline("text-classification")` on the same folder, called the way its
@@ -65,6 +66,20 @@ def _pyfunc(folder: Path, config: dict[str, Any]) -> Any:
     return model
 
 
+def forward_flops(model: Any, texts: list[str]) -> float:
+    """Forward FLOPs of the served model `model` on `texts`: each window it reads, at its own length
+    (bench.gpu_check's count, a third of a training step's)."""
+    from bench.gpu_check import shape_of, train_flops_per_sample
+    from stages.common.textclf import encode
+
+    cfg = model.config
+    per_text = encode(
+        model.tokenizer, texts, cfg["max_length"], cfg["truncation"], cfg["head_fraction"], cfg["windows"]
+    )
+    shape = shape_of(model.model)
+    return sum(train_flops_per_sample(*shape, len(w["input_ids"])) / 3 for row in per_text for w in row)
+
+
 def bench_inference(limit: int | None = None) -> dict[str, Any]:
     import pandas as pd
     from datasets import load_from_disk
@@ -105,7 +120,14 @@ def bench_inference(limit: int | None = None) -> dict[str, Any]:
             model.predict(None, frame.head(8))
             t0 = time.perf_counter()
             labels[name] = list(model.predict(None, frame)["label"])
-            out[f"{name}_texts_per_s"] = round(len(texts) / (time.perf_counter() - t0), 2)
+            seconds = time.perf_counter() - t0
+            out[f"{name}_texts_per_s"] = round(len(texts) / seconds, 2)
+            if name == "pyfunc":
+                out["pyfunc_achieved_gflops"] = round(forward_flops(model, texts) / seconds / 1e9, 1)
+    from bench.run import matmul_peak
+
+    out["fp32_peak_gflops"] = round(matmul_peak("fp32"), 1)
+    out["pyfunc_peak_ratio"] = round(out["pyfunc_achieved_gflops"] / out["fp32_peak_gflops"], 3)
     fp32 = np.array(labels["pyfunc"])
     out["pyfunc_agreement_with_evaluate"] = round(float(np.mean(fp32 == reference)), 4)
     out["int8_agreement_with_fp32"] = round(float(np.mean(np.array(labels["pyfunc_int8"]) == fp32)), 4)

@@ -1,6 +1,7 @@
 """Benchmarks for ftpipe's speed and memory targets (see bench/README.md).
 
 .venv/bin/python -m bench.run [data] [train_step] [noop_repro] [long_text] [efficiency] [vs_trainer] [inference]
+    [compile]
 """
 
 from __future__ import annotations
@@ -210,6 +211,23 @@ def bench_inference() -> dict[str, Any]:
     return run(limit=200)
 
 
+def bench_compile() -> dict[str, Any]:
+    """torch.compile against eager, training and inference, compile time included (bench/compile.py), in a
+    fresh inductor cache so the compile is paid as a first run pays it."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.compile"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:], "pass": False}
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
 BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "data": bench_data,
     "train_step": bench_train_step,
@@ -218,6 +236,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "efficiency": bench_efficiency,
     "vs_trainer": bench_vs_trainer,
     "inference": bench_inference,
+    "compile": bench_compile,
 }
 
 

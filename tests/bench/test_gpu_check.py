@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.gpu_check import spec_bf16_peak, train_flops_per_sample
+from bench.gpu_check import shape_of, spec_bf16_peak, train_flops_per_sample
 from tests.conftest import REPO, build_splits
 
 SCRIPT = REPO / "bench" / "gpu_check.sh"
@@ -47,6 +47,20 @@ def test_peaks_and_flops() -> None:
     linear = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
     assert train_flops_per_sample(linear, 6, 384, 128) == 3 * 128 * (2 * linear + 4 * 6 * 128 * 384)
     assert train_flops_per_sample(linear, 6, 384, 128) / 1e9 == pytest.approx(8.6, abs=0.05)
+
+
+def test_shape_of_reads_the_body_of_a_mean_pool_model(tiny_bert: Path) -> None:
+    """The mean-pool classifier keeps the body's config under `config.encoder`: its layers and width were
+    read as 0, so attention FLOPs went uncounted for every model finetune saves."""
+    import torch
+
+    from stages.common.meanpool import MeanPoolForSequenceClassification
+    from tests.conftest import TINY_BERT_SHAPE
+
+    model = MeanPoolForSequenceClassification.from_body(str(tiny_bert), num_labels=3)
+    linear, layers, hidden = shape_of(model)
+    assert (layers, hidden) == (TINY_BERT_SHAPE["num_hidden_layers"], TINY_BERT_SHAPE["hidden_size"])
+    assert linear == sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
 def test_the_measuring_half_runs_end_to_end(
