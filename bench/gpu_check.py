@@ -83,11 +83,11 @@ def shape_of(model: Any) -> tuple[int, int, int]:
     return linear, int(layers or 0), int(hidden or 0)
 
 
-def mean_window_tokens(splits: Path) -> float:
-    """Mean tokens of a training window: what one training sample holds before padding."""
+def mean_window_tokens(splits: Path, split: str = "train") -> float:
+    """Mean tokens of a window of `split`: for train, what one training sample holds before padding."""
     from datasets import load_from_disk
 
-    windows = [w for row in load_from_disk(str(splits))["train"]["windows"] for w in row]
+    windows = [w for row in load_from_disk(str(splits))[split]["windows"] for w in row]
     return sum(len(w) for w in windows) / max(1, len(windows))
 
 

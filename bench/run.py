@@ -193,8 +193,50 @@ def bench_efficiency(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[st
         out[f"{precision}_peak_gflops"] = round(peak, 1)
         out[f"{precision}_achieved_gflops"] = round(achieved, 1)
         out[f"{precision}_ratio"] = round(achieved / peak, 3)
+    floor = default_finetune_floor()
+    if floor is not None:
+        out["default_finetune_tflop"] = round(floor / 1e12, 1)
+        out["default_finetune_floor_s"] = round(floor / (out["fp32_peak_gflops"] * 1e9))
     out["pass"] = True  # a measurement, no target: the README states the peak and the ratio
     return out
+
+
+def finetune_flops(
+    shape: tuple[int, int, int],
+    train_rows: int,
+    epochs: int,
+    train_tokens: float,
+    validation_windows: int,
+    validation_tokens: float,
+) -> float:
+    """FLOPs of a finetune run: each epoch one training sample per train row and a forward pass over every
+    validation window, counted at the windows' real mean length (no padding): a lower bound."""
+    from bench.gpu_check import train_flops_per_sample
+
+    per_epoch = train_rows * train_flops_per_sample(*shape, train_tokens)
+    per_epoch += validation_windows * train_flops_per_sample(*shape, validation_tokens) / 3
+    return epochs * per_epoch
+
+
+def default_finetune_floor() -> float | None:
+    """FLOPs of the last default finetune run (reports/finetune.json on data/processed/splits), or None
+    before `make run`. At the machine's matmul peak they take `default_finetune_floor_s`: no fp32 run of
+    that recipe here can be faster."""
+    from bench.gpu_check import mean_window_tokens, model_shape
+
+    report, splits = ROOT / "reports" / "finetune.json", ROOT / "data" / "processed" / "splits"
+    model = ROOT / "models" / "model"
+    if not all(p.is_file() for p in (report, splits / "dataset_dict.json", model / "config.json")):
+        return None
+    r = json.loads(report.read_text(encoding="utf-8"))
+    return finetune_flops(
+        model_shape(model),
+        int(r["train_rows"]),
+        int(r["epochs_run"]),
+        mean_window_tokens(splits, "train"),
+        int(r["validation_windows"]),
+        mean_window_tokens(splits, "validation"),
+    )
 
 
 def bench_vs_trainer() -> dict[str, Any]:
