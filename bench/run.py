@@ -1,7 +1,7 @@
 """Benchmarks for ftpipe's speed and memory targets (see bench/README.md).
 
 .venv/bin/python -m bench.run [data] [train_step] [noop_repro] [long_text] [efficiency] [vs_trainer] [inference]
-    [compile]
+    [compile] [dropout]
 """
 
 from __future__ import annotations
@@ -270,6 +270,13 @@ def bench_compile() -> dict[str, Any]:
     return out
 
 
+def bench_dropout() -> dict[str, Any]:
+    """A training step with torch's dropout masks, cheaper masks, and none (bench/dropout.py)."""
+    from bench.dropout import bench_dropout as run
+
+    return run()
+
+
 BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "data": bench_data,
     "train_step": bench_train_step,
@@ -279,6 +286,7 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
     "vs_trainer": bench_vs_trainer,
     "inference": bench_inference,
     "compile": bench_compile,
+    "dropout": bench_dropout,
 }
 
 
