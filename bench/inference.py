@@ -45,7 +45,7 @@ def _tokenize_config() -> dict[str, Any]:
 
 def _served_copy(dest: Path) -> Path:
     """models/model laid out as a registered model (`artifacts/hf_model`, `code/`); the folder's path."""
-    from stages.common.registry import registered_code
+    from stages.common.integrity import registered_code
     from stages.common.textclf import HF_ARTIFACT
 
     folder = dest / "artifacts" / HF_ARTIFACT
@@ -57,7 +57,7 @@ def _served_copy(dest: Path) -> Path:
 
 
 def _pyfunc(folder: Path, config: dict[str, Any]) -> Any:
-    from stages.common.registry import served_manifest
+    from stages.common.integrity import served_manifest
     from stages.common.textclf import HF_ARTIFACT, TextClassifier
 
     model = TextClassifier()

@@ -17,7 +17,8 @@ from typing import Any
 from stages.common.drift import compare_profiles
 from stages.common.gate import drift_check
 from stages.common.params import read_params_file, validate_section
-from stages.common.registry import RegisterParams, Registry, tracking_uri
+from stages.common.registry import RegisterParams, Registry
+from stages.common.tracking import tracking_uri
 
 PROFILE_FILE = "profile.json"  # the compact profile among the validate stage's declared outputs
 

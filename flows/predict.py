@@ -15,7 +15,7 @@ would run as formulas (`stages/common/csvsafe.py`). MLflow is found the way the 
 `MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root, under the registry's one retry and
 timeout policy (`register.retries`, `backoff_s`, `timeout_s`): a store that is down or hangs ends the
 command within `register.timeout_s` with one line saying why, the password masked. The model is loaded only after every
-file of it matches the manifest recorded when it was registered (`stages/common/registry.py`
+file of it matches the manifest recorded when it was registered (`stages/common/integrity.py`
 `load_uri_verified`), so only registered versions (`models:/NAME/VERSION`, `models:/NAME@ALIAS`) are taken.
 `--quantize none|int8` overrides the model's `quantize` setting at load (its default is
 `register.quantize` as registered); bench/README.md states int8's speed and agreement with fp32.
@@ -272,14 +272,15 @@ def load_model(model_uri: str, params_path: str | Path = "params.yaml", quantize
     `quantize` (none | int8) overrides the registered model's own setting."""
     from mlflow.exceptions import MlflowException
 
-    from stages.common import registry
+    from stages.common import tracking
+    from stages.common.integrity import load_uri_verified
     from stages.common.manifest import ManifestError
     from stages.common.redact import mask_secrets, redact_uri
 
-    uri = registry.tracking_uri()
+    uri = tracking.tracking_uri()
     try:
         # downloaded under the policy, then loaded only once every file matches the registered manifest
-        return registry.load_uri_verified(
+        return load_uri_verified(
             model_uri,
             uri,
             register_params(params_path).policy(),
@@ -287,7 +288,7 @@ def load_model(model_uri: str, params_path: str | Path = "params.yaml", quantize
         )
     except ManifestError as exc:
         raise PredictError(str(exc)) from None
-    except registry.TrackingUnavailable as exc:
+    except tracking.TrackingUnavailable as exc:
         raise PredictError(f"cannot load {model_uri}: {exc}") from None
     except MlflowException as exc:
         if exc.error_code not in _NOT_FOUND:

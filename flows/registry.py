@@ -97,7 +97,8 @@ def _registry(args: argparse.Namespace) -> Registry:
     from pathlib import Path
 
     from stages.common.params import load_section
-    from stages.common.registry import RegisterParams, Registry, tracking_uri
+    from stages.common.registry import RegisterParams, Registry
+    from stages.common.tracking import tracking_uri
 
     p = (
         load_section("register", RegisterParams, args.params)
@@ -114,7 +115,7 @@ def _run(fn: Any, args: argparse.Namespace) -> int:
 
     from stages.common.params import ParamsError
     from stages.common.redact import mask_secrets
-    from stages.common.registry import RegistryError, TrackingUnavailable
+    from stages.common.tracking import RegistryError, TrackingUnavailable
 
     try:
         return fn(args)
@@ -169,7 +170,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         from stages.common.manifest import ManifestError
-        from stages.common.registry import RegistryError
+        from stages.common.tracking import RegistryError
 
         reg = _registry(args)
         version = args.version if args.version.isdigit() else reg.alias(args.version)

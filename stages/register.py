@@ -5,7 +5,8 @@
         --labels data/processed/labels.json --profile data/processed/profile.json --out reports/registry.json
 
 The wiring of four shared modules: stages/common/registry.py (every MLflow call: the run, the version,
-aliases, tags, history), stages/common/gate.py (the pure gate), stages/common/lineage.py (model hash,
+aliases, tags, history; through stages/common/tracking.py's retry policy and stages/common/integrity.py's
+manifest checks), stages/common/gate.py (the pure gate), stages/common/lineage.py (model hash,
 lineage tags, the trained-on record) and stages/common/drift.py (the data profile against the champion's),
 plus stages/common/model_card.py. Each version stores what it trained on (ids and group keys of its train
 and validation rows) and the data profile; the champion is scored only on the candidate's test rows that
@@ -58,16 +59,9 @@ from stages.common.model_card import model_card
 from stages.common.params import load_section, read_params_file
 from stages.common.paths import add_path_args
 from stages.common.redact import mask_output, mask_secrets, redact_uri
-from stages.common.registry import (
-    RegisterParams,
-    Registration,
-    Registry,
-    TrackingUnavailable,
-    VersionRecord,
-    describe_failure,
-    tracking_uri,
-)
+from stages.common.registry import RegisterParams, Registration, Registry, VersionRecord
 from stages.common.tokenize_section import TokenizeParams
+from stages.common.tracking import TrackingUnavailable, describe_failure, tracking_uri
 
 __all__ = ["RegisterParams", "RegisterError", "load_candidate", "register", "main"]
 

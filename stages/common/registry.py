@@ -1,4 +1,4 @@
-"""The one module that talks to the MLflow registry: `Registry`, plus where MLflow lives and the history.
+"""The one module that talks to the MLflow registry: `Registry`, its params, and the champion history.
 
     reg = Registry.connect(tracking_uri(), "ftpipe-bbc-news")
     reg.champion()                 # "3" or None
@@ -8,17 +8,10 @@
 Used by the register stage, the `ftpipe promote | rollback | history` commands (flows/registry.py), batch
 prediction (flows/predict.py) and the retrain flow; none of them calls MlflowClient directly.
 
-- Tracking URI: `MLFLOW_TRACKING_URI` when set (a server, a database URI); otherwise the SQLite file
-  `mlflow.db` at the repository root (the original one under `dvc exp run --temp`). With any SQLite store, artifacts go to `mlartifacts/` beside the
-  database file (set on the experiment when it is created), so nothing depends on the working directory.
-  Credentials come only from the environment (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`/`TOKEN`); URIs are
-  shown with any password removed.
-- One retry and timeout policy (`RetryPolicy`, from `register.retries`, `backoff_s`, `timeout_s`) for
-  every MLflow request, made here only: MLflow's own HTTP retries are off, a failure of the store
-  (refused, no answer, 5xx, a locked SQLite file) is retried with doubling waits, each request waits at
-  most timeout_s / (retries + 1) for an answer, and no attempt runs past `timeout_s`; never retried: a
-  definite answer ("no such thing", "bad request", "denied"). Then `TrackingUnavailable` says why, with
-  the URI's password masked (stages/common/redact.py), as in every message built here.
+- Where the store lives and how long ftpipe waits for it (`tracking_uri`, `RetryPolicy`, `with_retries`,
+  `TrackingUnavailable`): stages/common/tracking.py. Every request made here goes through it.
+- What is recorded of a version's files and checked before it loads (`served_manifest`, `check_logged`,
+  `load_verified`, `load_uri_verified`): stages/common/integrity.py.
 - Every change of the `champion` alias (by the gate, `promote` or `rollback`) records one event in the
   registered model's tags (`ftpipe.history.000001`, ...: JSON with who, when, action, from, to, why),
   so the audit trail lives and dies with the registry. The event is written as an intent before the
@@ -34,10 +27,9 @@ import getpass
 import importlib.metadata
 import json
 import os
-import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +38,6 @@ from typing import Any, Literal, TypeVar
 import mlflow
 import mlflow.artifacts
 import pandas as pd
-import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
@@ -59,37 +50,34 @@ from stages.common import manifest as M
 from stages.common import tags as T
 from stages.common import textclf
 from stages.common.gate import GateParams
+from stages.common.integrity import (
+    check_logged,
+    download_verified,
+    downloaded_manifest,
+    load_verified,
+    registered_code,
+    served_manifest,
+)
 from stages.common.lineage import TrainedOn
 from stages.common.params import StageParams
-from stages.common.redact import mask_secrets, redact_uri
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB = REPO_ROOT / "mlflow.db"
-DEFAULT_ARTIFACTS = REPO_ROOT / "mlartifacts"
+from stages.common.redact import redact_uri
+from stages.common.tracking import (
+    RegistryError,
+    RetryPolicy,
+    connect,
+    default_artifact_location,
+    describe_failure,
+    is_transient,
+    mlflow_http_policy,
+    temporary_env,
+    use_store,
+    with_retries,
+)
 
 # kept as names here too: callers say `registry.CHAMPION`
 CHAMPION = T.CHAMPION
 CHALLENGER = T.CHALLENGER
 HISTORY_PREFIX = T.HISTORY_PREFIX
-# MLflow error codes that mean "the store answered: no"; retrying will not change the answer
-_DEFINITE_ERRORS = frozenset(
-    {
-        "RESOURCE_DOES_NOT_EXIST",
-        "NOT_FOUND",
-        "ENDPOINT_NOT_FOUND",
-        "INVALID_PARAMETER_VALUE",
-        "RESOURCE_ALREADY_EXISTS",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "UNAUTHENTICATED",
-        "CUSTOMER_UNAUTHORIZED",
-        "BAD_REQUEST",
-        "MALFORMED_REQUEST",
-        "INVALID_STATE",
-        "FEATURE_DISABLED",
-        "NOT_IMPLEMENTED",
-    }
-)
 RUN_TAG_MAX = 8000
 PYFUNC_REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
 
@@ -127,182 +115,6 @@ class RegisterParams(StageParams):
     def policy(self) -> RetryPolicy:
         """The retry and timeout policy of every MLflow call made for this registered model."""
         return RetryPolicy(self.retries, self.backoff_s, self.timeout_s)
-
-
-class TrackingUnavailable(RuntimeError):
-    """The tracking server could not be reached after the retries; the message names the URI."""
-
-
-class RegistryError(ValueError):
-    """A registry request that cannot be done (unknown version, nothing to roll back to, ...)."""
-
-
-# --------------------------------------------------------------------------- where MLflow lives
-
-
-def repo_root() -> Path:
-    """The repository the user works in: `DVC_ROOT` when DVC runs the stage, else this checkout.
-
-    `dvc exp run --temp` and queued experiments run in a temporary copy of the workspace, and DVC sets
-    `DVC_ROOT` to the original repository there, so their registrations land where the user looks.
-    """
-    return Path(os.environ["DVC_ROOT"]) if os.environ.get("DVC_ROOT") else REPO_ROOT
-
-
-def tracking_uri(root: Path | None = None) -> str:
-    """`MLFLOW_TRACKING_URI` if set, else `mlflow.db` at `root` (by default the repository's root)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / DEFAULT_DB.name}"
-
-
-def default_artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifacts beside a SQLite file (`<db folder>/mlartifacts/<experiment>`), never relative to the cwd.
-
-    None for a server or another database: the server's own artifact root applies.
-    """
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///")).expanduser()
-        if not db.is_absolute():  # sqlite:///relative.db: MLflow resolves it against the cwd too
-            db = Path.cwd() / db
-        return (db.parent / DEFAULT_ARTIFACTS.name / experiment).as_uri()
-    return None
-
-
-def use_store(uri: str) -> None:
-    """Point MLflow's process-global tracking and registry URIs (fluent API, `models:/` URIs) at `uri`.
-
-    The registry URI is set too, since one set earlier in the process (e.g. by batch prediction) would
-    otherwise win over the tracking one.
-    """
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long ftpipe waits for the tracking store: the one retry layer of every MLflow call.
-
-    A call is tried, and after a transient failure retried with waits backoff_s, 2*backoff_s, ... up to
-    `retries` more times, and never past `timeout_s` from its start: each attempt's requests wait at most
-    `request_timeout_s` (and never past the deadline) for an answer, and MLflow's own HTTP retries are
-    off, so a server that is down or hangs costs at most `timeout_s` before `TrackingUnavailable`.
-    """
-
-    retries: int = 4
-    backoff_s: float = 1.0
-    timeout_s: float = 120.0
-
-    @property
-    def request_timeout_s(self) -> float:
-        """One request's wait for an answer: a hanging server still gets retries + 1 attempts."""
-        return max(1.0, self.timeout_s / (self.retries + 1))
-
-
-def mlflow_http_policy(request_timeout_s: float) -> contextlib.AbstractContextManager[None]:
-    """MLflow's HTTP layer for the block: no retries of its own, `request_timeout_s` per request."""
-    return _env(
-        {
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(request_timeout_s))),  # MLflow reads an int
-        }
-    )
-
-
-@contextlib.contextmanager
-def _env(settings: dict[str, str]) -> Iterator[None]:
-    """Environment variables set for the block (MLflow reads its settings from there), then restored."""
-    old = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def is_transient(exc: Exception) -> bool:
-    """Worth retrying: anything but a definite answer from the store (not found, bad request, denied)."""
-    if isinstance(exc, RegistryError):
-        return False
-    return not (isinstance(exc, MlflowException) and exc.error_code in _DEFINITE_ERRORS)
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        yield cur
-        cur = cur.__cause__ or cur.__context__
-
-
-def describe_failure(exc: BaseException) -> str:
-    """One masked line saying why a call failed: no answer in time, refused, or the error's first line."""
-    causes = list(_causes(exc))
-    if any(isinstance(c, requests.exceptions.Timeout | TimeoutError) for c in causes):
-        return "no answer in time (the server accepts connections but does not respond)"
-    text = " ".join(str(c) for c in causes)
-    if "Connection refused" in text or "NewConnectionError" in text:
-        return "connection refused (nothing listens there)"
-    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-    return mask_secrets(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
-
-
-def with_retries(
-    fn: Callable[[], R],
-    uri: str,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-    retry_if: Callable[[Exception], bool] = lambda exc: True,
-    clock: Callable[[], float] = time.monotonic,
-) -> R:
-    """Call `fn` under `policy`; a failure `retry_if` rejects is raised at once, masked of secrets.
-
-    Retries stop when they are used up or the next attempt would start past `policy.timeout_s`; then
-    `TrackingUnavailable` says what was tried, for how long, and what to do.
-    """
-    start = clock()
-    deadline = start + policy.timeout_s
-    attempts = 0
-    last: Exception | None = None
-    while True:
-        attempts += 1
-        remaining = deadline - clock()
-        try:
-            with mlflow_http_policy(min(policy.request_timeout_s, max(remaining, 1.0))):
-                return fn()
-        except Exception as exc:  # connection refused, timeouts, 5xx, a locked SQLite file...
-            if not retry_if(exc):
-                if isinstance(exc, MlflowException) and mask_secrets(exc.message) != exc.message:
-                    masked = MlflowException(mask_secrets(exc.message))
-                    masked.error_code = exc.error_code  # the constructor takes only the numeric code
-                    raise masked from None
-                raise
-            last = exc
-        if attempts > policy.retries:
-            break
-        wait = policy.backoff_s * 2 ** (attempts - 1)
-        if deadline - clock() - wait < 1.0:  # no time left for another attempt
-            break
-        sleep(wait)
-    raise TrackingUnavailable(
-        f"MLflow tracking store at {redact_uri(uri)} did not answer: {attempts} attempt(s) in "
-        f"{clock() - start:.0f} s (register.retries = {policy.retries}, register.timeout_s = "
-        f"{policy.timeout_s:g}; last error: {describe_failure(last) if last else 'none'}). Start it (e.g. "
-        "`mlflow server --host 127.0.0.1 --port 5000`), fix MLFLOW_TRACKING_URI, or unset it to use the "
-        "local SQLite store; then run again."
-    ) from None  # the cause's text holds the raw URI, password included
-
-
-def connect(uri: str, policy: RetryPolicy = RetryPolicy()) -> MlflowClient:
-    """An MlflowClient for `uri`, after checking (under `policy`) that the store answers."""
-    use_store(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    with_retries(lambda: client.search_experiments(max_results=1), uri, policy)
-    return client
 
 
 # --------------------------------------------------------------------------- the Registry
@@ -747,136 +559,8 @@ def _leave_run(status: str, uri: str) -> None:
     if mlflow.active_run() is None:
         return
     quiet = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if redact_uri(uri) != uri else {}
-    with mlflow_http_policy(1.0), _env(quiet), contextlib.suppress(Exception):
+    with mlflow_http_policy(1.0), temporary_env(quiet), contextlib.suppress(Exception):
         mlflow.end_run(status)
-
-
-# --------------------------------------------------------------------------- integrity of a version's files
-
-# written by MLflow into every download of a registered model (its name and version): data, not code
-DOWNLOAD_ONLY = ("registered_model_meta",)
-UNVERIFIED_FIX = (
-    "Promote a version registered with a manifest (`ftpipe history`, `ftpipe promote VERSION --reason ...`) "
-    "or register the model folder again with this version of ftpipe."
-)
-
-
-def registered_code() -> list[Path]:
-    """ftpipe's modules shipped with the served model (MLflow `code_paths`); textclf.py loads them by path."""
-    from stages.common import meanpool  # shipped, not run here (importing it costs torch at CLI start)
-
-    files = [Path(M.__file__), Path(meanpool.__file__)]
-    assert sorted(f.name for f in files) == sorted(textclf.REGISTERED_CODE)
-    return files
-
-
-def served_manifest(model_dir: Path) -> dict[str, dict[str, str]]:
-    """What the served model checks itself against at load (stored in its model_config): every file of
-    the model folder and ftpipe's code registered with it."""
-    return {
-        textclf.HF_ARTIFACT: M.tree_manifest(model_dir),
-        "code": {f.name: M.file_sha256(f) for f in registered_code()},
-    }
-
-
-def downloaded_manifest(model_uri: str) -> dict[str, str]:
-    """The manifest of every file of the model at `model_uri`, as the store gives it back."""
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp)
-        return M.tree_manifest(local, ignore=DOWNLOAD_ONLY)
-
-
-def check_logged(
-    found: dict[str, str], served: dict[str, dict[str, str]], folder_name: str, model_uri: str
-) -> dict[str, str]:
-    """`found` (every file of the logged model: MLmodel, environment files, textclf.py, code/, artifacts/)
-    once the folder and the code are seen to have arrived unchanged. Recorded as the version's
-    `ftpipe.manifest` tag, against which every load is checked."""
-    fix = "The artifact store changed the files while they were logged; register again."
-    M.check(served[textclf.HF_ARTIFACT], M.under(found, f"artifacts/{folder_name}"), model_uri, fix)
-    M.check(served["code"], M.under(found, "code"), model_uri, fix)
-    M.check(
-        {"textclf.py": M.file_sha256(textclf.__file__)},
-        {"textclf.py": found.get("textclf.py", "")},
-        model_uri,
-        fix,
-    )
-    return found
-
-
-def download_verified(
-    mv: ModelVersion, uri: str, dst: str | Path, policy: RetryPolicy = RetryPolicy()
-) -> str:
-    """Download version `mv` into `dst` and check every file against its `ftpipe.manifest` tag; the
-    local path of the checked copy. A version without the tag (registered before ftpipe kept one) is
-    refused."""
-    what = f"model `{mv.name}` version {mv.version} (from {redact_uri(uri)})"
-    if T.MANIFEST not in mv.tags:
-        raise M.ManifestError(
-            f"{what} has no `{T.MANIFEST}` tag: it was registered before ftpipe recorded a manifest of its "
-            f"files, so they cannot be checked and it is not loaded. {UNVERIFIED_FIX}"
-        )
-    expected = M.loads(mv.tags[T.MANIFEST], f"{what}, tag {T.MANIFEST}")
-    local = with_retries(  # the network part, under the policy; the check and the load are not retried
-        lambda: mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}", dst_path=str(dst)),
-        uri,
-        policy,
-        retry_if=is_transient,
-    )
-    M.check(
-        expected,
-        M.tree_manifest(local, ignore=DOWNLOAD_ONLY),
-        what,
-        "Do not use this version: find who can write to the artifact store and restore its files, or "
-        f"move the aliases to another version. {UNVERIFIED_FIX}",
-    )
-    return local
-
-
-def load_verified(
-    mv: ModelVersion,
-    uri: str,
-    policy: RetryPolicy = RetryPolicy(),
-    model_config: dict[str, Any] | None = None,
-) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
-    """Version `mv`, loaded from a copy whose files all match its manifest (`download_verified`).
-
-    Nothing of the model runs before the check (MLflow runs textclf.py at load), and the checked copy is
-    the one loaded. `model_config` overrides keys of the logged model_config (MLflow merges them), e.g.
-    `{"quantize": "int8"}`; the manifest it records cannot be overridden.
-    """
-    if model_config and "manifest" in model_config:
-        raise ValueError("model_config may not override `manifest`: it is what the files are checked against")
-    with tempfile.TemporaryDirectory() as tmp:
-        return mlflow.pyfunc.load_model(download_verified(mv, uri, tmp, policy), model_config=model_config)
-
-
-def load_uri_verified(
-    model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy(), model_config: dict[str, Any] | None = None
-) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
-    """`load_verified` for `models:/NAME/VERSION` or `models:/NAME@ALIAS` (other URIs have no record to
-    check against and are refused); an unknown name, version or alias raises MLflow's own error."""
-    found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([^/]+))", model_uri)
-    if found is None:
-        raise M.ManifestError(
-            f"{model_uri}: only registered versions (`models:/NAME/VERSION` or `models:/NAME@ALIAS`) are "
-            "loaded, since only they have a recorded manifest to check the files against. Register the "
-            "model (the register stage) and pass its version or alias."
-        )
-    name, version, alias = found.groups()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    mv = with_retries(
-        lambda: (
-            client.get_model_version(name, version)
-            if version
-            else client.get_model_version_by_alias(name, alias)
-        ),
-        uri,
-        policy,
-        retry_if=is_transient,
-    )
-    use_store(uri)
-    return load_verified(mv, uri, policy, model_config)
 
 
 def pyfunc_requirements() -> list[str]:

@@ -200,8 +200,8 @@ def register_code_model(root: Path, name: str, source: str, model_config: dict |
     from mlflow import MlflowClient
 
     from stages.common import tags as T
+    from stages.common.integrity import downloaded_manifest
     from stages.common.manifest import dumps
-    from stages.common.registry import downloaded_manifest
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     code = root / f"{name}_model.py"

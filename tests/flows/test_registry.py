@@ -17,7 +17,6 @@ from flows.registry import format_history
 from stages.common.gate import GateParams
 from stages.common.registry import (
     RegisterParams,
-    RegistryError,
     champion_stack,
     check_promotable,
     history_from_tags,
@@ -25,6 +24,7 @@ from stages.common.registry import (
     next_history_key,
     rollback_target,
 )
+from stages.common.tracking import RegistryError
 from stages.register import load_candidate, register
 from tests.conftest import REPO
 from tests.registry_support import Proxy, Workspace, hanging_server

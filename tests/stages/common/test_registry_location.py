@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[3]
 PROBE_DVC_YAML = """\
 stages:
   probe:
-    cmd: python -c "import os; from stages.common.registry import tracking_uri; open(os.environ['PROBE_OUT'], 'w').write(tracking_uri())"
+    cmd: python -c "import os; from stages.common.tracking import tracking_uri; open(os.environ['PROBE_OUT'], 'w').write(tracking_uri())"
     deps: [seed.txt]
 """
 

@@ -171,14 +171,14 @@ def _served(folder: Path, tmp_path: Path, **config) -> TextClassifier:
     import shutil
     from types import SimpleNamespace
 
-    from stages.common import registry
+    from stages.common import integrity
 
     model = tmp_path / "model"
     shutil.copytree(folder, model / "artifacts" / "hf_model")
     (model / "code").mkdir()
-    for f in registry.registered_code():
+    for f in integrity.registered_code():
         shutil.copy(f, model / "code" / f.name)
-    manifest = registry.served_manifest(model / "artifacts" / "hf_model")
+    manifest = integrity.served_manifest(model / "artifacts" / "hf_model")
     clf = TextClassifier()
     cfg = {"max_length": 16, "windows": 3, "truncation": "head+tail", "batch_size": 4, "manifest": manifest}
     clf.load_context(
