@@ -268,13 +268,14 @@ def register(
     lock_path: str | Path = "dvc.lock",
     history_path: Path | None = None,
     extra_artifacts: list[Path] | None = None,
+    training: dict[str, Any] | None = None,
     log: logging.Logger | None = None,
 ) -> dict[str, Any]:
     """Register `cand` unless its hash is already registered; return the registry report.
 
     `trained_on` (the train and validation ids and groups) and `profile` (the validate stage's data
     profile) are stored with the version; without them a later candidate is compared with it on all rows
-    and no drift is measured against it.
+    and no drift is measured against it. `training` (the finetune report) goes into the model card.
     """
     log = log or logging.getLogger("ftpipe.register")
     t0 = time.perf_counter()
@@ -338,7 +339,7 @@ def register(
             Path(f) for f in [*(extra_artifacts or []), history_path] if f is not None and Path(f).is_file()
         ],
         card=lambda run_id: model_card(
-            reg.name, cand, decision, tags, run_id, truncation, trained_on, profile_note + "."
+            reg.name, cand, decision, tags, run_id, truncation, trained_on, profile_note + ".", training
         ),
         trained_on=trained_on,
         profile=profile,
@@ -476,7 +477,13 @@ def _main(args: argparse.Namespace, log: logging.Logger) -> None:
         profile_note=profile_note,
         lock_path=args.lock,
         history_path=Path(args.history) if args.history else None,
-        extra_artifacts=[Path(args.metrics), Path(args.predictions), *map(Path, args.artifacts)],
+        extra_artifacts=[
+            Path(args.metrics),
+            Path(args.predictions),
+            Path(args.finetune_report),
+            *map(Path, args.artifacts),
+        ],
+        training=read_json(args.finetune_report) if Path(args.finetune_report).is_file() else None,
         log=log,
     )
     write_json(args.out, json.loads(mask_secrets(json.dumps(report))))  # nothing secret reaches the file

@@ -17,6 +17,27 @@ def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
 
 
+def training_section(report: dict[str, Any] | None) -> str:
+    """One paragraph from the finetune report: where and in which precision it trained, and why."""
+    if not report:
+        return "No finetune report was given to the register stage."
+    processes = int(report.get("num_processes", 1) or 1)
+    where = f"`{report.get('device', '?')}`, `{report.get('precision', '?')}`"
+    if processes > 1:
+        where += f", {processes} processes"
+    text = f"Fine-tuned on {where}"
+    if report.get("precision_reason"):
+        text += f" ({report['precision_reason']})"
+    if report.get("best_epoch") is not None:
+        text += (
+            f"; best epoch {report['best_epoch']} of {report.get('epochs_run', '?')} "
+            f"(validation `{report.get('best_metric', '?')}`)"
+        )
+    if report.get("train_samples_per_s") is not None:
+        text += f", {report['train_samples_per_s']} training samples/s"
+    return text + ". The finetune report is logged with the run as `reports/finetune.json`."
+
+
 def model_card(
     name: str,
     cand: Candidate,
@@ -26,8 +47,11 @@ def model_card(
     truncation: dict[str, Any],
     trained_on: TrainedOn | None = None,
     profile_note: str = "",
+    training: dict[str, Any] | None = None,
 ) -> str:
-    """Markdown: use, data and labels, test metrics vs baseline, gate decision, lineage."""
+    """Markdown: use, data and labels, how it was trained, test metrics vs baseline, gate decision, lineage.
+
+    `training` is the finetune stage's report (reports/finetune.json): device, precision and why."""
     m = cand.metrics
     keys = [
         k
@@ -63,6 +87,10 @@ Input is read like the training data: up to {truncation.get("windows", 1)} windo
 {len(cand.labels)} labels: {", ".join(f"`{x}`" for x in cand.labels)}.
 Test split: {len(cand.test)} examples ({", ".join(f"{k} {v}" for k, v in counts.items())}).
 {trained} {profile_note}
+
+## Training
+
+{training_section(training)}
 
 ## Test metrics (primary: `{cand.primary_metric}`)
 

@@ -63,8 +63,8 @@ PATHS: dict[str, dict[str, str | list[str]]] = {
         "labels": "data/processed/labels.json",
         "profile": "data/processed/profile.json",
         "history": "reports/finetune_history.json",
+        "finetune_report": "reports/finetune.json",  # device, precision and why, for the model card
         "artifacts": [  # logged with the run when present
-            "reports/finetune.json",
             "reports/confusion.json",
             "reports/confusion.png",
             "reports/finetune_curves.png",

@@ -322,6 +322,19 @@ def _register(
     )
 
 
+# what the finetune stage reports about a run (reports/finetune.json), as the card reads it
+TRAINING = {
+    "device": "cpu",
+    "precision": "fp32",
+    "precision_reason": "auto: the CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)",
+    "epochs_run": 5,
+    "best_epoch": 3,
+    "best_metric": "macro_f1",
+    "train_samples_per_s": 8.081,
+    "num_processes": 1,
+}
+
+
 @pytest.fixture(scope="module")
 def lifecycle(ws: Workspace, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Register constant (first: champion), wrong (worse: refused), trained (better: promoted), trained again."""
@@ -345,6 +358,7 @@ def lifecycle(ws: Workspace, mlflow_server: str, tmp_path_factory: pytest.TempPa
             lock_path=lock,
             history_path=ws_hist,
             extra_artifacts=[paths["metrics"], paths["predictions"], paths["model"].parent / "absent.png"],
+            training=TRAINING if step == "first" else None,
         )
         out[step]["_seconds"] = time.monotonic() - t
     return out
@@ -376,6 +390,10 @@ def test_first_registration_becomes_champion(lifecycle: dict[str, Any], mlflow_s
         assert tag in mv.tags, tag
     assert mv.tags["dvc.models/model"] == "feed.dir" and mv.tags["ftpipe.status"] == "complete"
     assert mv.description.startswith(f"# {lifecycle['name']}") and "Gate decision" in mv.description
+    # the card says how the model was trained: device, precision and why that precision (#15)
+    assert "## Training" in mv.description
+    assert "`cpu`, `fp32`" in mv.description and TRAINING["precision_reason"] in mv.description
+    assert "best epoch 3 of 5 (validation `macro_f1`)" in mv.description
     run = client.get_run(r["run_id"])
     assert run.data.params["register.model_name"] == lifecycle["name"]
     assert "test.macro_f1" in run.data.metrics and "baseline.macro_f1" in run.data.metrics
