@@ -29,34 +29,13 @@ INFER_BATCH = 32
 INFER_LENGTHS = (128, 112, 96, 64)
 
 
-def _model(train: bool) -> Any:
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    from stages.common.models import resolve_model
-
-    torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model("builtin:minilm-l6"), num_labels=5
-    )
-    return model.train(train)
-
-
 def time_training(compiled: bool, steps: int) -> tuple[float, float]:
     """(seconds of the first step, steady-state samples/s over `steps` steps after a second warm-up step)."""
     import torch
 
-    model = _model(train=True)
-    run = torch.compile(model) if compiled else model
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
-    ids = torch.randint(1000, 20000, (BATCH, SEQ))
-    labels = torch.randint(0, 5, (BATCH,))
+    from bench.run import train_step
 
-    def step() -> None:
-        run(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
-        opt.step()
-        opt.zero_grad()
-
+    _, step = train_step("fp32", BATCH, SEQ, prepare=torch.compile if compiled else None)
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
@@ -71,7 +50,9 @@ def time_inference(compiled: bool, windows: int) -> tuple[float, float]:
     """(wall seconds for `windows` windows, compile included; steady windows/s over a second pass)."""
     import torch
 
-    model = _model(train=False)
+    from bench.run import packaged_classifier
+
+    model = packaged_classifier().eval()
     run = torch.compile(model) if compiled else model
     batches = []
     for i, start in enumerate(range(0, windows, INFER_BATCH)):

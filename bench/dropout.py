@@ -92,33 +92,22 @@ def use_fast_masks(model: Any) -> None:
 
 
 def samples_per_s(kind: str, steps: int) -> float:
-    from transformers import AutoModelForSequenceClassification
+    from bench.run import train_step
 
-    from stages.common.models import resolve_model
-
-    torch.manual_seed(0)
     off = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0}
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model("builtin:minilm-l6"), num_labels=5, **(off if kind == "no_dropout" else {})
-    ).train()
-    if kind == "fast_masks":
-        use_fast_masks(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
-    ids = torch.randint(1000, 20000, (BATCH, SEQ))
-    mask = torch.ones_like(ids)
-    labels = torch.randint(0, 5, (BATCH,))
-
-    def step() -> None:
-        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
-        opt.step()
-        opt.zero_grad()
-
+    prepare = _with_fast_masks if kind == "fast_masks" else None
+    _, step = train_step("fp32", BATCH, SEQ, prepare, **(off if kind == "no_dropout" else {}))
     step()
     step()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
     return steps * BATCH / (time.perf_counter() - t0)
+
+
+def _with_fast_masks(model: Any) -> Any:
+    use_fast_masks(model)
+    return model
 
 
 def bench_dropout(steps: int = 10) -> dict[str, Any]:

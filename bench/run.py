@@ -63,30 +63,45 @@ def precisions() -> tuple[list[str], str]:
     return (["fp32", "bf16"] if chosen == "bf16" else ["fp32"]), reason
 
 
-def time_train_steps(precision: str, steps: int, batch: int, seq: int) -> tuple[Any, float]:
-    """Full-parameter AdamW steps of the packaged MiniLM (5-class head) on random ids, fp32 or bf16
-    autocast: the model and the seconds `steps` steps took after one warm-up step."""
+def packaged_classifier(**config: Any) -> Any:
+    """The packaged MiniLM with a fresh 5-class head, seeded (`config` goes to its config, e.g. dropout)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     from stages.common.models import resolve_model
 
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model("builtin:minilm-l6"), num_labels=5
+    return AutoModelForSequenceClassification.from_pretrained(
+        resolve_model("builtin:minilm-l6"), num_labels=5, **config
     )
-    model.train()
+
+
+def train_step(
+    precision: str, batch: int, seq: int, prepare: Callable[[Any], Any] | None = None, **config: Any
+) -> tuple[Any, Callable[[], None]]:
+    """The packaged classifier in training mode and one full-parameter AdamW step on random ids, fp32 or
+    bf16 autocast; `prepare` turns the model into what the step calls (e.g. `torch.compile`)."""
+    import torch
+
+    model = packaged_classifier(**config).train()
+    run = prepare(model) if prepare else model
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
     ids = torch.randint(1000, 20000, (batch, seq))
     labels = torch.randint(0, 5, (batch,))
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
+            loss = run(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
 
+    return model, step
+
+
+def time_train_steps(precision: str, steps: int, batch: int, seq: int) -> tuple[Any, float]:
+    """The model and the seconds `steps` training steps (`train_step`) took after one warm-up step."""
+    model, step = train_step(precision, batch, seq)
     step()  # warm-up
     t0 = time.perf_counter()
     for _ in range(steps):
