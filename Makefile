@@ -48,7 +48,7 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check stages flows tests bench
 	$(BIN)/ruff format --check stages flows tests bench
 
-typecheck: $(STAMP) ## mypy: strict on stages/common (the shared cores and the gate), gradual elsewhere (pyproject.toml)
+typecheck: $(STAMP) ## mypy: strict on the library packages under stages/, gradual elsewhere (pyproject.toml)
 	$(BIN)/mypy
 
 format: $(STAMP) ## ruff format and autofix

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from stages.common.paths import PATHS, path_argv
+from stages.config.paths import PATHS, path_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("accuracy", "macro_f1")

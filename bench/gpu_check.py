@@ -67,7 +67,7 @@ def matmul_peak_tflops(n: int = 8192, iters: int = 30) -> float:
 
 def model_shape(model_dir: Path) -> tuple[int, int, int]:
     """Linear weights, layers and width of the saved model (loaded on the CPU, the head from ftpipe's code)."""
-    from stages.common.meanpool import load_classifier
+    from stages.serving.meanpool import load_classifier
 
     return shape_of(load_classifier(str(model_dir)))
 
@@ -97,8 +97,8 @@ def run(work: Path, epochs: int, tag: str, params_path: str) -> dict[str, Any] |
 
     import torch
 
-    from stages.common.logs import setup_logging
-    from stages.common.params import load_section
+    from stages.config.params import load_section
+    from stages.core.logs import setup_logging
     from stages.finetune import BaseModelRef, FinetuneParams, Paths, run_finetune
 
     if not torch.cuda.is_available():

@@ -1,7 +1,7 @@
 """inference: texts/s wherever a model predicts, side by side on the same BBC test articles.
 
 - `evaluate`: the evaluate stage's path (pre-tokenized windows from data/processed/splits);
-- `pyfunc`: the served model's class (`stages/common/textclf.py`, the one `ftpipe predict`, the gate's
+- `pyfunc`: the served model's class (`stages/serving/textclf.py`, the one `ftpipe predict`, the gate's
   champion scoring and `mlflow models serve` run), on the raw texts: fp32, `quantize: int8` and
   `precision: auto` (bf16 autocast where the CPU has native bf16), each one's prediction agreement with
   fp32 reported; the fp32 path's achieved forward GFLOP/s against this machine's fp32 matmul peak
@@ -45,8 +45,8 @@ def _tokenize_config() -> dict[str, Any]:
 
 def _served_copy(dest: Path) -> Path:
     """models/model laid out as a registered model (`artifacts/hf_model`, `code/`); the folder's path."""
-    from stages.common.integrity import registered_code
-    from stages.common.textclf import HF_ARTIFACT
+    from stages.registry.integrity import registered_code
+    from stages.serving.textclf import HF_ARTIFACT
 
     folder = dest / "artifacts" / HF_ARTIFACT
     shutil.copytree(MODEL, folder)
@@ -57,8 +57,8 @@ def _served_copy(dest: Path) -> Path:
 
 
 def _pyfunc(folder: Path, config: dict[str, Any]) -> Any:
-    from stages.common.integrity import served_manifest
-    from stages.common.textclf import HF_ARTIFACT, TextClassifier
+    from stages.registry.integrity import served_manifest
+    from stages.serving.textclf import HF_ARTIFACT, TextClassifier
 
     model = TextClassifier()
     config = {**config, "manifest": served_manifest(folder)}
@@ -70,7 +70,7 @@ def forward_flops(model: Any, texts: list[str]) -> float:
     """Forward FLOPs of the served model `model` on `texts`: each window it reads, at its own length
     (bench.gpu_check's count, a third of a training step's)."""
     from bench.gpu_check import shape_of, train_flops_per_sample
-    from stages.common.textclf import encode
+    from stages.serving.textclf import encode
 
     cfg = model.config
     per_text = encode(
@@ -135,7 +135,7 @@ def bench_inference(limit: int | None = None) -> dict[str, Any]:
 
     from transformers import pipeline
 
-    from stages.common.meanpool import register_auto_classes
+    from stages.serving.meanpool import register_auto_classes
 
     register_auto_classes()
     with warnings.catch_warnings():

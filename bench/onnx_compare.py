@@ -69,7 +69,7 @@ def export(model_dir: Path, dest: Path) -> tuple[Path, Path, float]:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from stages.common.meanpool import load_classifier
+    from stages.serving.meanpool import load_classifier
 
     model = load_classifier(str(model_dir)).eval()
     for module in model.modules():  # eager attention: see the module docstring
@@ -109,8 +109,8 @@ def compare(limit: int | None = None) -> dict[str, Any]:
     from datasets import load_from_disk
     from transformers import AutoTokenizer
 
-    from stages.common.meanpool import load_classifier
-    from stages.common.textclf import encode, quantize_int8, window_probabilities
+    from stages.serving.meanpool import load_classifier
+    from stages.serving.textclf import encode, quantize_int8, window_probabilities
 
     test = load_from_disk(str(SPLITS))["test"]
     texts = list(test["text"])[:limit] if limit else list(test["text"])

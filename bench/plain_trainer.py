@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         TrainingArguments,
     )
 
-    from stages.common.models import resolve_model
+    from stages.model.resolve import resolve_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", required=True)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def bench_data(params: Path = ROOT / "params.yaml") -> dict[str, Any]:
     """The four data-stage cores with the shipped params.yaml (each section loaded as its stage loads it)."""
     from stages.clean import CleanParams, clean_table
-    from stages.common.params import load_section
+    from stages.config.params import load_section
     from stages.ingest import IngestParams, ingest
     from stages.label import LabelParams, canonicalise, split_groups
     from stages.tokenize import TokenizeParams, load_tokenizer, tokenize_table
@@ -68,7 +68,7 @@ def packaged_classifier(**config: Any) -> Any:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from stages.common.models import resolve_model
+    from stages.model.resolve import resolve_model
 
     torch.manual_seed(0)
     return AutoModelForSequenceClassification.from_pretrained(
@@ -140,7 +140,7 @@ def bench_noop_repro() -> dict[str, Any]:
 
 LONG_TEXT_CHILD = """
 import json, resource, sys, time
-from stages.common.textclf import encode
+from stages.serving.textclf import encode
 from stages.tokenize import TokenizeParams, encode_batch, load_tokenizer
 
 def rss_mib():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.dag import RetrainError, find_root
-from stages.common.params import ParamsError
+from stages.config.params import ParamsError
 
 
 class ParamsProblems(ParamsError):

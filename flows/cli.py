@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from stages.common.redact import mask_output  # standard library only: Prefect is not imported yet
+from stages.core.redact import mask_output  # standard library only: Prefect is not imported yet
 
 # Set before Prefect is imported: its settings are read at import. Without them Prefect's telemetry
 # writes to its SQLite database from a background thread and prints "database is locked" tracebacks.
@@ -50,7 +50,7 @@ def _run_locked(root: Path, args: argparse.Namespace) -> int:
     from flows.params import apply_overrides
     from flows.retrain import retrain  # the lazily built flow
     from flows.runner import StageFailed
-    from stages.common.params import ParamsError
+    from stages.config.params import ParamsError
 
     try:  # the check before DVC starts, with the overrides tried and put back: each problem said once
         apply_overrides(root, args.overrides, keep=False)

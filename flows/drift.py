@@ -3,7 +3,7 @@
 The validate stage is pure (it never reads the registry), so the comparison with the champion's data
 lives here: the new compact profile (`data/processed/profile.json`) against the profile and trained-on
 record stored with the `champion` version, through the same pure functions and the same gate check that
-register applies (`stages.common.drift.compare_profiles`, `stages.common.gate.drift_check`). A batch that
+register applies (`stages.data.drift.compare_profiles`, `stages.gate.checks.drift_check`). A batch that
 fails it (only when `register.gate.max_drift_auc` is set) costs no training.
 """
 
@@ -14,11 +14,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from stages.common.drift import compare_profiles
-from stages.common.gate import drift_check
-from stages.common.params import read_params_file, validate_section
-from stages.common.registry import RegisterParams, Registry
-from stages.common.tracking import tracking_uri
+from stages.config.params import read_params_file, validate_section
+from stages.data.drift import compare_profiles
+from stages.gate.checks import drift_check
+from stages.registry.client import RegisterParams, Registry
+from stages.registry.tracking import tracking_uri
 
 PROFILE_FILE = "profile.json"  # the compact profile among the validate stage's declared outputs
 

@@ -16,7 +16,7 @@ from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
 from pydantic import Field
 
 from flows.dag import RetrainError
-from stages.common.params import StageParams, read_params_file, validate_section
+from stages.config.params import StageParams, read_params_file, validate_section
 
 SECTION = "retrain"
 

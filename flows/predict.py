@@ -11,11 +11,11 @@ batch goes through the registered model (a DataFrame with a `text` column in,
 the input id, `label`, `score`. The output is written to a temporary sibling and renamed at the end, so a
 failed run never leaves a partial file. A missing, empty, blank or non-string text stops the run, naming
 the file, row and id (the served model refuses the same texts); a CSV output escapes cells a spreadsheet
-would run as formulas (`stages/common/csvsafe.py`). MLflow is found the way the register stage finds it:
+would run as formulas (`stages/core/csvsafe.py`). MLflow is found the way the register stage finds it:
 `MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root, under the registry's one retry and
 timeout policy (`register.retries`, `backoff_s`, `timeout_s`): a store that is down or hangs ends the
 command within `register.timeout_s` with one line saying why, the password masked. The model is loaded only after every
-file of it matches the manifest recorded when it was registered (`stages/common/integrity.py`
+file of it matches the manifest recorded when it was registered (`stages/registry/integrity.py`
 `load_uri_verified`), so only registered versions (`models:/NAME/VERSION`, `models:/NAME@ALIAS`) are taken.
 `--quantize none|int8` overrides the model's `quantize` setting at load (its default is
 `register.quantize` as registered); bench/README.md states int8's speed and agreement with fp32.
@@ -130,7 +130,7 @@ class _Writer:
 
     def write(self, df: Any) -> None:
         if self.fmt == "csv":
-            from stages.common.csvsafe import escape_frame
+            from stages.core.csvsafe import escape_frame
 
             escape_frame(df).to_csv(self.fh, header=self.first, index=False)  # no formulas in a spreadsheet
         elif self.fmt == "jsonl":
@@ -173,7 +173,7 @@ def predict_batch(
     """
     import pandas as pd
 
-    from stages.common.textclf import why_refused
+    from stages.serving.textclf import why_refused
 
     texts = batch[text_column]
     why = [why_refused(t) for t in texts]
@@ -215,7 +215,7 @@ def predict_file(
     """Predict every row of `input_path` in batches; write id, label, score to `output_path` atomically."""
     from tqdm.auto import tqdm
 
-    from stages.common.io import atomic_file
+    from stages.core.io import atomic_file
 
     if batch_size < 1:
         raise PredictError(f"batch size must be at least 1, got {batch_size}.")
@@ -247,8 +247,8 @@ def predict_file(
 
 def register_params(params_path: str | Path = "params.yaml") -> Any:
     """The `register` section of the params file (the model name, the retry policy), else its defaults."""
-    from stages.common.params import load_section, read_params_file
-    from stages.common.registry import RegisterParams
+    from stages.config.params import load_section, read_params_file
+    from stages.registry.client import RegisterParams
 
     path = Path(params_path)
     if path.is_file() and "register" in read_params_file(path):
@@ -258,7 +258,7 @@ def register_params(params_path: str | Path = "params.yaml") -> Any:
 
 def default_model_uri(version: str | None = None, params_path: str | Path = "params.yaml") -> str:
     """`models:/NAME@champion` (NAME = register.model_name), or a given version number or alias."""
-    from stages.common.registry import CHAMPION
+    from stages.registry.client import CHAMPION
 
     name = register_params(params_path).model_name
     if version is None:
@@ -272,10 +272,10 @@ def load_model(model_uri: str, params_path: str | Path = "params.yaml", quantize
     `quantize` (none | int8) overrides the registered model's own setting."""
     from mlflow.exceptions import MlflowException
 
-    from stages.common import tracking
-    from stages.common.integrity import load_uri_verified
-    from stages.common.manifest import ManifestError
-    from stages.common.redact import mask_secrets, redact_uri
+    from stages.core.redact import mask_secrets, redact_uri
+    from stages.registry import tracking
+    from stages.registry.integrity import load_uri_verified
+    from stages.serving.manifest import ManifestError
 
     uri = tracking.tracking_uri()
     try:

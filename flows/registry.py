@@ -22,9 +22,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stages.common.registry import Registry
+    from stages.registry.client import Registry
 
-# stages.common.registry imports MLflow (about 2 s): the commands import it when they run, so that
+# stages.registry.client imports MLflow (about 2 s): the commands import it when they run, so that
 # `ftpipe --help` and the other commands stay fast
 
 
@@ -67,7 +67,7 @@ def list_versions(reg: Registry) -> list[dict[str, Any]]:
     """Each version's number, registration time (UTC), ftpipe status, gate decision, test metrics, aliases."""
     from datetime import datetime, timezone
 
-    from stages.common import tags as T
+    from stages.registry import tags as T
 
     by_alias = {a: reg.alias(a) for a in (T.CHAMPION, T.CHALLENGER)}
     out = []
@@ -96,9 +96,9 @@ def _registry(args: argparse.Namespace) -> Registry:
     """The Registry for `--name` (else `register.model_name` of the params file), with its retry policy."""
     from pathlib import Path
 
-    from stages.common.params import load_section
-    from stages.common.registry import RegisterParams, Registry
-    from stages.common.tracking import tracking_uri
+    from stages.config.params import load_section
+    from stages.registry.client import RegisterParams, Registry
+    from stages.registry.tracking import tracking_uri
 
     p = (
         load_section("register", RegisterParams, args.params)
@@ -113,9 +113,9 @@ def _registry(args: argparse.Namespace) -> Registry:
 def _run(fn: Any, args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
-    from stages.common.params import ParamsError
-    from stages.common.redact import mask_secrets
-    from stages.common.tracking import RegistryError, TrackingUnavailable
+    from stages.config.params import ParamsError
+    from stages.core.redact import mask_secrets
+    from stages.registry.tracking import RegistryError, TrackingUnavailable
 
     try:
         return fn(args)
@@ -169,8 +169,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from stages.common.manifest import ManifestError
-        from stages.common.tracking import RegistryError
+        from stages.registry.tracking import RegistryError
+        from stages.serving.manifest import ManifestError
 
         reg = _registry(args)
         version = args.version if args.version.isdigit() else reg.alias(args.version)

@@ -23,8 +23,8 @@ from flows.lock import workspace_lock
 from flows.params import apply_overrides
 from flows.runner import StageFailed, StageOutcome, run_stage
 from flows.summary import build_summary, render_markdown
-from stages.common.io import remove_leftovers
-from stages.common.redact import mask_secrets
+from stages.core.io import remove_leftovers
+from stages.core.redact import mask_secrets
 
 SUMMARY_ARTIFACT_KEY = "retrain-summary"
 DRIFT_AFTER = "validate"  # the stage after which the flow compares the new data with the champion's

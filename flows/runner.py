@@ -30,7 +30,7 @@ from dvc.stage.cache import RunCacheNotFoundError
 from dvc_data.hashfile.hash_info import HashInfo
 
 from flows.dag import StageSpec
-from stages.common.redact import mask_secrets
+from stages.core.redact import mask_secrets
 
 STOP_GRACE_S = 10.0  # how long a stopped stage gets to exit after SIGTERM before SIGKILL
 

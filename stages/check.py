@@ -32,14 +32,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stages.clean import CleanParams
-from stages.common.io import write_json
-from stages.common.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, read_params_file
-from stages.common.paths import add_path_args
-from stages.common.registry import RegisterParams
+from stages.config.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, read_params_file
+from stages.config.paths import add_path_args
+from stages.core.io import write_json
 from stages.evaluate import EvaluateParams
 from stages.finetune import FinetuneParams
 from stages.ingest import IngestParams
 from stages.label import LabelParams
+from stages.registry.client import RegisterParams
 from stages.tokenize import TokenizeParams
 from stages.validate import ValidateParams
 

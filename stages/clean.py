@@ -7,7 +7,7 @@ the stage fails (naming the top reasons) when more than `clean.max_reject_fracti
 Each kept row gets a `group` key (case, punctuation and spacing removed) that the label stage uses to
 keep near-duplicates on one side of the split.
 
-Length is counted in words, each Chinese, Japanese or Korean character one word (stages/common/words.py),
+Length is counted in words, each Chinese, Japanese or Korean character one word (stages/data/words.py),
 so `min_words` means the same in every script; `max_chars` is a size guard in characters. A length
 limit that removes more than `warn_class_fraction` of one class is listed in the report
 (`length_warnings`) and logged, though the run goes on. Two copies of a text conflict only when their
@@ -29,12 +29,12 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import Field, model_validator
 
-from stages.common.io import atomic_dir, read_table, write_json, write_jsonl, write_table
-from stages.common.labels import LabelParams, canonical
-from stages.common.logs import setup_logging
-from stages.common.params import StageParams, load_section
-from stages.common.paths import add_path_args
-from stages.common.words import count_words
+from stages.config.labels import LabelParams, canonical
+from stages.config.params import StageParams, load_section
+from stages.config.paths import add_path_args
+from stages.core.io import atomic_dir, read_table, write_json, write_jsonl, write_table
+from stages.core.logs import setup_logging
+from stages.data.words import count_words
 
 
 class CleanParams(StageParams):
@@ -46,7 +46,7 @@ class CleanParams(StageParams):
     unicode_form: Literal["NFKC", "NFC", "NFKD", "NFD", "none"] = "NFKC"
     fold_whitespace: bool = True
     lowercase: bool = False
-    min_words: int = Field(3, ge=0, description="fewest words (each CJK character one word; common/words.py)")
+    min_words: int = Field(3, ge=0, description="fewest words (each CJK character one word; data/words.py)")
     max_chars: int = Field(100_000, ge=1, description="size guard in characters (cost, not meaning)")
     dedupe: bool = True
     max_reject_fraction: float = Field(0.2, ge=0.0, le=1.0)

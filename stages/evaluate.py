@@ -12,10 +12,10 @@ scores a text by the mean of its windows' probabilities; the baseline is fit on 
 cleaned text, so it may see words past the transformer's budget. Also
 written: one row per test example with every class probability (the register gate's McNemar test pairs
 them by id), the confusion matrix as `dvc plots` data and a PNG, and the highest-confidence mistakes.
-The CSV files escape string cells that a spreadsheet would run as formulas (`stages/common/csvsafe.py`).
+The CSV files escape string cells that a spreadsheet would run as formulas (`stages/core/csvsafe.py`).
 
 Before it reads the model folder, evaluate checks every file against the folder's `MANIFEST.sha256`
-(written by finetune; `stages/common/manifest.py`) and refuses a changed, added or missing file. The
+(written by finetune; `stages/serving/manifest.py`) and refuses a changed, added or missing file. The
 mean-pool head is ftpipe's own class, never the folder's code; `tokenize.trust_remote_code` (read from
 params.yaml with tokenize's own class, never from a file in the folder) applies to other heads.
 """
@@ -31,17 +31,17 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from stages.common.csvsafe import escape_frame
-from stages.common.io import atomic_file, read_json, write_json
-from stages.common.logs import setup_logging
-from stages.common.manifest import verify_folder
-from stages.common.meanpool import load_classifier
-from stages.common.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
-from stages.common.params import StageParams, load_section
-from stages.common.paths import add_path_args
-from stages.common.textclf import window_probabilities
-from stages.common.tokenize_section import TokenizeParams
-from stages.common.windows import flatten, row_windows
+from stages.config.params import StageParams, load_section
+from stages.config.paths import add_path_args
+from stages.config.tokenize_section import TokenizeParams
+from stages.core.csvsafe import escape_frame
+from stages.core.io import atomic_file, read_json, write_json
+from stages.core.logs import setup_logging
+from stages.data.windows import flatten, row_windows
+from stages.model.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
+from stages.serving.manifest import verify_folder
+from stages.serving.meanpool import load_classifier
+from stages.serving.textclf import window_probabilities
 
 
 class EvaluateParams(StageParams):
@@ -92,10 +92,10 @@ def predict_proba(
 
     A row's probabilities are the mean over its token windows (one window unless the tokenize stage
     cut the text into several), computed by the served model's own routine
-    (`stages/common/textclf.py::window_probabilities`: longest windows first, batches of at most
+    (`stages/serving/textclf.py::window_probabilities`: longest windows first, batches of at most
     `batch_size` x the longest window's tokens), always in fp32 and never quantized, so the metrics do
     not depend on the CPU. The timing covers collation and forward passes, and examples/s counts rows,
-    not windows. A mean-pool model is built from ftpipe's own head (stages/common/meanpool.py), never
+    not windows. A mean-pool model is built from ftpipe's own head (stages/serving/meanpool.py), never
     from code in the folder; `trust_remote_code` (`tokenize.trust_remote_code`) applies to other
     architectures only.
     """

@@ -37,15 +37,15 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stages.common.io import atomic_dir, atomic_file, read_json, write_json
-from stages.common.logs import setup_logging
-from stages.common.manifest import write_folder_manifest
-from stages.common.metrics import classification_metrics, softmax
-from stages.common.models import BUILTIN_MODELS, resolve_model
-from stages.common.params import StageParams, load_section
-from stages.common.paths import add_path_args
-from stages.common.tokenize_section import TokenizeParams
-from stages.common.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
+from stages.config.params import StageParams, load_section
+from stages.config.paths import add_path_args
+from stages.config.tokenize_section import TokenizeParams
+from stages.core.io import atomic_dir, atomic_file, read_json, write_json
+from stages.core.logs import setup_logging
+from stages.data.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
+from stages.model.metrics import classification_metrics, softmax
+from stages.model.resolve import BUILTIN_MODELS, resolve_model
+from stages.serving.manifest import write_folder_manifest
 
 FINGERPRINT_FILE = "ftpipe_fingerprint.json"
 PARAMS_FILE = "ftpipe_params.json"
@@ -314,7 +314,7 @@ def load_model_and_tokenizer(
     """The base checkpoint with a fresh classification head (fp32 master weights) and its tokenizer.
 
     `pooling` picks the head: `mean` reads the masked mean of the body's last hidden states
-    (`stages/common/meanpool.py`), `native` the architecture's own head (BERT's [CLS] pooler, a
+    (`stages/serving/meanpool.py`), `native` the architecture's own head (BERT's [CLS] pooler, a
     decoder's last token). Decoder-only models without a pad token get pad = eos (a last-token head
     reads the last non-pad token, so the model config must know the pad id). The tokenizer's own padding/truncation
     settings are dropped: inputs arrive pre-tokenized and the saved tokenizer must not pad every input.
@@ -322,7 +322,7 @@ def load_model_and_tokenizer(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from stages.common.meanpool import MeanPoolForSequenceClassification
+    from stages.serving.meanpool import MeanPoolForSequenceClassification
 
     path = resolve_model(base.model)
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=base.trust_remote_code)

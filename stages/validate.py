@@ -34,10 +34,10 @@ from datasets import load_from_disk
 from pydantic import Field
 from sklearn.feature_extraction.text import CountVectorizer
 
-from stages.common.io import read_json, write_json
-from stages.common.logs import setup_logging
-from stages.common.params import StageParams, load_section
-from stages.common.paths import add_path_args
+from stages.config.params import StageParams, load_section
+from stages.config.paths import add_path_args
+from stages.core.io import read_json, write_json
+from stages.core.logs import setup_logging
 
 SPLITS = ("train", "validation", "test")
 PROFILE_FORMAT = 1

@@ -2,7 +2,7 @@
 
 The old encoder tokenized every text whole, then truncated the Encoding and, under `head+tail`, merged
 two Encodings (memory quadratic in the text). It is kept here only as the reference: the bounded
-encoders in `stages/tokenize.py` and `stages/common/textclf.py` must give the same windows for every
+encoders in `stages/tokenize.py` and `stages/serving/textclf.py` must give the same windows for every
 ordinary text (the committed pipeline outputs must not change). Call it only on short texts.
 """
 

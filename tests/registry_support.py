@@ -220,7 +220,7 @@ def _build_classifier(
     import torch
     from transformers import AutoTokenizer, BertConfig
 
-    from stages.common.meanpool import MeanPoolConfig, MeanPoolForSequenceClassification
+    from stages.serving.meanpool import MeanPoolConfig, MeanPoolForSequenceClassification
 
     build_tokenizer(texts, out)
     tok = AutoTokenizer.from_pretrained(out)

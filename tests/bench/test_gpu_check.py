@@ -54,7 +54,7 @@ def test_shape_of_reads_the_body_of_a_mean_pool_model(tiny_bert: Path) -> None:
     read as 0, so attention FLOPs went uncounted for every model finetune saves."""
     import torch
 
-    from stages.common.meanpool import MeanPoolForSequenceClassification
+    from stages.serving.meanpool import MeanPoolForSequenceClassification
     from tests.conftest import TINY_BERT_SHAPE
 
     model = MeanPoolForSequenceClassification.from_body(str(tiny_bert), num_labels=3)

@@ -154,7 +154,7 @@ def test_empty_blank_and_non_string_texts_are_refused_naming_file_and_row(
 
 def test_csv_output_escapes_formula_cells_and_other_formats_keep_them(tmp_path: Path) -> None:
     """A spreadsheet runs `=HYPERLINK(...)` in a CSV cell; escaped, it is text (OWASP: a leading `'`)."""
-    from stages.common.csvsafe import read_csv
+    from stages.core.csvsafe import read_csv
 
     ids = ['=HYPERLINK("http://x.example","click")', "+1", "-2", "@SUM(A1)", "\tx", "'quoted", "plain"]
     inp = write_input(tmp_path / "in.jsonl", [{"doc": d, "body": f"text {d} word"} for d in ids])
@@ -199,9 +199,9 @@ def register_code_model(root: Path, name: str, source: str, model_config: dict |
     import mlflow
     from mlflow import MlflowClient
 
-    from stages.common import tags as T
-    from stages.common.integrity import downloaded_manifest
-    from stages.common.manifest import dumps
+    from stages.registry import tags as T
+    from stages.registry.integrity import downloaded_manifest
+    from stages.serving.manifest import dumps
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     code = root / f"{name}_model.py"
@@ -277,7 +277,7 @@ def test_predict_command_on_a_registered_model(
 def test_the_gate_scores_a_champion_in_fp32_whatever_it_serves_with(tmp_path: Path) -> None:
     """The gate pairs the champion's labels with the candidate's fp32 evaluate predictions, so a champion
     registered with `register.quantize: int8` is still scored unquantized; `verify` loads it as served."""
-    from stages.common.registry import Registry
+    from stages.registry.client import Registry
 
     uri = register_code_model(tmp_path, "echo8", CONFIG_ECHO_MODEL, {"quantize": "int8"})
     reg = Registry.connect(uri, "echo8")

@@ -14,8 +14,9 @@ import pytest
 
 from flows.cli import main as ftpipe
 from flows.registry import format_history
-from stages.common.gate import GateParams
-from stages.common.registry import (
+from stages.gate.checks import GateParams
+from stages.register import load_candidate, register
+from stages.registry.client import (
     RegisterParams,
     champion_stack,
     check_promotable,
@@ -24,8 +25,7 @@ from stages.common.registry import (
     next_history_key,
     rollback_target,
 )
-from stages.common.tracking import RegistryError
-from stages.register import load_candidate, register
+from stages.registry.tracking import RegistryError
 from tests.conftest import REPO
 from tests.registry_support import Proxy, Workspace, hanging_server
 

@@ -98,7 +98,7 @@ def test_labels_that_label_folds_together_are_a_duplicate_not_a_conflict() -> No
 
 
 def test_conflicts_are_judged_with_labels_aliases_and_case_setting() -> None:
-    from stages.common.labels import LabelParams
+    from stages.config.labels import LabelParams
 
     df = table([("Same story here", "sports"), ("Same story here", "Sport"), ("Another story here", "tech")])
     lenient = CleanParams(max_reject_fraction=1.0)
@@ -126,7 +126,7 @@ def test_chinese_sayings_are_not_too_short() -> None:
 
 
 def test_the_old_min_chars_key_names_its_replacement() -> None:
-    from stages.common.params import ParamsError, validate_section
+    from stages.config.params import ParamsError, validate_section
 
     with pytest.raises(ParamsError, match=r"`clean.min_chars` was replaced by `clean.min_words`"):
         validate_section("clean", {"min_chars": 20}, CleanParams)

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from stages import evaluate
-from stages.common.manifest import ManifestError, write_folder_manifest
 from stages.evaluate import EvaluateError, EvaluateParams, baseline_proba, build_metrics, worst_errors
+from stages.serving.manifest import ManifestError, write_folder_manifest
 from tests.conftest import REPO, build_splits, run_cmd
 
 METRIC_KEYS = {
@@ -34,7 +34,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: lis
     """Splits plus a saved (random-head) classifier with the same labels and the default mean-pooling head."""
     from transformers import AutoTokenizer
 
-    from stages.common.meanpool import MeanPoolForSequenceClassification
+    from stages.serving.meanpool import MeanPoolForSequenceClassification
 
     tmp = tmp_path_factory.mktemp("evaluate")
     splits, labels = build_splits(tiny_bert, corpus, tmp / "data")
@@ -171,7 +171,7 @@ def test_csv_reports_escape_formula_cells_and_read_back_unchanged(tmp_path: Path
     """Test texts, ids and label names such as `=HYPERLINK(...)` reached the CSV reports as they were:
     a spreadsheet opening them runs the formula. Every string cell starting with = + - @ tab or CR is
     now written after a `'`; numbers stay numbers, and `csvsafe.read_csv` gives the values back."""
-    from stages.common.csvsafe import read_csv
+    from stages.core.csvsafe import read_csv
 
     names = ["-1", "+1"]  # label names can look like formulas too
     ids = [*FORMULAS, "'quoted", "plain"]

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stages.common.manifest import MANIFEST_FILE, verify_folder
-from stages.common.params import ParamsError, validate_section
+from stages.config.params import ParamsError, validate_section
 from stages.finetune import (
     FINGERPRINT_FILE,
     BaseModelRef,
@@ -30,6 +29,7 @@ from stages.finetune import (
     resolve_runtime,
     run_finetune,
 )
+from stages.serving.manifest import MANIFEST_FILE, verify_folder
 from tests.conftest import REPO, build_splits, run_cmd
 
 LOG = logging.getLogger("ftpipe.finetune")

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from flows.params import RetrainParams
 from stages.check import STAGE_MODELS
 from stages.clean import CleanParams
-from stages.common.params import ParamsError, StageParams, load_section, validate_section
+from stages.config.params import ParamsError, StageParams, load_section, validate_section
 from stages.ingest import IngestParams
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.common.gate import Candidate, ChampionScore, GateParams, mcnemar, run_gate
-from stages.common.lineage import dvc_lock_hashes, lineage_tags, loggable_params, model_hash
-from stages.common.redact import mask_secrets, redact_uri
-from stages.common.registry import Registry
-from stages.common.tracking import RetryPolicy, TrackingUnavailable, is_transient, with_retries
+from stages.core.redact import mask_secrets, redact_uri
+from stages.gate.checks import Candidate, ChampionScore, GateParams, mcnemar, run_gate
 from stages.register import RegisterError, RegisterParams, load_candidate, register, trained_on_from_splits
+from stages.registry.client import Registry
+from stages.registry.lineage import dvc_lock_hashes, lineage_tags, loggable_params, model_hash
+from stages.registry.tracking import RetryPolicy, TrackingUnavailable, is_transient, with_retries
 from tests.conftest import REPO, run_cmd
 from tests.registry_support import Proxy, Workspace, free_port, hanging_server, wait_http
 
@@ -185,7 +185,7 @@ def test_ids_and_labels_come_back_from_the_escaped_predictions_csv(tmp_path: Pat
 def test_served_encoding_matches_the_tokenize_stage(tiny_bert: Path, corpus: list[dict[str, str]]) -> None:
     from transformers import AutoTokenizer
 
-    from stages.common.textclf import encode
+    from stages.serving.textclf import encode
     from stages.tokenize import TokenizeParams, encode_batch
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
@@ -198,7 +198,7 @@ def test_served_encoding_matches_the_tokenize_stage(tiny_bert: Path, corpus: lis
 
 
 def test_params_section_loads_with_the_nested_gate() -> None:
-    from stages.common.params import ParamsError, load_section, validate_section
+    from stages.config.params import ParamsError, load_section, validate_section
 
     p = load_section("register", RegisterParams, REPO / "params.yaml")
     assert isinstance(p.gate, GateParams)
@@ -207,7 +207,7 @@ def test_params_section_loads_with_the_nested_gate() -> None:
 
 
 def test_artifacts_live_beside_a_sqlite_store_whatever_the_cwd() -> None:
-    from stages.common.tracking import DEFAULT_DB, default_artifact_location, tracking_uri
+    from stages.registry.tracking import DEFAULT_DB, default_artifact_location, tracking_uri
 
     assert default_artifact_location("sqlite:////srv/ml/mlflow.db", "m") == "file:///srv/ml/mlartifacts/m"
     assert default_artifact_location("http://127.0.0.1:5000", "m") is None  # the server decides
@@ -800,7 +800,7 @@ def test_register_stage_against_a_hanging_server_stops_clearly_and_leaks_nothing
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        f"stages.common.tracking.TrackingUnavailable: MLflow tracking store at http://ftp:***@127.0.0.1:{port} did not answer"
+        f"stages.registry.tracking.TrackingUnavailable: MLflow tracking store at http://ftp:***@127.0.0.1:{port} did not answer"
     )
     assert "register.timeout_s = 3; last error: no answer in time" in last
     took = float(re.search(r"attempt\(s\) in (\d+) s", last)[1])

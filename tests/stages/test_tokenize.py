@@ -92,7 +92,7 @@ def test_builtin_minilm_resolves_offline() -> None:
 
 
 def test_unknown_builtin_is_a_clear_error() -> None:
-    from stages.common.models import ModelRefError
+    from stages.model.resolve import ModelRefError
 
     with pytest.raises(ModelRefError, match="unknown builtin model `builtin:nope`"):
         load_tokenizer(TokenizeParams(model="builtin:nope"))

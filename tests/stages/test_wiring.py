@@ -18,14 +18,14 @@ from typing import Any
 
 import yaml
 
-from stages.common.paths import PATHS, UNDECLARED
+from stages.config.paths import PATHS, UNDECLARED
 from tests.conftest import REPO
 
 PACKAGE = "stages"
 
 
 def module_file(name: str) -> Path | None:
-    """The file of a project module (`stages.common.io` -> stages/common/io.py), None if not one."""
+    """The file of a project module (`stages.core.io` -> stages/core/io.py), None if not one."""
     base = REPO.joinpath(*name.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
@@ -40,7 +40,7 @@ def direct_imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from stages.common import tags` imports the module stages.common.tags
+            # `from stages.registry import tags` imports the module stages.registry.tags
             names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
     return {n for n in names if n.split(".")[0] == PACKAGE and module_file(n)}
 
@@ -82,20 +82,20 @@ def test_every_stage_lists_exactly_the_modules_it_imports() -> None:
 def test_a_missing_or_stale_dep_is_named() -> None:
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     broken = copy.deepcopy(dvc)
-    broken["stages"]["ingest"]["deps"].remove("stages/common/logs.py")
-    broken["stages"]["clean"]["deps"].append("stages/common/gate.py")
+    broken["stages"]["ingest"]["deps"].remove("stages/core/logs.py")
+    broken["stages"]["clean"]["deps"].append("stages/gate/checks.py")
     assert wiring_problems(broken) == [
-        "stage ingest: imports stages/common/logs.py, not in its deps",
-        "stage clean: lists stages/common/gate.py, which it does not import",
+        "stage ingest: imports stages/core/logs.py, not in its deps",
+        "stage clean: lists stages/gate/checks.py, which it does not import",
     ]
 
 
 def test_the_walk_follows_function_level_and_transitive_imports() -> None:
     modules = stage_modules("stages.finetune")
-    assert Path("stages/common/meanpool.py") in modules  # imported inside a function
+    assert Path("stages/serving/meanpool.py") in modules  # imported inside a function
     register = stage_modules("stages.register")
-    assert Path("stages/common/tags.py") in register  # `from stages.common import tags as T`
-    assert Path("stages/common/lineage.py") in stage_modules("stages.common.gate")  # through gate
+    assert Path("stages/registry/tags.py") in register  # `from stages.registry import tags as T`
+    assert Path("stages/registry/lineage.py") in stage_modules("stages.gate.checks")  # through gate
 
 
 def test_package_init_files_hold_no_code() -> None:
@@ -133,12 +133,12 @@ def path_problems(dvc: dict[str, Any]) -> list[str]:
     """Each stage whose command's path arguments differ from the PATHS table, or name a path the stage
     does not declare as a dep or output."""
     problems = []
-    assert set(dvc["stages"]) == set(PATHS), "dvc.yaml's stages and stages/common/paths.py differ"
+    assert set(dvc["stages"]) == set(PATHS), "dvc.yaml's stages and stages/config/paths.py differ"
     for name, stage in dvc["stages"].items():
         given = command_paths(stage["cmd"])
         if given != PATHS[name]:
             problems.append(
-                f"stage {name}: dvc.yaml passes {given}, stages/common/paths.py says {PATHS[name]}"
+                f"stage {name}: dvc.yaml passes {given}, stages/config/paths.py says {PATHS[name]}"
             )
         declared = declared_paths(stage)
         for key, value in PATHS[name].items():

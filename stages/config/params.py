@@ -1,0 +1,103 @@
+"""Typed, validated loading of one `params.yaml` section per stage.
+
+Each stage declares a pydantic model for its own section and calls `load_section`, which stops the
+stage before any work with one message naming the key, the bad value and what is allowed.
+
+Defaults live in the params classes only; the shipped params.yaml holds the same values (a test,
+tests/stages/test_params.py, compares every key), so a class's default is what a user gets.
+
+A stage that needs another stage's keys reads them one way: `load_section(that_section, ThatClass,
+path)`, with the class of the stage that owns the section (validated exactly as that stage validates
+it; a class read by several stages lives in stages/common, e.g. `TokenizeParams` in
+stages/config/tokenize_section.py), never a raw dict, a looser second class or a command-line copy; and
+it lists the keys it uses under its `params:` in dvc.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """A `params.yaml` section that cannot be used; the message says which key and how to fix it."""
+
+
+class StageParams(BaseModel):
+    """Base for a stage's params section: unknown keys are errors, values are never coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def _describe_error(section: str, model_cls: type[BaseModel], err: Mapping[str, Any]) -> str:
+    if not err["loc"]:  # a check of the section as a whole (several keys, a renamed key)
+        return f"section `{section}`: {err['msg']}"
+    key = ".".join([section, *(str(p) for p in err["loc"])])
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model_cls, err["loc"][:-1])
+        return f"unknown key `{key}` (value {err['input']!r}); allowed keys here: {', '.join(allowed)}"
+    if err["type"] == "missing":
+        return f"missing key `{key}`; it is required"
+    return f"`{key}` = {err['input']!r} is invalid: {err['msg']}"
+
+
+def _allowed_keys(model_cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    cls: Any = model_cls
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        cls = field.annotation
+    return sorted(getattr(cls, "model_fields", {}).keys())
+
+
+def validate_section(section: str, data: Any, model_cls: type[P], source: str = "params.yaml") -> P:
+    """Validate one section's mapping into `model_cls`; raise ParamsError naming every bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(
+            f"{source}: section `{section}` must be a mapping of keys to values, got "
+            f"{type(data).__name__} {data!r}. Fix the `{section}:` block in {source}."
+        )
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe_error(section, model_cls, e) for e in exc.errors())
+        raise ParamsError(
+            f"{source}: invalid params in section `{section}`: {problems}. "
+            f"Edit {source} (or the `-S` override) and run the stage again; no work was done."
+        ) from None
+
+
+def read_params_file(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
+    """Read the whole params file as a mapping (for flows and reports, never handed to a stage)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found. Run from the repository root.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc}). Fix the syntax.") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of stage sections.")
+    return data
+
+
+def load_section(section: str, model_cls: type[P], path: str | Path = DEFAULT_PARAMS_PATH) -> P:
+    """Load and validate only `section` of the params file."""
+    data = read_params_file(path)
+    if section not in data:
+        raise ParamsError(
+            f"{path}: section `{section}` is missing. Add a `{section}:` block (see README, 'Params')."
+        )
+    return validate_section(section, data[section], model_cls, source=str(path))

@@ -1,0 +1,158 @@
+"""Drift between the data the champion learned from and a new one: pure functions on two data profiles.
+
+    from stages.data.drift import compare_profiles
+    figures = compare_profiles(champion_profile, candidate_profile, champion_trained_on)
+
+A profile is the compact summary the validate stage writes to data/processed/profile.json (format 1):
+`classes`, `rows` and `class_counts` per split, fixed `length_bins` with `length_hist` per split (chars and
+tokens), and a `sample` of up to ~300 train/validation rows (id, group, split, label, text cut to 1000
+characters). The register stage stores it with every model version; the flow compares the new profile with
+the champion's before finetune, and the gate does it again at registration. Three figures:
+
+- `label_js`: Jensen-Shannon distance (base 2: 0 = same, 1 = disjoint) between the train class counts.
+- `length_js`: the same distance between the train token-length histograms (skipped if the bins differ).
+- `domain_auc`: TF-IDF + logistic regression telling the champion's sample texts from the candidate's
+  sample texts that the champion never trained on (not in its trained-on record), as stratified k-fold
+  cross-validated ROC AUC (seeded): 0.5 = indistinguishable, 1 = wholly different data. Skipped with a
+  reason when either side has fewer than `MIN_TEXTS` texts.
+
+How the figures decide anything is the gate's business (`stages.gate.checks.drift_check`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.spatial.distance import jensenshannon
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+
+from stages.registry.lineage import TrainedOn
+
+PROFILE_FORMAT = 1
+MIN_TEXTS = 20  # per side, below which the domain classifier is not trained
+FOLDS = 5
+
+
+def js_distance(p: Sequence[float], q: Sequence[float]) -> float | None:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two count vectors; None if either is empty."""
+    a, b = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    if a.shape != b.shape or a.sum() <= 0 or b.sum() <= 0:
+        return None
+    return float(np.clip(jensenshannon(a / a.sum(), b / b.sum(), base=2), 0.0, 1.0))
+
+
+def label_distance(a: dict[str, int], b: dict[str, int]) -> float | None:
+    """JS distance between two {class: count} maps, over the union of their classes."""
+    classes = sorted(set(a) | set(b))
+    return js_distance([a.get(c, 0) for c in classes], [b.get(c, 0) for c in classes])
+
+
+def domain_auc(
+    texts_a: Sequence[str], texts_b: Sequence[str], seed: int = 0, folds: int = FOLDS
+) -> tuple[float | None, str]:
+    """Cross-validated ROC AUC of a TF-IDF + logistic-regression classifier telling `a` from `b`.
+
+    Returns (auc, how): `how` names the folds and sizes, or why no AUC was computed.
+    """
+    n_a, n_b = len(texts_a), len(texts_b)
+    if min(n_a, n_b) < MIN_TEXTS:
+        return None, f"too few texts to train a domain classifier ({n_a} vs {n_b}; needs {MIN_TEXTS} each)"
+    k = min(folds, n_a, n_b)
+    x = [*texts_a, *texts_b]
+    y = np.array([0] * n_a + [1] * n_b)
+    clf = make_pipeline(
+        TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), max_features=20000),
+        LogisticRegression(max_iter=1000, class_weight="balanced"),
+    )
+    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    scores = cross_val_score(clf, x, y, cv=cv, scoring="roc_auc")
+    return float(np.mean(scores)), f"TF-IDF + logistic regression, {k}-fold CV, {n_a} vs {n_b} texts"
+
+
+def profile_problem(profile: Any) -> str | None:
+    """Why `profile` cannot be compared (None when it can)."""
+    if not isinstance(profile, dict):
+        return f"not a profile (a {type(profile).__name__})"
+    if profile.get("format") != PROFILE_FORMAT:
+        return f"profile format {profile.get('format')!r}, this ftpipe reads {PROFILE_FORMAT}"
+    missing = [k for k in ("class_counts", "length_bins", "length_hist", "sample") if k not in profile]
+    return f"profile lacks {', '.join(missing)}" if missing else None
+
+
+def new_sample(
+    champion_profile: dict[str, Any], candidate_profile: dict[str, Any], trained_on: TrainedOn | None
+) -> tuple[list[str], int]:
+    """The candidate's sample texts the champion never trained on, and how many were left out as seen.
+
+    Seen: the id or group key is in the champion's trained-on record (without one: in the champion's own
+    sample, the only part of its data the profile names), or the text is verbatim in the champion's sample
+    (a copy on both sides only confuses the classifier: it would score below chance).
+    """
+    sample = candidate_profile["sample"]
+    champ = champion_profile["sample"]
+    if trained_on is None:
+        trained_on = TrainedOn.from_splits(
+            {"sample": ([r.get("id") for r in champ], [r.get("group") for r in champ])}
+        )
+    seen = trained_on.seen([str(r.get("id")) for r in sample], [r.get("group") for r in sample])
+    champ_texts = {r["text"] for r in champ}
+    seen = [s or r["text"] in champ_texts for r, s in zip(sample, seen, strict=True)]
+    return [r["text"] for r, s in zip(sample, seen, strict=True) if not s], sum(seen)
+
+
+def compare_profiles(
+    champion_profile: dict[str, Any],
+    candidate_profile: dict[str, Any],
+    champion_trained_on: TrainedOn | None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The three drift figures between the champion's profile and the candidate's, with notes on skips.
+
+    Keys: `label_js`, `length_js`, `domain_auc` (each a float or None), `domain_classifier` (how the AUC
+    was computed), `texts` (champion / candidate_new / candidate_seen sample sizes), `trained_on_record`
+    (whether the champion's record was used) and `notes` (one sentence per figure that was skipped).
+    """
+    out: dict[str, Any] = {
+        "label_js": None,
+        "length_js": None,
+        "domain_auc": None,
+        "domain_classifier": None,
+        "texts": None,
+        "trained_on_record": champion_trained_on is not None,
+        "notes": [],
+    }
+    for who, prof in (("champion", champion_profile), ("candidate", candidate_profile)):
+        problem = profile_problem(prof)
+        if problem:
+            out["notes"].append(f"{who}'s {problem}: no drift figures")
+            return out
+    a, b = champion_profile, candidate_profile
+    out["label_js"] = label_distance(a["class_counts"].get("train", {}), b["class_counts"].get("train", {}))
+    if out["label_js"] is None:
+        out["notes"].append("label distance skipped: a profile has no train class counts")
+    bins_a, bins_b = a["length_bins"].get("tokens"), b["length_bins"].get("tokens")
+    if bins_a is None or bins_a != bins_b:
+        out["notes"].append("length distance skipped: the token-length bins differ between the profiles")
+    else:
+        out["length_js"] = js_distance(
+            a["length_hist"]["tokens"].get("train", []), b["length_hist"]["tokens"].get("train", [])
+        )
+        if out["length_js"] is None:
+            out["notes"].append("length distance skipped: a train token-length histogram is empty")
+    champ_texts = [r["text"] for r in a["sample"]]
+    new_texts, seen = new_sample(a, b, champion_trained_on)
+    out["texts"] = {"champion": len(champ_texts), "candidate_new": len(new_texts), "candidate_seen": seen}
+    auc, how = domain_auc(champ_texts, new_texts, seed=seed)
+    out["domain_auc"], out["domain_classifier"] = auc, how
+    if auc is None:
+        out["notes"].append(f"domain AUC skipped: {how}")
+    if champion_trained_on is None:
+        out["notes"].append(
+            "the champion has no trained-on record: candidate texts were left out only when in its sample"
+        )
+    return out

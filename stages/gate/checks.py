@@ -1,0 +1,524 @@
+"""The promotion gate, pure: params, the checks, McNemar's test, the two policies, the per-class guard.
+
+No MLflow here: the register stage gathers the inputs (the candidate's evaluated test rows, the champion's
+predictions on the rows it never trained or validated on, the drift figures) and `run_gate` returns every
+check with its outcome (pass | fail | warn | skip) and a reason that carries the figures. A version is
+promoted only when no check fails; `warn` never blocks.
+
+Policies (`register.gate.policy`), for the comparison with the champion on the compared rows:
+- `non_inferiority` (default; retraining on newer data): the candidate's primary metric is at most
+  `margin` below the champion's (`margin` check) and a one-sided McNemar test does not show it
+  significantly worse (`significance` check).
+- `superiority` (recipe changes): at least `min_improvement` ahead (`improvement` check) and significantly
+  better by a two-sided McNemar test, candidate ahead (`significance` check).
+Under both, `per_class`: no class's recall or F1 falls by more than `max_class_drop` (classes with fewer
+than `min_class_rows` compared rows are skipped, by name), and `drift` compares the data profiles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import Field
+from scipy.stats import binomtest, chi2, norm
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+from stages.config.params import StageParams
+from stages.registry import tags as T
+from stages.registry.lineage import TrainedOn
+
+PRIMARY_METRICS = (
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "macro_precision",
+    "macro_recall",
+    "weighted_precision",
+    "weighted_recall",
+)
+EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial test
+COMPARISON_CHECKS = {
+    "superiority": ("improvement", "significance"),
+    "non_inferiority": ("margin", "significance"),
+}
+# comparison figures that also become version tags (`gate.<key>`)
+COMPARISON_TAGS = (
+    "rows",
+    "left_out_seen",
+    "mcnemar_p",
+    "mcnemar_p_worse",
+    "only_candidate_right",
+    "only_champion_right",
+    "candidate_errors",
+    "champion_errors",
+)
+
+
+class GateParams(StageParams):
+    """`register.gate`: what a version must clear to become `champion`."""
+
+    policy: Literal["non_inferiority", "superiority"] = Field(
+        "non_inferiority", description="non_inferiority for retraining on new data, superiority for recipes"
+    )
+    min_primary: float = Field(0.9, ge=0.0, le=1.0, description="absolute floor on the primary metric")
+    baseline_tolerance: float = Field(0.02, ge=0.0, le=1.0, description="allowed shortfall vs the baseline")
+    margin: float = Field(
+        0.01, ge=0.0, le=1.0, description="non_inferiority: allowed shortfall vs the champion"
+    )
+    min_improvement: float = Field(
+        0.005, ge=-1.0, le=1.0, description="superiority: primary-metric gain needed over the champion"
+    )
+    significance: float = Field(0.05, gt=0.0, le=1.0, description="alpha of the McNemar test")
+    max_class_drop: float = Field(
+        0.05, ge=0.0, le=1.0, description="largest fall of any class's recall or F1 vs the champion"
+    )
+    min_class_rows: int = Field(5, ge=1, description="compared rows a class needs for the per-class guard")
+    allow_label_change: bool = False
+    max_drift_auc: float | None = Field(
+        None,
+        ge=0.5,
+        le=1.0,
+        description="domain-classifier AUC above which drift fails the gate; null = never",
+    )
+    warn_drift_auc: float = Field(0.75, ge=0.5, le=1.0, description="domain-classifier AUC that warns")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class Candidate:
+    """What evaluate measured for the model about to be registered."""
+
+    model_dir: Path
+    metrics: dict[str, Any]
+    primary_metric: str
+    labels: list[str]  # id order
+    test: pd.DataFrame  # id, text, label (name), pred, correct (and group) — one row per test example
+
+
+@dataclass
+class ChampionScore:
+    """The current champion scored on the candidate's test rows it never saw (or why it could not be).
+
+    `preds` is aligned with `ids` (the compared test ids, in the candidate's order); `ids=None` means every
+    candidate test row, in order. `left_out` counts the rows left out because the champion trained or
+    validated on them; `trained_on_known` says whether the champion had a record of what it trained on.
+    """
+
+    version: str
+    labels: list[str] | None
+    preds: list[str] | None = None
+    error: str | None = None
+    ids: list[str] | None = None
+    left_out: int = 0
+    trained_on_known: bool = False
+
+
+def unseen_rows(test: pd.DataFrame, trained_on: TrainedOn | None) -> pd.DataFrame:
+    """The test rows whose id and group key are both absent from `trained_on` (all rows without a record)."""
+    if trained_on is None:
+        return test
+    groups = test["group"] if "group" in test.columns else [None] * len(test)
+    seen = trained_on.seen(test["id"].astype(str), groups)
+    return test[[not s for s in seen]]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def primary_score(y_true: list[str], y_pred: list[str], metric: str, labels: list[str]) -> float:
+    """The primary metric from per-example predictions (macro averages over `labels`)."""
+    if metric == "accuracy":
+        return float(accuracy_score(y_true, y_pred))
+    average, kind = metric.split("_")
+    fn = {"f1": f1_score, "precision": precision_score, "recall": recall_score}[kind]
+    return float(fn(y_true, y_pred, labels=labels, average=average, zero_division=0))
+
+
+def mcnemar(b: int, c: int) -> tuple[float, str]:
+    """Two-sided McNemar p-value from the discordant counts b (only candidate right), c (only champion right)."""
+    n = b + c
+    if n == 0:
+        return 1.0, "exact-binomial"
+    if n < EXACT_BELOW:
+        return float(binomtest(b, n, 0.5).pvalue), "exact-binomial"
+    stat = (abs(b - c) - 1) ** 2 / n
+    return float(chi2.sf(stat, 1)), "chi2-continuity"
+
+
+def mcnemar_worse(b: int, c: int) -> tuple[float, str]:
+    """One-sided McNemar p-value for "the candidate is worse" (c, only-champion-right, exceeds b).
+
+    Exact binomial below `EXACT_BELOW` discordant pairs, else the continuity-corrected normal
+    approximation (for c > b + 1 it is half the two-sided chi-square p-value).
+    """
+    n = b + c
+    if n == 0:
+        return 1.0, "exact-binomial"
+    if n < EXACT_BELOW:
+        return float(binomtest(c, n, 0.5, alternative="greater").pvalue), "exact-binomial"
+    return float(norm.sf((c - b - 1) / math.sqrt(n))), "normal-continuity"
+
+
+def per_class(
+    y: list[str], cand: list[str], champ: list[str], classes: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Per class: compared rows (true label), and recall and F1 of the candidate and of the champion."""
+
+    def recall_f1(pred: list[str], c: str) -> tuple[float, float]:
+        tp = sum(1 for t, p in zip(y, pred, strict=True) if t == c and p == c)
+        fn = sum(1 for t, p in zip(y, pred, strict=True) if t == c and p != c)
+        fp = sum(1 for t, p in zip(y, pred, strict=True) if t != c and p == c)
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        return recall, f1
+
+    out = {}
+    for c in classes:
+        (cr, cf), (hr, hf) = recall_f1(cand, c), recall_f1(champ, c)
+        out[c] = {
+            "rows": y.count(c),
+            "candidate_recall": cr,
+            "champion_recall": hr,
+            "candidate_f1": cf,
+            "champion_f1": hf,
+        }
+    return out
+
+
+def paired_comparison(cand: Candidate, champion: ChampionScore) -> dict[str, Any]:
+    """Candidate vs champion on the compared rows: primary scores, discordant counts, McNemar, per class."""
+    assert champion.preds is not None
+    test = cand.test
+    if champion.ids is not None:
+        test = test.set_index(test["id"].astype(str)).loc[champion.ids].reset_index(drop=True)
+    y = test["label"].tolist()
+    cand_pred = test["pred"].astype(str).tolist()
+    cand_ok = test["correct"].astype(bool).tolist()
+    champ_ok = [p == t for p, t in zip(champion.preds, y, strict=True)]
+    b = sum(1 for a, o in zip(cand_ok, champ_ok, strict=True) if a and not o)
+    c = sum(1 for a, o in zip(cand_ok, champ_ok, strict=True) if o and not a)
+    p, method = mcnemar(b, c)
+    p_worse, method_worse = mcnemar_worse(b, c)
+    labels = sorted(set(cand.labels) | set(champion.preds))
+    classes = [x for x in cand.labels if champion.labels is None or x in champion.labels]
+    return {
+        "rows": len(y),
+        "test_rows": len(cand.test),
+        "left_out_seen": champion.left_out,
+        "champion_trained_on_record": champion.trained_on_known,
+        "candidate_primary": primary_score(y, cand_pred, cand.primary_metric, labels) if y else None,
+        "champion_primary": primary_score(y, champion.preds, cand.primary_metric, labels) if y else None,
+        "candidate_errors": cand_ok.count(False),
+        "champion_errors": champ_ok.count(False),
+        "only_candidate_right": b,
+        "only_champion_right": c,
+        "mcnemar_p": p,
+        "mcnemar_method": method,
+        "mcnemar_p_worse": p_worse,
+        "mcnemar_worse_method": method_worse,
+        "per_class": per_class(y, cand_pred, champion.preds, classes),
+    }
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@dataclass
+class Check:
+    name: str
+    outcome: str  # pass | fail | warn | skip
+    reason: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass
+class Decision:
+    promote: bool
+    checks: list[Check]
+    champion_before: str | None
+    comparison: dict[str, Any] | None = field(default=None)
+    policy: str = "non_inferiority"
+    drift: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": "promote" if self.promote else "reject",
+            "promote": self.promote,
+            "policy": self.policy,
+            "champion_before": self.champion_before,
+            "checks": [asdict(c) for c in self.checks],
+            "comparison": self.comparison,
+            "drift": self.drift,
+        }
+
+
+def _absolute_checks(gate: GateParams, cand: Candidate) -> list[Check]:
+    m = cand.primary_metric
+    value = float(cand.metrics["model"][m])
+    base = float(cand.metrics["baseline"][m])
+    return [
+        Check(
+            "floor",
+            "pass" if value >= gate.min_primary else "fail",
+            f"{m} {value:.4f} {'>=' if value >= gate.min_primary else '<'} floor {gate.min_primary:.4f} "
+            "(register.gate.min_primary)",
+            value,
+            gate.min_primary,
+        ),
+        Check(
+            "baseline",
+            "pass" if value >= base - gate.baseline_tolerance else "fail",
+            f"{m} {value:.4f} vs baseline {base:.4f}: {value - base:+.4f}, allowed shortfall "
+            f"{gate.baseline_tolerance:.4f} (register.gate.baseline_tolerance)",
+            value - base,
+            -gate.baseline_tolerance,
+        ),
+    ]
+
+
+def labels_check(gate: GateParams, cand: Candidate, champion: ChampionScore) -> Check:
+    v = champion.version
+    if champion.labels is None:
+        return Check("labels", "fail", f"the label set of champion v{v} is unknown (no `{T.LABELS}` tag)")
+    if set(champion.labels) == set(cand.labels):
+        return Check("labels", "pass", f"same {len(cand.labels)} labels as champion v{v}")
+    diff = (
+        f"added {sorted(set(cand.labels) - set(champion.labels))}, removed "
+        f"{sorted(set(champion.labels) - set(cand.labels))}"
+    )
+    ok = gate.allow_label_change
+    return Check(
+        "labels",
+        "pass" if ok else "fail",
+        f"labels differ from champion v{v} ({diff}); "
+        + (
+            "allowed by register.gate.allow_label_change"
+            if ok
+            else "set register.gate.allow_label_change: true if the change is intended"
+        ),
+    )
+
+
+def rows_phrase(cmp: dict[str, Any], version: str) -> str:
+    """'on 48 of 319 test rows (271 left out: champion v1 trained or validated on them)', or why all rows."""
+    if not cmp["champion_trained_on_record"]:
+        return (
+            f"on all {cmp['rows']} test rows (champion v{version} has no record of what it trained on, "
+            "registered before ftpipe kept one: some rows may be its own training data)"
+        )
+    return (
+        f"on {cmp['rows']} of {cmp['test_rows']} test rows ({cmp['left_out_seen']} left out: champion "
+        f"v{version} trained or validated on them)"
+    )
+
+
+def policy_checks(gate: GateParams, cand: Candidate, cmp: dict[str, Any], version: str) -> list[Check]:
+    """The policy's two checks on the compared rows: (improvement | margin) and significance."""
+    m, v = cand.primary_metric, version
+    gain = cmp["candidate_primary"] - cmp["champion_primary"]
+    scores = f"{m} {cmp['candidate_primary']:.4f} vs champion v{v} {cmp['champion_primary']:.4f} {rows_phrase(cmp, v)}"
+    b, c = cmp["only_candidate_right"], cmp["only_champion_right"]
+    counts = (
+        f"only the candidate right on {b} rows, only the champion on {c}; errors "
+        f"{cmp['candidate_errors']} vs {cmp['champion_errors']}"
+    )
+    if gate.policy == "superiority":
+        first = Check(
+            "improvement",
+            "pass" if gain >= gate.min_improvement else "fail",
+            f"{scores}: {gain:+.4f}, needed >= {gate.min_improvement:+.4f} (register.gate.min_improvement)",
+            gain,
+            gate.min_improvement,
+        )
+        p = cmp["mcnemar_p"]
+        ok = p < gate.significance and b > c
+        verdict = (
+            "significantly better than"
+            if ok
+            else "significantly worse than"
+            if p < gate.significance
+            else "not significantly different from"
+        )
+        second = Check(
+            "significance",
+            "pass" if ok else "fail",
+            f"{verdict} champion v{v}: McNemar ({cmp['mcnemar_method']}, two-sided) p = {p:.4g}, needed < "
+            f"{gate.significance} (register.gate.significance) with the candidate ahead; {counts}",
+            p,
+            gate.significance,
+        )
+        return [first, second]
+    first = Check(
+        "margin",
+        "pass" if gain >= -gate.margin - 1e-12 else "fail",
+        f"{scores}: {gain:+.4f}, allowed shortfall {gate.margin:.4f} (register.gate.margin, "
+        "policy non_inferiority)",
+        gain,
+        -gate.margin,
+    )
+    p = cmp["mcnemar_p_worse"]
+    worse = p < gate.significance
+    second = Check(
+        "significance",
+        "fail" if worse else "pass",
+        f"{'significantly worse than' if worse else 'not significantly worse than'} champion v{v}: one-sided "
+        f"McNemar ({cmp['mcnemar_worse_method']}) p = {p:.4g}, fails below {gate.significance} "
+        f"(register.gate.significance); {counts}",
+        p,
+        gate.significance,
+    )
+    return [first, second]
+
+
+def per_class_check(gate: GateParams, cmp: dict[str, Any], version: str) -> Check:
+    """No class's recall or F1 may fall by more than `max_class_drop`; small classes are skipped by name."""
+    limit, tol = gate.max_class_drop, 1e-12
+    judged, small, failures = [], [], []
+    worst: tuple[float, str] | None = None
+    for c, s in cmp["per_class"].items():
+        if s["rows"] < gate.min_class_rows:
+            small.append(f"`{c}` ({s['rows']})")
+            continue
+        judged.append(c)
+        for metric in ("recall", "f1"):
+            cand, champ = s[f"candidate_{metric}"], s[f"champion_{metric}"]
+            drop = champ - cand
+            if worst is None or drop > worst[0]:
+                worst = (drop, f"`{c}` {metric} {cand - champ:+.3f}")
+            if drop > limit + tol:
+                failures.append(
+                    f"class `{c}`: {metric} {cand:.3f} vs champion v{version} {champ:.3f} ({cand - champ:+.3f})"
+                )
+    skipped = (
+        f"; skipped (fewer than {gate.min_class_rows} compared rows, register.gate.min_class_rows): "
+        + ", ".join(small)
+        if small
+        else ""
+    )
+    if not judged:
+        return Check("per_class", "skip", f"no class has {gate.min_class_rows} compared rows{skipped}")
+    if failures:
+        return Check(
+            "per_class",
+            "fail",
+            "; ".join(failures) + f" on {cmp['rows']} compared rows; allowed fall {limit:.3f} "
+            f"(register.gate.max_class_drop){skipped}",
+            worst[0] if worst else None,
+            limit,
+        )
+    assert worst is not None
+    return Check(
+        "per_class",
+        "pass",
+        f"no class's recall or F1 fell by more than {limit:.3f} vs champion v{version} (register.gate."
+        f"max_class_drop); largest change {worst[1]} over {len(judged)} classes{skipped}",
+        worst[0],
+        limit,
+    )
+
+
+def drift_check(
+    drift: dict[str, Any] | None, gate: GateParams, unavailable: str = "no drift figures"
+) -> Check:
+    """Outcome of the drift figures (`stages.data.drift.compare_profiles`): pass, warn, or fail.
+
+    Fails only when `max_drift_auc` is set and the domain AUC is above it; warns at `warn_drift_auc` or
+    when a set `max_drift_auc` cannot be enforced (no AUC). `unavailable` is the reason when `drift` is None.
+    """
+    if drift is None:
+        return Check("drift", "skip", unavailable)
+    auc = drift.get("domain_auc")
+
+    def f(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    figures = (
+        f"label JS distance {f(drift.get('label_js'))}, token-length JS distance {f(drift.get('length_js'))}, "
+        f"domain AUC {f(auc)}" + (f" ({drift['domain_classifier']})" if auc is not None else "")
+    )
+    notes = "; ".join(drift.get("notes") or [])
+    figures += f"; {notes}" if notes else ""
+    cap = gate.max_drift_auc
+    if cap is not None and auc is not None and auc > cap:
+        return Check(
+            "drift", "fail", f"{figures}; AUC above {cap:.3f} (register.gate.max_drift_auc)", auc, cap
+        )
+    if cap is not None and auc is None:
+        return Check(
+            "drift", "warn", f"{figures}; register.gate.max_drift_auc {cap:.3f} not enforced: no AUC"
+        )
+    if auc is not None and auc >= gate.warn_drift_auc:
+        return Check(
+            "drift",
+            "warn",
+            f"{figures}; AUC at or above {gate.warn_drift_auc:.3f} (register.gate.warn_drift_auc): the new data "
+            "differs from the champion's; not blocking (register.gate.max_drift_auc "
+            + ("is null)" if cap is None else f"{cap:.3f})"),
+            auc,
+            gate.warn_drift_auc,
+        )
+    return Check("drift", "pass", figures, auc, cap if cap is not None else gate.warn_drift_auc)
+
+
+def run_gate(
+    gate: GateParams,
+    cand: Candidate,
+    champion: ChampionScore | None,
+    drift: dict[str, Any] | None = None,
+    drift_unavailable: str = "no drift figures",
+) -> Decision:
+    """Every check with its outcome and reason; promote only when none fails."""
+    checks = _absolute_checks(gate, cand)
+    names = COMPARISON_CHECKS[gate.policy]
+    comparison = None
+    if champion is None:
+        skip = "no champion yet: the absolute checks decide"
+        checks += [Check(n, "skip", skip) for n in ("labels", *names, "per_class", "drift")]
+        return Decision(not any(c.outcome == "fail" for c in checks), checks, None, None, gate.policy)
+    v = champion.version
+    checks.append(labels_check(gate, cand, champion))
+    if champion.preds is None:
+        why = f"champion v{v} could not be scored on the test split: {champion.error}"
+        checks += [Check(n, "fail", why) for n in names]
+        checks.append(Check("per_class", "skip", why))
+    else:
+        comparison = paired_comparison(cand, champion)
+        if comparison["rows"] == 0:
+            why = (
+                f"none of the {comparison['test_rows']} test rows is new to champion v{v} (it trained or "
+                "validated on all of them): no fair comparison is possible. Check the candidate by hand and "
+                "use `ftpipe promote` if it should serve"
+            )
+            checks += [Check(n, "fail", why) for n in names]
+            checks.append(Check("per_class", "skip", why))
+        else:
+            checks += policy_checks(gate, cand, comparison, v)
+            checks.append(per_class_check(gate, comparison, v))
+    checks.append(drift_check(drift, gate, drift_unavailable))
+    promote = all(c.outcome != "fail" for c in checks)
+    return Decision(promote, checks, v, comparison, gate.policy, drift)
+
+
+def decision_tags(d: Decision) -> dict[str, str]:
+    """One outcome tag and one reason tag per check, the verdict, the policy, and the comparison numbers."""
+    tags = {
+        T.GATE_DECISION: "promote" if d.promote else "reject",
+        T.GATE_POLICY: d.policy,
+        T.GATE_CHAMPION_BEFORE: d.champion_before or "none",
+        T.GATE_JSON: json.dumps(d.as_dict(), sort_keys=True),
+    }
+    for ch in d.checks:
+        tags[T.gate_outcome(ch.name)] = ch.outcome
+        tags[T.gate_reason(ch.name)] = ch.reason[:5000]
+    if d.comparison:
+        for k in COMPARISON_TAGS:
+            tags[f"{T.GATE_PREFIX}{k}"] = str(d.comparison[k])
+    return tags

@@ -1,0 +1,1 @@
+"""The MLflow registry: the one client, where the store lives, lineage, integrity, tags and the model card."""

@@ -1,0 +1,671 @@
+"""The one module that talks to the MLflow registry: `Registry`, its params, and the champion history.
+
+    reg = Registry.connect(tracking_uri(), "ftpipe-bbc-news")
+    reg.champion()                 # "3" or None
+    reg.champion_record()          # its labels, trained-on record and data profile (for the gate and drift)
+    reg.promote("4", reason="hand-checked")
+
+Used by the register stage, the `ftpipe promote | rollback | history` commands (flows/registry.py), batch
+prediction (flows/predict.py) and the retrain flow; none of them calls MlflowClient directly.
+
+- Where the store lives and how long ftpipe waits for it (`tracking_uri`, `RetryPolicy`, `with_retries`,
+  `TrackingUnavailable`): stages/registry/tracking.py. Every request made here goes through it.
+- What is recorded of a version's files and checked before it loads (`served_manifest`, `check_logged`,
+  `load_verified`, `load_uri_verified`): stages/registry/integrity.py.
+- Every change of the `champion` alias (by the gate, `promote` or `rollback`) records one event in the
+  registered model's tags (`ftpipe.history.000001`, ...: JSON with who, when, action, from, to, why),
+  so the audit trail lives and dies with the registry. The event is written as an intent before the
+  alias moves and confirmed after; `reconcile_history` settles an intent whose process was killed. The
+  history helpers below the class are pure.
+- Tag and artifact names come from stages/registry/tags.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import importlib.metadata
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import mlflow
+import mlflow.artifacts
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+from pydantic import Field
+
+from stages.config.params import StageParams
+from stages.core.redact import redact_uri
+from stages.gate.checks import GateParams
+from stages.registry import tags as T
+from stages.registry.integrity import (
+    check_logged,
+    download_verified,
+    downloaded_manifest,
+    load_verified,
+    registered_code,
+    served_manifest,
+)
+from stages.registry.lineage import TrainedOn
+from stages.registry.tracking import (
+    RegistryError,
+    RetryPolicy,
+    connect,
+    default_artifact_location,
+    describe_failure,
+    is_transient,
+    mlflow_http_policy,
+    temporary_env,
+    use_store,
+    with_retries,
+)
+from stages.serving import manifest as M
+from stages.serving import textclf
+
+# kept as names here too: callers say `registry.CHAMPION`
+CHAMPION = T.CHAMPION
+CHALLENGER = T.CHALLENGER
+HISTORY_PREFIX = T.HISTORY_PREFIX
+RUN_TAG_MAX = 8000
+PYFUNC_REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
+
+R = TypeVar("R")
+# how the gate scores a champion, whatever it serves with: as evaluate scores the candidate
+FP32_CONFIG = {"quantize": "none", "precision": "fp32"}
+
+
+class RegisterParams(StageParams):
+    """The `register` section of params.yaml: the registered model, the gate, and how to reach the store."""
+
+    model_name: str = Field("ftpipe-bbc-news", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    gate: GateParams = GateParams()
+    retries: int = Field(4, ge=0, le=20, description="extra attempts of a failed registry call")
+    backoff_s: float = Field(1.0, ge=0.0, le=60.0, description="first wait; doubles each retry")
+    timeout_s: float = Field(
+        120.0,
+        ge=1.0,
+        le=3600.0,
+        description="most seconds one registry call may spend failing (retries, waits and a hanging "
+        "server included) before the command stops with a clear message",
+    )
+    batch_size: int = Field(
+        32, ge=1, description="served model's batch: up to batch_size x tokenize.max_length tokens"
+    )
+    quantize: Literal["none", "int8"] = Field(
+        "none",
+        description="the served model's default: none (fp32) or int8 (dynamic quantization of its "
+        "Linear layers, CPU; `python -m bench.inference` measures its speed and agreement with fp32)",
+    )
+    verify_rows: int = Field(64, ge=1, description="test rows the registered model must predict as evaluated")
+    verify_min_agreement: float = Field(0.95, ge=0.0, le=1.0)
+    await_registration_s: int = Field(300, ge=1)
+
+    def policy(self) -> RetryPolicy:
+        """The retry and timeout policy of every MLflow call made for this registered model."""
+        return RetryPolicy(self.retries, self.backoff_s, self.timeout_s)
+
+
+# --------------------------------------------------------------------------- the Registry
+
+
+@dataclass
+class VersionRecord:
+    """What a registered version says about itself: labels, what it trained on, its data profile."""
+
+    version: str
+    run_id: str | None
+    labels: list[str] | None
+    trained_on: TrainedOn | None
+    profile: dict[str, Any] | None
+    notes: list[str] = field(default_factory=list)  # why a record or the profile is missing
+
+
+@dataclass
+class Registration:
+    """Everything one registration logs: run tags, params, metrics, artifacts, and the model itself."""
+
+    run_name: str
+    tags: dict[str, str]  # on the run and on the version
+    params: dict[str, str]
+    metrics: dict[str, float]
+    step_metrics: list[tuple[str, float, int]]  # (key, value, step): training curves
+    files: list[Path]  # logged under reports/
+    card: Callable[[str], str]  # run id -> the model card (markdown; also the version's description)
+    trained_on: TrainedOn | None  # None: the version gets no record (a later candidate compares on all rows)
+    profile: dict[str, Any] | None
+    model_dir: Path
+    model_config: dict[str, Any]  # the served model's windowing, truncation and batch size
+    example_texts: list[str]
+    await_registration_s: int = 300
+
+
+class Registry:
+    """One registered model in one MLflow store: versions, aliases, status and lineage tags, history."""
+
+    def __init__(self, client: MlflowClient, name: str, uri: str, policy: RetryPolicy = RetryPolicy()):
+        self.client, self.name, self.uri, self.policy = client, name, uri, policy
+
+    @classmethod
+    def connect(cls, uri: str, name: str, policy: RetryPolicy = RetryPolicy()) -> Registry:
+        """Reach the store at `uri` (under `policy`) for the registered model `name`."""
+        return cls(connect(uri, policy), name, uri, policy)
+
+    def _call(self, fn: Callable[[], R]) -> R:
+        """Every MLflow request of this class goes through here: one retry and timeout policy."""
+        return with_retries(fn, self.uri, self.policy, retry_if=is_transient)
+
+    # ------------------------------------------------------------------ versions and aliases
+
+    def version(self, version: str) -> ModelVersion:
+        """Version `version`; RegistryError when there is none."""
+        try:
+            return self._call(lambda: self.client.get_model_version(self.name, str(version)))
+        except MlflowException:
+            raise RegistryError(
+                f"registered model `{self.name}` has no version {version}; "
+                "`ftpipe history --versions` lists the versions."
+            ) from None
+
+    def versions_with_hash(self, mhash: str) -> list[ModelVersion]:
+        """The versions tagged with model hash `mhash`, oldest first."""
+        try:
+            found = self._call(lambda: self.client.search_model_versions(f"name = '{self.name}'"))
+        except MlflowException:
+            return []
+        return sorted((v for v in found if v.tags.get(T.MODEL_HASH) == mhash), key=lambda v: int(v.version))
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version of the model, oldest first (none when the model is not registered yet)."""
+        try:
+            found = self._call(lambda: self.client.search_model_versions(f"name = '{self.name}'"))
+        except MlflowException:
+            return []
+        return sorted(found, key=lambda v: int(v.version))
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The metrics of the run that registered a version (`test.*`, `baseline.*`); {} when it is gone."""
+        try:
+            return dict(self._call(lambda: self.client.get_run(run_id)).data.metrics)
+        except MlflowException:
+            return {}
+
+    def version_of_run(self, run_id: str) -> ModelVersion | None:
+        """The version registered from run `run_id`, if any (so a retried registration finds its own)."""
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name}' and run_id = '{run_id}'")
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                return None
+            raise
+        return min(found, key=lambda v: int(v.version)) if found else None
+
+    def alias(self, alias: str) -> str | None:
+        """The version behind `@alias`, or None (no model, or no such alias yet)."""
+        try:
+            return str(self._call(lambda: self.client.get_model_version_by_alias(self.name, alias)).version)
+        except MlflowException:
+            return None
+
+    def champion(self) -> str | None:
+        return self.alias(CHAMPION)
+
+    def challenger(self) -> str | None:
+        return self.alias(CHALLENGER)
+
+    def aliases(self, version: str) -> list[str]:
+        return sorted(self.version(version).aliases)
+
+    # ------------------------------------------------------------------ status and tags
+
+    def set_tags(self, version: str, tags: dict[str, str]) -> None:
+        for k, v in tags.items():
+
+            def set_tag(k: str = k, v: str = v) -> None:
+                self.client.set_model_version_tag(self.name, str(version), k, v)
+
+            self._call(set_tag)
+
+    def set_status(self, version: str, status: str, **extra: str) -> None:
+        """`ftpipe.status` (pending | verified | complete | broken) plus any extra tags."""
+        self.set_tags(version, {**extra, T.STATUS: status})
+
+    def mark_broken(self, version: str, reason: str) -> None:
+        self.set_status(version, T.BROKEN, **{T.BROKEN_REASON: reason})
+
+    # ------------------------------------------------------------------ records of a version
+
+    def _artifact(self, run_id: str, path: str) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self._call(lambda: self.client.download_artifacts(run_id, path, tmp))
+            return Path(local).read_bytes()
+
+    def record(self, version: str) -> VersionRecord:
+        """Labels, trained-on record and data profile of `version`; a missing one is noted, not raised."""
+        mv = self.version(version)
+        tags, run_id = mv.tags, mv.run_id
+        labels = json.loads(tags[T.LABELS]) if T.LABELS in tags else None
+        rec = VersionRecord(str(mv.version), run_id, labels, None, None)
+        if T.TRAINED_ON not in tags or not run_id:
+            rec.notes.append(
+                f"version {mv.version} has no record of what it trained on (registered before ftpipe kept one)"
+            )
+        else:
+            try:
+                rec.trained_on = TrainedOn.from_bytes(self._artifact(run_id, tags[T.TRAINED_ON]))
+            except (MlflowException, OSError, ValueError) as exc:
+                rec.notes.append(
+                    f"version {mv.version}'s trained-on record could not be read: {describe_failure(exc)}"
+                )
+        if T.PROFILE not in tags or not run_id:
+            rec.notes.append(f"version {mv.version} has no stored data profile")
+        else:
+            try:
+                rec.profile = json.loads(self._artifact(run_id, tags[T.PROFILE]))
+            except (MlflowException, OSError, ValueError) as exc:
+                rec.notes.append(
+                    f"version {mv.version}'s data profile could not be read: {describe_failure(exc)}"
+                )
+        return rec
+
+    def champion_record(self) -> VersionRecord | None:
+        """The champion's record (labels, trained-on, profile), or None when there is no champion."""
+        champ = self.champion()
+        return None if champ is None else self.record(champ)
+
+    # ------------------------------------------------------------------ models
+
+    def load(
+        self, version: str, model_config: dict[str, Any] | None = None
+    ) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
+        """Version `version`, loaded only once its files match the manifest recorded at registration;
+        `model_config` overrides keys of its logged model_config (e.g. `{"quantize": "none"}`)."""
+        use_store(self.uri)
+        return load_verified(self.version(version), self.uri, self.policy, model_config)
+
+    def fetch(self, version: str, dest: Path) -> int:
+        """A checked copy of `version` at `dest` (which must not exist), to serve; the number of files.
+        Written beside `dest` and renamed into place, so a refused download leaves nothing."""
+        if dest.exists():
+            raise RegistryError(f"{dest} already exists; name a new folder for the copy.")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.tmp-") as tmp:
+            (Path(tmp) / "model").mkdir()
+            Path(download_verified(self.version(version), self.uri, Path(tmp) / "model", self.policy)).rename(
+                dest
+            )
+        return sum(1 for f in dest.rglob("*") if f.is_file())
+
+    def predict(self, version: str, texts: list[str]) -> list[str]:
+        """Labels `version` predicts for `texts` (loads it from the registry; errors are raised)."""
+        if not texts:
+            return []
+        # in fp32 whatever the version serves with (register.quantize): the gate pairs these with the
+        # candidate's evaluate predictions, which are fp32
+        out = self.load(version, FP32_CONFIG).predict(pd.DataFrame({"text": texts}))
+        labels: list[str] = out["label"].astype(str).tolist()
+        return labels
+
+    def verify(self, version: str, texts: list[str], expected: list[str]) -> tuple[float, str | None]:
+        """Load `version` back and predict `texts`: (agreement with `expected`, error or None)."""
+        try:
+            out = self.load(version).predict(pd.DataFrame({"text": texts}))
+            if list(out.columns[:2]) != ["label", "score"] or len(out) != len(texts):
+                return (
+                    0.0,
+                    f"unexpected output: columns {list(out.columns)}, {len(out)} rows for {len(texts)}",
+                )
+        except Exception as exc:
+            return 0.0, describe_failure(exc)
+        got = out["label"].astype(str).tolist()
+        return sum(a == b for a, b in zip(got, expected, strict=True)) / max(1, len(texts)), None
+
+    # ------------------------------------------------------------------ registering
+
+    def _experiment_id(self) -> str:
+        def get_or_create() -> str:  # retried whole: a create whose answer was lost is found next time
+            exp = self.client.get_experiment_by_name(self.name)
+            if exp is None:
+                loc = default_artifact_location(self.uri, self.name)
+                return self.client.create_experiment(self.name, artifact_location=loc)
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+
+        return self._call(get_or_create)
+
+    def log_registration(self, reg: Registration, timings: dict[str, float] | None = None) -> tuple[str, str]:
+        """One MLflow run with everything in `reg`, and a new model version (status pending); (run_id, version)."""
+        timings = {} if timings is None else timings
+        use_store(self.uri)
+        record_tags: dict[str, str] = {}
+        if reg.trained_on is not None:
+            record_tags |= {T.TRAINED_ON: T.TRAINED_ON_ARTIFACT, T.TRAINED_ON_ROWS: reg.trained_on.summary()}
+        if reg.profile is not None:
+            record_tags[T.PROFILE] = T.PROFILE_ARTIFACT
+        tags = {**reg.tags, **record_tags, T.TRACKING_URI: redact_uri(self.uri)}
+        # run tags hold 8000 characters (MLflow cuts longer ones); version tags hold 100,000
+        run_tags = {k: v for k, v in tags.items() if len(v) <= RUN_TAG_MAX}
+        exp_id = self._experiment_id()
+        # each step is one call under the policy; a step retried after a lost answer repeats harmlessly
+        # (same params, artifacts overwritten; a second run or logged model is an orphan, never a version)
+        run = self._call(lambda: mlflow.start_run(experiment_id=exp_id, run_name=reg.run_name, tags=run_tags))
+        run_id, ok = run.info.run_id, False
+        try:
+            if T.GATE_JSON in tags:
+                self._call(lambda: self.client.log_text(run_id, tags[T.GATE_JSON], T.GATE_ARTIFACT))
+            self._call(lambda: mlflow.log_params(reg.params))
+            now = int(time.time() * 1000)
+            metrics = [Metric(k, v, now, 0) for k, v in reg.metrics.items()]
+            metrics += [Metric(k, v, now, step) for k, v, step in reg.step_metrics]
+            for i in range(0, len(metrics), 1000):
+
+                def log_batch(i: int = i) -> None:
+                    self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+
+                self._call(log_batch)
+            for f in reg.files:
+
+                def log_file(f: Path = f) -> None:
+                    self.client.log_artifact(run_id, str(f), artifact_path=T.REPORTS_DIR)
+
+                self._call(log_file)
+            card = reg.card(run_id)
+            self._call(lambda: self.client.log_text(run_id, card, T.MODEL_CARD_ARTIFACT))
+            with tempfile.TemporaryDirectory() as tmp:
+                if reg.trained_on is not None:
+                    (Path(tmp) / T.TRAINED_ON_ARTIFACT).write_bytes(reg.trained_on.to_bytes())
+                    self._call(
+                        lambda: self.client.log_artifact(run_id, str(Path(tmp) / T.TRAINED_ON_ARTIFACT))
+                    )
+                if reg.profile is not None:
+                    profile = reg.profile
+                    self._call(lambda: self.client.log_dict(run_id, profile, T.PROFILE_ARTIFACT))
+                card_path = Path(tmp) / T.MODEL_CARD_ARTIFACT
+                card_path.write_text(card, encoding="utf-8")
+                t = time.perf_counter()
+                served = served_manifest(reg.model_dir)
+                info = self._call(
+                    lambda: mlflow.pyfunc.log_model(
+                        name=T.MODEL_ARTIFACT,
+                        python_model=str(Path(textclf.__file__)),
+                        artifacts={textclf.HF_ARTIFACT: str(reg.model_dir), "model_card": str(card_path)},
+                        model_config={**reg.model_config, "manifest": served},
+                        code_paths=[str(f) for f in registered_code()],
+                        signature=ModelSignature(
+                            inputs=Schema([ColSpec("string", "text")]),
+                            outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
+                        ),
+                        input_example=pd.DataFrame({"text": reg.example_texts}),
+                        pip_requirements=pyfunc_requirements(),
+                    )
+                )
+                timings["log_model_s"] = round(time.perf_counter() - t, 2)
+            found = self._call(lambda: downloaded_manifest(info.model_uri))
+            tags[T.MANIFEST] = M.dumps(check_logged(found, served, reg.model_dir.name, info.model_uri))
+            t = time.perf_counter()
+
+            def find_or_register() -> ModelVersion:  # a registration whose answer was lost is found
+                return self.version_of_run(run_id) or mlflow.register_model(
+                    info.model_uri,
+                    self.name,
+                    await_registration_for=reg.await_registration_s,
+                    tags={**tags, T.STATUS: T.PENDING},
+                )
+
+            version = str(self._call(find_or_register).version)
+            timings["register_s"] = round(time.perf_counter() - t, 2)
+            self._call(lambda: self.client.set_tag(run_id, T.MODEL_VERSION, version))
+            self._call(lambda: self.client.set_terminated(run_id, "FINISHED"))
+            ok = True
+        finally:
+            _leave_run("FINISHED" if ok else "FAILED", self.uri)
+        self.describe(version, card)
+        return run_id, version
+
+    def describe(self, version: str, card: str) -> None:
+        """The model card as the version's description (and a description for the registered model)."""
+        self._call(lambda: self.client.update_model_version(self.name, version, description=card[:4900]))
+        if not self._call(lambda: self.client.get_registered_model(self.name)).description:
+            self._call(
+                lambda: self.client.update_registered_model(
+                    self.name, description="ftpipe text classifier; see each version's model card."
+                )
+            )
+
+    def redecide(self, version: str, run_id: str | None, tags: dict[str, str], card: str) -> None:
+        """Replace a resumed version's gate decision (tags, the run's gate.json and card, the description)."""
+        self.set_tags(version, tags)
+        if run_id:
+            if T.GATE_JSON in tags:
+                self._call(lambda: self.client.log_text(run_id, tags[T.GATE_JSON], T.GATE_ARTIFACT))
+            self._call(lambda: self.client.log_text(run_id, card, T.MODEL_CARD_ARTIFACT))
+        self.describe(version, card)
+
+    def finish(self, version: str, promote: bool, reason: str) -> None:
+        """Set the aliases (challenger always, champion if the gate passed), then mark the version complete."""
+        self._call(lambda: self.client.set_registered_model_alias(self.name, CHALLENGER, str(version)))
+        if promote and self.champion() != str(version):  # a resumed run may find the move already made
+            self.set_champion(version, "gate", reason)
+        self.set_status(version, T.COMPLETE)
+
+    # ------------------------------------------------------------------ champion history
+
+    def _model_tags(self) -> dict[str, str]:
+        return dict(self._call(lambda: self.client.get_registered_model(self.name)).tags)
+
+    def _write_event(self, key: str, event: dict[str, Any]) -> None:
+        text = json.dumps(event, sort_keys=True)
+        self._call(lambda: self.client.set_registered_model_tag(self.name, key, text))
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every change of the champion, oldest first (RegistryError when the model does not exist).
+
+        An event a crash left as an intent is settled first (`reconcile_history`).
+        """
+        try:
+            self._model_tags()
+        except MlflowException:
+            raise RegistryError(
+                f"no registered model `{self.name}` at {redact_uri(self.uri)}; run the pipeline first."
+            ) from None
+        self.reconcile_history()
+        return history_from_tags(self._model_tags())
+
+    def reconcile_history(self) -> list[str]:
+        """Settle the intents a crash left: confirm the one whose move was made, mark the others not applied.
+
+        A champion change writes its event first as an intent (`"pending": true`), then moves the alias,
+        then confirms the event; whatever point a run was killed at, this makes the history agree with
+        the alias. Returns one note per event settled. No registered model yet: nothing to do.
+        """
+        try:
+            tags = self._model_tags()
+        except MlflowException:
+            return []
+        pending = [(k, json.loads(tags[k])) for k in _history_keys(tags)]
+        pending = [(k, ev) for k, ev in pending if ev.get("pending")]
+        if not pending:
+            return []
+        champ, notes = self.champion(), []
+        for i, (key, ev) in enumerate(pending):
+            ev.pop("pending")
+            if i == len(pending) - 1 and champ == ev["to"]:
+                notes.append(f"history {key}: champion -> v{ev['to']} was made; its event is confirmed")
+            else:
+                ev["not_applied"] = (
+                    f"interrupted before the alias moved (@champion was v{champ or '-'} when reconciled)"
+                )
+                notes.append(f"history {key}: champion -> v{ev['to']} was never made; marked not applied")
+            self._write_event(key, ev)
+        return notes
+
+    def set_champion(
+        self, version: str, action: str, reason: str, who: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """Point `@champion` at `version` and record the event (plus `extra` fields) in the history.
+
+        Three writes, in the order that survives a kill between any two: the event as an intent, the
+        alias, the event confirmed. `reconcile_history` (run first here, by `history` and by register)
+        settles an intent whose run died.
+        """
+        self.reconcile_history()
+        previous = self.champion()
+        event = {**make_event(action, previous, str(version), reason, who=who), **extra}
+        key = next_history_key(self._model_tags())
+        self._write_event(key, {**event, "pending": True})
+        self._call(lambda: self.client.set_registered_model_alias(self.name, CHAMPION, str(version)))
+        self._write_event(key, event)
+        return event
+
+    def promote(self, version: str, reason: str, who: str | None = None) -> dict[str, Any]:
+        """Make `version` the champion by hand (it may overrule the gate: the event records its verdict)."""
+        if not reason.strip():
+            raise RegistryError("a promotion needs a reason: --reason 'why'.")
+        mv = self.version(version)
+        check_promotable(str(version), mv.status, mv.tags.get(T.STATUS), self.champion())
+        return self.set_champion(
+            str(version), "promote", reason, who=who, gate=mv.tags.get(T.GATE_DECISION, "unknown")
+        )
+
+    def rollback(self, reason: str, who: str | None = None) -> dict[str, Any]:
+        """Return the champion to the one before it in the history."""
+        if not reason.strip():
+            raise RegistryError("a rollback needs a reason: --reason 'why'.")
+        target = rollback_target(self.history(), self.champion())
+        mv = self.version(target)
+        if mv.status != "READY":
+            raise RegistryError(
+                f"the previous champion, version {target}, is {mv.status}; promote another one."
+            )
+        return self.set_champion(target, "rollback", reason, who=who)
+
+
+def _leave_run(status: str, uri: str) -> None:
+    """Drop the active MLflow run; its status is one short try (the registration's outcome is elsewhere).
+
+    MLflow prints the run's link with the tracking URI as given: not when that holds a password."""
+    if mlflow.active_run() is None:
+        return
+    quiet = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if redact_uri(uri) != uri else {}
+    with mlflow_http_policy(1.0), temporary_env(quiet), contextlib.suppress(Exception):
+        mlflow.end_run(status)
+
+
+def pyfunc_requirements() -> list[str]:
+    """Pinned pip requirements of the served model (the libraries textclf.py imports)."""
+    reqs = []
+    for pkg in PYFUNC_REQUIREMENTS:
+        try:
+            reqs.append(f"{pkg}=={importlib.metadata.version(pkg).split('+')[0]}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return reqs
+
+
+# --------------------------------------------------------------------------- pure rules and history
+
+
+def check_promotable(version: str, status: str, ftpipe_status: str | None, current: str | None) -> None:
+    """Raise RegistryError when `version` must not become champion."""
+    if str(version) == current:
+        raise RegistryError(f"version {version} is already the champion; nothing to do.")
+    if status != "READY":
+        raise RegistryError(f"version {version} is {status}, not READY; it cannot serve as champion.")
+    if ftpipe_status not in T.USABLE_STATUSES:
+        raise RegistryError(
+            f"version {version} is marked `{T.STATUS}={ftpipe_status}` (its registration did not finish or "
+            "it failed verification); register the model again instead."
+        )
+
+
+def current_user() -> str:
+    """Who is acting: $USER, else the login name, else `unknown`."""
+    user = os.environ.get("USER") or os.environ.get("USERNAME")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def make_event(
+    action: str,
+    from_version: str | None,
+    to_version: str,
+    reason: str,
+    who: str | None = None,
+    at: str | None = None,
+) -> dict[str, Any]:
+    """One history entry: a change of the champion alias."""
+    return {
+        "at": at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "who": who or current_user(),
+        "action": action,
+        "from": from_version,
+        "to": to_version,
+        "reason": reason,
+    }
+
+
+def _history_keys(tags: dict[str, str]) -> list[str]:
+    return sorted(k for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX) :].isdigit())
+
+
+def history_from_tags(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """The events stored in registered-model tags, oldest first."""
+    return [json.loads(tags[k]) for k in _history_keys(tags)]
+
+
+def next_history_key(tags: dict[str, str]) -> str:
+    nums = [int(k[len(HISTORY_PREFIX) :]) for k in _history_keys(tags)]
+    return f"{HISTORY_PREFIX}{max(nums, default=0) + 1:06d}"
+
+
+def applied(event: dict[str, Any]) -> bool:
+    """False for an event whose alias move never happened (or is not settled yet)."""
+    return not (event.get("pending") or event.get("not_applied"))
+
+
+def champion_stack(events: list[dict[str, Any]]) -> list[str]:
+    """Replay the history: promotions push a version, rollbacks pop back; the last item is the champion."""
+    stack: list[str] = []
+    for ev in filter(applied, events):
+        if ev["action"] == "rollback":
+            while stack and stack[-1] != ev["to"]:
+                stack.pop()
+            if not stack:
+                stack.append(ev["to"])
+        else:
+            stack.append(ev["to"])
+    return stack
+
+
+def rollback_target(events: list[dict[str, Any]], current: str | None) -> str:
+    """The champion before `current`; RegistryError when there is none."""
+    if current is None:
+        raise RegistryError(
+            "there is no champion to roll back from; promote a version with `ftpipe promote`."
+        )
+    stack = champion_stack(events)
+    if not stack or stack[-1] != current:  # the alias was moved outside ftpipe: treat it as the top
+        stack.append(current)
+    earlier = [v for v in stack[:-1] if v != current]
+    if not earlier:
+        raise RegistryError(
+            f"version {current} is the first champion in the history; there is no earlier one to roll back "
+            "to. Use `ftpipe promote VERSION --reason ...` to choose one."
+        )
+    return earlier[-1]

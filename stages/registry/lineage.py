@@ -1,0 +1,192 @@
+"""Where a model came from: its identity hash, the lineage tags, and the record of what it trained on.
+
+- `model_hash`: sha256 over the weight files and config.json; the register stage's idempotency key.
+- `lineage_tags`: git commit and dirtiness, dvc.lock hashes of the data and model outputs, label-map and
+  params hashes, library versions; written on the registration run and on the model version.
+- `TrainedOn`: the ids and group keys of the train and validation rows. Stored with each version (a small
+  gzip'd JSON artifact), so a later candidate is compared with it only on rows it never saw.
+
+Pure apart from reading files and asking git; no MLflow import.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.metadata
+import json
+import platform
+import re
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.registry import tags as T
+
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+LIBRARIES = ("torch", "transformers", "mlflow")
+_SECRET_KEY = re.compile(r"(secret|passw|api_?key|access_?key|credential|auth_?token|hf_token|^token$)", re.I)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_hash(obj: Any) -> str:
+    """sha256 of the JSON with sorted keys: equal for equal content, whatever the key order."""
+    return sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode())
+
+
+def model_hash(model_dir: str | Path) -> str:
+    """sha256 over the weight files and config.json (names and contents): the model's identity."""
+    model_dir = Path(model_dir)
+    files = sorted({f for pat in WEIGHT_PATTERNS for f in model_dir.glob(pat)} | {model_dir / "config.json"})
+    if len(files) < 2:
+        raise FileNotFoundError(
+            f"{model_dir}: no weights (*.safetensors or pytorch_model*.bin) to register; run finetune."
+        )
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    if not isinstance(d, dict):
+        return {prefix: d} if prefix else {}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def loggable_params(params: dict[str, Any]) -> dict[str, str]:
+    """params.yaml flattened to strings, with anything that looks like a secret left out."""
+    out = {}
+    for k, v in flatten(params).items():
+        if any(_SECRET_KEY.search(part) for part in k.split(".")):
+            continue
+        s = json.dumps(v) if isinstance(v, list | dict) else str(v)
+        out[k] = s[:6000]
+    return out
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.rstrip() if proc.returncode == 0 else None
+
+
+def dvc_lock_hashes(lock_path: str | Path) -> dict[str, str]:
+    """`path -> md5` of the data/ and models/ outputs recorded in dvc.lock (empty when there is none)."""
+    lock_path = Path(lock_path)
+    if not lock_path.is_file():
+        return {}
+    lock = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    out = {}
+    for stage in (stages or {}).values():
+        for o in (stage.get("outs") or []) if isinstance(stage, dict) else []:
+            path = str(o.get("path", ""))
+            if path.startswith(("data/", "models/")) and (o.get("md5") or o.get("hash")):
+                out[path] = str(o.get("md5") or o.get("hash"))
+    return out
+
+
+def _version(pkg: str) -> str:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def lineage_tags(
+    repo: Path, lock_path: str | Path, labels: list[str], params: dict[str, Any], mhash: str
+) -> dict[str, str]:
+    """Tags that say where the model came from, for the run and the model version."""
+    commit = _git(repo, "rev-parse", "HEAD")
+    # dirty = code or params differ from the commit; dvc.lock and reports/ are rewritten by the run itself
+    status = _git(repo, "status", "--porcelain", "--", ".", ":(exclude)dvc.lock", ":(exclude)reports")
+    changed = [line[3:] for line in (status or "").splitlines()]
+    tags = {
+        T.MODEL_HASH: mhash,
+        T.GIT_COMMIT: commit or "unknown",
+        T.GIT_DIRTY: "unknown" if status is None else str(bool(changed)).lower(),
+        T.LABELS: json.dumps(labels),
+        T.LABELS_SHA: canonical_hash({str(i): n for i, n in enumerate(labels)}),
+        T.PARAMS_SHA: canonical_hash(params),
+        **{f"{T.LIB_PREFIX}{lib}": _version(lib) for lib in LIBRARIES},
+        f"{T.LIB_PREFIX}python": platform.python_version(),
+    }
+    if changed:
+        tags[T.GIT_DIRTY_FILES] = ", ".join(changed[:20]) + (
+            f" and {len(changed) - 20} more" if len(changed) > 20 else ""
+        )
+    for path, md5 in dvc_lock_hashes(lock_path).items():
+        tags[f"{T.DVC_PREFIX}{path}"] = md5
+    return tags
+
+
+# --------------------------------------------------------------------------- what a version trained on
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """The ids and group keys of the rows a model trained or validated on (train + validation splits)."""
+
+    ids: frozenset[str]
+    groups: frozenset[str]
+    rows: dict[str, int]  # rows per split, e.g. {"train": 1200, "validation": 150}
+
+    FORMAT = 1
+
+    @classmethod
+    def from_splits(cls, splits: Mapping[str, tuple[Sequence[str], Sequence[str | None]]]) -> TrainedOn:
+        """From `{split: (ids, groups)}` of the train and validation splits (a missing group is skipped)."""
+        ids = {str(i) for split_ids, _ in splits.values() for i in split_ids}
+        groups = {str(g) for _, split_groups in splits.values() for g in split_groups if g}
+        return cls(frozenset(ids), frozenset(groups), {k: len(v[0]) for k, v in splits.items()})
+
+    def to_bytes(self) -> bytes:
+        """Gzip'd JSON with sorted lists: the same record gives the same bytes (mtime 0)."""
+        doc = {
+            "format": self.FORMAT,
+            "rows": self.rows,
+            "ids": sorted(self.ids),
+            "groups": sorted(self.groups),
+        }
+        return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TrainedOn:
+        doc = json.loads(gzip.decompress(data))
+        if doc.get("format") != cls.FORMAT:
+            raise ValueError(
+                f"trained-on record format {doc.get('format')!r}; this ftpipe reads {cls.FORMAT}"
+            )
+        return cls(frozenset(doc["ids"]), frozenset(doc["groups"]), dict(doc.get("rows", {})))
+
+    def seen(self, ids: Iterable[str], groups: Iterable[str | None]) -> list[bool]:
+        """Per row: was its id or its group key in this record?"""
+        return [
+            str(i) in self.ids or (bool(g) and str(g) in self.groups)
+            for i, g in zip(ids, groups, strict=True)
+        ]
+
+    def summary(self) -> str:
+        rows = ", ".join(f"{k} {v}" for k, v in self.rows.items())
+        return f"{rows}; {len(self.ids)} ids, {len(self.groups)} groups"
