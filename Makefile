@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run repro push pull test test-slow lint typecheck format bench bench-accuracy lock clean-venv
+.PHONY: help setup run repro push pull test test-slow lint typecheck format docs bench bench-accuracy lock clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ run: $(STAMP) ## run the whole pipeline on the defaults: the Prefect retrain flo
 repro: $(STAMP) ## `dvc repro` (same DAG, no orchestration)
 	$(BIN)/dvc repro
 
-push: $(STAMP) ## upload data and model to the DVC remote (default ~/.cache/ftpipe/dvc-remote; README, "Sharing a run")
+push: $(STAMP) ## upload data and model to the DVC remote (default ~/.cache/ftpipe/dvc-remote; docs/sharing-a-run.md)
 	$(BIN)/dvc push
 
 pull: $(STAMP) ## fetch the data and model of the committed dvc.lock from the DVC remote; `make run` then retrains nothing
@@ -44,9 +44,10 @@ test: $(STAMP) ## the default test suite (slow tests excluded)
 test-slow: $(STAMP) ## only the slow tests
 	$(BIN)/pytest -m slow
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check and format check; lint-imports: the import layers in pyproject.toml
 	$(BIN)/ruff check stages flows tests bench
 	$(BIN)/ruff format --check stages flows tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP) ## mypy: strict on the library packages under stages/, gradual elsewhere (pyproject.toml)
 	$(BIN)/mypy
@@ -54,6 +55,9 @@ typecheck: $(STAMP) ## mypy: strict on the library packages under stages/, gradu
 format: $(STAMP) ## ruff format and autofix
 	$(BIN)/ruff format stages flows tests bench
 	$(BIN)/ruff check --fix stages flows tests bench
+
+docs: $(STAMP) ## regenerate docs/params.md from the params models in stages/config/ (a test fails when it is stale)
+	$(BIN)/python -m stages.config.reference --out docs/params.md
 
 bench: $(STAMP) ## the benchmarks under bench/ (see bench/README.md)
 	$(BIN)/python -m bench.run

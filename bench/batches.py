@@ -1,4 +1,4 @@
-"""Write the BBC News corpus as dated batch files, for the retraining walk-through in the README.
+"""Write the BBC News corpus as dated batch files, for the retraining walk-through in docs/new-data.md.
 
     python -m bench.batches --out data/external/batches --fractions 0.8 0.2 --seed 0
     python -m bench.batches --out data/external/batches --broken 2026-12.jsonl --truncate-chars 100 --rows 300
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.ingest import IngestParams, ingest
+from stages.config.ingest import IngestParams
+from stages.ingest import ingest
 
 
 def corpus() -> pd.DataFrame:

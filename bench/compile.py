@@ -24,6 +24,10 @@ import json
 import time
 from typing import Any
 
+import torch
+
+from bench.workloads import packaged_classifier, train_step
+
 BATCH, SEQ = 16, 128
 INFER_BATCH = 32
 INFER_LENGTHS = (128, 112, 96, 64)
@@ -31,10 +35,6 @@ INFER_LENGTHS = (128, 112, 96, 64)
 
 def time_training(compiled: bool, steps: int) -> tuple[float, float]:
     """(seconds of the first step, steady-state samples/s over `steps` steps after a second warm-up step)."""
-    import torch
-
-    from bench.run import train_step
-
     _, step = train_step("fp32", BATCH, SEQ, prepare=torch.compile if compiled else None)
     t0 = time.perf_counter()
     step()
@@ -48,10 +48,6 @@ def time_training(compiled: bool, steps: int) -> tuple[float, float]:
 
 def time_inference(compiled: bool, windows: int) -> tuple[float, float]:
     """(wall seconds for `windows` windows, compile included; steady windows/s over a second pass)."""
-    import torch
-
-    from bench.run import packaged_classifier
-
     model = packaged_classifier().eval()
     run = torch.compile(model) if compiled else model
     batches = []
@@ -72,8 +68,6 @@ def time_inference(compiled: bool, windows: int) -> tuple[float, float]:
 
 
 def bench_compile(steps: int = 12, windows: int = 1404) -> dict[str, Any]:
-    import torch
-
     out: dict[str, Any] = {"threads": torch.get_num_threads(), "batch": BATCH, "seq": SEQ}
     for name, compiled in (("eager", False), ("compiled", True)):
         first, rate = time_training(compiled, steps)

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.workloads import train_step
+
 BATCH, SEQ = 16, 128
 ATTENTION = "ftpipe_fast_masks"
 
@@ -92,8 +94,6 @@ def use_fast_masks(model: Any) -> None:
 
 
 def samples_per_s(kind: str, steps: int) -> float:
-    from bench.run import train_step
-
     off = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0}
     prepare = _with_fast_masks if kind == "fast_masks" else None
     _, step = train_step("fp32", BATCH, SEQ, prepare, **(off if kind == "no_dropout" else {}))

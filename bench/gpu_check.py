@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+from stages.config.finetune import BaseModelRef, FinetuneParams
+from stages.config.params import load_section
+from stages.core.logs import setup_logging
 
 # Dense bf16 tensor-core peaks from NVIDIA's data sheets (TFLOP/s, no sparsity); the first name that is a
 # substring of torch's device name wins, so the more specific names come first.
@@ -93,13 +98,9 @@ def mean_window_tokens(splits: Path, split: str = "train") -> float:
 
 def run(work: Path, epochs: int, tag: str, params_path: str) -> dict[str, Any] | None:
     """Train, then measure; the figures on rank 0, None on the other ranks."""
-    import logging
-
     import torch
 
-    from stages.config.params import load_section
-    from stages.core.logs import setup_logging
-    from stages.finetune import BaseModelRef, FinetuneParams, Paths, run_finetune
+    from stages.finetune import Paths, run_finetune
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu_check: torch sees no CUDA device; run bench/gpu_check.sh, which sets one up.")

@@ -30,6 +30,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import yaml
+
+from bench.gpu_check import shape_of, train_flops_per_sample
+from bench.workloads import matmul_peak
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "model"
@@ -37,8 +41,6 @@ SPLITS = ROOT / "data" / "processed" / "splits"
 
 
 def _tokenize_config() -> dict[str, Any]:
-    import yaml
-
     t = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["tokenize"]
     return {k: t[k] for k in ("max_length", "truncation", "head_fraction", "windows")}
 
@@ -69,7 +71,6 @@ def _pyfunc(folder: Path, config: dict[str, Any]) -> Any:
 def forward_flops(model: Any, texts: list[str]) -> float:
     """Forward FLOPs of the served model `model` on `texts`: each window it reads, at its own length
     (bench.gpu_check's count, a third of a training step's)."""
-    from bench.gpu_check import shape_of, train_flops_per_sample
     from stages.serving.textclf import encode
 
     cfg = model.config
@@ -124,8 +125,6 @@ def bench_inference(limit: int | None = None) -> dict[str, Any]:
             out[f"{name}_texts_per_s"] = round(len(texts) / seconds, 2)
             if name == "pyfunc":
                 out["pyfunc_achieved_gflops"] = round(forward_flops(model, texts) / seconds / 1e9, 1)
-    from bench.run import matmul_peak
-
     out["fp32_peak_gflops"] = round(matmul_peak("fp32"), 1)
     out["pyfunc_peak_ratio"] = round(out["pyfunc_achieved_gflops"] / out["fp32_peak_gflops"], 3)
     fp32 = np.array(labels["pyfunc"])

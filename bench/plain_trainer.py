@@ -15,19 +15,18 @@ import argparse
 import json
 
 import numpy as np
+from datasets import load_from_disk
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    Trainer,
+    TrainingArguments,
+)
+
+from stages.model.resolve import resolve_model
 
 
 def main(argv: list[str] | None = None) -> None:
-    from datasets import load_from_disk
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        Trainer,
-        TrainingArguments,
-    )
-
-    from stages.model.resolve import resolve_model
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", required=True)
     ap.add_argument("--out", required=True)

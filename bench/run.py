@@ -2,29 +2,43 @@
 
 .venv/bin/python -m bench.run [data] [train_step] [noop_repro] [long_text] [efficiency] [vs_trainer] [inference]
     [compile] [dropout]
+
+torch, transformers and the stage modules are imported inside the benchmarks that use them, so `--help`
+and the benchmarks that need none of them do not wait for them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench import inference, vs_trainer
+from bench.gpu_check import mean_window_tokens, model_shape, shape_of, train_flops_per_sample
+from bench.workloads import matmul_peak, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_data(params: Path = ROOT / "params.yaml") -> dict[str, Any]:
     """The four data-stage cores with the shipped params.yaml (each section loaded as its stage loads it)."""
-    from stages.clean import CleanParams, clean_table
+    from stages.clean import clean_table
+    from stages.config.clean import CleanParams
+    from stages.config.ingest import IngestParams
+    from stages.config.label import LabelParams
     from stages.config.params import load_section
-    from stages.ingest import IngestParams, ingest
-    from stages.label import LabelParams, canonicalise, split_groups
-    from stages.tokenize import TokenizeParams, load_tokenizer, tokenize_table
+    from stages.config.tokenize import TokenizeParams
+    from stages.ingest import ingest
+    from stages.label import canonicalise, split_groups
+    from stages.tokenize import load_tokenizer, tokenize_table
 
     ip = load_section("ingest", IngestParams, params)
     cp = load_section("clean", CleanParams, params)
@@ -61,42 +75,6 @@ def precisions() -> tuple[list[str], str]:
 
     chosen, reason = auto_precision("cpu")
     return (["fp32", "bf16"] if chosen == "bf16" else ["fp32"]), reason
-
-
-def packaged_classifier(**config: Any) -> Any:
-    """The packaged MiniLM with a fresh 5-class head, seeded (`config` goes to its config, e.g. dropout)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    from stages.model.resolve import resolve_model
-
-    torch.manual_seed(0)
-    return AutoModelForSequenceClassification.from_pretrained(
-        resolve_model("builtin:minilm-l6"), num_labels=5, **config
-    )
-
-
-def train_step(
-    precision: str, batch: int, seq: int, prepare: Callable[[Any], Any] | None = None, **config: Any
-) -> tuple[Any, Callable[[], None]]:
-    """The packaged classifier in training mode and one full-parameter AdamW step on random ids, fp32 or
-    bf16 autocast; `prepare` turns the model into what the step calls (e.g. `torch.compile`)."""
-    import torch
-
-    model = packaged_classifier(**config).train()
-    run = prepare(model) if prepare else model
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
-    ids = torch.randint(1000, 20000, (batch, seq))
-    labels = torch.randint(0, 5, (batch,))
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = run(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-
-    return model, step
 
 
 def time_train_steps(precision: str, steps: int, batch: int, seq: int) -> tuple[Any, float]:
@@ -140,8 +118,9 @@ def bench_noop_repro() -> dict[str, Any]:
 
 LONG_TEXT_CHILD = """
 import json, resource, sys, time
+from stages.config.tokenize import TokenizeParams
 from stages.serving.textclf import encode
-from stages.tokenize import TokenizeParams, encode_batch, load_tokenizer
+from stages.tokenize import encode_batch, load_tokenizer
 
 def rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -179,25 +158,10 @@ def bench_long_text(chars: int = 10_000_000) -> dict[str, Any]:
     return out
 
 
-def matmul_peak(dtype_name: str, n: int = 2048, reps: int = 10) -> float:
-    """GFLOP/s of square matmuls in `dtype_name` (fp32 or bf16) with this process's threads."""
-    import torch
-
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        torch.mm(a, b)
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
-
-
 def bench_efficiency(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[str, Any]:
     """Achieved training FLOP/s of the packaged MiniLM (fp32 and bf16 autocast) against this machine's
     measured matmul peak in the same precision."""
     import torch
-
-    from bench.gpu_check import shape_of, train_flops_per_sample
 
     kinds, why = precisions()
     out: dict[str, Any] = {"batch": batch, "seq": seq, "threads": torch.get_num_threads(), "bf16": why}
@@ -212,7 +176,7 @@ def bench_efficiency(steps: int = 6, batch: int = 16, seq: int = 128) -> dict[st
     if floor is not None:
         out["default_finetune_tflop"] = round(floor / 1e12, 1)
         out["default_finetune_floor_s"] = round(floor / (out["fp32_peak_gflops"] * 1e9))
-    out["pass"] = True  # a measurement, no target: the README states the peak and the ratio
+    out["pass"] = True  # a measurement, no target: bench/README.md states the peak and the ratio
     return out
 
 
@@ -226,8 +190,6 @@ def finetune_flops(
 ) -> float:
     """FLOPs of a finetune run: each epoch one training sample per train row and a forward pass over every
     validation window, counted at the windows' real mean length (no padding): a lower bound."""
-    from bench.gpu_check import train_flops_per_sample
-
     per_epoch = train_rows * train_flops_per_sample(*shape, train_tokens)
     per_epoch += validation_windows * train_flops_per_sample(*shape, validation_tokens) / 3
     return epochs * per_epoch
@@ -237,8 +199,6 @@ def default_finetune_floor() -> float | None:
     """FLOPs of the last default finetune run (reports/finetune.json on data/processed/splits), or None
     before `make run`. At the machine's matmul peak they take `default_finetune_floor_s`: no fp32 run of
     that recipe here can be faster."""
-    from bench.gpu_check import mean_window_tokens, model_shape
-
     report, splits = ROOT / "reports" / "finetune.json", ROOT / "data" / "processed" / "splits"
     model = ROOT / "models" / "model"
     if not all(p.is_file() for p in (report, splits / "dataset_dict.json", model / "config.json")):
@@ -256,24 +216,17 @@ def default_finetune_floor() -> float | None:
 
 def bench_vs_trainer() -> dict[str, Any]:
     """The finetune stage against a plain Trainer script, 1 epoch each (bench/vs_trainer.py)."""
-    from bench.vs_trainer import bench_vs_trainer as run
-
-    return run(epochs=1)
+    return vs_trainer.bench_vs_trainer(epochs=1)
 
 
 def bench_inference() -> dict[str, Any]:
     """Texts/s of evaluate's path, the served model (fp32, int8, bf16) and a plain pipeline (bench/inference.py)."""
-    from bench.inference import bench_inference as run
-
-    return run(limit=200)
+    return inference.bench_inference(limit=200)
 
 
 def bench_compile() -> dict[str, Any]:
     """torch.compile against eager, training and inference, compile time included (bench/compile.py), in a
     fresh inductor cache so the compile is paid as a first run pays it."""
-    import os
-    import tempfile
-
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
         proc = subprocess.run(
@@ -287,9 +240,9 @@ def bench_compile() -> dict[str, Any]:
 
 def bench_dropout() -> dict[str, Any]:
     """A training step with torch's dropout masks, cheaper masks, and none (bench/dropout.py)."""
-    from bench.dropout import bench_dropout as run
+    from bench import dropout  # imports torch: not for `--help`
 
-    return run()
+    return dropout.bench_dropout()
 
 
 BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
@@ -306,7 +259,17 @@ BENCHES: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    names = (argv if argv is not None else sys.argv[1:]) or list(BENCHES)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=(__doc__ or "").splitlines()[0],
+        epilog="Results go to bench/results.json.",
+    )
+    ap.add_argument(
+        "names", nargs="*", metavar="BENCH", help=f"benchmarks to run (default: all): {', '.join(BENCHES)}"
+    )
+    names = ap.parse_args(argv).names or list(BENCHES)
+    if unknown := [n for n in names if n not in BENCHES]:
+        ap.error(f"no benchmark named {', '.join(unknown)}; pick from {', '.join(BENCHES)}")
     results = {}
     for name in names:
         results[name] = BENCHES[name]()

@@ -13,9 +13,12 @@ import argparse
 
 import numpy as np
 
-from stages.clean import CleanParams, clean_table
-from stages.ingest import IngestParams, ingest
-from stages.label import LabelParams, canonicalise, label_report, movement, split_groups
+from stages.clean import clean_table
+from stages.config.clean import CleanParams
+from stages.config.ingest import IngestParams
+from stages.config.label import LabelParams
+from stages.ingest import ingest
+from stages.label import canonicalise, label_report, movement, split_groups
 
 
 def main(argv: list[str] | None = None) -> None:

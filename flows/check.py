@@ -4,7 +4,7 @@
 
 The check of dvc.yaml's `check` stage (stages/check.py: each stage's section, unknown keys and sections,
 the keys dvc.yaml tracks), plus the flow's own `retrain` section. `ftpipe run` runs it before DVC
-starts, with its `-S` overrides applied (flows/params.py, `apply_overrides`). README, "Checking params".
+starts, with its `-S` overrides applied (flows/params.py, `apply_overrides`). docs/pipeline.md, "Checking params".
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from flows.dag import RetrainError, find_root
+from stages.check import check_file
 from stages.config.params import ParamsError
+from stages.config.sections import ALL_MODELS
 
 
 class ParamsProblems(ParamsError):
@@ -28,13 +30,10 @@ class ParamsProblems(ParamsError):
 
 def params_problems(root: str | Path) -> list[str]:
     """Every problem of ROOT/params.yaml (against ROOT/dvc.yaml's tracked keys), one line each."""
-    from flows.params import RetrainParams  # imports DVC: not for `--help`
-    from stages.check import STAGE_MODELS, check_file  # imports every stage module: not for `--help`
-
     root = Path(root).resolve()
     if root.is_relative_to(Path.cwd()):  # name the file as the user would: params.yaml from the root
         root = root.relative_to(Path.cwd())
-    return check_file(root / "params.yaml", root / "dvc.yaml", {**STAGE_MODELS, "retrain": RetrainParams})
+    return check_file(root / "params.yaml", root / "dvc.yaml", ALL_MODELS)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

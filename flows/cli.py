@@ -5,8 +5,9 @@
     ftpipe serve-schedule [--cron EXPR | --interval SECONDS]   # the same flow on a schedule
 
 `run` and `serve-schedule` live here; the other commands live in their own modules, which expose
-`add_commands(subparsers)`. Prefect, DVC and MLflow are imported inside the command functions, so
-`ftpipe --help` stays fast, and after the telemetry switches below are set.
+`add_commands(subparsers)`. Prefect and MLflow are imported inside the command functions (the flows
+modules imported at the top import neither, and the retrain flow is built on first use), so
+`ftpipe --help` stays fast and Prefect reads the telemetry switches below.
 """
 
 from __future__ import annotations
@@ -20,21 +21,24 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from stages.core.redact import mask_output  # standard library only: Prefect is not imported yet
+from flows.check import ParamsProblems
+from flows.dag import RetrainError, find_root
+from flows.lock import workspace_lock
+from flows.params import apply_overrides, load_retrain_params
+from flows.runner import StageFailed
+from stages.config.params import ParamsError
+from stages.core.redact import mask_output
 
 # Set before Prefect is imported: its settings are read at import. Without them Prefect's telemetry
 # writes to its SQLite database from a background thread and prints "database is locked" tracebacks.
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
 
 # modules that contribute sub-commands, in the order `--help` lists them
-COMMAND_MODULES = ("flows.check", "flows.predict", "flows.registry")
+COMMAND_MODULES = ("flows.init", "flows.check", "flows.predict", "flows.registry")
 DEFAULT_DEPLOYMENT = "scheduled-retrain"  # also the deployment name in prefect.yaml
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from flows.dag import RetrainError, find_root
-    from flows.lock import workspace_lock
-
     try:
         root = find_root(args.root)
         with workspace_lock(root):  # for the whole run: the -S trial below writes params.yaml too
@@ -45,12 +49,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(root: Path, args: argparse.Namespace) -> int:
-    from flows.check import ParamsProblems
-    from flows.dag import RetrainError
-    from flows.params import apply_overrides
-    from flows.retrain import retrain  # the lazily built flow
-    from flows.runner import StageFailed
-    from stages.config.params import ParamsError
+    from flows.retrain import retrain  # the flow, built (and Prefect imported) on first access
 
     try:  # the check before DVC starts, with the overrides tried and put back: each problem said once
         apply_overrides(root, args.overrides, keep=False)
@@ -92,8 +91,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     from prefect.schedules import Cron, Interval
 
-    from flows.dag import find_root
-    from flows.params import load_retrain_params
     from flows.retrain import retrain
 
     repo = find_root(args.root)

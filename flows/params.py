@@ -1,6 +1,6 @@
 """The flow's params: its own `retrain` section, and `-S` overrides applied the way `dvc exp run -S` does.
 
-The flow retries nothing itself (README, "Retries: one layer per failure kind"): its section holds the
+The flow retries nothing itself (docs/orchestration.md): its section holds the
 schedule only.
 """
 
@@ -13,19 +13,13 @@ import yaml
 from dvc.exceptions import InvalidArgumentError
 from dvc.utils.cli_parse import to_path_overrides
 from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
-from pydantic import Field
 
+from flows.check import ParamsProblems, params_problems
 from flows.dag import RetrainError
-from stages.config.params import StageParams, read_params_file, validate_section
+from stages.config.params import read_params_file, validate_section
+from stages.config.retrain import RetrainParams
 
 SECTION = "retrain"
-
-
-class RetrainParams(StageParams):
-    """The `retrain` section of params.yaml (the flow's own knobs; no DVC stage depends on them)."""
-
-    schedule_cron: str = Field("0 3 * * 1", min_length=1, description="serve-schedule's default cron")
-    timezone: str = Field("UTC", min_length=1, description="time zone of schedule_cron")
 
 
 def load_retrain_params(root: str | Path) -> RetrainParams:
@@ -58,8 +52,6 @@ def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -
     problem) or RetrainError is raised. `keep=False` always puts them back: a trial, the check that
     `ftpipe run` makes before the flow starts. Callers hold the workspace lock (flows/lock.py).
     """
-    from flows.check import ParamsProblems, params_problems  # flows.check imports this module
-
     root = Path(root)
     for item in overrides:
         key = item.partition(":")[2] if ":" in item.partition("=")[0] else item

@@ -248,7 +248,7 @@ def predict_file(
 def register_params(params_path: str | Path = "params.yaml") -> Any:
     """The `register` section of the params file (the model name, the retry policy), else its defaults."""
     from stages.config.params import load_section, read_params_file
-    from stages.registry.client import RegisterParams
+    from stages.config.register import RegisterParams
 
     path = Path(params_path)
     if path.is_file() and "register" in read_params_file(path):

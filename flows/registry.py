@@ -97,7 +97,8 @@ def _registry(args: argparse.Namespace) -> Registry:
     from pathlib import Path
 
     from stages.config.params import load_section
-    from stages.registry.client import RegisterParams, Registry
+    from stages.config.register import RegisterParams
+    from stages.registry.client import Registry
     from stages.registry.tracking import tracking_uri
 
     p = (

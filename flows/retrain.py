@@ -8,7 +8,7 @@ The flow only orchestrates: the DAG comes from DVC (flows/dag.py), each task run
 --single-item STAGE` (flows/runner.py), so DVC alone decides what is stale and keeps `dvc.lock` and
 `dvc repro` stays an equivalent way to run the same pipeline; the run ends with a summary, printed and
 kept as a Prefect markdown artifact (flows/summary.py). No task is retried by the flow: a stage that
-reaches the registry retries inside itself (README, "Retries: one layer per failure kind").
+reaches the registry retries inside itself (docs/orchestration.md).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows.dag import StageSpec, find_root, read_dag, select_stages
-from flows.drift import PROFILE_FILE, check_drift, stale
 from flows.lock import workspace_lock
 from flows.params import apply_overrides
 from flows.runner import StageFailed, StageOutcome, run_stage
@@ -27,7 +26,6 @@ from stages.core.io import remove_leftovers
 from stages.core.redact import mask_secrets
 
 SUMMARY_ARTIFACT_KEY = "retrain-summary"
-DRIFT_AFTER = "validate"  # the stage after which the flow compares the new data with the champion's
 
 
 def _stage_task(spec: StageSpec, root: str, force: bool) -> StageOutcome:
@@ -42,25 +40,6 @@ def _stage_task(spec: StageSpec, root: str, force: bool) -> StageOutcome:
         raise
     logger.info("%s: %s in %.1f s", spec.name, outcome.status, outcome.seconds)
     return outcome
-
-
-def _drift_due(repo: Path, dag: list[StageSpec], outcome: StageOutcome) -> bool:
-    """Compare with the champion when the data just changed, or when training is about to run anyway."""
-    downstream = [s.name for s in dag if DRIFT_AFTER in s.upstream]
-    if not downstream:
-        return False
-    return outcome.status in ("ran", "restored") or stale(repo, downstream)
-
-
-def _drift_task(root: str, validate_outputs: tuple[str, ...]) -> dict[str, Any]:
-    """The new data profile against the champion's (a registry read, retried by the registry's policy)."""
-    from prefect import get_run_logger
-
-    repo = Path(root)
-    profile = next((repo / p for p in validate_outputs if Path(p).name == PROFILE_FILE), repo / "missing")
-    result = check_drift(repo, profile)
-    get_run_logger().info("drift: %s: %s", result["outcome"], result["reason"])
-    return result
 
 
 def _retrain(
@@ -87,21 +66,12 @@ def _run_dag(repo: Path, force: bool, target: str | None, overrides: list[str]) 
         for out in spec.outputs:
             remove_leftovers(repo / out)
     base = task(cache_policy=NO_CACHE)(_stage_task)
-    drift_task = task(name="drift", task_run_name="drift", cache_policy=NO_CACHE)(_drift_task)
-    drift: dict[str, Any] | None = None
     outcomes: list[StageOutcome] = []
     failure: BaseException | None = None
     for spec in dag:
         stage_task = base.with_options(name=spec.name, task_run_name=spec.name)
         try:
             outcomes.append(stage_task(spec, str(repo), force))
-            if spec.name == DRIFT_AFTER and _drift_due(repo, dag, outcomes[-1]):
-                drift = drift_task(str(repo), spec.json_outputs)
-                if drift["outcome"] == "fail":
-                    message = f"drift against champion v{drift.get('champion')}: {drift['reason']}"
-                    outcomes.append(StageOutcome("drift", "failed", error=message))
-                    failure = StageFailed("drift", message)
-                    break
         except StageFailed as exc:
             outcomes.append(StageOutcome(spec.name, "failed", exc.seconds, error=exc.message))
             failure = StageFailed(exc.stage, exc.message, exc.seconds, exc.stderr_tail)  # no task traceback
@@ -111,7 +81,7 @@ def _run_dag(repo: Path, force: bool, target: str | None, overrides: list[str]) 
             outcomes.append(StageOutcome(spec.name, "failed", error=message))
             failure = StageFailed(spec.name, message)
             break
-    summary = build_summary(repo, dag, outcomes, applied, target, force, drift)
+    summary = build_summary(repo, dag, outcomes, applied, target, force)
     markdown = render_markdown(summary)
     summary["markdown"] = markdown
     print(markdown, flush=True)
@@ -144,6 +114,7 @@ def __getattr__(name: str) -> Any:
 
 
 if __name__ == "__main__":
-    from flows.cli import main
-
-    main(["run", *sys.argv[1:]])
+    # the CLI (flows/cli.py) imports this module, never the other way round
+    sys.exit(
+        "flows/retrain.py holds the flow, not a command: run it with `ftpipe run` (or `python -m flows.cli run`)."
+    )

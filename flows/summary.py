@@ -2,7 +2,14 @@
 
 `build_summary` gathers it as plain data (the flow's return value) from the stage outcomes and the
 JSON reports the stages declare in dvc.yaml; `render_markdown` turns it into the markdown that `ftpipe
-run` prints and keeps as the Prefect artifact `retrain-summary`.
+run` prints and keeps as the Prefect artifact `retrain-summary`. A report is shown as this run's only
+when its stage ran in it: the drift check against the champion is the drift stage's report, so a run
+in which DVC skipped that stage shows the recorded outcome, unchanged since the last run, and never
+compares anything itself.
+
+Each report is read through the typed model its stage writes it with (`stages/reports/`), and the
+markdown reads attributes of those models, not string keys: a report that is not JSON, or lacks a
+field the summary reads, is named under "Reports not shown" instead of blanking a line unnoticed.
 """
 
 from __future__ import annotations
@@ -10,28 +17,71 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from flows.dag import StageSpec
 from flows.runner import StageOutcome
+from stages.reports.base import ReportModel
+from stages.reports.clean import CleanReport
+from stages.reports.drift import DriftReport
+from stages.reports.evaluate import MetricsReport
+from stages.reports.label import LabelMovement, LabelReport
+from stages.reports.register import RegistryReport
+from stages.reports.validate import DataProfileReport, ProfileHeadline
 
 METRICS_REPORT = "metrics.json"  # file names looked up among the stages' declared outputs
 REGISTRY_REPORT = "registry.json"
 PROFILE_REPORT = "data_profile.json"
 LABEL_REPORT = "label.json"
 CLEAN_REPORT = "clean.json"
+DRIFT_REPORT = "drift.json"
+
+R = TypeVar("R", bound=ReportModel)
 
 
-def _read_report(root: Path, dag: list[StageSpec], filename: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The JSON report named `filename` that a stage declares, and that stage's name; (None, None)."""
+class DataSummary(ProfileHeadline):
+    """The data section: validate's headline, its failed checks, and what moved since the last run (label)."""
+
+    failed_checks: list[str]
+    new_rows: dict[str, int] | None  # None: no previous run to compare with (or no label report)
+    changed_side: dict[str, int] | None
+    removed_rows: int | None
+
+
+def _errors(exc: ValidationError) -> str:
+    """The first few problems of a report, each with the key it is about."""
+    return "; ".join(
+        f"`{'.'.join(str(x) for x in e['loc']) or '(top level)'}`: {e['msg']}" for e in exc.errors()[:3]
+    )
+
+
+def _read_report(
+    root: Path, dag: list[StageSpec], filename: str, model: type[R], problems: list[str]
+) -> tuple[R | None, str | None]:
+    """The report named `filename` that a stage declares, parsed with `model`, and that stage's name;
+    (None, None) when none is on disk. One that does not parse is None, and `problems` says why."""
     for spec in dag:
         for rel in spec.json_outputs:
-            if Path(rel).name == filename and (root / rel).is_file():
-                try:
-                    return json.loads((root / rel).read_text(encoding="utf-8")), spec.name
-                except ValueError:
-                    return None, spec.name
+            if Path(rel).name != filename or not (root / rel).is_file():
+                continue
+            fix = f"`dvc repro {spec.addressing}` writes it anew"
+            try:
+                return model.model_validate(json.loads((root / rel).read_text(encoding="utf-8"))), spec.name
+            except ValidationError as exc:
+                problems.append(
+                    f"{rel} (stage `{spec.name}`) lacks what the summary reads ({_errors(exc)}): written "
+                    f"by another version of the stage, or edited; {fix}."
+                )
+            except ValueError as exc:
+                problems.append(f"{rel} (stage `{spec.name}`) is not valid JSON ({exc}); {fix}.")
+            return None, spec.name
     return None, None
+
+
+def _plain(report: ReportModel | None) -> dict[str, Any] | None:
+    return None if report is None else report.dump()
 
 
 def build_summary(
@@ -41,18 +91,19 @@ def build_summary(
     overrides: list[dict[str, Any]] | None = None,
     target: str | None = None,
     force: bool = False,
-    drift: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the summary says, as plain data (the flow's return value)."""
     done = {o.name for o in outcomes}
     all_outcomes = outcomes + [StageOutcome(s.name, "not run") for s in dag if s.name not in done]
     failed = next((o for o in all_outcomes if o.status == "failed"), None)
     changed = [o.name for o in all_outcomes if o.status in ("ran", "restored") and not o.changed_nothing]
-    metrics, metrics_stage = _read_report(root, dag, METRICS_REPORT)
-    registry, registry_stage = _read_report(root, dag, REGISTRY_REPORT)
-    profile, profile_stage = _read_report(root, dag, PROFILE_REPORT)
-    label, _ = _read_report(root, dag, LABEL_REPORT)
-    clean, _ = _read_report(root, dag, CLEAN_REPORT)
+    problems: list[str] = []
+    metrics, metrics_stage = _read_report(root, dag, METRICS_REPORT, MetricsReport, problems)
+    registry, registry_stage = _read_report(root, dag, REGISTRY_REPORT, RegistryReport, problems)
+    profile, profile_stage = _read_report(root, dag, PROFILE_REPORT, DataProfileReport, problems)
+    label, _ = _read_report(root, dag, LABEL_REPORT, LabelReport, problems)
+    clean, _ = _read_report(root, dag, CLEAN_REPORT, CleanReport, problems)
+    drift, drift_stage = _read_report(root, dag, DRIFT_REPORT, DriftReport, problems)
     return {
         "status": "failed" if failed else "completed",
         "failed_stage": failed.name if failed else None,
@@ -64,32 +115,33 @@ def build_summary(
         "target": target,
         "force": force,
         "overrides": overrides or [],
-        "metrics": metrics,
+        "metrics": _plain(metrics),
         "metrics_fresh": metrics_stage in changed,
-        "registry": registry,
+        "registry": _plain(registry),
         "registry_fresh": registry_stage in changed,
-        "data": data_summary(profile, label),
+        "data": _plain(data_summary(profile, label)),
         "data_fresh": profile_stage in changed or (failed is not None and failed.name == profile_stage),
-        "drift": drift,
+        "drift": _plain(drift),
+        # what the drift stage did this run: ran | restored | failed (its report written first) | skipped
+        "drift_status": next((o.status for o in all_outcomes if o.name == drift_stage), None),
         # a length limit that removed more than clean.warn_class_fraction of a class (stages/clean.py)
-        "data_warnings": [
-            w.get("message") for w in (clean or {}).get("length_warnings") or [] if isinstance(w, dict)
-        ],
+        "data_warnings": [w.message for w in clean.length_warnings] if clean else [],
+        "unreadable_reports": problems,  # reports on disk that did not parse: named, not silently left out
     }
 
 
-def data_summary(profile: dict[str, Any] | None, label: dict[str, Any] | None) -> dict[str, Any] | None:
+def data_summary(profile: DataProfileReport | None, label: LabelReport | None) -> DataSummary | None:
     """The data profile's headline (validate), its failed checks, and what moved since the last run (label)."""
-    if not isinstance(profile, dict) or not isinstance(profile.get("headline"), dict):
+    if profile is None:
         return None
-    moves = (label or {}).get("movement") or {}
-    return {
-        **profile["headline"],
-        "failed_checks": [c["message"] for c in profile.get("checks", []) if c.get("outcome") == "fail"],
-        "new_rows": moves.get("new"),
-        "changed_side": moves.get("changed_side"),
-        "removed_rows": moves.get("removed"),
-    }
+    moves = label.movement if label is not None else LabelMovement()
+    return DataSummary(
+        **profile.headline.dump(),
+        failed_checks=[c.message for c in profile.checks if c.outcome == "fail"],
+        new_rows=moves.new,
+        changed_side=moves.changed_side,
+        removed_rows=moves.removed,
+    )
 
 
 _RESULT_TEXT = {
@@ -108,13 +160,12 @@ def _fmt(value: Any) -> str:
 
 
 def _metrics_md(summary: dict[str, Any]) -> list[str]:
-    m = summary["metrics"]
-    if not isinstance(m, dict) or not isinstance(m.get("model"), dict):
+    if summary.get("metrics") is None:
         return []
-    model, base, delta = m["model"], m.get("baseline") or {}, m.get("delta") or {}
-    primary = m.get("primary_metric")
-    keys = [k for k, v in model.items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    keys = sorted(keys, key=lambda k: (k != primary, k))
+    m = MetricsReport.model_validate(summary["metrics"])
+    model, base, delta = m.model.figures(), m.baseline.figures(), m.delta or {}
+    primary = m.primary_metric
+    keys = sorted(model, key=lambda k: (k != primary, k))
     when = "this run" if summary["metrics_fresh"] else "unchanged since an earlier run"
     lines = [
         "",
@@ -125,98 +176,85 @@ def _metrics_md(summary: dict[str, Any]) -> list[str]:
     ]
     for k in keys:
         b = base.get(k)
-        d = delta.get(k, model[k] - b if isinstance(b, int | float) else None)
-        d_txt = f"{d:+.4f}" if isinstance(d, int | float) else "—"
+        d = delta.get(k, model[k] - b if b is not None else None)
+        d_txt = f"{d:+.4f}" if d is not None else "—"
         name = f"**{k}**" if k == primary else k
         lines.append(f"| {name} | {_fmt(model[k])} | {_fmt(b)} | {d_txt} |")
     return lines
 
 
 def _data_md(summary: dict[str, Any]) -> list[str]:
-    d = summary.get("data")
-    if not isinstance(d, dict):
+    if summary.get("data") is None:
         return []
+    d = DataSummary.model_validate(summary["data"])
     when = "this run" if summary.get("data_fresh") else "unchanged since an earlier run"
-    rows = d.get("rows") or {}
-    verdict = "every check passed" if d.get("passed") else f"**{d.get('failed')} check(s) FAILED**"
+    verdict = "every check passed" if d.passed else f"**{d.failed} check(s) FAILED**"
     lines = [
         "",
-        f"### Data ({when}; validate: {verdict} of {d.get('checks')})",
+        f"### Data ({when}; validate: {verdict} of {d.checks})",
         "",
         "| split | rows | new since the last run | changed side |",
         "|---|---|---|---|",
     ]
     for split in ("train", "validation", "test"):
-        new = (d.get("new_rows") or {}).get(split)
-        moved = (d.get("changed_side") or {}).get(split)
-        lines.append(f"| {split} | {_fmt(rows.get(split))} | {_fmt(new)} | {_fmt(moved)} |")
+        new = (d.new_rows or {}).get(split)
+        moved = (d.changed_side or {}).get(split)
+        lines.append(f"| {split} | {_fmt(d.rows.get(split))} | {_fmt(new)} | {_fmt(moved)} |")
 
-    def num(x: Any, pattern: str) -> str:
-        return pattern.format(x) if isinstance(x, int | float) else "—"
+    def num(x: float | None, pattern: str) -> str:
+        return "—" if x is None else pattern.format(x)
 
     lines.append(
-        f"Batches: {_fmt(d.get('batches'))}; train median {num(d.get('median_chars'), '{:.0f}')} characters, "
-        f"{num(d.get('median_tokens'), '{:.0f}')} tokens; truncated {num(d.get('truncated_share'), '{:.1%}')}; "
-        f"unknown tokens {num(d.get('unk_share'), '{:.2%}')}; rows removed since the last run: "
-        f"{_fmt(d.get('removed_rows'))}."
+        f"Batches: {_fmt(d.batches)}; train median {num(d.median_chars, '{:.0f}')} characters, "
+        f"{num(d.median_tokens, '{:.0f}')} tokens; truncated {num(d.truncated_share, '{:.1%}')}; "
+        f"unknown tokens {num(d.unk_share, '{:.2%}')}; rows removed since the last run: "
+        f"{_fmt(d.removed_rows)}."
     )
-    lines += [f"- {m}" for m in d.get("failed_checks") or []]
-    drift = summary.get("drift")
-    if isinstance(drift, dict):
-        against = f" against champion v{drift['champion']}" if drift.get("champion") else ""
-        lines.append(f"Drift{against} (before training): **{drift.get('outcome')}**: {drift.get('reason')}")
+    lines += [f"- {m}" for m in d.failed_checks]
     return lines
 
 
-def _gate_rows(checks: Any) -> list[tuple[str, str, str]]:
-    """(check, outcome, reason) rows from the gate's checks (a list of dicts, or a mapping)."""
-    rows = []
-    items = checks.items() if isinstance(checks, dict) else enumerate(checks or [])
-    for key, c in items:
-        if isinstance(c, dict):
-            outcome = c.get("outcome", c.get("passed"))
-            outcome = (
-                {True: "pass", False: "fail"}.get(outcome, outcome) if isinstance(outcome, bool) else outcome
-            )
-            rows.append((str(c.get("name", key)), _fmt(outcome), str(c.get("reason") or "")))
-        else:
-            rows.append((str(key), "", str(c)))
-    return rows
+def _drift_md(summary: dict[str, Any]) -> list[str]:
+    """The drift stage's outcome: this run's, or the recorded one when the stage did not run."""
+    if summary.get("drift") is None:
+        return []
+    drift = DriftReport.model_validate(summary["drift"])
+    against = f" against champion v{drift.champion}" if drift.champion else ""
+    outcome, reason = drift.outcome, drift.reason
+    status = summary.get("drift_status")
+    if status in ("ran", "failed"):
+        return ["", f"Drift{against} (before training, this run): **{outcome}**: {reason}"]
+    when = (
+        "restored from DVC's run cache: compared when this data was last seen"
+        if status == "restored"
+        else "unchanged since the last run"
+    )
+    return ["", f"Drift{against} (before training, {when}): recorded outcome **{outcome}**: {reason}"]
 
 
 def _registry_md(summary: dict[str, Any]) -> list[str]:
-    r = summary["registry"]
-    if not isinstance(r, dict):
+    if summary.get("registry") is None:
         return []
-    action = r.get("action")
-    what: dict[Any, str] = {
+    r = RegistryReport.model_validate(summary["registry"])
+    what = {
         "registered": "registered a new version",
         "unchanged": "nothing new (this model is already registered)",
     }
-    when = "" if summary["registry_fresh"] or action == "unchanged" else " (unchanged since an earlier run)"
-    aliases = r.get("aliases")
-    aliases = ", ".join(aliases) if isinstance(aliases, list) else _fmt(aliases)
+    when = "" if summary["registry_fresh"] or r.action == "unchanged" else " (unchanged since an earlier run)"
+    aliases = ", ".join(r.aliases)
     lines = [
         "",
         f"### Registry{when}",
         "",
-        f"`{r.get('name', '?')}` version {r.get('version', '?')} (run {r.get('run_id', '?')}): "
-        f"{what.get(action, _fmt(action))}; aliases: {aliases or 'none'}; champion: "
-        f"version {_fmt(r.get('champion'))}.",
+        f"`{r.name}` version {r.version} (run {r.run_id}): {what.get(r.action, r.action)}; aliases: "
+        f"{aliases or 'none'}; champion: version {_fmt(r.champion)}.",
     ]
-    decision = r.get("gate") if isinstance(r.get("gate"), dict) else r.get("decision")
-    if isinstance(decision, dict):
-        promote = decision.get("promote", r.get("promoted"))
-        verdicts: dict[Any, str] = {
-            True: "passed: promoted to champion",
-            False: "not passed: stays challenger",
-        }
-        verdict = verdicts.get(promote, "—")
+    if r.gate is not None:
+        verdict = "passed: promoted to champion" if r.gate.promote else "not passed: stays challenger"
         lines.append(f"Gate: **{verdict}**.")
-        rows = _gate_rows(decision.get("checks"))
-        if rows:
+        if r.gate.checks:
             lines += ["", "| check | outcome | reason |", "|---|---|---|"]
-            lines += [f"| {n} | {res} | {why} |" for n, res, why in rows]
+            lines += [f"| {c.name} | {c.outcome} | {c.reason} |" for c in r.gate.checks]
     return lines
 
 
@@ -254,7 +292,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         secs = f"{s['seconds']:.1f} s" if s["status"] != "not run" else "—"
         lines.append(f"| {s['name']} | {result} | {secs} |")
     lines.append(f"| **total** | | {summary['total_seconds']:.1f} s |")
-    lines += _data_md(summary) + _metrics_md(summary) + _registry_md(summary)
+    lines += _data_md(summary) + _drift_md(summary) + _metrics_md(summary) + _registry_md(summary)
     if summary.get("data_warnings"):
         lines += ["", "### Data warnings (clean)", "", *(f"- {m}" for m in summary["data_warnings"])]
+    if summary.get("unreadable_reports"):
+        lines += ["", "### Reports not shown", "", *(f"- {m}" for m in summary["unreadable_reports"])]
     return "\n".join(lines) + "\n"

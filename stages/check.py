@@ -13,9 +13,8 @@ reruns nothing downstream of it by itself.
 Checked: each stage's section against its params class (unknown keys, wrong types, out-of-range values);
 a section that neither a params class nor dvc.yaml knows; every params key dvc.yaml tracks being present
 (DVC runs a stage whose tracked key is missing and fails only afterwards); `ingest.source` lying inside
-the data input dvc.yaml tracks for ingest (data/external), since DVC would not see any other file change. Unlike the other stages this
-one imports every stage module, for their params classes; dvc.yaml lists them as its deps, so the edge
-is declared. The flow's own `retrain` section is validated by `ftpipe check` and `ftpipe run`
+the data input dvc.yaml tracks for ingest (data/external), since DVC would not see any other file change.
+The params classes come from stages/config (`sections.STAGE_MODELS`), not from the stage modules. The flow's own `retrain` section is validated by `ftpipe check` and `ftpipe run`
 (flows/check.py), which know its class.
 """
 
@@ -31,31 +30,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from stages.clean import CleanParams
 from stages.config.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, read_params_file
 from stages.config.paths import add_path_args
+from stages.config.sections import FLOW_SECTIONS, STAGE_MODELS
 from stages.core.io import write_json
-from stages.evaluate import EvaluateParams
-from stages.finetune import FinetuneParams
-from stages.ingest import IngestParams
-from stages.label import LabelParams
-from stages.registry.client import RegisterParams
-from stages.tokenize import TokenizeParams
-from stages.validate import ValidateParams
-
-# section -> the params class its stage loads (finetune also reads `tokenize`, checked as tokenize's)
-STAGE_MODELS: dict[str, type[BaseModel]] = {
-    "ingest": IngestParams,
-    "clean": CleanParams,
-    "tokenize": TokenizeParams,
-    "label": LabelParams,
-    "validate": ValidateParams,
-    "finetune": FinetuneParams,
-    "evaluate": EvaluateParams,
-    "register": RegisterParams,
-}
-# sections that belong to no stage: known here, validated by flows/check.py
-FLOW_SECTIONS = ("retrain",)
 
 
 def tracked_keys(dvc_yaml: str | Path, params_file: str = "params.yaml") -> dict[str, list[str]]:
@@ -145,7 +123,7 @@ def check_params(
         if section not in data:
             problems.append(
                 f"section `{section}` is missing; dvc.yaml's stage `{stages[0]}` tracks keys in it. "
-                f"Add a `{section}:` block (README, 'Params')."
+                f"Add a `{section}:` block (docs/params.md lists its keys)."
             )
     return problems
 

@@ -23,56 +23,21 @@ import html
 import re
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
-from pydantic import Field, model_validator
 
-from stages.config.labels import LabelParams, canonical
-from stages.config.params import StageParams, load_section
+from stages.config.clean import CleanParams
+from stages.config.label import LabelParams
+from stages.config.params import load_section
 from stages.config.paths import add_path_args
 from stages.core.io import atomic_dir, read_table, write_json, write_jsonl, write_table
 from stages.core.logs import setup_logging
+from stages.data.labels import canonical
 from stages.data.words import count_words
-
-
-class CleanParams(StageParams):
-    """The `clean` section of params.yaml."""
-
-    strip_html: bool = True
-    strip_ansi: bool = True
-    strip_control: bool = True
-    unicode_form: Literal["NFKC", "NFC", "NFKD", "NFD", "none"] = "NFKC"
-    fold_whitespace: bool = True
-    lowercase: bool = False
-    min_words: int = Field(3, ge=0, description="fewest words (each CJK character one word; data/words.py)")
-    max_chars: int = Field(100_000, ge=1, description="size guard in characters (cost, not meaning)")
-    dedupe: bool = True
-    max_reject_fraction: float = Field(0.2, ge=0.0, le=1.0)
-    warn_class_fraction: float = Field(
-        0.03, ge=0.0, le=1.0, description="report a limit removing more of a class"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "min_chars" in data:
-            raise ValueError(
-                f"`clean.min_chars` was replaced by `clean.min_words` (it counted characters, so an 8-character "
-                "Chinese saying was as short as 'Hi there'; words count each CJK character as one). Replace "
-                f"`min_chars: {data['min_chars']}` with `min_words: 3` (about 20 characters of English)"
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _range(self) -> CleanParams:
-        if self.min_words > self.max_chars:
-            raise ValueError(
-                f"min_words ({self.min_words}) cannot be met under max_chars ({self.max_chars}): a word is at "
-                "least one character"
-            )
-        return self
+from stages.reports.clean import CleanReport
 
 
 class CleanError(ValueError):
@@ -166,6 +131,76 @@ def length_warnings(
     return out
 
 
+@dataclass
+class Screened:
+    """Rows after cleaning and the length rules: kept, rejected, and the counts the report needs."""
+
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    class_rows: Counter[str] = field(default_factory=Counter)  # rows per folded class, before any rule
+    length_cut: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, reason) -> rows cut
+    rule_counts: Counter[str] = field(default_factory=Counter)  # rows each cleaning rule changed
+
+
+def rejected(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
+    """One line of rejects.jsonl: the row's id and label, why, and the start of its text."""
+    return {
+        "id": row["id"],
+        "label": row["label"],
+        "reason": reason,
+        "detail": detail,
+        "text": row["text"][:200],
+    }
+
+
+def screen_rows(df: pd.DataFrame, p: CleanParams, labels: LabelParams) -> Screened:
+    """Clean each row's text and reject the empty, too short and too long ones; rows keep a `_class`
+    (the label folded as the label stage will fold it)."""
+    s = Screened()
+    for row in df.to_dict(orient="records"):
+        text, changed = clean_text(row["text"], p)
+        s.rule_counts.update(changed)
+        row = {**row, "text": text, "_class": canonical(row["label"], labels)}
+        s.class_rows[row["_class"]] += 1
+        if not text:
+            s.rejects.append(rejected(row, "empty", "no text left after cleaning"))
+        elif (words := count_words(text)) < p.min_words:
+            s.rejects.append(rejected(row, "too_short", f"{words} words < min_words {p.min_words}"))
+            s.length_cut[row["_class"], "too_short"] += 1
+        elif len(text) > p.max_chars:
+            s.rejects.append(rejected(row, "too_long", f"{len(text)} chars > max_chars {p.max_chars}"))
+            s.length_cut[row["_class"], "too_long"] += 1
+        else:
+            s.kept.append(row)
+    return s
+
+
+def dedupe(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
+    """Keep the first of each exact text; drop every copy of a text whose copies disagree on the folded
+    label. Returns (kept, rejects, duplicate groups, conflicting groups)."""
+    by_text: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_text.setdefault(row["text"], []).append(row)
+    kept: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    duplicate_groups = conflicts = 0
+    for copies in by_text.values():
+        folded = sorted({r["_class"] for r in copies})
+        if len(folded) > 1:
+            conflicts += 1
+            ids = ", ".join(r["id"] for r in copies)
+            rejects += [
+                rejected(r, "conflicting_labels", f"same text with labels {folded} in rows {ids}")
+                for r in copies
+            ]
+            continue
+        if len(copies) > 1:
+            duplicate_groups += 1
+        kept.append(copies[0])
+        rejects += [rejected(r, "duplicate", f"exact duplicate of {copies[0]['id']}") for r in copies[1:]]
+    return kept, rejects, duplicate_groups, conflicts
+
+
 def clean_table(
     df: pd.DataFrame, p: CleanParams, labels: LabelParams | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
@@ -174,64 +209,14 @@ def clean_table(
     `labels` (the label section; its defaults when None) folds labels as the label stage will, so two
     copies of a text conflict only when their labels differ after that fold.
     """
-    labels = LabelParams() if labels is None else labels
-    rejects: list[dict[str, Any]] = []
-    class_rows: Counter[str] = Counter()
-    length_cut: Counter[tuple[str, str]] = Counter()
-    kept: list[dict[str, Any]] = []
-    rule_counts: Counter[str] = Counter()
-
-    def reject(row: dict[str, Any], reason: str, detail: str) -> None:
-        rejects.append(
-            {
-                "id": row["id"],
-                "label": row["label"],
-                "reason": reason,
-                "detail": detail,
-                "text": row["text"][:200],
-            }
-        )
-
-    for row in df.to_dict(orient="records"):
-        text, changed = clean_text(row["text"], p)
-        rule_counts.update(changed)
-        row = {**row, "text": text, "_class": canonical(row["label"], labels)}
-        class_rows[row["_class"]] += 1
-        if not text:
-            reject(row, "empty", "no text left after cleaning")
-        elif (words := count_words(text)) < p.min_words:
-            reject(row, "too_short", f"{words} words < min_words {p.min_words}")
-            length_cut[row["_class"], "too_short"] += 1
-        elif len(text) > p.max_chars:
-            reject(row, "too_long", f"{len(text)} chars > max_chars {p.max_chars}")
-            length_cut[row["_class"], "too_long"] += 1
-        else:
-            kept.append(row)
-
-    duplicate_groups = conflicts = 0
+    s = screen_rows(df, p, LabelParams() if labels is None else labels)
+    kept, rejects, duplicate_groups, conflicts = s.kept, s.rejects, 0, 0
     if p.dedupe and kept:
-        by_text: dict[str, list[dict[str, Any]]] = {}
-        for row in kept:
-            by_text.setdefault(row["text"], []).append(row)
-        kept = []
-        for rows in by_text.values():
-            folded = sorted({r["_class"] for r in rows})
-            if len(folded) > 1:
-                conflicts += 1
-                ids = ", ".join(r["id"] for r in rows)
-                for r in rows:
-                    reject(r, "conflicting_labels", f"same text with labels {folded} in rows {ids}")
-                continue
-            if len(rows) > 1:
-                duplicate_groups += 1
-            kept.append(rows[0])
-            for r in rows[1:]:
-                reject(r, "duplicate", f"exact duplicate of {rows[0]['id']}")
-
+        kept, more, duplicate_groups, conflicts = dedupe(kept)
+        rejects = rejects + more
     out = pd.DataFrame(kept, columns=[*df.columns]) if kept else df.iloc[0:0].copy()
     out["group"] = [group_key(t) for t in out["text"]]
     reasons = Counter(r["reason"] for r in rejects)
-    near = Counter(out["group"])
     report: dict[str, Any] = {
         "rows_in": len(df),
         "rows_out": len(out),
@@ -240,10 +225,10 @@ def clean_table(
         "reject_reasons": dict(reasons.most_common()),
         "duplicate_groups": duplicate_groups,
         "conflicting_duplicate_groups": conflicts,
-        "near_duplicate_groups": sum(1 for n in near.values() if n > 1),
-        "rows_changed_by_rule": dict(sorted(rule_counts.items())),
+        "near_duplicate_groups": sum(1 for n in Counter(out["group"]).values() if n > 1),
+        "rows_changed_by_rule": dict(sorted(s.rule_counts.items())),
         "labels": dict(Counter(out["label"]).most_common()),
-        "length_warnings": length_warnings(class_rows, length_cut, p),
+        "length_warnings": length_warnings(s.class_rows, s.length_cut, p),
     }
     if report["reject_fraction"] > p.max_reject_fraction:
         top = ", ".join(f"{k} ({n})" for k, n in reasons.most_common(3))
@@ -268,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(args.out) as tmp:
         write_table(tmp / "clean.parquet", out)
         write_jsonl(tmp / "rejects.jsonl", rejects)
-    write_json(args.report, report)
+    write_json(args.report, CleanReport.model_validate(report).dump())  # the summary reads it
     log.info("%d -> %d rows; rejected %s", report["rows_in"], report["rows_out"], report["reject_reasons"])
     for w in report["length_warnings"]:
         log.warning("%s", w["message"])

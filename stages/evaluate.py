@@ -29,34 +29,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
-from stages.config.params import StageParams, load_section
+from stages.config.evaluate import EvaluateParams
+from stages.config.params import load_section
 from stages.config.paths import add_path_args
-from stages.config.tokenize_section import TokenizeParams
+from stages.config.tokenize import TokenizeParams
 from stages.core.csvsafe import escape_frame
 from stages.core.io import atomic_file, read_json, write_json
 from stages.core.logs import setup_logging
 from stages.data.windows import flatten, row_windows
 from stages.model.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
+from stages.reports.evaluate import MetricsReport
 from stages.serving.manifest import verify_folder
 from stages.serving.meanpool import load_classifier
 from stages.serving.textclf import window_probabilities
-
-
-class EvaluateParams(StageParams):
-    """The `evaluate` section of params.yaml."""
-
-    batch_size: int = Field(64, ge=1, description="inference batch size")
-    ece_bins: int = Field(10, ge=1, le=100)
-    worst_errors: int = Field(25, ge=0, description="rows in reports/worst_errors.csv")
-    excerpt_chars: int = Field(300, ge=20)
-    baseline_ngram_max: int = Field(2, ge=1, le=3, description="TF-IDF word n-grams 1..n")
-    baseline_min_df: int = Field(2, ge=1)
-    baseline_max_features: int | None = Field(None, ge=1)
-    baseline_c: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logistic regression")
-    baseline_max_iter: int = Field(2000, ge=10)
-
 
 MODEL_FIX = (
     "Rerun `dvc repro finetune` (or `dvc checkout models/model` to restore the folder DVC recorded); "
@@ -278,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = build_metrics(y, probs, base, names, p.ece_bins, speed, device)
     preds = predictions_table(list(test["id"]), y, probs, base, names)
 
-    write_json(args.metrics, metrics)
+    write_json(args.metrics, MetricsReport.model_validate(metrics).dump())  # the summary reads it
     write_json(Path(args.headline), headline_metrics(metrics))
     write_csv(Path(args.predictions), preds)
     write_json(args.confusion, confusion_records(preds))

@@ -17,6 +17,10 @@ An interrupted run resumes from its last checkpoint when params and data are unc
 infinite loss stops the run naming the step. `num_processes > 1` relaunches this module under
 `torchrun` (gloo on the CPU, nccl on GPUs).
 Decoder-only checkpoints without a pad token get pad = eos.
+
+`run_finetune` is three steps, each a function below: `setup` (runtime, data, the checkpoint to resume
+from, the seeded model and window datasets), `train` (`FinetuneTrainer`, stages/model/trainer.py: the
+NaN guard, throughput and progress lines) and `save` (model, history, curves, report).
 """
 
 from __future__ import annotations
@@ -32,87 +36,39 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import torch
+import transformers
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import TrainOutput
 
-from stages.config.params import StageParams, load_section
+from stages.config.finetune import BaseModelRef, FinetuneParams
+from stages.config.params import load_section
 from stages.config.paths import add_path_args
-from stages.config.tokenize_section import TokenizeParams
+from stages.config.tokenize import TokenizeParams
 from stages.core.io import atomic_dir, atomic_file, read_json, write_json
 from stages.core.logs import setup_logging
 from stages.data.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
 from stages.model.metrics import classification_metrics, softmax
 from stages.model.resolve import BUILTIN_MODELS, resolve_model
+from stages.model.trainer import FinetuneError, FinetuneTrainer
+from stages.model.trainer import NonFiniteLossError as NonFiniteLossError  # re-export
+from stages.model.trainer import format_duration as format_duration  # re-export
 from stages.serving.manifest import write_folder_manifest
 
 FINGERPRINT_FILE = "ftpipe_fingerprint.json"
 PARAMS_FILE = "ftpipe_params.json"
 CHILD_ENV = "FTPIPE_FINETUNE_CHILD"  # set by the launcher on the torchrun workers it starts
 VALIDATION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall", "ece")
-
-
-class FinetuneParams(StageParams):
-    """The `finetune` section of params.yaml."""
-
-    epochs: int = Field(5, ge=1, description="upper bound; early stopping may end sooner")
-    learning_rate: float = Field(1e-4, gt=0.0)
-    batch_size: int = Field(16, ge=1, description="per process")
-    eval_batch_size: int = Field(64, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    weight_decay: float = Field(0.01, ge=0.0)
-    warmup: float = Field(0.1, ge=0.0, description="ratio of all steps if < 1, else a whole number of steps")
-    scheduler: Literal[
-        "linear",
-        "cosine",
-        "cosine_with_restarts",
-        "polynomial",
-        "constant",
-        "constant_with_warmup",
-        "inverse_sqrt",
-    ] = "linear"
-    max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping")
-    seed: int = 42
-    metric: Literal["macro_f1", "accuracy", "weighted_f1"] = "macro_f1"
-    patience: int = Field(
-        2, ge=0, description="epochs without improvement before stopping; 0 = never stop early"
-    )
-    freeze: Literal["none", "encoder"] = "none"
-    pooling: Literal["mean", "native"] = "mean"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    gradient_checkpointing: bool = False
-    max_train_samples: int | None = Field(None, ge=1)
-    num_processes: int = Field(1, ge=1)
-
-    @field_validator("warmup")
-    @classmethod
-    def _warmup(cls, v: float) -> float:
-        if v >= 1 and v != int(v):
-            raise ValueError("use a ratio in [0, 1) or a whole number of steps")
-        return v
-
-
-class BaseModelRef(BaseModel):
-    """The base checkpoint: `tokenize.model` and `tokenize.trust_remote_code`, taken from the tokenize
-    section (`from_tokenize`), so the model is the one the data was tokenized with."""
-
-    model_config = ConfigDict(frozen=True)
-
-    model: str = Field(min_length=1)
-    trust_remote_code: bool = False
-
-    @classmethod
-    def from_tokenize(cls, t: TokenizeParams) -> BaseModelRef:
-        return cls(model=t.model, trust_remote_code=t.trust_remote_code)
-
-
-class FinetuneError(RuntimeError):
-    """Fine-tuning cannot go on; the message says why and what to change."""
-
-
-class NonFiniteLossError(FinetuneError):
-    """The training loss became NaN or infinite."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +97,6 @@ class Runtime:
 
 def resolve_runtime(p: FinetuneParams) -> Runtime:
     """Device, precision and process layout for this process (CUDA when present, else CPU)."""
-    import torch
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -187,8 +141,6 @@ def auto_precision(device: str, flags: set[str] | None = None) -> tuple[str, str
     A CUDA device that supports bf16 gets bf16. A CPU gets bf16 autocast only with a native bf16
     instruction set (AVX512-BF16 or AMX); without one, bf16 would be emulated and slower than fp32.
     """
-    import torch
-
     if device == "cuda":
         if torch.cuda.is_bf16_supported():
             return "bf16", "auto: the CUDA device supports bf16"
@@ -319,9 +271,6 @@ def load_model_and_tokenizer(
     reads the last non-pad token, so the model config must know the pad id). The tokenizer's own padding/truncation
     settings are dropped: inputs arrive pre-tokenized and the saved tokenizer must not pad every input.
     """
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from stages.serving.meanpool import MeanPoolForSequenceClassification
 
     path = resolve_model(base.model)
@@ -382,10 +331,8 @@ def count_params(model: Any) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------- train
 
 
-def training_arguments(p: FinetuneParams, rt: Runtime, ckpt_dir: Path) -> Any:
+def training_arguments(p: FinetuneParams, rt: Runtime, ckpt_dir: Path) -> TrainingArguments:
     """TrainingArguments from the params: per-epoch eval + checkpoint, best epoch reloaded at the end."""
-    from transformers import TrainingArguments
-
     return TrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=p.epochs,
@@ -436,137 +383,15 @@ def compute_validation_metrics(
     return {k: m[k] for k in VALIDATION_METRICS}
 
 
-def window_datasets(train: Any, val: Any, input_names: list[str], seed: int) -> tuple[Any, Any, np.ndarray]:
+def window_datasets(
+    train: Any, val: Any, input_names: list[str], seed: int
+) -> tuple[WindowSampler, WindowList, np.ndarray]:
     """Training set (one window per text per epoch), validation set (every window) and its window->text map."""
     train_ds = WindowSampler(row_windows(train, input_names), list(train["label"]), seed)
     flat, owner = flatten(row_windows(val, input_names))
     val_y = np.asarray(val["label"])
     val_ds = WindowList([{**w, "labels": int(val_y[o])} for w, o in zip(flat, owner, strict=True)])
     return train_ds, val_ds, owner
-
-
-def format_duration(seconds: float) -> str:
-    """A short duration for progress lines: 45s, 3m05s, 1h02m."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-def make_trainer(log: Any, **kwargs: Any) -> Any:
-    """A `Trainer` that stops on a NaN/inf loss, measures pure training throughput and logs progress."""
-    import torch
-    from transformers import Trainer, TrainerCallback
-
-    class Progress(TrainerCallback):
-        """Seconds inside optimizer steps (data loading and evaluation excluded) for samples/s, and a log line
-        about 4x an epoch and 4x a validation pass with the time left (ETA), so no minute passes silently."""
-
-        def __init__(self, eval_windows: int) -> None:
-            self.seconds = 0.0
-            self.samples = 0  # seen by this process in this call
-            self._eval_windows = eval_windows  # windows per validation pass
-            self._t0 = 0.0
-            self._every = 1
-            self._begin = 0.0  # wall clock at the start of this call
-            self._first_step = 0  # global step at the start of this call (a resume starts later)
-            self._eval_wall = 0.0  # wall seconds spent validating so far
-            self._eval_last = 0.0  # the last validation pass, wall seconds
-            self._eval_start = 0.0
-            self._eval_batches = 0
-            self._evals_done = 0
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self._every = max(1, round(state.max_steps / max(1.0, 4 * args.num_train_epochs)))
-            self._begin = time.perf_counter()
-            self._first_step = state.global_step
-            self._evals_done = int(state.epoch or 0)  # one validation per epoch already behind a resume
-
-        def _eta(self, args: Any, state: Any, in_eval: float = 0.0) -> float:
-            """Seconds left: the remaining steps at this call's wall time per step, plus the validation
-            passes still due (one per epoch) at the last pass's duration, or a third of a training step per
-            window before the first one; early stopping can only make it shorter."""
-            steps = state.global_step - self._first_step
-            train_wall = time.perf_counter() - self._begin - self._eval_wall - in_eval
-            per_step = train_wall / steps if steps else 0.0
-            evals_left = max(0, int(np.ceil(args.num_train_epochs)) - self._evals_done)
-            per_eval = self._eval_last
-            if not per_eval and self.samples:
-                per_eval = self.seconds / self.samples / 3 * self._eval_windows
-            return (state.max_steps - state.global_step) * per_step + evals_left * per_eval - in_eval
-
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self._t0 = time.perf_counter()
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.seconds += time.perf_counter() - self._t0
-            if state.is_world_process_zero and state.global_step % self._every == 0:
-                rate = self.samples * args.world_size / self.seconds if self.seconds else 0.0
-                log.info(
-                    "step %d/%d (epoch %.2f): %.1f samples/s, ETA %s",
-                    state.global_step,
-                    state.max_steps,
-                    state.epoch or 0.0,
-                    rate,
-                    format_duration(self._eta(args, state)),
-                )
-
-        def on_prediction_step(
-            self, args: Any, state: Any, control: Any, eval_dataloader: Any = None, **kw: Any
-        ) -> None:
-            if self._eval_batches == 0:
-                self._eval_start = time.perf_counter()
-            self._eval_batches += 1
-            total = len(eval_dataloader) if eval_dataloader is not None else 0
-            every = max(1, round(total / 4))
-            if state.is_world_process_zero and total and self._eval_batches % every == 0:
-                spent = time.perf_counter() - self._eval_start
-                log.info(
-                    "validation after epoch %.0f: batch %d/%d, %s left, ETA %s",
-                    state.epoch or 0.0,
-                    self._eval_batches,
-                    total,
-                    format_duration(spent / self._eval_batches * (total - self._eval_batches)),
-                    format_duration(self._eta(args, state, in_eval=spent)),
-                )
-
-        def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if self._eval_batches:
-                self._eval_last = time.perf_counter() - self._eval_start
-                self._eval_wall += self._eval_last
-            self._eval_batches = 0
-            self._evals_done += 1
-
-    class EpochWindows(TrainerCallback):
-        """Tell the training set which epoch starts, so it draws that epoch's windows (resumes included)."""
-
-        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            dataset = kwargs.get("train_dataset")
-            if dataset is not None and hasattr(dataset, "set_epoch"):
-                dataset.set_epoch(round(state.epoch or 0))
-
-    class FinetuneTrainer(Trainer):
-        def __init__(self, **kw: Any) -> None:
-            super().__init__(**kw)
-            self.progress = Progress(len(kw.get("eval_dataset") or ()))
-            self.add_callback(self.progress)
-            self.add_callback(EpochWindows())
-
-        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
-            loss = super().training_step(model, inputs, num_items_in_batch)
-            if not bool(torch.isfinite(loss).all()):
-                raise NonFiniteLossError(
-                    f"finetune: the training loss became {float(loss)} at step {self.state.global_step + 1} "
-                    f"(epoch {self.state.epoch or 0:.2f}); the updates diverged. Lower finetune.learning_rate "
-                    f"(now {self.args.learning_rate:g}), keep finetune.max_grad_norm > 0, or use precision fp32; "
-                    "the last good checkpoint is kept, but changing params starts afresh."
-                )
-            self.progress.samples += int(inputs["input_ids"].shape[0])
-            return loss
-
-    return FinetuneTrainer(**kwargs)
 
 
 def epoch_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -655,20 +480,51 @@ def save_model(model: Any, tok: Any, out: Path, resolved: dict[str, Any]) -> Non
         write_folder_manifest(tmp)
 
 
+# ----------------------------------------------------------------------------------- the steps
+
+
+@dataclass
+class Setup:
+    """What `setup` builds for `train` and `save`: the runtime, the data, the model and where to resume."""
+
+    rt: Runtime
+    names: list[str]  # class names in id order
+    train: Any  # the train and validation splits (datasets.Dataset)
+    val: Any
+    train_ds: WindowSampler  # one window per train text per epoch
+    val_ds: WindowList  # every window of every validation text
+    val_owner: np.ndarray  # validation window -> its text
+    model: Any
+    tok: Any
+    resume: Path | None  # the checkpoint this run resumes from
+    trainable: int
+    total: int
+
+
 def run_finetune(
     p: FinetuneParams, base: BaseModelRef, paths: Paths, log: Any, callbacks: list[Any] | None = None
 ) -> dict[str, Any] | None:
     """Train, keep the best epoch, write model, history, curves and report; return the report (rank 0)."""
-    import torch
-    import transformers
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
-
     t_start = time.time()
+    s = setup(p, base, paths, log)
+    trainer, out = train(p, s, paths, log, callbacks)
+    if not trainer.is_world_process_zero():
+        return None
+    return save(p, base, paths, s, trainer, out, t_start, log)
+
+
+def _single_process(rt: Runtime) -> bool:
+    """One process not started by the launcher: it owns the checkpoint folder (prepares and clears it)."""
+    return rt.world_size == 1 and os.environ.get(CHILD_ENV) != "1"
+
+
+def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: Any) -> Setup:
+    """Runtime, labels and splits, the checkpoint to resume from, then (seeded) the model and datasets."""
     rt = resolve_runtime(p)
     names = load_label_names(paths.labels)
     train, val = load_splits(paths.splits, names, p.max_train_samples, p.seed)
     fingerprint = run_fingerprint(p, base, paths.splits, paths.labels)
-    if rt.world_size == 1 and os.environ.get(CHILD_ENV) != "1":
+    if _single_process(rt):
         resume = prepare_checkpoints(paths.checkpoints, fingerprint, log)
     else:
         resume = find_resume(paths.checkpoints, fingerprint)
@@ -686,75 +542,55 @@ def run_finetune(
             p.freeze,
             p.pooling,
         )
-
     set_seed(p.seed)  # before the head is initialised
     model, tok = load_model_and_tokenizer(base, names, p.freeze, p.pooling)
     trainable, total = count_params(model)
+    train_ds, val_ds, val_owner = window_datasets(train, val, list(tok.model_input_names), p.seed)
+    return Setup(rt, names, train, val, train_ds, val_ds, val_owner, model, tok, resume, trainable, total)
+
+
+def train(
+    p: FinetuneParams, s: Setup, paths: Paths, log: Any, callbacks: list[Any] | None = None
+) -> tuple[FinetuneTrainer, TrainOutput]:
+    """The Trainer over the window datasets, early-stopped on validation; trained from `s.resume` if set."""
     callbacks = [*(callbacks or [])]
     if p.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.patience))
-    train_ds, val_ds, val_owner = window_datasets(train, val, list(tok.model_input_names), p.seed)
-    val_y = np.asarray(val["label"])
-    trainer = make_trainer(
+    val_y = np.asarray(s.val["label"])
+    trainer = FinetuneTrainer(
         log,
-        model=model,
-        args=training_arguments(p, rt, paths.checkpoints),
-        data_collator=DataCollatorWithPadding(tok),
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        processing_class=tok,
-        compute_metrics=lambda ev: compute_validation_metrics(ev, names, val_owner, val_y),
+        model=s.model,
+        args=training_arguments(p, s.rt, paths.checkpoints),
+        data_collator=DataCollatorWithPadding(s.tok),
+        train_dataset=s.train_ds,
+        eval_dataset=s.val_ds,
+        processing_class=s.tok,
+        compute_metrics=lambda ev: compute_validation_metrics(ev, s.names, s.val_owner, val_y),
         callbacks=callbacks,
     )
-    out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if not trainer.is_world_process_zero():
-        return None
+    out = trainer.train(resume_from_checkpoint=str(s.resume) if s.resume else None)
+    return trainer, out
 
+
+def save(
+    p: FinetuneParams,
+    base: BaseModelRef,
+    paths: Paths,
+    s: Setup,
+    trainer: FinetuneTrainer,
+    out: TrainOutput,
+    t_start: float,
+    log: Any,
+) -> dict[str, Any]:
+    """The best model with its resolved params, the history, the curves and the report; checkpoints cleared."""
     history = epoch_history(trainer.state.log_history)
-    best_step = trainer.state.best_global_step
-    best = next((r for r in history if r["step"] == best_step), history[-1] if history else None)
-    if best is None:
-        raise FinetuneError("finetune: no validation result was logged; is the validation split empty?")
-    samples = trainer.progress.samples * rt.world_size
-    step_s = trainer.progress.seconds
-    resolved = {
-        "finetune": p.model_dump(),
-        "base_model": {**base.model_dump(), "source": model_source(base.model)},
-        "labels": names,
-        "device": rt.device,
-        "precision": rt.precision,
-        "num_processes": rt.world_size,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-    }
-    save_model(trainer.model, tok, paths.out, resolved)
+    best = best_row(history, trainer.state.best_global_step)
+    save_model(trainer.model, s.tok, paths.out, resolved_params(p, base, s))
     write_json(paths.history, history)
     plot_history(history, p.metric, paths.plot, best["epoch"])
-    report = {
-        "base_model": base.model,
-        "device": rt.device,
-        "precision": rt.precision,
-        "precision_reason": rt.reason,
-        "num_processes": rt.world_size,
-        "freeze": p.freeze,
-        "pooling": p.pooling,
-        "train_rows": len(train),
-        "validation_rows": len(val),
-        "validation_windows": len(val_ds),
-        "windows_per_train_text": round(sum(len(r) for r in train_ds.rows) / max(1, len(train_ds)), 3),
-        "epochs_run": history[-1]["epoch"] if history else 0,
-        "stopped_early": bool(history) and history[-1]["epoch"] < p.epochs,
-        "best_epoch": best["epoch"],
-        "best_metric": p.metric,
-        "best_validation": {k: best[f"val_{k}"] for k in ("loss", *VALIDATION_METRICS)},
-        "train_samples_per_s": round(samples / step_s, 3) if step_s > 0 else None,
-        "train_runtime_s": round(float(out.metrics.get("train_runtime", 0.0)), 2),
-        "wall_time_s": round(time.time() - t_start, 2),
-        "trainable_params": trainable,
-        "total_params": total,
-        "resumed_from": str(resume) if resume else None,
-    }
+    report = finetune_report(p, base, s, trainer, out, history, best, t_start)
     write_json(paths.report, report)
-    if rt.world_size == 1 and os.environ.get(CHILD_ENV) != "1":
+    if _single_process(s.rt):
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
     log.info(
         "best epoch %s: validation %s %.4f, accuracy %.4f; %s samples/s; %d of %d params trained",
@@ -763,10 +599,70 @@ def run_finetune(
         best[f"val_{p.metric}"],
         best["val_accuracy"],
         report["train_samples_per_s"],
-        trainable,
-        total,
+        s.trainable,
+        s.total,
     )
     return report
+
+
+def best_row(history: list[dict[str, Any]], best_step: int | None) -> dict[str, Any]:
+    """The history row of the kept (best) step; the last row when the Trainer named none."""
+    best = next((r for r in history if r["step"] == best_step), history[-1] if history else None)
+    if best is None:
+        raise FinetuneError("finetune: no validation result was logged; is the validation split empty?")
+    return best
+
+
+def resolved_params(p: FinetuneParams, base: BaseModelRef, s: Setup) -> dict[str, Any]:
+    """How the model was made, saved beside it (`ftpipe_params.json`): params, base, labels, runtime."""
+    return {
+        "finetune": p.model_dump(),
+        "base_model": {**base.model_dump(), "source": model_source(base.model)},
+        "labels": s.names,
+        "device": s.rt.device,
+        "precision": s.rt.precision,
+        "num_processes": s.rt.world_size,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+
+
+def finetune_report(
+    p: FinetuneParams,
+    base: BaseModelRef,
+    s: Setup,
+    trainer: FinetuneTrainer,
+    out: TrainOutput,
+    history: list[dict[str, Any]],
+    best: dict[str, Any],
+    t_start: float,
+) -> dict[str, Any]:
+    """reports/finetune.json: where and how it trained, the best epoch, throughput and timings."""
+    samples = trainer.progress.samples * s.rt.world_size
+    step_s = trainer.progress.seconds
+    return {
+        "base_model": base.model,
+        "device": s.rt.device,
+        "precision": s.rt.precision,
+        "precision_reason": s.rt.reason,
+        "num_processes": s.rt.world_size,
+        "freeze": p.freeze,
+        "pooling": p.pooling,
+        "train_rows": len(s.train),
+        "validation_rows": len(s.val),
+        "validation_windows": len(s.val_ds),
+        "windows_per_train_text": round(sum(len(r) for r in s.train_ds.rows) / max(1, len(s.train_ds)), 3),
+        "epochs_run": history[-1]["epoch"] if history else 0,
+        "stopped_early": bool(history) and history[-1]["epoch"] < p.epochs,
+        "best_epoch": best["epoch"],
+        "best_metric": p.metric,
+        "best_validation": {k: best[f"val_{k}"] for k in ("loss", *VALIDATION_METRICS)},
+        "train_samples_per_s": round(samples / step_s, 3) if step_s > 0 else None,
+        "train_runtime_s": round(float(out.metrics.get("train_runtime", 0.0)), 2),
+        "wall_time_s": round(time.time() - t_start, 2),
+        "trainable_params": s.trainable,
+        "total_params": s.total,
+        "resumed_from": str(s.resume) if s.resume else None,
+    }
 
 
 # ------------------------------------------------------------------------------------ multi-process

@@ -24,12 +24,12 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
-from pydantic import Field
 
-from stages.config.params import StageParams, load_section
+from stages.config.ingest import IngestParams
+from stages.config.params import load_section
 from stages.config.paths import add_path_args
 from stages.core.io import atomic_dir, write_json, write_jsonl, write_table
 from stages.core.logs import setup_logging
@@ -54,21 +54,6 @@ MAX_NUL_SHARE = 0.10  # text has next to none; one NUL in one row must not conde
 # csv's own limit (131,072 chars) would stop a file at its first long cell; length is clean.max_chars's
 # call. csv takes a C long, 32 bits on some platforms, hence the clip.
 CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
-
-
-class IngestParams(StageParams):
-    """The `ingest` section of params.yaml."""
-
-    source: str = Field(
-        "builtin:bbc-news", min_length=1, description="file, folder, glob of batch files or builtin:NAME"
-    )
-    format: Literal["auto", "csv", "jsonl", "parquet", "folder", "batches"] = "auto"
-    text_field: str = Field("text", min_length=1)
-    label_field: str = Field("label", min_length=1)
-    id_field: str | None = Field(None, description="column holding a stable id; file:line if unset")
-    encoding: str = "utf-8"
-    fallback_encodings: list[str] = Field(default_factory=lambda: ["cp1252"])
-    max_rows: int | None = Field(None, ge=1, description="debug knob: keep the first N rows")
 
 
 class IngestError(ValueError):

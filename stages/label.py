@@ -28,11 +28,13 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from stages.config.labels import LabelParams, canonical
+from stages.config.label import LabelParams
 from stages.config.params import load_section
 from stages.config.paths import add_path_args
 from stages.core.io import atomic_dir, read_table, write_json, write_jsonl, write_table
 from stages.core.logs import setup_logging
+from stages.data.labels import canonical
+from stages.reports.label import LabelReport
 
 SPLITS = ("train", "validation", "test")
 
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     write_jsonl(args.quarantine, quarantine)
     write_table(ledger, ledger_of(splits))
     report = label_report(splits, names, quarantine, p, moves)
-    write_json(args.report, report)
+    write_json(args.report, LabelReport.model_validate(report).dump())  # the summary reads it
     log.info("classes %s; rows %s; quarantined %d", names, report["rows"], len(quarantine))
     if moves["previous_run"]:
         log.info("since the previous run: new %s, changed side %s", moves["new"], moves["changed_side"])

@@ -10,7 +10,7 @@ manifest checks), stages/gate/checks.py (the pure gate), stages/registry/lineage
 lineage tags, the trained-on record) and stages/data/drift.py (the data profile against the champion's),
 plus stages/registry/card.py. Each version stores what it trained on (ids and group keys of its train
 and validation rows) and the data profile; the champion is scored only on the candidate's test rows that
-it never trained or validated on. README, "Registry, promotion gate and serving", has the gate's table.
+it never trained or validated on. docs/registry-and-gate.md has the gate's table.
 
 Idempotent: the model folder's hash (weights + config) is a version tag, and a model that is already
 registered is not registered again (`"action": "unchanged"` in the report). The stage is
@@ -33,6 +33,7 @@ import re
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ from mlflow.entities.model_registry import ModelVersion
 
 from stages.config.params import load_section, read_params_file
 from stages.config.paths import add_path_args
-from stages.config.tokenize_section import TokenizeParams
+from stages.config.register import RegisterParams
+from stages.config.tokenize import TokenizeParams
 from stages.core.csvsafe import read_csv
 from stages.core.io import read_json, write_json
 from stages.core.logs import setup_logging
@@ -53,17 +55,22 @@ from stages.gate.checks import (
     ChampionScore,
     Decision,
     decision_tags,
+    require_same_labels,
     run_gate,
     unseen_rows,
 )
 from stages.registry import tags as T
 from stages.registry.card import model_card
-from stages.registry.client import RegisterParams, Registration, Registry, VersionRecord
+from stages.registry.client import Registration, Registry, VersionRecord
 from stages.registry.lineage import TrainedOn, flatten, lineage_tags, loggable_params, model_hash
 from stages.registry.tracking import TrackingUnavailable, describe_failure, tracking_uri
+from stages.reports.register import RegistryReport
 from stages.serving.manifest import ManifestError
 
 __all__ = ["RegisterParams", "RegisterError", "load_candidate", "register", "main"]
+
+
+LOG = logging.getLogger("ftpipe.register")
 
 
 class RegisterError(ValueError):
@@ -254,6 +261,35 @@ def _resumable(reg: Registry, same: list[ModelVersion], log: logging.Logger) -> 
     return keep
 
 
+@dataclass(frozen=True)
+class RegisterInputs:
+    """What a registration records beside the candidate: `register`'s keyword arguments, in one value."""
+
+    params: dict[str, Any]  # params.yaml as read (logged flat, and hashed into the lineage tags)
+    truncation: dict[str, Any]  # how the served model reads a text (tokenize's windowing and truncation)
+    trained_on: TrainedOn | None = None
+    profile: dict[str, Any] | None = None
+    profile_note: str = "no data profile given"
+    repo: Path = Path(".")
+    lock_path: str | Path = "dvc.lock"
+    history_path: Path | None = None
+    extra_artifacts: tuple[Path, ...] = ()
+    training: dict[str, Any] | None = None
+
+
+@dataclass
+class Session:
+    """One registration in progress: the params, the registry, the candidate and the clock."""
+
+    p: RegisterParams
+    reg: Registry
+    cand: Candidate
+    log: logging.Logger
+    t0: float  # perf_counter at the start (the report's total_s)
+    mhash: str = ""  # the model folder's hash, set by `gather`
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 def register(
     p: RegisterParams,
     cand: Candidate,
@@ -276,24 +312,55 @@ def register(
     `trained_on` (the train and validation ids and groups) and `profile` (the validate stage's data
     profile) are stored with the version; without them a later candidate is compared with it on all rows
     and no drift is measured against it. `training` (the finetune report) goes into the model card.
+    Four steps: gather (what the registry holds of this model), gate, publish (run + version), verify.
     """
-    log = log or logging.getLogger("ftpipe.register")
+    inputs = RegisterInputs(
+        params=params,
+        truncation=truncation,
+        trained_on=trained_on,
+        profile=profile,
+        profile_note=profile_note,
+        repo=repo,
+        lock_path=lock_path,
+        history_path=history_path,
+        extra_artifacts=tuple(extra_artifacts or ()),
+        training=training,
+    )
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    reg = Registry.connect(uri, p.model_name, p.policy())
+    s = Session(p, Registry.connect(uri, p.model_name, p.policy()), cand, log or LOG, t0)
+    finished, resume = gather(s)
+    if finished is not None:
+        return finished
+    decision, record = gate(s, inputs)
+    run_id, version, verified = publish(s, inputs, decision, resume)
+    report = verify(s, decision, run_id, version, verified)
+    if resume is not None:
+        report["resumed"] = True
+    report["trained_on"] = trained_on.summary() if trained_on else "no record"
+    report["profile"] = profile_note
+    report["champion_notes"] = record.notes if record else []
+    return report
+
+
+def gather(s: Session) -> tuple[dict[str, Any] | None, ModelVersion | None]:
+    """What the registry holds of this model: (the report, when nothing is left to do; the version an
+    interrupted run left to resume, or None). Settles a champion change a killed run left half-written."""
+    reg, log = s.reg, s.log
     for note in reg.reconcile_history():  # a champion change a killed run left half-written
         log.warning("%s", note)
-    mhash = model_hash(cand.model_dir)
-    same = reg.versions_with_hash(mhash)
+    s.mhash = model_hash(s.cand.model_dir)
+    same = reg.versions_with_hash(s.mhash)
     # a version registered before manifests cannot be loaded (nothing to check its files against):
     # it does not count, and the model is registered again
     done = [mv for mv in same if mv.tags.get(T.STATUS) == T.COMPLETE and T.MANIFEST in mv.tags]
     if not done and any(mv.tags.get(T.STATUS) == T.COMPLETE for mv in same):
-        log.info("model %s has versions without a manifest of their files: registering it again", mhash[:12])
+        log.info(
+            "model %s has versions without a manifest of their files: registering it again", s.mhash[:12]
+        )
     if done:
         mv = done[-1]
-        log.info("model %s is already version %s of %s: nothing new", mhash[:12], mv.version, reg.name)
-        return _report(reg, mv, mhash, "unchanged")
+        log.info("model %s is already version %s of %s: nothing new", s.mhash[:12], mv.version, reg.name)
+        return _report(reg, mv, s.mhash, "unchanged"), None
     resume = _resumable(reg, same, log)
     if (
         resume is not None
@@ -303,102 +370,141 @@ def register(
         # an earlier run moved the champion to it and stopped before marking it complete
         log.info("resuming version %s: already champion, marking it complete", resume.version)
         reg.finish(str(resume.version), True, "passed every gate check (resumed)")
-        return _report(reg, reg.version(str(resume.version)), mhash, "registered", resumed=True)
+        report = _report(reg, reg.version(str(resume.version)), s.mhash, "registered", resumed=True)
+        return report, resume
+    return None, resume
 
-    # the gate runs now, also for a resumed version: the champion or the gate's params may have changed
-    record = reg.champion_record()
+
+def gate(s: Session, inputs: RegisterInputs) -> tuple[Decision, VersionRecord | None]:
+    """The gate's decision against the champion of now (also for a resumed version: the champion or the
+    gate's params may have changed), and the champion's record (None: no champion yet)."""
+    record = s.reg.champion_record()
+    # a champion trained on another task's labels: register nothing
+    require_same_labels(s.p.gate, s.reg.name, s.cand.labels, record)
     champion = None
     if record is not None:
         t = time.perf_counter()
-        champion = score_champion(reg, record, cand)
-        timings["score_champion_s"] = round(time.perf_counter() - t, 2)
+        champion = score_champion(s.reg, record, s.cand)
+        s.timings["score_champion_s"] = round(time.perf_counter() - t, 2)
         for note in record.notes:
-            log.info("champion: %s", note)
-    drift, drift_note = drift_against(record, profile, profile_note)
-    decision = run_gate(p.gate, cand, champion, drift, drift_note)
-    log.info(
+            s.log.info("champion: %s", note)
+    drift, drift_note = drift_against(record, inputs.profile, inputs.profile_note)
+    decision = run_gate(s.p.gate, s.cand, champion, drift, drift_note)
+    s.log.info(
         "gate (%s): %s (%s)",
         decision.policy,
         "promote" if decision.promote else "reject",
         "; ".join(f"{c.name} {c.outcome}" for c in decision.checks),
     )
+    return decision, record
 
-    tags = lineage_tags(repo, lock_path, cand.labels, params, mhash)
+
+def publish(
+    s: Session, inputs: RegisterInputs, decision: Decision, resume: ModelVersion | None
+) -> tuple[str, str, bool]:
+    """Log the run and register a new version (status pending), or give a resumed version the gate's new
+    decision; (run_id, version, whether an earlier run verified it already)."""
+    registration = build_registration(s, inputs, decision)
+    if resume is None:
+        run_id, version = s.reg.log_registration(registration, s.timings)
+        return run_id, version, False
+    # a version an earlier run left pending or verified: no duplicate, its decision replaced
+    run_id, version = str(resume.run_id), str(resume.version)
+    s.log.info(
+        "resuming version %s (left %s by an interrupted run) with the gate's new decision: %s",
+        version,
+        resume.tags.get(T.STATUS),
+        "promote" if decision.promote else "reject",
+    )
+    s.reg.redecide(version, run_id, decision_tags(decision), registration.card(run_id))
+    return run_id, version, resume.tags.get(T.STATUS) == T.VERIFIED
+
+
+def build_registration(s: Session, inputs: RegisterInputs, decision: Decision) -> Registration:
+    """Everything the run and the version record: lineage and gate tags, params, metrics, files, card."""
+    p, cand, name = s.p, s.cand, s.reg.name
+    tags = lineage_tags(inputs.repo, inputs.lock_path, cand.labels, inputs.params, s.mhash)
     metrics = {f"test.{k}": v for k, v in flatten(cand.metrics.get("model", {})).items()}
     for part in ("baseline", "delta", "inference"):
         metrics |= {f"{part}.{k}": v for k, v in flatten(cand.metrics.get(part, {})).items()}
     metrics |= {f"gate.{k}": v for k, v in flatten(decision.comparison or {}).items()}  # incl. per class
     metrics |= {f"drift.{k}": v for k, v in flatten(decision.drift or {}).items()}
-    registration = Registration(
-        run_name=f"register-{mhash[:12]}",
+    files = [*inputs.extra_artifacts, inputs.history_path]
+    return Registration(
+        run_name=f"register-{s.mhash[:12]}",
         tags={**tags, **decision_tags(decision)},
-        params=loggable_params(params),
+        params=loggable_params(inputs.params),
         metrics={_key(k): float(v) for k, v in metrics.items() if _number(v)},
-        step_metrics=history_metrics(history_path),
-        files=[
-            Path(f) for f in [*(extra_artifacts or []), history_path] if f is not None and Path(f).is_file()
-        ],
+        step_metrics=history_metrics(inputs.history_path),
+        files=[Path(f) for f in files if f is not None and Path(f).is_file()],
         card=lambda run_id: model_card(
-            reg.name, cand, decision, tags, run_id, truncation, trained_on, profile_note + ".", training
+            name,
+            cand,
+            decision,
+            tags,
+            run_id,
+            inputs.truncation,
+            inputs.trained_on,
+            inputs.profile_note + ".",
+            inputs.training,
         ),
-        trained_on=trained_on,
-        profile=profile,
+        trained_on=inputs.trained_on,
+        profile=inputs.profile,
         model_dir=cand.model_dir,
-        model_config={**truncation, "batch_size": p.batch_size, "quantize": p.quantize},
+        model_config={**inputs.truncation, "batch_size": p.batch_size, "quantize": p.quantize},
         example_texts=[t[:500] for t in cand.test["text"].head(2)],
         await_registration_s=p.await_registration_s,
     )
-    if resume is None:
-        run_id, version = reg.log_registration(registration, timings)
-        verified = False
-    else:  # a version an earlier run left pending or verified: no duplicate, its decision replaced
-        run_id, version = str(resume.run_id), str(resume.version)
-        verified = resume.tags.get(T.STATUS) == T.VERIFIED
-        log.info(
-            "resuming version %s (left %s by an interrupted run) with the gate's new decision: %s",
-            version,
-            resume.tags.get(T.STATUS),
-            "promote" if decision.promote else "reject",
-        )
-        reg.redecide(version, run_id, decision_tags(decision), registration.card(run_id))
-    report = _verify_and_finish(
-        p, reg, cand, decision, run_id, version, mhash, timings, t0, log, verified=verified
-    )
-    if resume is not None:
-        report["resumed"] = True
-    report["trained_on"] = trained_on.summary() if trained_on else "no record"
-    report["profile"] = profile_note
-    report["champion_notes"] = record.notes if record else []
-    return report
 
 
-def _verify_and_finish(
-    p: RegisterParams,
-    reg: Registry,
-    cand: Candidate,
-    decision: Decision,
-    run_id: str,
-    version: str,
-    mhash: str,
-    timings: dict[str, float],
-    t0: float,
-    log: logging.Logger,
-    verified: bool = False,
+def verify(
+    s: Session, decision: Decision, run_id: str, version: str, verified: bool = False
 ) -> dict[str, Any]:
     """Aliases only for a version that is READY and re-predicts what evaluate saw; else tag it broken.
 
     `verified`: an earlier run checked it already (a resumed version tagged verified)."""
+    reg = s.reg
+    agreement = check_served(s, version, verified)
+    reg.set_status(version, T.VERIFIED, **{T.VERIFY_AGREEMENT: f"{agreement:.4f}"})
+    champ = decision.champion_before
+    reg.finish(
+        version,
+        decision.promote,
+        "passed every gate check" + (f" against champion v{champ}" if champ else " (first champion)"),
+    )
+    s.timings["total_s"] = round(time.perf_counter() - s.t0, 2)
+    s.log.info(
+        "registered %s version %s (%s) in %.1f s",
+        reg.name,
+        version,
+        "champion" if decision.promote else "challenger",
+        s.timings["total_s"],
+    )
+    return _report(
+        reg,
+        reg.version(version),
+        s.mhash,
+        "registered",
+        verify_agreement=agreement,
+        timings=s.timings,
+    ) | {"run_id": run_id, "promoted": decision.promote, "gate": decision.as_dict()}
+
+
+def check_served(s: Session, version: str, verified: bool) -> float:
+    """The registered version's agreement with the evaluated predictions on `verify_rows` test rows; a
+    version that is not READY or agrees too little is tagged broken and RegisterError raised."""
+    p, reg = s.p, s.reg
     mv = reg.version(version)
     status = mv.status
     t = time.perf_counter()
-    sample = cand.test.head(p.verify_rows)
+    sample = s.cand.test.head(p.verify_rows)
     if verified and status == "READY":
         agreement, error = float(mv.tags.get(T.VERIFY_AGREEMENT, "1")), None
     elif status != "READY":
         agreement, error = 0.0, f"version status {status}, not READY"
     else:
         agreement, error = reg.verify(version, sample["text"].tolist(), sample["pred"].astype(str).tolist())
-    timings["verify_s"] = round(time.perf_counter() - t, 2)
+    s.timings["verify_s"] = round(time.perf_counter() - t, 2)
     if error is None and agreement < p.verify_min_agreement:
         error = (
             f"it agrees with the evaluated predictions on {agreement:.1%} of {len(sample)} test rows "
@@ -412,29 +518,7 @@ def _verify_and_finish(
             "run the register stage again; the broken version stays in the registry tagged "
             f"{T.STATUS}={T.BROKEN}."
         )
-    reg.set_status(version, T.VERIFIED, **{T.VERIFY_AGREEMENT: f"{agreement:.4f}"})
-    champ = decision.champion_before
-    reg.finish(
-        version,
-        decision.promote,
-        "passed every gate check" + (f" against champion v{champ}" if champ else " (first champion)"),
-    )
-    timings["total_s"] = round(time.perf_counter() - t0, 2)
-    log.info(
-        "registered %s version %s (%s) in %.1f s",
-        reg.name,
-        version,
-        "champion" if decision.promote else "challenger",
-        timings["total_s"],
-    )
-    return _report(
-        reg,
-        reg.version(version),
-        mhash,
-        "registered",
-        verify_agreement=agreement,
-        timings=timings,
-    ) | {"run_id": run_id, "promoted": decision.promote, "gate": decision.as_dict()}
+    return agreement
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -486,7 +570,8 @@ def _main(args: argparse.Namespace, log: logging.Logger) -> None:
         training=read_json(args.finetune_report) if Path(args.finetune_report).is_file() else None,
         log=log,
     )
-    write_json(args.out, json.loads(mask_secrets(json.dumps(report))))  # nothing secret reaches the file
+    masked = RegistryReport.model_validate(json.loads(mask_secrets(json.dumps(report))))  # summary reads it
+    write_json(args.out, masked.dump())  # nothing secret reaches the file
     log.info(
         "%s: %s version %s, aliases %s",
         report["action"],

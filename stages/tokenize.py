@@ -11,15 +11,15 @@ rest from the end); what is kept is split into windows of near-equal size. The o
 special tokens included), `n_windows`, `input_ids` and `attention_mask` of the first window (with
 `token_type_ids`/`window_type_ids` where the model uses them), `n_tokens` (the untruncated length),
 `n_unk` (unknown tokens in it) and `truncated` (the text was longer than the windows hold), which the
-validate stage profiles. The memory a text costs is bounded by the budget: a text longer than
-2 x 16 x budget characters is counted in pieces and read at its ends only (the same tokens for any
-ordinary text; the served model, `stages/serving/textclf.py`, reads it the same way).
+validate stage profiles. The windows come from the served model's own encoder
+(`stages/serving/textclf.py`, `WindowEncoder`), so a served text is cut exactly as the training data
+was. The memory a text costs is bounded by the budget: a text longer than 2 x 16 x budget characters is
+counted in pieces and read at its ends only (the same tokens for any ordinary text).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,11 @@ import pandas as pd
 
 from stages.config.params import load_section
 from stages.config.paths import add_path_args
-from stages.config.tokenize_section import TokenizeParams
+from stages.config.tokenize import TokenizeParams
 from stages.core.io import atomic_dir, read_table, write_json
 from stages.core.logs import setup_logging
 from stages.model.resolve import resolve_model
+from stages.serving.textclf import WindowEncoder
 
 
 class TokenizeError(ValueError):
@@ -51,43 +52,6 @@ def load_tokenizer(p: TokenizeParams) -> Any:
             "batched truncation. Convert it with `tokenizers` or pick another checkpoint."
         )
     return tok
-
-
-CHARS_PER_TOKEN = 16  # generous: English runs at 4-6 characters a token, Chinese at about 1
-
-
-def policy_counts(budget: int, truncation: str, head_fraction: float) -> tuple[int, int]:
-    """How many of the `budget` tokens a long text keeps from its start and from its end."""
-    if truncation == "head":
-        return budget, 0
-    if truncation == "tail":
-        return 0, budget
-    head_n = max(1, int(budget * head_fraction))
-    return head_n, budget - head_n
-
-
-def keep_ids(ids: list[int], head_n: int, tail_n: int) -> list[int]:
-    """The first `head_n` and last `tail_n` ids, or all of them when there are no more than that."""
-    if len(ids) <= head_n + tail_n:
-        return list(ids)
-    return ids[:head_n] + ids[len(ids) - tail_n :]
-
-
-def end_ids(backend: Any, text: str, span: int, head_n: int, tail_n: int) -> list[int]:
-    """`keep_ids` of a text longer than 2 x `span` characters, tokenizing only its first and last `span`.
-
-    The word a cut may have split is dropped from each piece, so the ids are those of the whole text
-    whenever each piece still holds the tokens it must give (always, unless the text averages more
-    than `span / budget` characters a token there: then fewer tokens are read). Without it, a 10 MB
-    text cost seconds and gigabytes to tokenize whole, and more to merge its ends (quadratic).
-    """
-    out: list[int] = []
-    if head_n:
-        out = _whole_words(backend.encode(text[:span], add_special_tokens=False), drop="last")[:head_n]
-    if tail_n:
-        tail = _whole_words(backend.encode(text[-span:], add_special_tokens=False), drop="first")
-        out += tail[max(0, len(tail) - tail_n) :]
-    return out
 
 
 def count_ids(backend: Any, text: str, span: int, unk: int | None) -> tuple[int, int]:
@@ -114,100 +78,43 @@ def count_ids(backend: Any, text: str, span: int, unk: int | None) -> tuple[int,
             return n, n_unk
 
 
-def _whole_words(enc: Any, drop: str) -> list[int]:
-    """The ids of `enc` less those of its last (or first) word, unless that word is all there is."""
-    words = enc.word_ids
-    if not words or words[0] == words[-1]:
-        return list(enc.ids)
-    if drop == "last":
-        end = len(words) - 1
-        while words[end] == words[-1]:
-            end -= 1
-        return enc.ids[: end + 1]
-    start = 0
-    while words[start] == words[0]:
-        start += 1
-    return enc.ids[start:]
-
-
-def cut_windows(ids: list[int], window_budget: int) -> list[list[int]]:
-    """Cut `ids` into the fewest windows of at most `window_budget` tokens, of near-equal size.
-
-    Even sizes (e.g. 100 + 100 + 100 rather than 126 + 126 + 48) leave no scrap window whose few tokens
-    would weigh as much as a full one in the averaged prediction.
-    """
-    n = len(ids)
-    if n <= window_budget:
-        return [ids]
-    size = -(-n // -(-n // window_budget))  # ceil(n / ceil(n / budget))
-    return [ids[i : i + size] for i in range(0, n, size)]
-
-
-def special_template(backend: Any, specials: int) -> tuple[list[int], list[int], int, list[int], list[int]]:
-    """What the post-processor puts around one sequence: ids and type ids before it, its type id, after it.
-
-    Windows are sliced from token ids and wrapped the way `post_process` wraps a sequence (`[CLS] ...
-    [SEP]` for BERT, `<s> ... </s>` for RoBERTa, nothing for GPT-2), read once from a probe.
-    """
-    probe = backend.encode("hello world", add_special_tokens=False)
-    full = backend.post_process(probe, None, True)
-    k, ids, types = len(probe.ids), full.ids, full.type_ids
-    for at in range(len(ids) - k + 1 if k and len(ids) == k + specials else 0):
-        if ids[at : at + k] == probe.ids and len(set(types[at : at + k])) == 1:
-            return ids[:at], types[:at], types[at], ids[at + k :], types[at + k :]
-    raise TokenizeError(
-        "the tokenizer's post-processor does more than add special tokens around a text "
-        f"({probe.ids} became {ids}); ftpipe cannot cut it into windows. Pick another checkpoint."
-    )
-
-
 def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, list[Any]]:
-    """Encode `texts` into windows by the truncation policy; add the model's special tokens to each.
+    """Encode `texts` into windows by the truncation policy (the served model's `WindowEncoder`), and
+    count each text's tokens.
 
     A text gets at most `windows` windows of `max_length` tokens (special tokens included). When it is
     longer than they hold, the truncation policy picks what is kept (head, tail, or head+tail over the
     whole budget); the kept tokens are then cut into windows of near-equal size. `input_ids` and its companions
     hold the first window (with `windows: 1`, the whole model input); `windows` holds every window's ids.
-    A text of at most 2 x `CHARS_PER_TOKEN` x budget characters is tokenized whole; a longer one is
-    counted piece by piece (`count_ids`) and its kept tokens come from its ends (`end_ids`), as the
-    served model reads it, so no text costs more memory than the budget allows.
+    A text of at most 2 x 16 x budget characters (textclf's `CHARS_PER_TOKEN`) is tokenized whole; a longer one is
+    counted piece by piece (`count_ids`) and its kept tokens come from its ends, as the served model
+    reads it, so no text costs more memory than the budget allows.
     """
-    backend = copy.deepcopy(tok.backend_tokenizer)  # the saved one may carry padding/truncation
-    backend.no_truncation()
-    backend.no_padding()
-    specials = tok.num_special_tokens_to_add(pair=False)
-    window_budget = p.max_length - specials
-    if window_budget < 1:
-        raise TokenizeError(f"tokenize.max_length = {p.max_length} leaves no room beside special tokens.")
-    budget = window_budget * p.windows
-    head_n, tail_n = policy_counts(budget, p.truncation, p.head_fraction)
-    span = CHARS_PER_TOKEN * budget
-    pre, pre_types, seq_type, post, post_types = special_template(backend, specials)
-    raw = backend.encode_batch([t if len(t) <= 2 * span else "" for t in texts], add_special_tokens=False)
-    want_types = "token_type_ids" in tok.model_input_names
+    try:
+        enc = WindowEncoder(tok, p.max_length, p.truncation, p.head_fraction, p.windows)
+    except ValueError as exc:  # too few tokens for the special ones, or a post-processor it cannot window
+        raise TokenizeError(f"tokenize.model `{p.model}`: {exc}") from None
     keys = ["input_ids", "attention_mask", "n_tokens", "n_unk", "truncated", "windows", "n_windows"]
-    if want_types:
+    if enc.want_types:
         keys += ["token_type_ids", "window_type_ids"]
     out: dict[str, list[Any]] = {k: [] for k in keys}
     unk = tok.unk_token_id
-    for text, enc in zip(texts, raw, strict=True):
-        ids = enc.ids
-        n, n_unk = len(ids), 0 if unk is None else ids.count(unk)
-        if len(text) > 2 * span:
-            n, n_unk = count_ids(backend, text, span, unk)
-            ids = end_ids(backend, text, span, head_n, tail_n)
+    for text, ids in zip(texts, enc.whole_ids(texts), strict=True):
+        if ids is None:  # too long to tokenize whole
+            n, n_unk = count_ids(enc.backend, text, enc.span, unk)
+        else:
+            n, n_unk = len(ids), 0 if unk is None else ids.count(unk)
+        windows = enc.windows(enc.kept_ids(text, ids))
+        out["input_ids"].append(windows[0]["input_ids"])
+        out["attention_mask"].append(windows[0]["attention_mask"])
+        out["n_tokens"].append(n + enc.specials)
         out["n_unk"].append(n_unk)
-        out["truncated"].append(n > budget)
-        windows = [pre + w + post for w in cut_windows(keep_ids(ids, head_n, tail_n), window_budget)]
-        out["input_ids"].append(windows[0])
-        out["attention_mask"].append([1] * len(windows[0]))
-        out["windows"].append(windows)
+        out["truncated"].append(n > enc.budget)
+        out["windows"].append([w["input_ids"] for w in windows])
         out["n_windows"].append(len(windows))
-        if want_types:
-            types = [pre_types + [seq_type] * (len(w) - len(pre) - len(post)) + post_types for w in windows]
-            out["token_type_ids"].append(types[0])
-            out["window_type_ids"].append(types)
-        out["n_tokens"].append(n + specials)
+        if enc.want_types:
+            out["token_type_ids"].append(windows[0]["token_type_ids"])
+            out["window_type_ids"].append([w["token_type_ids"] for w in windows])
     return out
 
 

@@ -31,13 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from datasets import load_from_disk
-from pydantic import Field
 from sklearn.feature_extraction.text import CountVectorizer
 
-from stages.config.params import StageParams, load_section
+from stages.config.params import load_section
 from stages.config.paths import add_path_args
+from stages.config.validate import ValidateParams
 from stages.core.io import read_json, write_json
 from stages.core.logs import setup_logging
+from stages.reports.validate import DataProfileReport
 
 SPLITS = ("train", "validation", "test")
 PROFILE_FORMAT = 1
@@ -45,23 +46,6 @@ PROFILE_FORMAT = 1
 CHAR_BINS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 10**9]
 TOKEN_BINS = [0, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 10**9]
 QUANTILES = (5, 25, 50, 75, 95)
-
-
-class ValidateParams(StageParams):
-    """The `validate` section of params.yaml: the integrity thresholds and the profile's size."""
-
-    min_rows_per_split: int = Field(5, ge=1, description="fewest rows a class needs in every split")
-    max_unk_share: float = Field(0.05, ge=0.0, le=1.0, description="most unknown tokens, per split and class")
-    min_median_chars: int = Field(
-        20, ge=0, description="floor on the median text length, per split and class"
-    )
-    min_batch_median_ratio: float = Field(
-        0.2, ge=0.0, le=1.0, description="a batch file's median length over the other files' median"
-    )
-    min_batch_rows: int = Field(20, ge=1, description="batch files with fewer rows skip the ratio check")
-    top_ngrams: int = Field(10, ge=0, le=100, description="most frequent word 1-2-grams kept per class")
-    sample_size: int = Field(300, ge=0, le=5000, description="train/validation texts kept in the profile")
-    sample_chars: int = Field(1000, ge=50, description="characters kept per sampled text")
 
 
 class ValidateError(ValueError):
@@ -353,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     classes = [labels[k] for k in sorted(labels, key=int)]
     profile, compact = validate(load_frames(args.splits), classes, p)
     Path(args.profile).unlink(missing_ok=True)  # never leave an old profile beside a failed check
-    write_json(args.report, profile)
+    write_json(args.report, DataProfileReport.model_validate(profile).dump())  # the summary reads it
     if compact is None:
         raise ValidateError(failure_message(profile, args.report))
     write_json(args.profile, compact)

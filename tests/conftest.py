@@ -229,7 +229,8 @@ def build_splits(
     from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
     from transformers import AutoTokenizer
 
-    from stages.tokenize import TokenizeParams, encode_batch
+    from stages.config.tokenize import TokenizeParams
+    from stages.tokenize import encode_batch
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     p = TokenizeParams(model=str(model_dir), max_length=max_length, windows=windows)
@@ -239,7 +240,8 @@ def build_splits(
     if label_seed is not None:
         import pandas as pd
 
-        from stages.label import LabelParams, split_groups
+        from stages.config.label import LabelParams
+        from stages.label import split_groups
 
         frame = pd.DataFrame([{**r, "group": r["id"]} for r in rows])
         for split, part in split_groups(frame, LabelParams(seed=label_seed)).items():

@@ -2,8 +2,9 @@
 
 The old encoder tokenized every text whole, then truncated the Encoding and, under `head+tail`, merged
 two Encodings (memory quadratic in the text). It is kept here only as the reference: the bounded
-encoders in `stages/tokenize.py` and `stages/serving/textclf.py` must give the same windows for every
-ordinary text (the committed pipeline outputs must not change). Call it only on short texts.
+encoder (`WindowEncoder` in `stages/serving/textclf.py`, the served model's, which the tokenize stage
+uses too) must give the same windows and counts for every ordinary text (the committed pipeline outputs
+must not change). Call it only on short texts.
 """
 
 from __future__ import annotations

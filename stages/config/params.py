@@ -9,7 +9,7 @@ tests/stages/test_params.py, compares every key), so a class's default is what a
 A stage that needs another stage's keys reads them one way: `load_section(that_section, ThatClass,
 path)`, with the class of the stage that owns the section (validated exactly as that stage validates
 it; a class read by several stages lives in stages/common, e.g. `TokenizeParams` in
-stages/config/tokenize_section.py), never a raw dict, a looser second class or a command-line copy; and
+stages/config/tokenize.py), never a raw dict, a looser second class or a command-line copy; and
 it lists the keys it uses under its `params:` in dvc.yaml.
 """
 
@@ -79,13 +79,61 @@ def validate_section(section: str, data: Any, model_cls: type[P], source: str = 
         ) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, first: int, second: int):
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key written twice in one mapping (as DVC's ruamel loader does)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._parents: dict[int, tuple[str, yaml.Node]] = {}  # id(value node) -> (its key, its mapping)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(".".join([*self._path(node), str(key)]), seen[key], line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def _path(self, node: yaml.Node) -> list[str]:
+        """The dotted keys leading to `node` from the document root."""
+        path: list[str] = []
+        target = node
+        while True:
+            parent = self._parents.get(id(target))
+            if parent is None:
+                return path[::-1]
+            key, target = parent
+            path.append(key)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        node = super().compose_node(parent, index)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    self._parents[id(value_node)] = (str(key_node.value), node)
+        return node
+
+
 def read_params_file(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
     """Read the whole params file as a mapping (for flows and reports, never handed to a stage)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found. Run from the repository root.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as exc:
+        raise ParamsError(
+            f"{path}: `{exc.key}` is written twice (line {exc.first} and line {exc.second}); YAML keeps "
+            "only the last and DVC refuses the file. Delete one of the two lines."
+        ) from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML ({exc}). Fix the syntax.") from None
     if not isinstance(data, dict):
@@ -98,6 +146,6 @@ def load_section(section: str, model_cls: type[P], path: str | Path = DEFAULT_PA
     data = read_params_file(path)
     if section not in data:
         raise ParamsError(
-            f"{path}: section `{section}` is missing. Add a `{section}:` block (see README, 'Params')."
+            f"{path}: section `{section}` is missing. Add a `{section}:` block (docs/params.md lists its keys)."
         )
     return validate_section(section, data[section], model_cls, source=str(path))

@@ -35,6 +35,7 @@ PATHS: dict[str, dict[str, str | list[str]]] = {
         "profile": "data/processed/profile.json",
         "report": "reports/data_profile.json",
     },
+    "drift": {"profile": "data/processed/profile.json", "report": "reports/drift.json"},
     "finetune": {
         "splits": "data/processed/splits",
         "labels": "data/processed/labels.json",

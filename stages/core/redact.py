@@ -4,9 +4,10 @@
 
 MLflow copies the tracking URI, password included, into its exception text ("API request to
 http://user:pass@host/... failed"). Everything ftpipe prints, logs, tags or writes about a registry failure
-goes through `mask_secrets`: the password of any `scheme://user:password@` in the text, and the values of
-the credential variables (`MLFLOW_TRACKING_PASSWORD`, `MLFLOW_TRACKING_TOKEN`, and the password of
-`MLFLOW_TRACKING_URI`) wherever they appear, also URL-encoded. No imports beyond the standard library: the
+goes through `mask_secrets`: the password of any `scheme://user:password@` in the text, the value of any
+credential query parameter (`?token=`, `access_token`, `api_key`, `sig`, ...: `CREDENTIAL_PARAMS`), and the
+values of the credential variables (`MLFLOW_TRACKING_PASSWORD`, `MLFLOW_TRACKING_TOKEN`, and the password
+and credential parameters of `MLFLOW_TRACKING_URI`) wherever they appear, also URL-encoded. No imports beyond the standard library: the
 retrain flow and the CLI use it without loading MLflow.
 """
 
@@ -24,6 +25,31 @@ MASK = "***"
 SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 # scheme://user:password@ : the password is anything up to the `@` that ends the authority
 _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<pw>[^\s/@]+)(?=@)")
+# query parameters that carry a credential (names compared case-insensitively, `-` as `_`)
+CREDENTIAL_PARAMS = (
+    "token",
+    "access_token",
+    "auth",
+    "auth_token",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "sig",
+    "signature",
+    "x_amz_signature",
+    "x_amz_credential",
+    "x_amz_security_token",
+)
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&;](?:"
+    + "|".join(p.replace("_", "[_-]") for p in CREDENTIAL_PARAMS)
+    + r")=)(?P<value>[^&#;\s\"'<>]+)",
+    re.IGNORECASE,
+)
 
 
 def redact_uri(uri: str) -> str:
@@ -32,19 +58,26 @@ def redact_uri(uri: str) -> str:
         parts = urlsplit(uri)
     except ValueError:
         return "<unparseable URI>"
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        uri = urlunsplit(parts._replace(netloc=netloc))
+    return _QUERY_SECRET.sub(lambda m: m["head"] + MASK, uri)
+
+
+def _query_secrets(uri: str) -> list[str]:
+    """The values of the credential query parameters of `uri`."""
+    return [m["value"] for m in _QUERY_SECRET.finditer(uri)]
 
 
 def known_secrets() -> list[str]:
     """The credential values in this process's environment (each also URL-encoded and decoded)."""
     values = [os.environ.get(k, "") for k in SECRET_ENV]
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     try:
-        values.append(urlsplit(os.environ.get("MLFLOW_TRACKING_URI", "")).password or "")
+        values.append(urlsplit(uri).password or "")
     except ValueError:
         pass
+    values.extend(unquote(v) for v in _query_secrets(uri))
     out: set[str] = set()
     for v in values:
         if len(v) >= 3:  # a one- or two-character "secret" would mask ordinary text
@@ -55,6 +88,7 @@ def known_secrets() -> list[str]:
 def mask_secrets(text: str) -> str:
     """`text` with every URI password and every known credential value replaced by `***`."""
     text = _USERINFO.sub(lambda m: m["head"] + MASK, str(text))
+    text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
     for secret in known_secrets():
         text = text.replace(secret, MASK)
     return text

@@ -21,16 +21,18 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from pydantic import Field
 from scipy.stats import binomtest, chi2, norm
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from stages.config.params import StageParams
+from stages.config.register import GateParams
 from stages.registry import tags as T
 from stages.registry.lineage import TrainedOn
+
+if TYPE_CHECKING:
+    from stages.registry.client import VersionRecord
 
 PRIMARY_METRICS = (
     "accuracy",
@@ -57,35 +59,6 @@ COMPARISON_TAGS = (
     "candidate_errors",
     "champion_errors",
 )
-
-
-class GateParams(StageParams):
-    """`register.gate`: what a version must clear to become `champion`."""
-
-    policy: Literal["non_inferiority", "superiority"] = Field(
-        "non_inferiority", description="non_inferiority for retraining on new data, superiority for recipes"
-    )
-    min_primary: float = Field(0.9, ge=0.0, le=1.0, description="absolute floor on the primary metric")
-    baseline_tolerance: float = Field(0.02, ge=0.0, le=1.0, description="allowed shortfall vs the baseline")
-    margin: float = Field(
-        0.01, ge=0.0, le=1.0, description="non_inferiority: allowed shortfall vs the champion"
-    )
-    min_improvement: float = Field(
-        0.005, ge=-1.0, le=1.0, description="superiority: primary-metric gain needed over the champion"
-    )
-    significance: float = Field(0.05, gt=0.0, le=1.0, description="alpha of the McNemar test")
-    max_class_drop: float = Field(
-        0.05, ge=0.0, le=1.0, description="largest fall of any class's recall or F1 vs the champion"
-    )
-    min_class_rows: int = Field(5, ge=1, description="compared rows a class needs for the per-class guard")
-    allow_label_change: bool = False
-    max_drift_auc: float | None = Field(
-        None,
-        ge=0.5,
-        le=1.0,
-        description="domain-classifier AUC above which drift fails the gate; null = never",
-    )
-    warn_drift_auc: float = Field(0.75, ge=0.5, le=1.0, description="domain-classifier AUC that warns")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -304,6 +277,43 @@ def labels_check(gate: GateParams, cand: Candidate, champion: ChampionScore) -> 
             if ok
             else "set register.gate.allow_label_change: true if the change is intended"
         ),
+    )
+
+
+class LabelSetChanged(ValueError):
+    """A model whose label set is not the champion's, under the champion's registered model name."""
+
+
+def _label_list(labels: set[str], most: int = 20) -> str:
+    shown = sorted(labels)
+    more = f", ... ({len(shown)} in all)" if len(shown) > most else ""
+    return "[" + ", ".join(shown[:most]) + more + "]"
+
+
+def require_same_labels(
+    gate: GateParams, name: str, labels: list[str], champion: VersionRecord | None
+) -> None:
+    """Refuse, before anything is registered, a model whose label set is not the champion's of `name`.
+
+    A registered model name is one task: a model of other labels (typically your own dataset run with the
+    shipped `register.model_name`) would only be registered to fail the gate's `labels` check against a
+    champion of another task. Passes when there is no champion, its labels are unknown (the gate's
+    `labels` check judges that), the sets are equal, or `register.gate.allow_label_change` is true.
+    """
+    if champion is None or champion.labels is None or gate.allow_label_change:
+        return
+    mine, theirs = set(labels), set(champion.labels)
+    if mine == theirs:
+        return
+    raise LabelSetChanged(
+        f"registered model `{name}` (register.model_name in params.yaml) is another task: its champion "
+        f"v{champion.version} predicts {_label_list(theirs)}, this model predicts {_label_list(mine)} "
+        f"(not in the champion's: {_label_list(mine - theirs)}; missing: {_label_list(theirs - mine)}). "
+        f"Nothing was registered: new versions of `{name}` are judged against that champion, and a model "
+        "of other labels would only fail the gate's `labels` check. For your own data, give it a model "
+        "name of its own with `ftpipe init NAME --csv YOUR.csv` (or set `register.model_name: NAME` in "
+        f"params.yaml) and run `ftpipe run` or `dvc repro` again; if `{name}` is meant to change its labels, "
+        "set `register.gate.allow_label_change: true`."
     )
 
 

@@ -52,27 +52,21 @@ def model_card(
     """Markdown: use, data and labels, how it was trained, test metrics vs baseline, gate decision, lineage.
 
     `training` is the finetune stage's report (reports/finetune.json): device, precision and why."""
-    m = cand.metrics
-    keys = [
-        k
-        for k in ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "ece")
-        if k in m.get("model", {})
+    sections = [
+        f"# {name}\n\nText classifier fine-tuned (all parameters) by ftpipe. Registered from MLflow run `{run_id}`.",
+        use_section(name, truncation),
+        data_section(cand, trained_on, profile_note),
+        f"## Training\n\n{training_section(training)}",
+        metrics_section(cand),
+        gate_section(decision),
+        "## Lineage\n\n" + "\n".join(f"- `{k}`: {v}" for k, v in sorted(tags.items()) if k != T.LABELS),
     ]
-    rows = "\n".join(f"| {k} | {_fmt(m['model'][k])} | {_fmt(m['baseline'].get(k, '-'))} |" for k in keys)
-    checks = "\n".join(f"| {c.name} | {c.outcome} | {c.reason} |" for c in decision.checks)
-    counts = cand.test["label"].value_counts().reindex(cand.labels, fill_value=0)
-    lin = "\n".join(f"- `{k}`: {v}" for k, v in sorted(tags.items()) if k != T.LABELS)
-    trained = (
-        f"Trained and validated on {trained_on.summary()} (artifact `{T.TRAINED_ON_ARTIFACT}`): a later "
-        "candidate is compared with this version only on test rows outside that record."
-        if trained_on
-        else "No record of the training rows."
-    )
-    return f"""# {name}
+    return "\n\n".join(sections) + "\n"
 
-Text classifier fine-tuned (all parameters) by ftpipe. Registered from MLflow run `{run_id}`.
 
-## Use
+def use_section(name: str, truncation: dict[str, Any]) -> str:
+    """How to load the model, and how it reads a text (windows, tokens, truncation policy)."""
+    return f"""## Use
 
 ```python
 import mlflow, pandas as pd
@@ -80,31 +74,47 @@ model = mlflow.pyfunc.load_model("models:/{name}@champion")
 model.predict(pd.DataFrame({{"text": ["..."]}}))  # columns: label, score
 ```
 
-Input is read like the training data: up to {truncation.get("windows", 1)} window(s) of {truncation["max_length"]} tokens (the prediction is the mean of the windows' probabilities), truncation policy `{truncation["truncation"]}`.
+Input is read like the training data: up to {truncation.get("windows", 1)} window(s) of {truncation["max_length"]} tokens (the prediction is the mean of the windows' probabilities), truncation policy `{truncation["truncation"]}`."""
 
-## Data and labels
+
+def data_section(cand: Candidate, trained_on: TrainedOn | None, profile_note: str) -> str:
+    """The labels, the test split per label, and what the version trained on."""
+    counts = cand.test["label"].value_counts().reindex(cand.labels, fill_value=0)
+    trained = (
+        f"Trained and validated on {trained_on.summary()} (artifact `{T.TRAINED_ON_ARTIFACT}`): a later "
+        "candidate is compared with this version only on test rows outside that record."
+        if trained_on
+        else "No record of the training rows."
+    )
+    return f"""## Data and labels
 
 {len(cand.labels)} labels: {", ".join(f"`{x}`" for x in cand.labels)}.
 Test split: {len(cand.test)} examples ({", ".join(f"{k} {v}" for k, v in counts.items())}).
-{trained} {profile_note}
+{trained} {profile_note}"""
 
-## Training
 
-{training_section(training)}
-
-## Test metrics (primary: `{cand.primary_metric}`)
+def metrics_section(cand: Candidate) -> str:
+    """The test metrics the model and the TF-IDF baseline both have, side by side."""
+    m = cand.metrics
+    keys = [
+        k
+        for k in ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "ece")
+        if k in m.get("model", {})
+    ]
+    rows = "\n".join(f"| {k} | {_fmt(m['model'][k])} | {_fmt(m['baseline'].get(k, '-'))} |" for k in keys)
+    return f"""## Test metrics (primary: `{cand.primary_metric}`)
 
 | metric | model | TF-IDF baseline |
 |---|---|---|
-{rows}
+{rows}"""
 
-## Gate decision ({decision.policy}): {"promote to champion" if decision.promote else "stays challenger"}
+
+def gate_section(decision: Decision) -> str:
+    """The gate's verdict and each of its checks with the reason."""
+    checks = "\n".join(f"| {c.name} | {c.outcome} | {c.reason} |" for c in decision.checks)
+    verdict = "promote to champion" if decision.promote else "stays challenger"
+    return f"""## Gate decision ({decision.policy}): {verdict}
 
 | check | outcome | reason |
 |---|---|---|
-{checks}
-
-## Lineage
-
-{lin}
-"""
+{checks}"""

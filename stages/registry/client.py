@@ -1,4 +1,4 @@
-"""The one module that talks to the MLflow registry: `Registry`, its params, and the champion history.
+"""The one module that talks to the MLflow registry: `Registry` and the champion history it keeps.
 
     reg = Registry.connect(tracking_uri(), "ftpipe-bbc-news")
     reg.champion()                 # "3" or None
@@ -16,24 +16,21 @@ prediction (flows/predict.py) and the retrain flow; none of them calls MlflowCli
   registered model's tags (`ftpipe.history.000001`, ...: JSON with who, when, action, from, to, why),
   so the audit trail lives and dies with the registry. The event is written as an intent before the
   alias moves and confirmed after; `reconcile_history` settles an intent whose process was killed. The
-  history helpers below the class are pure.
+  history's pure rules (events, replay, rollback target): stages/registry/history.py.
 - Tag and artifact names come from stages/registry/tags.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import importlib.metadata
 import json
-import os
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import mlflow
 import mlflow.artifacts
@@ -43,13 +40,21 @@ from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, Schema
-from pydantic import Field
 
-from stages.config.params import StageParams
+from stages.config.register import RetryPolicy
 from stages.core.redact import redact_uri
-from stages.gate.checks import GateParams
 from stages.registry import tags as T
+from stages.registry.history import champion_stack as champion_stack  # re-export (flows' tests)
+from stages.registry.history import (
+    check_promotable,
+    history_from_tags,
+    history_keys,
+    make_event,
+    next_history_key,
+    rollback_target,
+)
 from stages.registry.integrity import (
     check_logged,
     download_verified,
@@ -61,7 +66,6 @@ from stages.registry.integrity import (
 from stages.registry.lineage import TrainedOn
 from stages.registry.tracking import (
     RegistryError,
-    RetryPolicy,
     connect,
     default_artifact_location,
     describe_failure,
@@ -84,37 +88,6 @@ PYFUNC_REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safeten
 R = TypeVar("R")
 # how the gate scores a champion, whatever it serves with: as evaluate scores the candidate
 FP32_CONFIG = {"quantize": "none", "precision": "fp32"}
-
-
-class RegisterParams(StageParams):
-    """The `register` section of params.yaml: the registered model, the gate, and how to reach the store."""
-
-    model_name: str = Field("ftpipe-bbc-news", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-    gate: GateParams = GateParams()
-    retries: int = Field(4, ge=0, le=20, description="extra attempts of a failed registry call")
-    backoff_s: float = Field(1.0, ge=0.0, le=60.0, description="first wait; doubles each retry")
-    timeout_s: float = Field(
-        120.0,
-        ge=1.0,
-        le=3600.0,
-        description="most seconds one registry call may spend failing (retries, waits and a hanging "
-        "server included) before the command stops with a clear message",
-    )
-    batch_size: int = Field(
-        32, ge=1, description="served model's batch: up to batch_size x tokenize.max_length tokens"
-    )
-    quantize: Literal["none", "int8"] = Field(
-        "none",
-        description="the served model's default: none (fp32) or int8 (dynamic quantization of its "
-        "Linear layers, CPU; `python -m bench.inference` measures its speed and agreement with fp32)",
-    )
-    verify_rows: int = Field(64, ge=1, description="test rows the registered model must predict as evaluated")
-    verify_min_agreement: float = Field(0.95, ge=0.0, le=1.0)
-    await_registration_s: int = Field(300, ge=1)
-
-    def policy(self) -> RetryPolicy:
-        """The retry and timeout policy of every MLflow call made for this registered model."""
-        return RetryPolicy(self.retries, self.backoff_s, self.timeout_s)
 
 
 # --------------------------------------------------------------------------- the Registry
@@ -349,12 +322,7 @@ class Registry:
         """One MLflow run with everything in `reg`, and a new model version (status pending); (run_id, version)."""
         timings = {} if timings is None else timings
         use_store(self.uri)
-        record_tags: dict[str, str] = {}
-        if reg.trained_on is not None:
-            record_tags |= {T.TRAINED_ON: T.TRAINED_ON_ARTIFACT, T.TRAINED_ON_ROWS: reg.trained_on.summary()}
-        if reg.profile is not None:
-            record_tags[T.PROFILE] = T.PROFILE_ARTIFACT
-        tags = {**reg.tags, **record_tags, T.TRACKING_URI: redact_uri(self.uri)}
+        tags = {**reg.tags, **_record_tags(reg), T.TRACKING_URI: redact_uri(self.uri)}
         # run tags hold 8000 characters (MLflow cuts longer ones); version tags hold 100,000
         run_tags = {k: v for k, v in tags.items() if len(v) <= RUN_TAG_MAX}
         exp_id = self._experiment_id()
@@ -363,69 +331,15 @@ class Registry:
         run = self._call(lambda: mlflow.start_run(experiment_id=exp_id, run_name=reg.run_name, tags=run_tags))
         run_id, ok = run.info.run_id, False
         try:
-            if T.GATE_JSON in tags:
-                self._call(lambda: self.client.log_text(run_id, tags[T.GATE_JSON], T.GATE_ARTIFACT))
-            self._call(lambda: mlflow.log_params(reg.params))
-            now = int(time.time() * 1000)
-            metrics = [Metric(k, v, now, 0) for k, v in reg.metrics.items()]
-            metrics += [Metric(k, v, now, step) for k, v, step in reg.step_metrics]
-            for i in range(0, len(metrics), 1000):
-
-                def log_batch(i: int = i) -> None:
-                    self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
-
-                self._call(log_batch)
-            for f in reg.files:
-
-                def log_file(f: Path = f) -> None:
-                    self.client.log_artifact(run_id, str(f), artifact_path=T.REPORTS_DIR)
-
-                self._call(log_file)
+            self._log_run_data(run_id, reg, tags)
             card = reg.card(run_id)
             self._call(lambda: self.client.log_text(run_id, card, T.MODEL_CARD_ARTIFACT))
             with tempfile.TemporaryDirectory() as tmp:
-                if reg.trained_on is not None:
-                    (Path(tmp) / T.TRAINED_ON_ARTIFACT).write_bytes(reg.trained_on.to_bytes())
-                    self._call(
-                        lambda: self.client.log_artifact(run_id, str(Path(tmp) / T.TRAINED_ON_ARTIFACT))
-                    )
-                if reg.profile is not None:
-                    profile = reg.profile
-                    self._call(lambda: self.client.log_dict(run_id, profile, T.PROFILE_ARTIFACT))
-                card_path = Path(tmp) / T.MODEL_CARD_ARTIFACT
-                card_path.write_text(card, encoding="utf-8")
-                t = time.perf_counter()
-                served = served_manifest(reg.model_dir)
-                info = self._call(
-                    lambda: mlflow.pyfunc.log_model(
-                        name=T.MODEL_ARTIFACT,
-                        python_model=str(Path(textclf.__file__)),
-                        artifacts={textclf.HF_ARTIFACT: str(reg.model_dir), "model_card": str(card_path)},
-                        model_config={**reg.model_config, "manifest": served},
-                        code_paths=[str(f) for f in registered_code()],
-                        signature=ModelSignature(
-                            inputs=Schema([ColSpec("string", "text")]),
-                            outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
-                        ),
-                        input_example=pd.DataFrame({"text": reg.example_texts}),
-                        pip_requirements=pyfunc_requirements(),
-                    )
-                )
-                timings["log_model_s"] = round(time.perf_counter() - t, 2)
+                self._log_records(run_id, reg, Path(tmp))
+                info, served = self._log_model(reg, card, Path(tmp), timings)
             found = self._call(lambda: downloaded_manifest(info.model_uri))
             tags[T.MANIFEST] = M.dumps(check_logged(found, served, reg.model_dir.name, info.model_uri))
-            t = time.perf_counter()
-
-            def find_or_register() -> ModelVersion:  # a registration whose answer was lost is found
-                return self.version_of_run(run_id) or mlflow.register_model(
-                    info.model_uri,
-                    self.name,
-                    await_registration_for=reg.await_registration_s,
-                    tags={**tags, T.STATUS: T.PENDING},
-                )
-
-            version = str(self._call(find_or_register).version)
-            timings["register_s"] = round(time.perf_counter() - t, 2)
+            version = self._register_version(run_id, info.model_uri, tags, reg.await_registration_s, timings)
             self._call(lambda: self.client.set_tag(run_id, T.MODEL_VERSION, version))
             self._call(lambda: self.client.set_terminated(run_id, "FINISHED"))
             ok = True
@@ -433,6 +347,78 @@ class Registry:
             _leave_run("FINISHED" if ok else "FAILED", self.uri)
         self.describe(version, card)
         return run_id, version
+
+    def _log_run_data(self, run_id: str, reg: Registration, tags: dict[str, str]) -> None:
+        """The run's gate decision (gate.json), params, metrics (training curves by step) and report files."""
+        if T.GATE_JSON in tags:
+            self._call(lambda: self.client.log_text(run_id, tags[T.GATE_JSON], T.GATE_ARTIFACT))
+        self._call(lambda: mlflow.log_params(reg.params))
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, 0) for k, v in reg.metrics.items()]
+        metrics += [Metric(k, v, now, step) for k, v, step in reg.step_metrics]
+        for i in range(0, len(metrics), 1000):
+
+            def log_batch(i: int = i) -> None:
+                self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+
+            self._call(log_batch)
+        for f in reg.files:
+
+            def log_file(f: Path = f) -> None:
+                self.client.log_artifact(run_id, str(f), artifact_path=T.REPORTS_DIR)
+
+            self._call(log_file)
+
+    def _log_records(self, run_id: str, reg: Registration, tmp: Path) -> None:
+        """The trained-on record and the data profile, as run artifacts (the gate and drift read them back)."""
+        if reg.trained_on is not None:
+            (tmp / T.TRAINED_ON_ARTIFACT).write_bytes(reg.trained_on.to_bytes())
+            self._call(lambda: self.client.log_artifact(run_id, str(tmp / T.TRAINED_ON_ARTIFACT)))
+        if reg.profile is not None:
+            profile = reg.profile
+            self._call(lambda: self.client.log_dict(run_id, profile, T.PROFILE_ARTIFACT))
+
+    def _log_model(
+        self, reg: Registration, card: str, tmp: Path, timings: dict[str, float]
+    ) -> tuple[ModelInfo, dict[str, dict[str, str]]]:
+        """The served pyfunc model (textclf.py, the model folder, the card) in the active run; its info and
+        the manifest of the files it must serve."""
+        card_path = tmp / T.MODEL_CARD_ARTIFACT
+        card_path.write_text(card, encoding="utf-8")
+        t = time.perf_counter()
+        served = served_manifest(reg.model_dir)
+        info = self._call(
+            lambda: mlflow.pyfunc.log_model(
+                name=T.MODEL_ARTIFACT,
+                python_model=str(Path(textclf.__file__)),
+                artifacts={textclf.HF_ARTIFACT: str(reg.model_dir), "model_card": str(card_path)},
+                model_config={**reg.model_config, "manifest": served},
+                code_paths=[str(f) for f in registered_code()],
+                signature=ModelSignature(
+                    inputs=Schema([ColSpec("string", "text")]),
+                    outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
+                ),
+                input_example=pd.DataFrame({"text": reg.example_texts}),
+                pip_requirements=pyfunc_requirements(),
+            )
+        )
+        timings["log_model_s"] = round(time.perf_counter() - t, 2)
+        return info, served
+
+    def _register_version(
+        self, run_id: str, model_uri: str, tags: dict[str, str], await_s: int, timings: dict[str, float]
+    ) -> str:
+        """The model version of run `run_id` (status pending): found if a lost answer already made it."""
+        t = time.perf_counter()
+
+        def find_or_register() -> ModelVersion:  # a registration whose answer was lost is found
+            return self.version_of_run(run_id) or mlflow.register_model(
+                model_uri, self.name, await_registration_for=await_s, tags={**tags, T.STATUS: T.PENDING}
+            )
+
+        version = str(self._call(find_or_register).version)
+        timings["register_s"] = round(time.perf_counter() - t, 2)
+        return version
 
     def describe(self, version: str, card: str) -> None:
         """The model card as the version's description (and a description for the registered model)."""
@@ -494,7 +480,7 @@ class Registry:
             tags = self._model_tags()
         except MlflowException:
             return []
-        pending = [(k, json.loads(tags[k])) for k in _history_keys(tags)]
+        pending = [(k, json.loads(tags[k])) for k in history_keys(tags)]
         pending = [(k, ev) for k, ev in pending if ev.get("pending")]
         if not pending:
             return []
@@ -552,6 +538,16 @@ class Registry:
         return self.set_champion(target, "rollback", reason, who=who)
 
 
+def _record_tags(reg: Registration) -> dict[str, str]:
+    """Tags naming the trained-on record and the data profile a registration logs (when it has them)."""
+    tags: dict[str, str] = {}
+    if reg.trained_on is not None:
+        tags |= {T.TRAINED_ON: T.TRAINED_ON_ARTIFACT, T.TRAINED_ON_ROWS: reg.trained_on.summary()}
+    if reg.profile is not None:
+        tags[T.PROFILE] = T.PROFILE_ARTIFACT
+    return tags
+
+
 def _leave_run(status: str, uri: str) -> None:
     """Drop the active MLflow run; its status is one short try (the registration's outcome is elsewhere).
 
@@ -572,100 +568,3 @@ def pyfunc_requirements() -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             pass
     return reqs
-
-
-# --------------------------------------------------------------------------- pure rules and history
-
-
-def check_promotable(version: str, status: str, ftpipe_status: str | None, current: str | None) -> None:
-    """Raise RegistryError when `version` must not become champion."""
-    if str(version) == current:
-        raise RegistryError(f"version {version} is already the champion; nothing to do.")
-    if status != "READY":
-        raise RegistryError(f"version {version} is {status}, not READY; it cannot serve as champion.")
-    if ftpipe_status not in T.USABLE_STATUSES:
-        raise RegistryError(
-            f"version {version} is marked `{T.STATUS}={ftpipe_status}` (its registration did not finish or "
-            "it failed verification); register the model again instead."
-        )
-
-
-def current_user() -> str:
-    """Who is acting: $USER, else the login name, else `unknown`."""
-    user = os.environ.get("USER") or os.environ.get("USERNAME")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
-
-
-def make_event(
-    action: str,
-    from_version: str | None,
-    to_version: str,
-    reason: str,
-    who: str | None = None,
-    at: str | None = None,
-) -> dict[str, Any]:
-    """One history entry: a change of the champion alias."""
-    return {
-        "at": at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "who": who or current_user(),
-        "action": action,
-        "from": from_version,
-        "to": to_version,
-        "reason": reason,
-    }
-
-
-def _history_keys(tags: dict[str, str]) -> list[str]:
-    return sorted(k for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX) :].isdigit())
-
-
-def history_from_tags(tags: dict[str, str]) -> list[dict[str, Any]]:
-    """The events stored in registered-model tags, oldest first."""
-    return [json.loads(tags[k]) for k in _history_keys(tags)]
-
-
-def next_history_key(tags: dict[str, str]) -> str:
-    nums = [int(k[len(HISTORY_PREFIX) :]) for k in _history_keys(tags)]
-    return f"{HISTORY_PREFIX}{max(nums, default=0) + 1:06d}"
-
-
-def applied(event: dict[str, Any]) -> bool:
-    """False for an event whose alias move never happened (or is not settled yet)."""
-    return not (event.get("pending") or event.get("not_applied"))
-
-
-def champion_stack(events: list[dict[str, Any]]) -> list[str]:
-    """Replay the history: promotions push a version, rollbacks pop back; the last item is the champion."""
-    stack: list[str] = []
-    for ev in filter(applied, events):
-        if ev["action"] == "rollback":
-            while stack and stack[-1] != ev["to"]:
-                stack.pop()
-            if not stack:
-                stack.append(ev["to"])
-        else:
-            stack.append(ev["to"])
-    return stack
-
-
-def rollback_target(events: list[dict[str, Any]], current: str | None) -> str:
-    """The champion before `current`; RegistryError when there is none."""
-    if current is None:
-        raise RegistryError(
-            "there is no champion to roll back from; promote a version with `ftpipe promote`."
-        )
-    stack = champion_stack(events)
-    if not stack or stack[-1] != current:  # the alias was moved outside ftpipe: treat it as the top
-        stack.append(current)
-    earlier = [v for v in stack[:-1] if v != current]
-    if not earlier:
-        raise RegistryError(
-            f"version {current} is the first champion in the history; there is no earlier one to roll back "
-            "to. Use `ftpipe promote VERSION --reason ...` to choose one."
-        )
-    return earlier[-1]

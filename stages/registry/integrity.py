@@ -21,9 +21,10 @@ import mlflow.artifacts
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from stages.config.register import RetryPolicy
 from stages.core.redact import redact_uri
 from stages.registry import tags as T
-from stages.registry.tracking import RetryPolicy, is_transient, use_store, with_retries
+from stages.registry.tracking import is_transient, use_store, with_retries
 from stages.serving import manifest as M
 from stages.serving import textclf
 

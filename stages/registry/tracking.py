@@ -26,7 +26,6 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,6 +34,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from stages.config.register import RetryPolicy
 from stages.core.redact import mask_secrets, redact_uri
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,26 +106,6 @@ def use_store(uri: str) -> None:
     """
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long ftpipe waits for the tracking store: the one retry layer of every MLflow call.
-
-    A call is tried, and after a transient failure retried with waits backoff_s, 2*backoff_s, ... up to
-    `retries` more times, and never past `timeout_s` from its start: each attempt's requests wait at most
-    `request_timeout_s` (and never past the deadline) for an answer, and MLflow's own HTTP retries are
-    off, so a server that is down or hangs costs at most `timeout_s` before `TrackingUnavailable`.
-    """
-
-    retries: int = 4
-    backoff_s: float = 1.0
-    timeout_s: float = 120.0
-
-    @property
-    def request_timeout_s(self) -> float:
-        """One request's wait for an answer: a hanging server still gets retries + 1 attempts."""
-        return max(1.0, self.timeout_s / (self.retries + 1))
 
 
 def mlflow_http_policy(request_timeout_s: float) -> contextlib.AbstractContextManager[None]:

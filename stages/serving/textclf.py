@@ -15,9 +15,11 @@ sees the same tokens as the evaluated one and, like it, averages the probabiliti
 (`window_probabilities`, the one inference routine, which evaluate imports too). Two more keys trade
 exactness for speed: `quantize` (`none` | `int8`: dynamic int8 Linear layers, CPU) and `precision`
 (`fp32` | `auto`: bf16 autocast where the CPU or GPU has native bf16); both can be set at load,
-`mlflow.pyfunc.load_model(uri, model_config={"quantize": "int8"})`. `encode` mirrors
-`stages/tokenize.py::encode_batch` (a test checks they agree); it is repeated here because this file must stand alone. A missing, empty, blank or non-string text is refused
-with an `MlflowException` (INVALID_PARAMETER_VALUE, so `mlflow models serve` answers 400) naming the row.
+`mlflow.pyfunc.load_model(uri, model_config={"quantize": "int8"})`. `encode` (`WindowEncoder`) is
+also the tokenize stage's encoder: stages/tokenize.py imports it from here (never the other way round:
+this file must stand alone), so a served text is cut into the windows its training data was. A missing,
+empty, blank or non-string text is refused with an `MlflowException` (INVALID_PARAMETER_VALUE, so
+`mlflow models serve` answers 400) naming the row.
 
 Integrity: the register stage ships ftpipe's `manifest.py` and `meanpool.py` with the model (MLflow
 `code_paths`, under `<model>/code/`) and puts the sha256 of every file of the model folder and of that
@@ -62,7 +64,7 @@ PRECISION = ("fp32", "auto")  # auto: bf16 autocast where the CPU computes bf16 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # stages/finetune.py BF16_CPU_FLAGS
 
 
-CHARS_PER_TOKEN = 16  # stages/tokenize.py CHARS_PER_TOKEN
+CHARS_PER_TOKEN = 16  # generous: English runs at 4-6 characters a token, Chinese at about 1
 
 
 def encode(
@@ -75,47 +77,91 @@ def encode(
     longer than 2 x `CHARS_PER_TOKEN` x budget characters is tokenized only at its ends (the same
     tokens as the whole text's, less the word each cut splits), so a 10 MB text costs what 32 KB does.
     """
-    backend = copy.deepcopy(tok.backend_tokenizer)
-    backend.no_truncation()
-    backend.no_padding()
-    specials = tok.num_special_tokens_to_add(pair=False)
-    window_budget = max_length - specials
-    budget = window_budget * windows
-    if truncation == "head":
-        head_n, tail_n = budget, 0
-    elif truncation == "tail":
-        head_n, tail_n = 0, budget
-    else:
-        head_n = max(1, int(budget * head_fraction))
-        tail_n = budget - head_n
-    span = CHARS_PER_TOKEN * budget
-    pre, pre_types, seq_type, post, post_types = _special_template(backend, specials)
-    want_types = "token_type_ids" in tok.model_input_names
-    whole = backend.encode_batch([t if len(t) <= 2 * span else "" for t in texts], add_special_tokens=False)
-    out = []
-    for text, enc in zip(texts, whole, strict=True):
-        ids = enc.ids
-        if len(text) > 2 * span:  # its first and last `span` characters, less the words they cut
+    enc = WindowEncoder(tok, max_length, truncation, head_fraction, windows)
+    return [enc.windows(enc.kept_ids(t, ids)) for t, ids in zip(texts, enc.whole_ids(texts), strict=True)]
+
+
+class WindowEncoder:
+    """How a tokenizer turns texts into windows under one truncation policy: ftpipe's one encoder.
+
+    The served model (`encode`) and the tokenize stage (stages/tokenize.py, which also counts each
+    text's tokens) both use it, so a served text is read as the training data was. Its steps are
+    methods so that the stage can count from the same tokenization: `whole_ids`, then per text
+    `kept_ids` (the truncation policy), then `windows`.
+    """
+
+    def __init__(
+        self, tok: Any, max_length: int, truncation: str, head_fraction: float, windows: int
+    ) -> None:
+        self.backend = copy.deepcopy(tok.backend_tokenizer)  # the saved one may carry padding/truncation
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        self.specials = int(tok.num_special_tokens_to_add(pair=False))
+        self.window_budget = max_length - self.specials
+        if self.window_budget < 1:
+            raise ValueError(
+                f"max_length = {max_length} leaves no room beside the tokenizer's {self.specials} special "
+                "tokens; raise max_length."
+            )
+        self.budget = self.window_budget * windows
+        if truncation == "head":
+            self.head_n, self.tail_n = self.budget, 0
+        elif truncation == "tail":
+            self.head_n, self.tail_n = 0, self.budget
+        else:  # head+tail
+            self.head_n = max(1, int(self.budget * head_fraction))
+            self.tail_n = self.budget - self.head_n
+        self.span = CHARS_PER_TOKEN * self.budget  # a text over 2 x span characters is read at its ends
+        self.pre, self.pre_types, self.seq_type, self.post, self.post_types = _special_template(
+            self.backend, self.specials
+        )
+        self.want_types = "token_type_ids" in tok.model_input_names
+
+    def whole_ids(self, texts: list[str]) -> list[list[int] | None]:
+        """Each text's ids, no special tokens; None for a text too long to tokenize whole."""
+        short = [t if len(t) <= 2 * self.span else "" for t in texts]
+        encs = self.backend.encode_batch(short, add_special_tokens=False)
+        return [None if len(t) > 2 * self.span else list(e.ids) for t, e in zip(texts, encs, strict=True)]
+
+    def kept_ids(self, text: str, ids: list[int] | None) -> list[int]:
+        """The ids of `text` that the policy keeps, from its whole `ids` or, when None, from its ends.
+
+        A long text's ends are its first and last `span` characters, each less the word the cut may have
+        split: the ids of the whole text whenever each piece still holds the tokens it must give (always,
+        unless the text averages more than `span / budget` characters a token there). Without it a 10 MB
+        text cost seconds and gigabytes to tokenize whole, and more to merge its ends (quadratic).
+        """
+        if ids is None:
             ids = []
-            if head_n:
-                ids = _whole_words(backend.encode(text[:span], add_special_tokens=False), "last")[:head_n]
-            if tail_n:
-                tail = _whole_words(backend.encode(text[-span:], add_special_tokens=False), "first")
-                ids += tail[max(0, len(tail) - tail_n) :]
-        if len(ids) > head_n + tail_n:
-            ids = ids[:head_n] + ids[len(ids) - tail_n :]
+            if self.head_n:
+                head = self.backend.encode(text[: self.span], add_special_tokens=False)
+                ids = _whole_words(head, "last")[: self.head_n]
+            if self.tail_n:
+                tail = self.backend.encode(text[-self.span :], add_special_tokens=False)
+                kept = _whole_words(tail, "first")
+                ids += kept[max(0, len(kept) - self.tail_n) :]
+        if len(ids) <= self.head_n + self.tail_n:
+            return list(ids)
+        return ids[: self.head_n] + ids[len(ids) - self.tail_n :]
+
+    def windows(self, ids: list[int]) -> list[dict[str, list[int]]]:
+        """`ids` cut into windows of near-equal size, each with the model's special tokens around it."""
         rows = []
-        for part in _cut_windows(ids, window_budget):
-            row = {"input_ids": pre + part + post, "attention_mask": [1] * (len(pre) + len(part) + len(post))}
-            if want_types:
-                row["token_type_ids"] = pre_types + [seq_type] * len(part) + post_types
+        for part in _cut_windows(ids, self.window_budget):
+            input_ids = self.pre + part + self.post
+            row = {"input_ids": input_ids, "attention_mask": [1] * len(input_ids)}
+            if self.want_types:
+                row["token_type_ids"] = self.pre_types + [self.seq_type] * len(part) + self.post_types
             rows.append(row)
-        out.append(rows)
-    return out
+        return rows
 
 
 def _cut_windows(ids: list[int], window_budget: int) -> list[list[int]]:
-    """The fewest windows of at most `window_budget` ids, of near-equal size."""
+    """The fewest windows of at most `window_budget` ids, of near-equal size.
+
+    Even sizes (e.g. 100 + 100 + 100 rather than 126 + 126 + 48) leave no scrap window whose few tokens
+    would weigh as much as a full one in the averaged prediction.
+    """
     n = len(ids)
     if n <= window_budget:
         return [ids]
@@ -140,7 +186,11 @@ def _whole_words(enc: Any, drop: str) -> list[int]:
 
 
 def _special_template(backend: Any, specials: int) -> tuple[list[int], list[int], int, list[int], list[int]]:
-    """What the post-processor puts around one sequence: ids and type ids before it, its type id, after it."""
+    """What the post-processor puts around one sequence: ids and type ids before it, its type id, after it.
+
+    Windows are sliced from token ids and wrapped the way `post_process` wraps a sequence (`[CLS] ...
+    [SEP]` for BERT, `<s> ... </s>` for RoBERTa, nothing for GPT-2), read once from a probe.
+    """
     probe = backend.encode("hello world", add_special_tokens=False)
     full = backend.post_process(probe, None, True)
     k, ids, types = len(probe.ids), full.ids, full.type_ids
@@ -148,7 +198,8 @@ def _special_template(backend: Any, specials: int) -> tuple[list[int], list[int]
         if ids[at : at + k] == probe.ids and len(set(types[at : at + k])) == 1:
             return ids[:at], types[:at], types[at], ids[at + k :], types[at + k :]
     raise ValueError(
-        f"the tokenizer's post-processor does more than add special tokens ({probe.ids} became {ids})"
+        f"the tokenizer's post-processor does more than add special tokens around a text ({probe.ids} "
+        f"became {ids}), so its texts cannot be cut into windows; pick another checkpoint."
     )
 
 

@@ -1,5 +1,5 @@
-"""The pure parts of the speed benchmarks: compile's break-even, the finetune FLOP floor, and
-onnx_compare without ONNX Runtime installed."""
+"""The pure parts of the speed benchmarks: compile's break-even, the finetune FLOP floor, onnx_compare
+without ONNX Runtime installed, and bench.run's command line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import bench.onnx_compare as onnx_compare
 from bench.compile import _break_even
 from bench.gpu_check import train_flops_per_sample
-from bench.run import finetune_flops
+from bench.run import BENCHES, finetune_flops
+from bench.run import main as run_main
 
 
 def test_break_even_counts_items_until_compile_time_is_paid_back() -> None:
@@ -37,3 +38,19 @@ def test_onnx_compare_without_onnx_runtime_says_what_to_install_and_exits_0(
     said = capsys.readouterr().out
     assert "ftpipe_no_such_package" in said and "nothing measured" in said
     assert onnx_compare.INSTALL in said
+
+
+def test_bench_run_help_lists_the_benchmarks_and_an_unknown_one_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m bench.run --help` used to fail with KeyError: '--help' (every argument was taken for a
+    benchmark's name), as did a misspelt name."""
+    with pytest.raises(SystemExit) as exc:
+        run_main(["--help"])
+    assert exc.value.code == 0
+    said = capsys.readouterr().out
+    assert all(name in said for name in BENCHES)
+    with pytest.raises(SystemExit) as exc:
+        run_main(["data", "trian_step"])
+    assert exc.value.code == 2
+    assert "no benchmark named trian_step" in capsys.readouterr().err

@@ -14,10 +14,9 @@ import pytest
 
 from flows.cli import main as ftpipe
 from flows.registry import format_history
-from stages.gate.checks import GateParams
+from stages.config.register import GateParams, RegisterParams
 from stages.register import load_candidate, register
 from stages.registry.client import (
-    RegisterParams,
     champion_stack,
     check_promotable,
     history_from_tags,

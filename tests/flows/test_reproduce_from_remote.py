@@ -88,7 +88,17 @@ def test_a_second_clone_pulls_and_runs_nothing(
     }, status
 
     out = run_cmd(["dvc", "repro"], reviewer, env).stdout
-    for stage in ("check", "ingest", "clean", "tokenize", "label", "validate", "finetune", "evaluate"):
+    for stage in (
+        "check",
+        "ingest",
+        "clean",
+        "tokenize",
+        "label",
+        "validate",
+        "drift",
+        "finetune",
+        "evaluate",
+    ):
         assert f"Stage '{stage}' didn't change, skipping" in out, out
     assert json.loads((reviewer / "reports" / "registry.json").read_text())["action"] == "unchanged"
     for rel in ("reports", "models/model", "data/processed/split_ledger.parquet"):

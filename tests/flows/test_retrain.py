@@ -18,9 +18,10 @@ import yaml
 
 from flows.cli import build_parser
 from flows.dag import RetrainError, read_dag, select_stages
-from flows.params import RetrainParams, load_retrain_params
+from flows.params import load_retrain_params
 from flows.runner import StageFailed, StageOutcome, run_stage, stage_error
 from flows.summary import build_summary, render_markdown
+from stages.config.retrain import RetrainParams
 from tests.conftest import run_cmd
 from tests.flows.served import api, served_flow
 

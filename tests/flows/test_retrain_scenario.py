@@ -109,7 +109,7 @@ def test_batches_land_champion_moves_and_a_broken_batch_is_stopped(
         assert cmp["rows"] == cmp["test_rows"] > 0
         assert gate["promote"], gate["checks"]
         assert client.get_model_version_by_alias(MODEL, "champion").version == "2"
-        assert "Drift against champion v1 (before training)" in second
+        assert "Drift against champion v1 (before training, this run)" in second  # the drift stage
 
         # a broken batch: stopped by validate, nothing trained, the champion stays, the summary says why
         landed = time.time()

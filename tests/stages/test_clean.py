@@ -7,7 +7,8 @@ import unicodedata
 import pandas as pd
 import pytest
 
-from stages.clean import CleanError, CleanParams, clean_table, clean_text, group_key
+from stages.clean import CleanError, clean_table, clean_text, group_key
+from stages.config.clean import CleanParams
 
 P = CleanParams()
 
@@ -81,7 +82,8 @@ def test_min_above_max_is_a_params_error() -> None:
 
 
 def test_bbc_news_duplicates_are_collapsed() -> None:
-    from stages.ingest import IngestParams, ingest
+    from stages.config.ingest import IngestParams
+    from stages.ingest import ingest
 
     raw, _, _ = ingest(IngestParams())
     out, _, report = clean_table(raw, CleanParams())
@@ -98,7 +100,7 @@ def test_labels_that_label_folds_together_are_a_duplicate_not_a_conflict() -> No
 
 
 def test_conflicts_are_judged_with_labels_aliases_and_case_setting() -> None:
-    from stages.config.labels import LabelParams
+    from stages.config.label import LabelParams
 
     df = table([("Same story here", "sports"), ("Same story here", "Sport"), ("Another story here", "tech")])
     lenient = CleanParams(max_reject_fraction=1.0)

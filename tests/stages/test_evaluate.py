@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from stages import evaluate
-from stages.evaluate import EvaluateError, EvaluateParams, baseline_proba, build_metrics, worst_errors
+from stages.config.evaluate import EvaluateParams
+from stages.evaluate import EvaluateError, baseline_proba, build_metrics, worst_errors
 from stages.serving.manifest import ManifestError, write_folder_manifest
 from tests.conftest import REPO, build_splits, run_cmd
 

@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
+from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.config.params import ParamsError, validate_section
 from stages.finetune import (
     FINGERPRINT_FILE,
-    BaseModelRef,
     FinetuneError,
-    FinetuneParams,
     NonFiniteLossError,
     Paths,
     auto_precision,

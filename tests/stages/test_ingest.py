@@ -9,8 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.clean import CleanParams, clean_table, clean_text
-from stages.ingest import IngestError, IngestParams, ingest, main
+from stages.clean import clean_table, clean_text
+from stages.config.clean import CleanParams
+from stages.config.ingest import IngestParams
+from stages.ingest import IngestError, ingest, main
 
 
 def params(source: Path | str, **kw: object) -> IngestParams:

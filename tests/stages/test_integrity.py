@@ -22,11 +22,11 @@ import pytest
 
 from flows.predict import PredictError
 from flows.predict import load_model as predict_load_model
-from stages.gate.checks import GateParams
-from stages.register import RegisterParams, load_candidate, register, score_champion, trained_on_from_splits
+from stages.config.register import GateParams, RegisterParams, RetryPolicy
+from stages.register import load_candidate, register, score_champion, trained_on_from_splits
 from stages.registry import tags as T
 from stages.registry.client import Registry
-from stages.registry.tracking import RetryPolicy, use_store
+from stages.registry.tracking import use_store
 from stages.serving.manifest import ManifestError
 from tests.conftest import REPO
 from tests.registry_support import Workspace

@@ -7,16 +7,8 @@ import random
 import pandas as pd
 import pytest
 
-from stages.label import (
-    SPLITS,
-    LabelError,
-    LabelParams,
-    canonicalise,
-    label_report,
-    ledger_of,
-    movement,
-    split_groups,
-)
+from stages.config.label import LabelParams
+from stages.label import SPLITS, LabelError, canonicalise, label_report, ledger_of, movement, split_groups
 
 
 def frame(labels: list[str], groups: list[str] | None = None) -> pd.DataFrame:
@@ -139,8 +131,10 @@ def test_declared_labels_define_the_schema_even_without_rows() -> None:
 @pytest.fixture(scope="module")
 def bbc_groups() -> pd.DataFrame:
     """The real BBC corpus through the real ingest and clean code (no tokenizer needed for the split)."""
-    from stages.clean import CleanParams, clean_table
-    from stages.ingest import IngestParams, ingest
+    from stages.clean import clean_table
+    from stages.config.clean import CleanParams
+    from stages.config.ingest import IngestParams
+    from stages.ingest import ingest
 
     raw, _, _ = ingest(IngestParams())
     clean, _, _ = clean_table(raw, CleanParams())

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stages.config.register import GateParams, RegisterParams, RetryPolicy
 from stages.core.redact import mask_secrets, redact_uri
-from stages.gate.checks import Candidate, ChampionScore, GateParams, mcnemar, run_gate
-from stages.register import RegisterError, RegisterParams, load_candidate, register, trained_on_from_splits
+from stages.gate.checks import Candidate, ChampionScore, mcnemar, run_gate
+from stages.register import RegisterError, load_candidate, register, trained_on_from_splits
 from stages.registry.client import Registry
 from stages.registry.lineage import dvc_lock_hashes, lineage_tags, loggable_params, model_hash
-from stages.registry.tracking import RetryPolicy, TrackingUnavailable, is_transient, with_retries
+from stages.registry.tracking import TrackingUnavailable, is_transient, with_retries
 from tests.conftest import REPO, run_cmd
 from tests.registry_support import Proxy, Workspace, free_port, hanging_server, wait_http
 
@@ -185,8 +186,9 @@ def test_ids_and_labels_come_back_from_the_escaped_predictions_csv(tmp_path: Pat
 def test_served_encoding_matches_the_tokenize_stage(tiny_bert: Path, corpus: list[dict[str, str]]) -> None:
     from transformers import AutoTokenizer
 
+    from stages.config.tokenize import TokenizeParams
     from stages.serving.textclf import encode
-    from stages.tokenize import TokenizeParams, encode_batch
+    from stages.tokenize import encode_batch
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     texts = [r["text"] for r in corpus[:8]]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.tokenize import TokenizeParams, encode_batch, load_tokenizer, tokenize_table
+from stages.config.tokenize import TokenizeParams
+from stages.tokenize import encode_batch, load_tokenizer, tokenize_table
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,20 @@ def test_tokenize_table_keeps_columns_and_reports_lengths(tok) -> None:
     assert [len(x) for x in ds["input_ids"]] == [8, 4]
     _, windowed = tokenize_table(df, TokenizeParams(model="x", max_length=8, windows=2), tok)
     assert windowed["truncated_fraction"] == 0.0 and windowed["total_windows"] == 3
+
+
+def test_the_stage_encodes_with_the_served_models_encoder(tok) -> None:
+    """One encoder: the stage's windows are the served model's, and the encoder's refusal of a window
+    with no room beside the special tokens comes back naming the stage's params key."""
+    from stages.serving import textclf
+    from stages.tokenize import TokenizeError
+
+    p = TokenizeParams(model="x", max_length=8, windows=2, truncation="head+tail", head_fraction=0.3)
+    served = textclf.encode(tok, [LONG, TEXT], 8, "head+tail", 0.3, 2)
+    assert encode_batch(tok, [LONG, TEXT], p)["windows"] == [[w["input_ids"] for w in t] for t in served]
+    tight = TokenizeParams.model_construct(**{**p.model_dump(), "max_length": 2})  # below the schema's floor
+    with pytest.raises(TokenizeError, match=r"tokenize.model `x`: max_length = 2 leaves no room beside"):
+        encode_batch(tok, [TEXT], tight)
 
 
 def test_builtin_minilm_resolves_offline() -> None:

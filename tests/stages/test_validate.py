@@ -9,14 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.validate import (
-    CHAR_BINS,
-    ValidateError,
-    ValidateParams,
-    bottom_k_sample,
-    main,
-    validate,
-)
+from stages.config.validate import ValidateParams
+from stages.validate import CHAR_BINS, ValidateError, bottom_k_sample, main, validate
 
 CLASSES = ["business", "sport", "tech"]
 WORDS = {

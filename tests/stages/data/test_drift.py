@@ -7,7 +7,8 @@ import random
 import pytest
 
 from stages.data.drift import MIN_TEXTS, compare_profiles, domain_auc, js_distance, label_distance
-from stages.gate.checks import GateParams, drift_check
+from stages.gate.checks import drift_check
+from stages.config.register import GateParams
 from stages.registry.lineage import TrainedOn
 from tests.conftest import make_corpus
 from tests.registry_support import make_profile

@@ -8,17 +8,16 @@ import pandas as pd
 import pytest
 
 from stages.config.params import ParamsError, validate_section
+from stages.config.register import GateParams, RegisterParams
 from stages.gate.checks import (
     Candidate,
     ChampionScore,
-    GateParams,
     decision_tags,
     mcnemar,
     mcnemar_worse,
     run_gate,
     unseen_rows,
 )
-from stages.registry.client import RegisterParams
 from stages.registry.lineage import TrainedOn
 
 # absolute checks out of the way: these tests are about the comparison with the champion

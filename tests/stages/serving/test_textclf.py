@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from stages.config.tokenize import TokenizeParams
 from stages.serving.textclf import TextClassifier, encode
-from stages.tokenize import TokenizeParams, encode_batch, load_tokenizer
+from stages.tokenize import encode_batch, load_tokenizer
 from tests.encoding_reference import SpyTokenizer, around, old_encode_batch, varied_texts
 
 POLICIES = ("head", "tail", "head+tail")

@@ -1,0 +1,406 @@
+"""`ftpipe init NAME --csv PATH`: point the pipeline at your own CSV, under a registered model name of its own.
+
+    ftpipe init support-tickets --csv data/external/tickets.csv
+    ftpipe init support-tickets --csv ~/exports/tickets.csv --text-column body --label-column topic
+
+Run it in the repository root (or pass --root). It edits params.yaml in place, like `dvc exp run -S`,
+rewriting only the lines of the keys it changes (comments kept), and it changes only the keys that name
+your data and your model: the whole `ingest` section (your CSV, its columns; the other ingest keys back
+to their defaults), `label.labels` and `label.aliases` (the previous data's label filter and aliases:
+back to null and {}) and `register.model_name`. The recipe (tokenize, finetune, evaluate, the gate, ...) stays as
+params.yaml has it, which in a fresh clone is the shipped default. Without a params.yaml it writes one
+from the params classes' defaults (no comments then).
+
+Why a model name of its own: the registry compares every new version with the champion of its name, so a
+model of your labels registered under the shipped `ftpipe-bbc-news` would be judged against the BBC News
+champion (the register stage refuses that, naming both label sets). `init` refuses to replace a
+params.yaml set up for another model name than NAME unless --force; the shipped example's name
+(`ftpipe-bbc-news`) is the one it replaces without asking. A CSV outside data/external (ingest's input in
+dvc.yaml, the only place DVC watches for data changes) is copied there first.
+
+Before anything is written, the CSV is read with the ingest stage's own reader (rows, rejects, label
+counts) and the new params.yaml is checked with every stage's params class (`ftpipe check`'s check), so a
+refused init changes nothing. It prints what changed and what to run next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+
+from flows.dag import RetrainError, find_root
+from flows.lock import workspace_lock
+from stages.check import check_params, ingest_inputs, source_problems, tracked_keys
+from stages.config.ingest import IngestParams
+from stages.config.label import LabelParams
+from stages.config.register import RegisterParams
+from stages.config.sections import ALL_MODELS
+from stages.core.io import atomic_file
+from stages.ingest import IngestError, ingest
+
+PARAMS_FILE = "params.yaml"
+CSV_SUFFIXES = (".csv", ".tsv")  # what ingest reads as CSV (a .tsv is tab-separated)
+# the shipped example's model name: the one name `init` replaces without --force
+EXAMPLE_MODEL_NAME: str = RegisterParams.model_fields["model_name"].default
+
+
+class InitError(ValueError):
+    """`ftpipe init` cannot do what was asked; the message says why and how to fix it."""
+
+
+@dataclass
+class InitResult:
+    """What `init` did: the keys it changed, where the CSV is, what the reader found in it."""
+
+    name: str
+    source: str  # ingest.source as written (relative to the repository root)
+    changes: list[tuple[str, Any, Any]]  # (dotted key, old, new)
+    rows: int
+    rejected: int
+    labels: dict[str, int]
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    copied_from: Path | None = None
+    created: bool = False  # params.yaml did not exist
+
+
+# --------------------------------------------------------------------------- the pure core
+
+
+def check_name(name: str) -> None:
+    """NAME must be a valid `register.model_name` (a registered model name MLflow and ftpipe both take)."""
+    try:
+        RegisterParams(model_name=name)
+    except ValidationError:
+        raise InitError(
+            f"model name {name!r} cannot be a registered model name: use letters, digits, `.`, `_` and "
+            "`-`, starting with a letter or digit, at most 100 characters (`register.model_name` in "
+            "params.yaml; MLflow uses it in `models:/NAME@champion` URIs). For example: "
+            "`ftpipe init support-tickets --csv data/external/tickets.csv`."
+        ) from None
+
+
+def dataset_keys(
+    name: str, source: str, text_column: str, label_column: str, id_column: str | None
+) -> dict[str, Any]:
+    """The params keys `init` owns (dotted key -> value): the ingest section, the label filter, the name.
+
+    Built through the params classes, so a bad column name fails here with the class's own rule.
+    """
+    try:
+        ingest = IngestParams(
+            source=source,
+            format="csv",
+            text_field=text_column,
+            label_field=label_column,
+            id_field=id_column,
+        )
+    except ValidationError as exc:
+        bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InitError(
+            f"the CSV options give an invalid `ingest` section ({bad}). Name the columns with "
+            "--text-column, --label-column and --id-column."
+        ) from None
+    label = LabelParams()
+    return {
+        **{f"ingest.{k}": v for k, v in ingest.model_dump(mode="json").items()},
+        "label.labels": label.labels,
+        "label.aliases": dict(label.aliases),
+        "register.model_name": name,
+    }
+
+
+def refusal(current_name: str | None, name: str, force: bool) -> str | None:
+    """Why `init NAME` must not replace a params.yaml set up for `current_name` (None: it may)."""
+    if force or current_name in (None, name, EXAMPLE_MODEL_NAME):
+        return None
+    return (
+        f"{PARAMS_FILE} is set up for registered model `{current_name}` (register.model_name), not "
+        f"`{name}`: `ftpipe init {name}` would point the pipeline at another model and dataset. To change "
+        f"the data of `{current_name}`, run `ftpipe init {current_name} --csv ...`; to switch to `{name}`, "
+        f"commit {PARAMS_FILE} first if you want to keep `{current_name}`'s setup (git keeps it), then run "
+        "the same command with --force."
+    )
+
+
+def _yaml() -> Any:
+    """ruamel's round-trip YAML, set up to give back an unchanged file byte for byte (null stays null)."""
+    y = YAML()  # DVC's YAML library
+    y.preserve_quotes = True
+    y.width = 4096  # never fold a long value or comment onto a second line
+    y.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return y
+
+
+def _get(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def edit_params(
+    text: str | None, keys: dict[str, Any], defaults: dict[str, Any]
+) -> tuple[str, list[tuple[str, Any, Any]]]:
+    """Set `keys` (dotted) in the params text, comments and untouched lines kept; (new text, changes).
+
+    Only keys whose value differs are written. `text` None: start from `defaults` ({section: {key: value}}).
+    """
+    y = _yaml()
+    data = y.load(text) if text is not None else None
+    if data is None:
+        data = y.load(_dump(y, defaults))
+    if not isinstance(data, dict):
+        raise InitError(f"{PARAMS_FILE}: the top level must be a mapping of sections (`ingest:`, ...).")
+    changes = []
+    for dotted, value in keys.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        old = node.get(leaf)
+        if leaf not in node or old != value:
+            node[leaf] = value
+            changes.append((dotted, old, value))
+    return _dump(y, data), changes
+
+
+def _dump(y: Any, data: Any) -> str:
+    out = io.StringIO()
+    y.dump(data, out)
+    return out.getvalue()
+
+
+def placement(csv_path: Path, root: Path, inputs: list[str]) -> tuple[Path, str]:
+    """Where the CSV must be for DVC to see it change, and `ingest.source` for it (posix, from the root).
+
+    Inside one of ingest's data inputs (`inputs`, from dvc.yaml): where it is. Elsewhere: copied to the
+    first input under its own name.
+    """
+    csv_path, root = csv_path.resolve(), root.resolve()
+    for inp in inputs:
+        if csv_path.is_relative_to((root / inp).resolve()):
+            return csv_path, csv_path.relative_to(root).as_posix()
+    if not inputs:
+        inside = csv_path.is_relative_to(root)
+        return csv_path, csv_path.relative_to(root).as_posix() if inside else str(csv_path)
+    dest = root / inputs[0] / csv_path.name
+    return dest, dest.relative_to(root).as_posix()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _defaults() -> dict[str, Any]:
+    """Every section at its params class's defaults: the params.yaml of a checkout that has none."""
+    return {s: m().model_dump(mode="json") for s, m in ALL_MODELS.items()}
+
+
+def _read_csv(csv_path: Path, keys: dict[str, Any]) -> dict[str, Any]:
+    """The ingest stage's report on the CSV, read with its own reader and the new `ingest` keys."""
+    ingest_keys = {k.removeprefix("ingest."): v for k, v in keys.items() if k.startswith("ingest.")}
+    try:
+        _, _, report = ingest(IngestParams(**{**ingest_keys, "source": str(csv_path)}))
+    except IngestError as exc:
+        raise InitError(
+            f"{exc} With `ftpipe init`, name the columns with --text-column, --label-column and "
+            "--id-column; nothing was changed."
+        ) from None
+    return report
+
+
+def _problems(root: Path, text: str) -> list[str]:
+    """The problems `ftpipe check` would find in `text` as ROOT's params.yaml: every stage's params class."""
+    data = yaml.safe_load(text)
+    dvc_yaml = root / "dvc.yaml"
+    return check_params(data, tracked_keys(dvc_yaml), ALL_MODELS) + source_problems(
+        data, root, ingest_inputs(dvc_yaml)
+    )
+
+
+def init_project(
+    root: Path,
+    name: str,
+    csv: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    id_column: str | None = None,
+    force: bool = False,
+) -> InitResult:
+    """Point ROOT's params.yaml at `csv` under registered model `name`; all or nothing."""
+    check_name(name)
+    _check_csv_path(csv, name)
+    params_path = root / PARAMS_FILE
+    with workspace_lock(root, command=f"ftpipe init {name}"):  # no run rewrites params.yaml meanwhile
+        text = params_path.read_text(encoding="utf-8") if params_path.is_file() else None
+        current = _current_name(text)
+        why = refusal(current, name, force)
+        if why:
+            raise InitError(why)
+        dest, source = placement(csv, root, ingest_inputs(root / "dvc.yaml"))
+        keys = dataset_keys(name, source, text_column, label_column, id_column)
+        report = _read_csv(csv, keys)
+        new_text, changes = edit_params(text, keys, _defaults() if text is None else {})
+        problems = _problems(root, new_text)
+        if problems:
+            raise InitError(
+                f"the new {PARAMS_FILE} would not pass `ftpipe check`: {'; '.join(problems)}. Nothing was "
+                "changed; fix the options (or those keys in params.yaml) and run again."
+            )
+        copied = _copy_csv(csv, dest, root, force)
+        if text != new_text:
+            with atomic_file(params_path) as fh:
+                fh.write(new_text)
+    return InitResult(
+        name=name,
+        source=source,
+        changes=changes,
+        rows=report["rows"],
+        rejected=report["rejected"],
+        labels=report["labels"],
+        reject_reasons=report["reject_reasons"],
+        copied_from=copied,
+        created=text is None,
+    )
+
+
+def _check_csv_path(csv: Path, name: str) -> None:
+    if not csv.is_file():
+        raise InitError(
+            f"--csv {csv}: no such file. Give the path of your CSV (a header row, then one row each)."
+        )
+    if csv.suffix.lower() not in CSV_SUFFIXES:
+        raise InitError(
+            f"--csv {csv}: `init` takes a .csv or .tsv file (with a header row). For JSONL, Parquet or a "
+            f"folder, run `ftpipe init {name} --csv` on a CSV export, or set `ingest.source` in "
+            f"{PARAMS_FILE} by hand (docs/data-formats.md)."
+        )
+
+
+def _copy_csv(csv: Path, dest: Path, root: Path, force: bool) -> Path | None:
+    """Copy the CSV to `dest` (under data/external) unless it is there; the path copied from, or None."""
+    if dest.resolve() == csv.resolve():
+        return None
+    if dest.exists() and dest.read_bytes() != csv.read_bytes() and not force:
+        raise InitError(
+            f"{dest.relative_to(root)} exists and differs from {csv}: `init` copies your CSV there "
+            "(ingest's input in dvc.yaml, the folder DVC watches). Rename your file, or pass --force to "
+            "replace it."
+        )
+    with atomic_file(dest, "wb") as fh, open(csv, "rb") as src:
+        shutil.copyfileobj(src, fh)
+    return csv
+
+
+def _current_name(text: str | None) -> str | None:
+    """register.model_name of the params text (None: no file, or no name set: the default applies)."""
+    if text is None:
+        return None
+    try:
+        name = _get(yaml.safe_load(text), "register.model_name")
+    except yaml.YAMLError as exc:
+        raise InitError(f"{PARAMS_FILE} is not valid YAML ({exc}); fix it first.") from None
+    return None if name is None else str(name)
+
+
+def render(result: InitResult) -> str:
+    """What `init` tells the user: the data found, the keys changed, the commands to run next (pure)."""
+    labels = ", ".join(f"{k} {v}" for k, v in result.labels.items())
+    lines = [f"ftpipe init: {PARAMS_FILE} now trains `{result.name}` on {result.source}"]
+    if result.copied_from is not None:
+        lines.append(
+            f"  copied {result.copied_from} to {result.source} (ingest's input in dvc.yaml: DVC reruns the "
+            f"pipeline when it changes; for a large file `dvc add {result.source}` rather than git)"
+        )
+    rejected = ""
+    if result.rejected:
+        reasons = ", ".join(f"{k} ({v})" for k, v in result.reject_reasons.items())
+        rejected = f", {result.rejected} rejected: {reasons}"
+    lines.append(f"  {result.rows} rows{rejected}; {len(result.labels)} labels: {labels}")
+    if result.created:
+        lines.append(f"  {PARAMS_FILE} was missing: written from the params classes' defaults")
+    if result.changes:
+        width = max(len(k) for k, _, _ in result.changes)
+        lines.append("  changed (the rest of params.yaml, comments included, is as it was):")
+        lines += [f"    {k.ljust(width)}  {_show(old)} -> {_show(new)}" for k, old, new in result.changes]
+    else:
+        lines.append(f"  {PARAMS_FILE} already said so: nothing changed")
+    model = f"models:/{result.name}@champion"
+    lines += [
+        "",
+        "Next, from this folder:",
+        "  ftpipe run                              # the DAG (dvc.yaml): check, ingest, ..., register; a summary",
+        f"  ftpipe history --versions               # the versions of `{result.name}` and their aliases",
+        f"  ftpipe predict texts.csv preds.csv      # labels for a CSV of id,text from {model}",
+    ]
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else str(value)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    try:
+        root = find_root(args.root)
+        result = init_project(
+            root,
+            args.name,
+            Path(args.csv).expanduser(),
+            args.text_column,
+            args.label_column,
+            args.id_column,
+            args.force,
+        )
+    except (InitError, RetrainError) as exc:
+        print(f"ftpipe init: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, InitError) else 1
+    print(render(result))
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """`ftpipe init`."""
+    p = sub.add_parser(
+        "init",
+        help="point params.yaml at your own CSV, under a registered model name of its own",
+        description="Set params.yaml up for your own data: the `ingest` section reads your CSV, "
+        "`register.model_name` is NAME (the registry compares new versions only with NAME's champion), "
+        "everything else stays as it is, comments included. The CSV is checked with the ingest stage's "
+        "reader and the result with every stage's params class before anything is written.",
+    )
+    p.add_argument("name", metavar="NAME", help="the registered model name (register.model_name)")
+    p.add_argument(
+        "--csv",
+        required=True,
+        metavar="PATH",
+        help="your CSV (or TSV) with a header row; copied under data/external/ if it is elsewhere",
+    )
+    p.add_argument("--text-column", default="text", help="the column holding the texts (default: text)")
+    p.add_argument("--label-column", default="label", help="the column holding the labels (default: label)")
+    p.add_argument(
+        "--id-column",
+        default=None,
+        help="a column of stable row ids (default: none; rows are named file:line)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a params.yaml set up for another model name, or a different file of the same name "
+        "under data/external/",
+    )
+    p.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    p.set_defaults(func=_cmd_init)

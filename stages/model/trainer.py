@@ -1,0 +1,175 @@
+"""What the finetune stage adds to transformers' `Trainer`: a NaN guard, throughput and progress lines.
+
+    trainer = FinetuneTrainer(log, model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, ...)
+    trainer.train()
+    trainer.progress.samples, trainer.progress.seconds   # for the report's samples/s
+
+`FinetuneTrainer` stops on a NaN or infinite loss (`NonFiniteLossError`, naming the step), counts the
+samples and the seconds spent inside optimizer steps (`Progress`: pure training throughput, data loading
+and evaluation excluded), logs about four lines an epoch and four a validation pass with the time left,
+and tells a windowed training set which epoch starts (`EpochWindows`), so it draws that epoch's windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+
+class FinetuneError(RuntimeError):
+    """Fine-tuning cannot go on; the message says why and what to change."""
+
+
+class NonFiniteLossError(FinetuneError):
+    """The training loss became NaN or infinite."""
+
+
+def format_duration(seconds: float) -> str:
+    """A short duration for progress lines: 45s, 3m05s, 1h02m."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class Progress(TrainerCallback):
+    """Seconds inside optimizer steps (data loading and evaluation excluded) for samples/s, and a log line
+    about 4x an epoch and 4x a validation pass with the time left (ETA), so no minute passes silently."""
+
+    def __init__(self, eval_windows: int, log: logging.Logger) -> None:
+        self.seconds = 0.0
+        self.samples = 0  # seen by this process in this call
+        self._log = log
+        self._eval_windows = eval_windows  # windows per validation pass
+        self._t0 = 0.0
+        self._every = 1
+        self._begin = 0.0  # wall clock at the start of this call
+        self._first_step = 0  # global step at the start of this call (a resume starts later)
+        self._eval_wall = 0.0  # wall seconds spent validating so far
+        self._eval_last = 0.0  # the last validation pass, wall seconds
+        self._eval_start = 0.0
+        self._eval_batches = 0
+        self._evals_done = 0
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        self._every = max(1, round(state.max_steps / max(1.0, 4 * args.num_train_epochs)))
+        self._begin = time.perf_counter()
+        self._first_step = state.global_step
+        self._evals_done = int(state.epoch or 0)  # one validation per epoch already behind a resume
+
+    def _eta(self, args: TrainingArguments, state: TrainerState, in_eval: float = 0.0) -> float:
+        """Seconds left: the remaining steps at this call's wall time per step, plus the validation
+        passes still due (one per epoch) at the last pass's duration, or a third of a training step per
+        window before the first one; early stopping can only make it shorter."""
+        steps = state.global_step - self._first_step
+        train_wall = time.perf_counter() - self._begin - self._eval_wall - in_eval
+        per_step = train_wall / steps if steps else 0.0
+        evals_left = max(0, int(np.ceil(args.num_train_epochs)) - self._evals_done)
+        per_eval = self._eval_last
+        if not per_eval and self.samples:
+            per_eval = self.seconds / self.samples / 3 * self._eval_windows
+        return float((state.max_steps - state.global_step) * per_step + evals_left * per_eval - in_eval)
+
+    def on_step_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        self.seconds += time.perf_counter() - self._t0
+        if state.is_world_process_zero and state.global_step % self._every == 0:
+            rate = self.samples * args.world_size / self.seconds if self.seconds else 0.0
+            self._log.info(
+                "step %d/%d (epoch %.2f): %.1f samples/s, ETA %s",
+                state.global_step,
+                state.max_steps,
+                state.epoch or 0.0,
+                rate,
+                format_duration(self._eta(args, state)),
+            )
+
+    def on_prediction_step(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        eval_dataloader: Any = None,
+        **kw: Any,
+    ) -> None:
+        if self._eval_batches == 0:
+            self._eval_start = time.perf_counter()
+        self._eval_batches += 1
+        total = len(eval_dataloader) if eval_dataloader is not None else 0
+        every = max(1, round(total / 4))
+        if state.is_world_process_zero and total and self._eval_batches % every == 0:
+            spent = time.perf_counter() - self._eval_start
+            self._log.info(
+                "validation after epoch %.0f: batch %d/%d, %s left, ETA %s",
+                state.epoch or 0.0,
+                self._eval_batches,
+                total,
+                format_duration(spent / self._eval_batches * (total - self._eval_batches)),
+                format_duration(self._eta(args, state, in_eval=spent)),
+            )
+
+    def on_evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if self._eval_batches:
+            self._eval_last = time.perf_counter() - self._eval_start
+            self._eval_wall += self._eval_last
+        self._eval_batches = 0
+        self._evals_done += 1
+
+
+class EpochWindows(TrainerCallback):
+    """Tell the training set which epoch starts, so it draws that epoch's windows (resumes included)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self._dataset = dataset  # the trainer's train_dataset; one with `set_epoch` redraws its windows
+
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        if self._dataset is not None and hasattr(self._dataset, "set_epoch"):
+            self._dataset.set_epoch(round(state.epoch or 0))
+
+
+class FinetuneTrainer(Trainer):
+    """A `Trainer` that stops on a NaN/inf loss, measures pure training throughput and logs progress.
+
+    Takes `Trainer`'s keyword arguments; its own callbacks are added after the caller's."""
+
+    def __init__(self, log: logging.Logger, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.progress = Progress(len(kw.get("eval_dataset") or ()), log)
+        self.add_callback(self.progress)
+        self.add_callback(EpochWindows(kw.get("train_dataset")))
+
+    def training_step(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not bool(torch.isfinite(loss).all()):
+            raise NonFiniteLossError(
+                f"finetune: the training loss became {float(loss)} at step {self.state.global_step + 1} "
+                f"(epoch {self.state.epoch or 0:.2f}); the updates diverged. Lower finetune.learning_rate "
+                f"(now {self.args.learning_rate:g}), keep finetune.max_grad_norm > 0, or use precision fp32; "
+                "the last good checkpoint is kept, but changing params starts afresh."
+            )
+        self.progress.samples += int(inputs["input_ids"].shape[0])
+        return loss

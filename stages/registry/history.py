@@ -1,0 +1,117 @@
+"""The champion history's pure rules: events, their tag keys, replay, rollback target, promotability.
+
+    events = history_from_tags(registered_model.tags)   # oldest first
+    rollback_target(events, current="4")               # the champion before v4
+
+Every change of the `champion` alias is one JSON event in the registered model's tags
+(`ftpipe.history.000001`, ...: who, when, action, from, to, why). The Registry (stages/registry/client.py)
+reads and writes those tags; everything here is pure, so `ftpipe history | rollback` and the tests can
+reason about a history without a store.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from stages.registry import tags as T
+from stages.registry.tracking import RegistryError
+
+HISTORY_PREFIX = T.HISTORY_PREFIX
+
+
+def check_promotable(version: str, status: str, ftpipe_status: str | None, current: str | None) -> None:
+    """Raise RegistryError when `version` must not become champion."""
+    if str(version) == current:
+        raise RegistryError(f"version {version} is already the champion; nothing to do.")
+    if status != "READY":
+        raise RegistryError(f"version {version} is {status}, not READY; it cannot serve as champion.")
+    if ftpipe_status not in T.USABLE_STATUSES:
+        raise RegistryError(
+            f"version {version} is marked `{T.STATUS}={ftpipe_status}` (its registration did not finish or "
+            "it failed verification); register the model again instead."
+        )
+
+
+def current_user() -> str:
+    """Who is acting: $USER, else the login name, else `unknown`."""
+    user = os.environ.get("USER") or os.environ.get("USERNAME")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def make_event(
+    action: str,
+    from_version: str | None,
+    to_version: str,
+    reason: str,
+    who: str | None = None,
+    at: str | None = None,
+) -> dict[str, Any]:
+    """One history entry: a change of the champion alias."""
+    return {
+        "at": at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "who": who or current_user(),
+        "action": action,
+        "from": from_version,
+        "to": to_version,
+        "reason": reason,
+    }
+
+
+def history_keys(tags: dict[str, str]) -> list[str]:
+    return sorted(k for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX) :].isdigit())
+
+
+def history_from_tags(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """The events stored in registered-model tags, oldest first."""
+    return [json.loads(tags[k]) for k in history_keys(tags)]
+
+
+def next_history_key(tags: dict[str, str]) -> str:
+    nums = [int(k[len(HISTORY_PREFIX) :]) for k in history_keys(tags)]
+    return f"{HISTORY_PREFIX}{max(nums, default=0) + 1:06d}"
+
+
+def applied(event: dict[str, Any]) -> bool:
+    """False for an event whose alias move never happened (or is not settled yet)."""
+    return not (event.get("pending") or event.get("not_applied"))
+
+
+def champion_stack(events: list[dict[str, Any]]) -> list[str]:
+    """Replay the history: promotions push a version, rollbacks pop back; the last item is the champion."""
+    stack: list[str] = []
+    for ev in filter(applied, events):
+        if ev["action"] == "rollback":
+            while stack and stack[-1] != ev["to"]:
+                stack.pop()
+            if not stack:
+                stack.append(ev["to"])
+        else:
+            stack.append(ev["to"])
+    return stack
+
+
+def rollback_target(events: list[dict[str, Any]], current: str | None) -> str:
+    """The champion before `current`; RegistryError when there is none."""
+    if current is None:
+        raise RegistryError(
+            "there is no champion to roll back from; promote a version with `ftpipe promote`."
+        )
+    stack = champion_stack(events)
+    if not stack or stack[-1] != current:  # the alias was moved outside ftpipe: treat it as the top
+        stack.append(current)
+    earlier = [v for v in stack[:-1] if v != current]
+    if not earlier:
+        raise RegistryError(
+            f"version {current} is the first champion in the history; there is no earlier one to roll back "
+            "to. Use `ftpipe promote VERSION --reason ...` to choose one."
+        )
+    return earlier[-1]
