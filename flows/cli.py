@@ -2,7 +2,14 @@
 
     ftpipe --help
     ftpipe run [--target STAGE] [--force] [-S key=value ...]   # the retrain flow (flows/retrain.py)
+    ftpipe -v run                                              # every stage's output and Prefect's log
     ftpipe serve-schedule [--cron EXPR | --interval SECONDS]   # the same flow on a schedule
+
+Quiet by default: one line per stage, the summary, warnings that mean something, and a failure's
+message once (no traceback). `-v` (or FTPIPE_VERBOSE=1, which the stages honour too) shows every stage's
+output as it comes and Prefect's INFO log; otherwise a stage's output is kept in
+.dvc/tmp/ftpipe-logs/STAGE.log. `--no-progress` (implied when stderr is not a terminal) turns off the
+progress bars of tqdm, Hugging Face and MLflow.
 
 `run` and `serve-schedule` live here; the other commands live in their own modules, which expose
 `add_commands(subparsers)`. Prefect and MLflow are imported inside the command functions (the flows
@@ -13,11 +20,15 @@ modules imported at the top import neither, and the retrain flow is built on fir
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import signal
 import sys
 import threading
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +36,20 @@ from flows.check import ParamsProblems
 from flows.dag import RetrainError, find_root
 from flows.lock import workspace_lock
 from flows.params import apply_overrides, load_retrain_params
-from flows.runner import StageFailed
+from flows.runner import NO_PROGRESS_ENV, QUIET_BARS, StageFailed, progress_bars
 from stages.config.params import ParamsError
+from stages.core.logs import VERBOSE_ENV, verbose_requested
 from stages.core.redact import mask_output
 
 # Set before Prefect is imported: its settings are read at import. Without them Prefect's telemetry
 # writes to its SQLite database from a background thread and prints "database is locked" tracebacks.
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1"}
+# Prefect's console handler (its logging.yml: handlers.console.level, overridable as below) shows
+# warnings and errors only unless -v; its API handler still records every INFO line for the UI
+QUIET_PREFECT = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
 
 # modules that contribute sub-commands, in the order `--help` lists them
-COMMAND_MODULES = ("flows.init", "flows.check", "flows.predict", "flows.registry")
+COMMAND_MODULES = ("flows.init", "flows.check", "flows.predict", "flows.registry", "flows.plan")
 DEFAULT_DEPLOYMENT = "scheduled-retrain"  # also the deployment name in prefect.yaml
 
 
@@ -46,6 +61,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except RetrainError as exc:  # another run holds the workspace, or not a DVC repo
         print(f"\nftpipe run: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the stage was stopped and params.yaml put back on the way out
+        if verbose_requested():
+            traceback.print_exc()
+        print("\nftpipe run: stopped (Ctrl-C); params.yaml is as it was before the run.", file=sys.stderr)
+        return 130
 
 
 def _run_locked(root: Path, args: argparse.Namespace) -> int:
@@ -66,11 +86,47 @@ def _run_locked(root: Path, args: argparse.Namespace) -> int:
         print(f"\nftpipe run: {exc}", file=sys.stderr)
         return 1
     try:
-        retrain(root=str(root), force=args.force, target=args.target, overrides=args.overrides)
+        with _failure_said_once():
+            retrain(root=str(root), force=args.force, target=args.target, overrides=args.overrides)
     except (StageFailed, RetrainError, ParamsError) as exc:
         print(f"\nftpipe run: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - said in one line; the traceback with -v
+        if verbose_requested():
+            traceback.print_exc()
+        print(f"\nftpipe run: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+class _DropFlowErrors(logging.Filter):
+    """Prefect's console copies of a failed task's and flow's error (with tracebacks): `ftpipe run`
+    says the error itself, once. The records still reach Prefect's API (its UI and `prefect` CLI)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno >= logging.ERROR
+            and record.name.startswith(("prefect.flow_runs", "prefect.task_runs"))
+        )
+
+
+@contextlib.contextmanager
+def _failure_said_once() -> Iterator[None]:
+    """Without -v, leave the failure's repeats out of the console (see _DropFlowErrors)."""
+    if verbose_requested():
+        yield
+        return
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    drop = _DropFlowErrors()
+    for h in handlers:
+        h.addFilter(drop)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(drop)
 
 
 def _api_url() -> str | None:
@@ -128,9 +184,11 @@ def add_run_commands(sub: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a param like `dvc exp run -S` (written to params.yaml); repeatable",
+        help="override a param for this run only, in `dvc exp run -S` syntax (params.yaml is put back "
+        "byte for byte after the run; dvc.lock records the values the run used); repeatable",
     )
     p.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    _add_output_flags(p, argparse.SUPPRESS)
     p.set_defaults(func=_cmd_run)
 
     s = sub.add_parser(
@@ -148,8 +206,26 @@ def add_run_commands(sub: Any) -> None:
     s.set_defaults(func=_cmd_serve)
 
 
+def _add_output_flags(p: argparse.ArgumentParser, default: Any) -> None:
+    """-v and --no-progress, on `ftpipe` and again on `ftpipe run` (SUPPRESS there: `ftpipe -v run` kept)."""
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help=f"show every stage's output and Prefect's INFO log; same as {VERBOSE_ENV}=1",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=default,
+        help="no progress bars (tqdm, Hugging Face, MLflow); the default when stderr is not a terminal",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ftpipe", description="Full-parameter fine-tuning pipeline.")
+    _add_output_flags(ap, False)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_commands(sub)
     for name in COMMAND_MODULES:
@@ -170,12 +246,28 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+def set_output_env(verbose: bool, no_progress: bool) -> None:
+    """-v and --no-progress as environment variables, set before Prefect is imported (its settings are
+    read then) and inherited by the stages (stages/core/logs.py, flows/runner.py)."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    if no_progress:
+        os.environ[NO_PROGRESS_ENV] = "1"
+    if not verbose_requested():
+        for key, value in QUIET_PREFECT.items():
+            os.environ.setdefault(key, value)
+    if not progress_bars():  # for what runs in this process too (MLflow downloads in `ftpipe predict`)
+        for key, value in QUIET_BARS.items():
+            os.environ.setdefault(key, value)
+
+
 def main(argv: list[str] | None = None) -> None:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     if threading.current_thread() is threading.main_thread():  # signal handlers live there only
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = build_parser().parse_args(argv)
+    set_output_env(args.verbose, args.no_progress)
     mask_output()  # no command prints or logs the tracking password (MLflow copies it into its text)
     sys.exit(args.func(args) or 0)
 

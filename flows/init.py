@@ -45,7 +45,6 @@ from stages.config.label import LabelParams
 from stages.config.register import RegisterParams
 from stages.config.sections import ALL_MODELS
 from stages.core.io import atomic_file
-from stages.ingest import IngestError, ingest
 
 PARAMS_FILE = "params.yaml"
 CSV_SUFFIXES = (".csv", ".tsv")  # what ingest reads as CSV (a .tsv is tab-separated)
@@ -211,6 +210,8 @@ def _defaults() -> dict[str, Any]:
 
 def _read_csv(csv_path: Path, keys: dict[str, Any]) -> dict[str, Any]:
     """The ingest stage's report on the CSV, read with its own reader and the new `ingest` keys."""
+    from stages.ingest import IngestError, ingest  # pandas: when init reads a CSV, not for every command
+
     ingest_keys = {k.removeprefix("ingest."): v for k, v in keys.items() if k.startswith("ingest.")}
     try:
         _, _, report = ingest(IngestParams(**{**ingest_keys, "source": str(csv_path)}))

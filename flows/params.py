@@ -1,11 +1,22 @@
-"""The flow's params: its own `retrain` section, and `-S` overrides applied the way `dvc exp run -S` does.
+"""The flow's params: its own `retrain` section, and `-S` overrides that hold for one run only.
 
-The flow retries nothing itself (docs/orchestration.md): its section holds the
-schedule only.
+`ftpipe run -S finetune.epochs=1` parses and applies the override the way `dvc exp run -S` does (DVC's
+own Hydra grammar), writes params.yaml with a round-trip writer that touches only the overridden keys
+(comments, quotes, `null` and flow lists stay as they were), and puts the original bytes back when the
+run ends: success, failure, Ctrl-C or SIGTERM. dvc.lock records the overridden values for that run (what
+the model was really trained with); the next plain run sees params.yaml differ from dvc.lock and runs the
+affected stages again with the file's values. A scheduled run never inherits a manual run's overrides.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +24,8 @@ import yaml
 from dvc.exceptions import InvalidArgumentError
 from dvc.utils.cli_parse import to_path_overrides
 from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 from flows.check import ParamsProblems, params_problems
 from flows.dag import RetrainError
@@ -20,6 +33,10 @@ from stages.config.params import read_params_file, validate_section
 from stages.config.retrain import RetrainParams
 
 SECTION = "retrain"
+ABSENT = "(absent)"
+# the original bytes of the files a run overrode, until it puts them back: what a killed run left
+BACKUP_FILE = Path(".dvc") / "tmp" / "ftpipe-overrides.json"
+_written: dict[Path, bytes] = {}  # what the overrides wrote, per file: the backup's check before a put-back
 
 
 def load_retrain_params(root: str | Path) -> RetrainParams:
@@ -34,61 +51,175 @@ def load_retrain_params(root: str | Path) -> RetrainParams:
 def _lookup(data: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         if not isinstance(data, dict) or part not in data:
-            return "(absent)"
+            return ABSENT
         data = data[part]
     return data
 
 
-def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -> list[dict[str, Any]]:
-    """Apply `key=value` overrides to the params files the way `dvc exp run -S` does, then check them.
+def _round_trip_yaml() -> YAML:
+    """ruamel's round-trip YAML, set up to give back the untouched lines byte for byte (null stays null)."""
+    y = YAML()
+    y.preserve_quotes = True
+    y.width = 4096  # never fold a long value or comment onto a second line
+    y.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return y
 
-    This is DVC's own code path (`dvc.utils.hydra.apply_overrides`, Hydra override grammar): the value
-    is parsed as YAML-like, `+key=value` adds a new key, `~key` removes one, `file.yaml:key=value` picks
-    another params file. Like `dvc exp run -S`, it edits the file in the workspace (comments kept), so
-    the new values are what dvc.lock records. Returns [{file, key, old, new}] for the summary.
 
-    Then params.yaml is checked (`ftpipe check`, with no overrides too): on a problem, or when an
-    override cannot be applied, every file is put back byte for byte and ParamsProblems (one line per
-    problem) or RetrainError is raised. `keep=False` always puts them back: a trial, the check that
-    `ftpipe run` makes before the flow starts. Callers hold the workspace lock (flows/lock.py).
-    """
-    root = Path(root)
+def edit_yaml(text: str, values: dict[str, Any]) -> str:
+    """TEXT with each dotted key set to its value (ABSENT: removed); every other line kept as it was."""
+    y = _round_trip_yaml()
+    doc = y.load(text)
+    if doc is None:
+        doc = y.load("{}\n")
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = doc
+        for part in parents:
+            if part not in node:
+                node[part] = CommentedMap()
+            node = node[part]
+        if value is ABSENT:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    out = io.StringIO()
+    y.dump(doc, out)
+    return out.getvalue()
+
+
+def _check_syntax(overrides: list[str]) -> None:
     for item in overrides:
         key = item.partition(":")[2] if ":" in item.partition("=")[0] else item
         if "=" not in key and not key.startswith("~"):
             raise RetrainError(
                 f"override `{item}` must look like key=value (e.g. clean.min_words=5), like `dvc exp run -S`."
             )
-    changes = []
-    originals: dict[Path, bytes] = {}
-    try:
-        for file, items in to_path_overrides(overrides).items():
-            path = root / file
-            if not path.is_file():
-                raise RetrainError(f"override {items}: params file {path} does not exist.")
-            originals[path] = path.read_bytes()
-            before = yaml.safe_load(originals[path]) or {}
-            try:
-                dvc_apply_overrides(path, items)
-            except InvalidArgumentError as exc:
-                cause = str(exc.__cause__ or exc).replace("\n", " ")
-                raise RetrainError(f"cannot apply override {items} to {file}: {cause}") from None
-            after = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            for item in items:
-                key = item.partition("=")[0].lstrip("+~")
-                changes.append(
-                    {"file": file, "key": key, "old": _lookup(before, key), "new": _lookup(after, key)}
-                )
-        if problems := params_problems(root):
-            raise ParamsProblems(problems)
-    except BaseException:
-        _restore(originals)
-        raise
-    if not keep:
-        _restore(originals)
+
+
+def _override_file(
+    root: Path, file: str, items: list[str], originals: dict[Path, bytes]
+) -> list[dict[str, Any]]:
+    """Apply ITEMS to one params file (DVC's grammar on a scratch copy, then a round-trip write)."""
+    path = root / file
+    if not path.is_file():
+        raise RetrainError(f"override {items}: params file {path} does not exist.")
+    original = path.read_bytes()
+    before = yaml.safe_load(original) or {}
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp) / path.name
+        scratch.write_bytes(original)
+        try:
+            dvc_apply_overrides(scratch, items)
+        except InvalidArgumentError as exc:
+            cause = str(exc.__cause__ or exc).replace("\n", " ")
+            raise RetrainError(f"cannot apply override {items} to {file}: {cause}") from None
+        after = yaml.safe_load(scratch.read_bytes()) or {}
+        keys = [item.partition("=")[0].lstrip("+~") for item in items]
+        if path.suffix.lower() in (".yaml", ".yml"):
+            new = edit_yaml(original.decode("utf-8"), {k: _lookup(after, k) for k in keys}).encode("utf-8")
+        else:  # a JSON/TOML/Python params file: DVC's writer (the file is put back after the run anyway)
+            new = scratch.read_bytes()
+    originals.setdefault(path, original)
+    _written[path] = new
+    _save_backup(root, originals, _written)
+    path.write_bytes(new)
+    return [{"file": file, "key": k, "old": _lookup(before, k), "new": _lookup(after, k)} for k in keys]
+
+
+def _write(root: Path, overrides: list[str], originals: dict[Path, bytes]) -> list[dict[str, Any]]:
+    _check_syntax(overrides)
+    changes: list[dict[str, Any]] = []
+    for file, items in to_path_overrides(overrides).items():
+        changes += _override_file(root, file, items, originals)
+    if problems := params_problems(root):
+        raise ParamsProblems(problems)
     return changes
 
 
-def _restore(originals: dict[Path, bytes]) -> None:
-    for path, text in originals.items():
-        path.write_bytes(text)
+@contextlib.contextmanager
+def overridden_params(root: str | Path, overrides: list[str]) -> Iterator[list[dict[str, Any]]]:
+    """The params files with OVERRIDES applied for the block, then put back byte for byte.
+
+    Yields [{file, key, old, new}] for the summary. Raises RetrainError for an override that cannot be
+    applied and ParamsProblems (one line per problem) when the result fails `ftpipe check`; the files
+    are put back in every case. Callers hold the workspace lock (flows/lock.py): nobody else sees them.
+    """
+    root = Path(root)
+    restore_killed_run(root)
+    originals: dict[Path, bytes] = {}
+    try:
+        yield _write(root, overrides, originals) if overrides else []
+    finally:
+        _restore(root, originals)
+
+
+def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -> list[dict[str, Any]]:
+    """Apply OVERRIDES and check the result; `keep=False` puts the files back (a trial). On an error the
+    files are always put back. Returns [{file, key, old, new}]. Callers hold the workspace lock."""
+    root = Path(root)
+    originals: dict[Path, bytes] = {}
+    try:
+        changes = _write(root, overrides, originals)
+    except BaseException:
+        _restore(root, originals)
+        raise
+    if keep:
+        (root / BACKUP_FILE).unlink(missing_ok=True)  # kept on purpose: nothing to put back later
+        for path in originals:
+            _written.pop(path, None)
+    else:
+        _restore(root, originals)
+    return changes
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _save_backup(root: Path, originals: dict[Path, bytes], written: dict[Path, bytes]) -> None:
+    """Record the original bytes (and a digest of what replaces them) before a file is overwritten, so
+    that a run killed with SIGKILL (no `finally`) has its overrides put back by the next run."""
+    path = root / BACKUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        str(p.relative_to(root)): [b.decode("utf-8"), _digest(written.get(p, b))]
+        for p, b in originals.items()
+    }
+    path.write_text(json.dumps(record))
+
+
+def _restore(root: Path, originals: dict[Path, bytes]) -> None:
+    for path, data in originals.items():
+        path.write_bytes(data)
+        _written.pop(path, None)
+    (root / BACKUP_FILE).unlink(missing_ok=True)
+
+
+def restore_killed_run(root: str | Path) -> list[str]:
+    """Put back the params files that a killed run left overridden; the files it put back."""
+    root = Path(root)
+    path = root / BACKUP_FILE
+    if not path.is_file():
+        return []
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    put_back = []
+    for rel, (text, overridden) in saved.items():
+        target = root / rel
+        if target.is_file() and _digest(target.read_bytes()) == overridden:  # not edited since: put back
+            target.write_bytes(text.encode("utf-8"))
+            put_back.append(rel)
+        else:
+            print(f"ftpipe: {rel} changed after a killed run overrode it; left as it is.", file=sys.stderr)
+    path.unlink(missing_ok=True)
+    if put_back:
+        print(
+            f"ftpipe: a run killed before it finished left its -S overrides in {', '.join(put_back)}; "
+            "put the original file(s) back.",
+            file=sys.stderr,
+        )
+    return put_back

@@ -1,178 +1,72 @@
-"""predict: batch prediction with a registered model, streamed in batches, as a Prefect flow.
+"""predict: batch prediction with a registered model, streamed in batches and resumable; a plain command.
 
     ftpipe predict texts.csv predictions.parquet                 # models:/<register.model_name>@champion
     ftpipe predict texts.jsonl out.jsonl --version 3 --batch-size 512 --id-column doc_id --text-column body
     ftpipe predict texts.csv out.csv --quantize int8             # int8 dynamic quantization (CPU), faster
+    ftpipe predict texts.csv out.csv --probabilities             # a p_<label> column per class
+    ftpipe predict texts.csv out.csv --encoding cp1252           # a file not saved as UTF-8
 
-The input is a CSV, JSONL or Parquet file with an id column and a text column; it is read in batches
-(pyarrow record batches, pandas chunks, JSONL line by line), so a file larger than memory is fine. Each
-batch goes through the registered model (a DataFrame with a `text` column in,
-`label` and `score` out) and is appended to the output (CSV, JSONL or Parquet, chosen by its extension):
-the input id, `label`, `score`. The output is written to a temporary sibling and renamed at the end, so a
-failed run never leaves a partial file. A missing, empty, blank or non-string text stops the run, naming
-the file, row and id (the served model refuses the same texts); a CSV output escapes cells a spreadsheet
-would run as formulas (`stages/core/csvsafe.py`). MLflow is found the way the register stage finds it:
-`MLFLOW_TRACKING_URI`, else `mlflow.db` at the repository root, under the registry's one retry and
-timeout policy (`register.retries`, `backoff_s`, `timeout_s`): a store that is down or hangs ends the
-command within `register.timeout_s` with one line saying why, the password masked. The model is loaded only after every
-file of it matches the manifest recorded when it was registered (`stages/registry/integrity.py`
-`load_uri_verified`), so only registered versions (`models:/NAME/VERSION`, `models:/NAME@ALIAS`) are taken.
-`--quantize none|int8` overrides the model's `quantize` setting at load (its default is
-`register.quantize` as registered); bench/README.md states int8's speed and agreement with fp32.
+The input (CSV, JSONL or Parquet with an id and a text column) is read in batches (flows/predict_io.py);
+each batch goes through the registered model (a DataFrame with a `text` column in, `label` and `score`
+out) and the results are saved in parts as they come, in `.<output name>.parts/` beside the output with
+a manifest (flows/predict_parts.py). A run stopped for any reason (Ctrl-C, a crash, SIGKILL, a full disk)
+keeps its parts: the same command again continues after the last one, as long as the input, the model
+version and the settings are the same (`--no-resume` starts afresh). At the end the parts are joined
+into the output (tmp + rename) and the folder removed. Ids are written as strings, whatever type the
+input gave them. No Prefect: this command starts no server. Exit 0 done, 1 the model or store cannot be
+used, 2 the input or output cannot (one line naming the file, row and fix).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+import pandas as pd
+from tqdm.auto import tqdm
+
+from flows.predict_io import (
+    FORMATS,
+    InputError,
+    PredictError,
+    count_rows,
+    file_format,
+    fingerprint,
+    iter_batches,
+)
+from flows.predict_model import default_model_uri, load_model, load_version
+from flows.predict_parts import Work, check_output, write_failed_message
+
+__all__ = ["FORMATS", "PredictError", "count_rows", "default_model_uri", "file_format", "iter_batches"]
+__all__ += ["load_model", "predict_batch", "predict_file"]
+
 DEFAULT_BATCH_SIZE = 256
-SUMMARY_ARTIFACT_KEY = "predict-summary"
-_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # MLflow's codes for a wrong model URI
-
-
-class PredictError(ValueError):
-    """Input, output or model that cannot be used; the message names the file, row or column and the fix."""
-
-
-def file_format(path: str | Path) -> str:
-    """csv | jsonl | parquet, from the file extension."""
-    fmt = FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise PredictError(
-            f"{path}: unknown file type `{Path(path).suffix}`; use one of {', '.join(sorted(FORMATS))}."
-        )
-    return fmt
-
-
-def _check_columns(path: str | Path, have: list[str], want: list[str], where: str = "") -> None:
-    missing = [c for c in want if c not in have]
-    if missing:
-        raise PredictError(
-            f"{path}{where}: no column {', '.join(f'`{c}`' for c in missing)}; it has: "
-            f"{', '.join(map(str, have)) or 'nothing'}. Name the columns with --id-column / --text-column."
-        )
-
-
-def iter_batches(
-    path: str | Path, id_column: str = "id", text_column: str = "text", batch_size: int = DEFAULT_BATCH_SIZE
-) -> Iterator[Any]:
-    """Yield DataFrames of at most `batch_size` rows with the id and text columns, streaming the file."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise PredictError(f"{path}: input file not found.")
-    fmt, cols = file_format(path), [id_column, text_column]
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(path)
-        _check_columns(path, pf.schema_arrow.names, cols)
-        for rb in pf.iter_batches(batch_size=batch_size, columns=cols):
-            yield rb.to_pandas()
-    elif fmt == "csv":
-        _check_columns(path, list(pd.read_csv(path, nrows=0).columns), cols)
-        yield from pd.read_csv(path, usecols=cols, chunksize=batch_size, dtype=str, keep_default_na=False)
-    else:
-        rows: list[dict[str, Any]] = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError as exc:
-                    raise PredictError(
-                        f"{path} line {lineno}: not valid JSON ({exc}). Fix or remove the line."
-                    ) from None
-                if not isinstance(obj, dict):
-                    raise PredictError(
-                        f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}."
-                    )
-                _check_columns(path, list(obj), cols, f" line {lineno}")
-                rows.append({id_column: obj[id_column], text_column: obj[text_column]})
-                if len(rows) == batch_size:
-                    yield pd.DataFrame(rows, columns=cols)
-                    rows = []
-        if rows:
-            yield pd.DataFrame(rows, columns=cols)
-
-
-def count_rows(path: str | Path) -> int | None:
-    """Rows in the input, for the progress bar's total: Parquet from its metadata; CSV by a streaming pass of
-    the csv module (a quoted text may span lines, blank lines are skipped, as pandas does); JSONL by its
-    non-blank lines. Reading is far cheaper than predicting, so the pass costs little of the run."""
-    import csv
-
-    fmt = file_format(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-        if fmt == "csv":
-            return max(0, sum(1 for row in csv.reader(fh) if row) - 1)  # less the header
-        return sum(1 for line in fh if line.strip())
-
-
-class _Writer:
-    """Appends prediction batches to an open file in the output's format."""
-
-    def __init__(self, fmt: str, fh: Any):
-        self.fmt, self.fh, self.parquet, self.schema, self.first = fmt, fh, None, None, True
-
-    def write(self, df: Any) -> None:
-        if self.fmt == "csv":
-            from stages.core.csvsafe import escape_frame
-
-            escape_frame(df).to_csv(self.fh, header=self.first, index=False)  # no formulas in a spreadsheet
-        elif self.fmt == "jsonl":
-            for rec in df.to_dict(orient="records"):
-                self.fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            if self.parquet is None:
-                self.schema = table.schema
-                self.parquet = pq.ParquetWriter(self.fh, self.schema)
-            self.parquet.write_table(table.cast(self.schema))  # type: ignore[attr-defined]
-        self.first = False
-
-    def close(self, id_column: str) -> None:
-        if self.fmt == "parquet":
-            if self.parquet is None:  # no rows: still a valid, empty file with the right columns
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                schema = pa.schema(
-                    [(id_column, pa.string()), ("label", pa.string()), ("score", pa.float64())]
-                )
-                pq.write_table(schema.empty_table(), self.fh)
-            else:
-                self.parquet.close()
-        elif self.fmt == "csv" and self.first:
-            self.fh.write(f"{id_column},label,score\n")
+DEFAULT_PART_ROWS = 4096  # rows per saved part: what a stopped run can lose at most
+NO_PROBABILITIES = (
+    "the model returned no class probabilities: it was registered before ftpipe's served model gave them "
+    "(its signature has no `probabilities` param); register it again, or drop --probabilities."
+)
 
 
 def predict_batch(
-    model: Any, batch: Any, id_column: str, text_column: str, path: str | Path = "input", first_row: int = 1
-) -> Any:
-    """One batch through the model: a DataFrame of id, label, score in the input's order.
+    model: Any,
+    batch: pd.DataFrame,
+    id_column: str,
+    text_column: str,
+    path: str | Path = "input",
+    first_row: int = 1,
+    probabilities: bool = False,
+) -> pd.DataFrame:
+    """One batch through the model: a DataFrame of id, label, score (and `p_<label>`s) in the input's order.
 
     A missing, empty, blank or non-string text stops it, naming `path` and the row (`first_row` is the
     number of the batch's first row in the file, counting data rows from 1), as the served model does.
     """
-    import pandas as pd
-
     from stages.serving.textclf import why_refused
 
     texts = batch[text_column]
@@ -180,11 +74,12 @@ def predict_batch(
     bad = [i for i, w in enumerate(why) if w]
     if bad:
         first = batch[id_column].iloc[bad[0]]
-        raise PredictError(
+        raise InputError(
             f"{path} row {first_row + bad[0]} ({id_column} = {first!r}): `{text_column}` is {why[bad[0]]} "
             f"({len(bad)} such row(s) in this batch). Drop or fill those rows first."
         )
-    pred = model.predict(pd.DataFrame({"text": texts.tolist()}))
+    frame = pd.DataFrame({"text": texts.tolist()})
+    pred = model.predict(frame, params={"probabilities": True}) if probabilities else model.predict(frame)
     if (
         not isinstance(pred, pd.DataFrame)
         or not {"label", "score"} <= set(pred.columns)
@@ -194,13 +89,51 @@ def predict_batch(
             "the model did not return a `label` and a `score` per row; batch prediction needs a model "
             "registered by ftpipe's register stage (a pyfunc that maps a `text` column to `label`, `score`)."
         )
-    return pd.DataFrame(
-        {
-            id_column: batch[id_column].to_numpy(),
-            "label": pred["label"].astype(str).to_numpy(),
-            "score": pred["score"].astype(float).to_numpy(),
-        }
-    )
+    probs = [c for c in pred.columns if str(c).startswith("p_")] if probabilities else []
+    if probabilities and not probs:
+        raise PredictError(NO_PROBABILITIES)
+    out = {id_column: batch[id_column].to_numpy(), "label": pred["label"].astype(str).to_numpy()}
+    out["score"] = pred["score"].astype(float).to_numpy()
+    return pd.DataFrame({**out, **{c: pred[c].astype(float).to_numpy() for c in probs}})
+
+
+class _Counter(threading.Thread):
+    """Counts the input's rows beside the prediction, for the progress bar's total (not before it)."""
+
+    def __init__(self, path: Path, encoding: str):
+        super().__init__(daemon=True)
+        self.path, self.encoding = path, encoding
+        self.total: int | None = None
+
+    def run(self) -> None:
+        self.total = count_rows(self.path, self.encoding)
+
+
+def _part_rows(batch_size: int, part_rows: int | None) -> int:
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}.")
+    want = part_rows or DEFAULT_PART_ROWS
+    if want < 1:
+        raise InputError(f"--part-rows must be at least 1, got {want}.")
+    return -(-want // batch_size) * batch_size  # whole batches: a resume feeds the model the same ones
+
+
+def _work(
+    input_path: Path, output_path: Path, opts: dict[str, Any], identity: dict[str, Any] | None, resume: bool
+) -> Work:
+    """The output's work folder, resumed when it was made from this input, model and settings."""
+    fmt = check_output(input_path, output_path)
+    if not input_path.is_file():
+        raise InputError(f"{input_path}: input file not found.")
+    file_format(input_path)
+    key = {
+        "input": str(input_path.resolve()),
+        "input_fingerprint": fingerprint(input_path),
+        "model": identity or {"model": "in-process"},
+        "output_format": fmt,
+        **opts,
+    }
+    return Work.open(output_path, key, resume)
 
 
 def predict_file(
@@ -211,168 +144,190 @@ def predict_file(
     text_column: str = "text",
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    *,
+    encoding: str = "utf-8",
+    probabilities: bool = False,
+    resume: bool = True,
+    part_rows: int | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Predict every row of `input_path` in batches; write id, label, score to `output_path` atomically."""
-    from tqdm.auto import tqdm
+    """Predict every row of `input_path` in batches, saving parts as it goes; join them into `output_path`.
 
-    from stages.core.io import atomic_file
-
-    if batch_size < 1:
-        raise PredictError(f"batch size must be at least 1, got {batch_size}.")
-    out_fmt = file_format(output_path)
-    if Path(output_path).resolve() == Path(input_path).resolve():
-        raise PredictError(f"{output_path}: the output would overwrite the input; choose another path.")
-    rows, batches, labels = 0, 0, Counter[str]()
-    with (
-        atomic_file(output_path, "wb" if out_fmt == "parquet" else "w") as fh,
-        tqdm(total=count_rows(input_path), unit="rows", desc="predict", disable=not progress) as bar,
-    ):
-        writer = _Writer(out_fmt, fh)
-        for batch in iter_batches(input_path, id_column, text_column, batch_size):
-            out = predict_batch(model, batch, id_column, text_column, input_path, rows + 1)
-            writer.write(out)
-            rows, batches = rows + len(out), batches + 1
-            labels.update(out["label"])
-            bar.update(len(out))
-        writer.close(id_column)
-    return {
-        "input": str(input_path),
-        "output": str(output_path),
-        "rows": rows,
-        "batches": batches,
-        "batch_size": batch_size,
-        "labels": dict(sorted(labels.items())),
-    }
-
-
-def register_params(params_path: str | Path = "params.yaml") -> Any:
-    """The `register` section of the params file (the model name, the retry policy), else its defaults."""
-    from stages.config.params import load_section, read_params_file
-    from stages.config.register import RegisterParams
-
-    path = Path(params_path)
-    if path.is_file() and "register" in read_params_file(path):
-        return load_section("register", RegisterParams, path)
-    return RegisterParams()
+    `identity` names the model for a resume (its concrete version and files' hash): parts made by another
+    model, input or settings are never mixed in. The stats: rows, batches, labels, and how many rows this
+    call predicted (`predicted`) after resuming from `resumed_rows`.
+    """
+    inp, out = Path(input_path), Path(output_path)
+    part = _part_rows(batch_size, part_rows)
+    opts = {"id_column": id_column, "text_column": text_column, "batch_size": batch_size, "part_rows": part}
+    opts |= {"probabilities": probabilities, "encoding": encoding}
+    work = _work(inp, out, opts, identity, resume)
+    if work.note:
+        print(f"ftpipe predict: {work.note}", flush=True)
+    counter = _Counter(inp, encoding)
+    counter.start()
+    t0 = time.monotonic()
+    run = _Run(work, model, inp, opts, probabilities)
+    with tqdm(total=None, initial=work.rows_done, unit="rows", desc="predict", disable=not progress) as bar:
+        try:
+            run.all_batches(bar, counter)
+        except OSError as exc:  # writing a part, the manifest or the output: a full disk, a permission
+            if not work.wrote(exc):
+                raise
+            counter.join(5)
+            raise InputError(write_failed_message(exc, work, counter.total)) from None
+        except PredictError:
+            raise
+        except BaseException:  # a model crash, Ctrl-C: the parts stay for the next run
+            print(_stopped(work), file=sys.stderr, flush=True)
+            raise
+    seconds = time.monotonic() - t0
+    return run.stats(inp, out, batch_size, seconds)
 
 
-def default_model_uri(version: str | None = None, params_path: str | Path = "params.yaml") -> str:
-    """`models:/NAME@champion` (NAME = register.model_name), or a given version number or alias."""
-    from stages.registry.client import CHAMPION
+def _stopped(work: Work) -> str:
+    if not work.parts:
+        return "ftpipe predict: stopped before any part was saved."
+    return (
+        f"ftpipe predict: stopped; the same command resumes after {work.rows_done} rows "
+        f"(saved in {work.folder})."
+    )
 
-    name = register_params(params_path).model_name
-    if version is None:
-        return f"models:/{name}@{CHAMPION}"
-    return f"models:/{name}/{version}" if str(version).isdigit() else f"models:/{name}@{version}"
 
+class _Run:
+    """One pass over the input: skip what the parts hold, predict the rest, save parts, join them."""
 
-def load_model(model_uri: str, params_path: str | Path = "params.yaml", quantize: str | None = None) -> Any:
-    """The pyfunc model at `model_uri`, from the store the register stage writes to, under the registry's
-    one retry and timeout policy (`register.retries`, `backoff_s`, `timeout_s` of the params file);
-    `quantize` (none | int8) overrides the registered model's own setting."""
-    from mlflow.exceptions import MlflowException
+    def __init__(self, work: Work, model: Any, inp: Path, opts: dict[str, Any], probabilities: bool):
+        self.work, self.model, self.inp, self.opts, self.probabilities = work, model, inp, opts, probabilities
+        self.resumed_rows = work.rows_done
+        self.pending: list[pd.DataFrame] = []
+        self.rows, self.batches, self.predicted = 0, 0, 0
+        self.first_batch_s: float | None = None
+        self.columns: list[str] = work.columns or [opts["id_column"], "label", "score"]
 
-    from stages.core.redact import mask_secrets, redact_uri
-    from stages.registry import tracking
-    from stages.registry.integrity import load_uri_verified
-    from stages.serving.manifest import ManifestError
+    def all_batches(self, bar: Any, counter: _Counter) -> None:
+        o = self.opts
+        t0 = time.monotonic()
+        for batch in iter_batches(self.inp, o["id_column"], o["text_column"], o["batch_size"], o["encoding"]):
+            self.batches += 1
+            skip = max(0, min(len(batch), self.resumed_rows - self.rows))
+            self.rows += skip
+            if skip == len(batch):
+                continue
+            self._one(batch.iloc[skip:], bar)
+            if self.first_batch_s is None:
+                self.first_batch_s = time.monotonic() - t0
+            if counter.total is not None and bar.total is None:
+                bar.total = counter.total
+        self._flush()
+        counter.join()
+        bar.total = self.rows if counter.total is None else counter.total
+        bar.refresh()
+        self.work.join(self._output_columns())
 
-    uri = tracking.tracking_uri()
-    try:
-        # downloaded under the policy, then loaded only once every file matches the registered manifest
-        return load_uri_verified(
-            model_uri,
-            uri,
-            register_params(params_path).policy(),
-            None if quantize is None else {"quantize": quantize},
+    def _one(self, batch: pd.DataFrame, bar: Any) -> None:
+        o = self.opts
+        out = predict_batch(
+            self.model, batch, o["id_column"], o["text_column"], self.inp, self.rows + 1, self.probabilities
         )
-    except ManifestError as exc:
-        raise PredictError(str(exc)) from None
-    except tracking.TrackingUnavailable as exc:
-        raise PredictError(f"cannot load {model_uri}: {exc}") from None
-    except MlflowException as exc:
-        if exc.error_code not in _NOT_FOUND:
-            raise PredictError(
-                f"cannot load {model_uri} from {redact_uri(uri)}: {mask_secrets(exc.message)}"
-            ) from None
-        raise PredictError(
-            f"cannot load {model_uri} from {redact_uri(uri)}: {mask_secrets(str(exc).splitlines()[0])} "
-            "Register a model first (`dvc repro register` or `ftpipe run`), or pass --model-uri / --version."
-        ) from None
+        self.columns = list(out.columns)
+        self.pending.append(out)
+        self.rows += len(out)
+        self.predicted += len(out)
+        bar.update(len(out))
+        if sum(len(f) for f in self.pending) >= o["part_rows"]:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            frame = pd.concat(self.pending, ignore_index=True)
+            self.pending = []
+            self.work.add_part(frame, dict(Counter(frame["label"])), self.columns)
+
+    def _output_columns(self) -> list[str]:
+        return self.work.columns or self.columns
+
+    def stats(self, inp: Path, out: Path, batch_size: int, seconds: float) -> dict[str, Any]:
+        labels: Counter[str] = Counter()
+        for p in self.work.parts:
+            labels.update(p["labels"])
+        return {
+            "input": str(inp),
+            "output": str(out),
+            "rows": self.rows,
+            "batches": self.batches,
+            "batch_size": batch_size,
+            "labels": dict(sorted(labels.items())),
+            "resumed_rows": self.resumed_rows,
+            "predicted": self.predicted,
+            "predict_s": round(seconds, 2),
+            "first_batch_s": None if self.first_batch_s is None else round(self.first_batch_s, 2),
+        }
 
 
-# -------------------------------------------------------------------------------------- the flow
+# -------------------------------------------------------------------------------------- the command
 
 
-def _predict(
-    input_path: str,
-    output_path: str,
-    model_uri: str | None = None,
-    id_column: str = "id",
-    text_column: str = "text",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: bool = True,
-    params_path: str = "params.yaml",
-    quantize: Literal["none", "int8"] | None = None,
-) -> dict[str, Any]:
-    """Batch prediction: load the model, stream the input through it, write labels and scores."""
-    from prefect import task
-    from prefect.artifacts import create_markdown_artifact
-    from prefect.cache_policies import NO_CACHE
-
-    uri = model_uri or default_model_uri(params_path=params_path)
-    # no task retries: load_model retries the store itself, bounded by register.timeout_s
-    model = task(name="load-model", cache_policy=NO_CACHE)(load_model)(uri, params_path, quantize)
-    stats = task(name="predict-file", cache_policy=NO_CACHE)(predict_file)(
-        model, input_path, output_path, id_column, text_column, batch_size, progress
-    )
-    stats["model_uri"] = uri
-    stats["quantize"] = quantize or "as registered"
-    labels = ", ".join(f"{k}: {v}" for k, v in stats["labels"].items()) or "none"
-    markdown = (
-        f"## ftpipe predict\n\n{stats['rows']} rows from `{input_path}` -> `{output_path}` with "
-        f"`{uri}`, in {stats['batches']} batches of up to {batch_size}.\n\nLabels: {labels}.\n"
-    )
-    print(markdown, flush=True)
-    create_markdown_artifact(markdown, key=SUMMARY_ARTIFACT_KEY, description="ftpipe batch prediction")
-    return stats
-
-
-def build_flow() -> Any:
-    """The Prefect flow object (built on first use so importing this module stays cheap)."""
-    from prefect import flow
-
-    _predict.__name__ = _predict.__qualname__ = "predict"  # entrypoint `flows/predict.py:predict`
-    return flow(name="predict", validate_parameters=True)(_predict)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "predict":
-        globals()["predict"] = value = build_flow()
-        return value
-    raise AttributeError(name)
+def _load(args: argparse.Namespace, uri: str) -> tuple[Any, dict[str, Any]]:
+    """The model and what identifies it for a resume, after the input and output were seen to be usable."""
+    check_output(Path(args.input), Path(args.output))
+    if not Path(args.input).is_file():
+        raise InputError(f"{args.input}: input file not found.")
+    file_format(args.input)
+    loaded = load_version(uri, args.params, args.quantize)
+    if args.probabilities and "probabilities" not in loaded.takes_params:
+        raise PredictError(f"{loaded.uri}: {NO_PROBABILITIES}")
+    identity = {
+        "uri": loaded.uri,
+        "files_sha256": loaded.files_sha256,
+        "quantize": args.quantize or "registered",
+    }
+    return loaded.model, identity
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from flows.predict import predict
-
+    t0 = time.monotonic()
     try:
         uri = args.model_uri or default_model_uri(args.version, args.params)
-        predict(
-            input_path=args.input,
-            output_path=args.output,
-            model_uri=uri,
-            id_column=args.id_column,
-            text_column=args.text_column,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-            params_path=args.params,
-            quantize=args.quantize,
+        model, identity = _load(args, uri)
+        load_s = time.monotonic() - t0
+        stats = predict_file(
+            model,
+            args.input,
+            args.output,
+            args.id_column,
+            args.text_column,
+            args.batch_size,
+            not args.no_progress,
+            encoding=args.encoding,
+            probabilities=args.probabilities,
+            resume=args.resume,
+            part_rows=args.part_rows,
+            identity=identity,
         )
     except PredictError as exc:
         print(f"\nftpipe predict: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
+    print(summary(stats, uri, identity["uri"], load_s), flush=True)
     return 0
+
+
+def summary(stats: dict[str, Any], uri: str, version_uri: str, load_s: float) -> str:
+    """What the run did, in a few lines."""
+    if stats["rows"] == 0:
+        return f"0 rows in {stats['input']}; wrote an empty {stats['output']} (model `{uri}`)."
+    labels = ", ".join(f"{k}: {v}" for k, v in stats["labels"].items()) or "none"
+    done = f"{stats['predicted']} predicted now"
+    if stats["resumed_rows"]:
+        done += f", resumed after {stats['resumed_rows']} rows saved by an earlier run"
+    rate = stats["predicted"] / stats["predict_s"] if stats["predict_s"] else 0.0
+    first = stats["first_batch_s"]
+    return (
+        f"ftpipe predict: {stats['rows']} rows from `{stats['input']}` -> `{stats['output']}` with `{uri}` "
+        f"({version_uri}), in {stats['batches']} batches of up to {stats['batch_size']} ({done}).\n"
+        f"Labels: {labels}.\nModel ready after {load_s:.1f} s; predicted in {stats['predict_s']:.1f} s "
+        f"(first batch {'-' if first is None else f'{first:.1f}'} s); {rate:.1f} rows/s."
+    )
 
 
 def add_commands(sub: Any) -> None:
@@ -381,18 +336,22 @@ def add_commands(sub: Any) -> None:
         "predict",
         help="batch-predict labels and scores for a CSV/JSONL/Parquet file of texts",
         description="Predict a label and a score for every row of INPUT with a registered model, in "
-        "batches, and write them beside the row ids to OUTPUT (format from its extension).",
+        "batches, and write them beside the row ids (as strings) to OUTPUT (format from its extension). "
+        "Results are saved in parts as they come (.OUTPUT.parts/ beside it): a stopped run, run again, "
+        "continues where it stopped.",
     )
     p.add_argument("input", help="CSV, JSONL or Parquet file with an id and a text column")
     p.add_argument("output", help="where to write id, label, score (.csv, .jsonl or .parquet)")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
-        "--model-uri", help="any MLflow model URI (default: models:/<register.model_name>@champion)"
+        "--model-uri", help="a registered model URI (default: models:/<register.model_name>@champion)"
     )
     which.add_argument(
         "--version", help="a version number or alias of the registered model, e.g. 3 or challenger"
     )
-    p.add_argument("--id-column", default="id", help="input column with the row ids (default: id)")
+    p.add_argument(
+        "--id-column", default="id", help="input column with the row ids, written as strings (default: id)"
+    )
     p.add_argument("--text-column", default="text", help="input column with the texts (default: text)")
     p.add_argument(
         "--batch-size",
@@ -400,6 +359,11 @@ def add_commands(sub: Any) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"rows per batch (default {DEFAULT_BATCH_SIZE})",
     )
+    _add_options(p)
+    p.set_defaults(func=_cmd_predict)
+
+
+def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quantize",
         choices=("none", "int8"),
@@ -407,6 +371,24 @@ def add_commands(sub: Any) -> None:
         help="int8: dynamic int8 quantization of the model's Linear layers (CPU; faster, see bench/README.md "
         "for its agreement with fp32); none: fp32 (default: as registered, register.quantize)",
     )
+    p.add_argument(
+        "--probabilities", action="store_true", help="add a p_<label> column per class: its probability"
+    )
+    p.add_argument(
+        "--encoding", default="utf-8", help="the input's text encoding, e.g. cp1252 (default: utf-8)"
+    )
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue after the parts an earlier, stopped run of the same input, model and settings saved "
+        "(default); --no-resume starts afresh",
+    )
+    p.add_argument(
+        "--part-rows",
+        type=int,
+        default=None,
+        help=f"rows per saved part, rounded up to whole batches (default {DEFAULT_PART_ROWS})",
+    )
     p.add_argument("--params", default="params.yaml", help="params file giving register.model_name")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_predict)

@@ -127,8 +127,15 @@ def _run(fn: Any, args: argparse.Namespace) -> int:
 
 def _cmd_promote(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
+        from stages.registry.history import canonical_version
+
         reg = _registry(args)
         ev = reg.promote(args.version, args.reason)
+        if ev is None:  # no alias move and no history event
+            print(
+                f"{reg.name}: version {canonical_version(args.version)} is already the champion; nothing changed"
+            )
+            return 0
         note = (
             "" if ev["gate"] in ("promote", "unknown") else f" (overruling the gate's verdict: {ev['gate']})"
         )
@@ -170,13 +177,10 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from stages.registry.tracking import RegistryError
         from stages.serving.manifest import ManifestError
 
         reg = _registry(args)
-        version = args.version if args.version.isdigit() else reg.alias(args.version)
-        if version is None:
-            raise RegistryError(f"`{reg.name}` has no alias `{args.version}`; `ftpipe history` lists them.")
+        version = reg.resolve(args.version)
         try:
             n = reg.fetch(version, Path(args.dest))
         except ManifestError as exc:

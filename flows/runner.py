@@ -1,7 +1,12 @@
 """Run one stage of the DAG through DVC and say what DVC did with it.
 
 `run_stage` runs `dvc repro --single-item STAGE` in a child process group (so stopping the flow stops
-the stage too) and streams its output to the log. What the stage's run amounts to is read from DVC's
+the stage too) and keeps its output in `.dvc/tmp/ftpipe-logs/STAGE.log` (git-ignored, DVC's scratch
+folder), shown as it comes only with `ftpipe -v`; the stage's WARNING lines are always passed on. A
+stage that fails is reported once: its own error, with the log file named. `stale_stages` asks DVC once
+per run which stages are stale, so the flow skips an up-to-date stage without starting DVC for it.
+Another DVC process in the workspace (a `dvc repro` by hand) is named with its pid (`dvc_holders`),
+not left as DVC's advice to delete its lock file. What the stage's run amounts to is read from DVC's
 own state before it starts, never from its prose: `Repo.status` (what `dvc status --json` prints) says
 whether the stage is stale, and DVC's run cache (`stage_cache.restore(dry=True)`, what `dvc repro
 --dry` consults) whether a stale stage will be restored rather than rerun.
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -24,10 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from dvc.exceptions import DvcException
-from dvc.repo import Repo
-from dvc.stage.cache import RunCacheNotFoundError
-from dvc_data.hashfile.hash_info import HashInfo
+import psutil
 
 from flows.dag import StageSpec
 from stages.core.redact import mask_secrets
@@ -38,9 +41,12 @@ STOP_GRACE_S = 10.0  # how long a stopped stage gets to exit after SIGTERM befor
 class StageFailed(RuntimeError):
     """A stage exited non-zero; `str()` is the stage's name and its own error message."""
 
-    def __init__(self, stage: str, message: str, seconds: float = 0.0, stderr_tail: str = ""):
+    def __init__(
+        self, stage: str, message: str, seconds: float = 0.0, stderr_tail: str = "", log_file: str = ""
+    ):
         super().__init__(f"stage '{stage}' failed: {message}")
         self.stage, self.message, self.seconds, self.stderr_tail = stage, message, seconds, stderr_tail
+        self.log_file = log_file  # the stage's whole output (flows/runner.py, stage_log)
 
 
 @dataclasses.dataclass
@@ -59,6 +65,11 @@ def planned_status(root: str | Path, spec: StageSpec, force: bool = False) -> st
     the run cache for its current inputs (or its outputs merely deleted) -> restored; otherwise (and
     always under --force, which bypasses the run cache) -> ran.
     """
+    from dvc.exceptions import DvcException  # DVC is imported when used: `ftpipe check` needs none of it
+    from dvc.repo import Repo
+    from dvc.stage.cache import RunCacheNotFoundError
+    from dvc_data.hashfile.hash_info import HashInfo
+
     if force:
         return "ran"
     dvcfile, _, name = spec.addressing.rpartition(":")
@@ -103,7 +114,27 @@ def _cwd(path: str | Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def stage_env() -> dict[str, str]:
+LOG_DIR = Path(".dvc") / "tmp" / "ftpipe-logs"  # DVC's git-ignored scratch folder
+NO_PROGRESS_ENV = "FTPIPE_NO_PROGRESS"  # `ftpipe --no-progress` sets it
+# progress bars off, checked against the installed packages: tqdm reads TQDM_* as its defaults
+# (transformers' Trainer and datasets draw with tqdm), huggingface_hub and datasets have their own switch,
+# MLflow draws artifact uploads with its own bar
+QUIET_BARS = {
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+WARNING_LINE = re.compile(r"^\d\d:\d\d:\d\d \S+ (WARNING|ERROR|CRITICAL) ")  # stages/core/logs.py's format
+DVC_BUSY = ("is busy, it is being blocked by", "Unable to acquire lock")
+
+
+def progress_bars() -> bool:
+    """Third-party progress bars: on only when stderr is a terminal and --no-progress was not given."""
+    return sys.stderr.isatty() and os.environ.get(NO_PROGRESS_ENV, "") in ("", "0")
+
+
+def stage_env(progress: bool | None = None) -> dict[str, str]:
     """The environment of a stage: this interpreter's bin first (dvc.yaml says `python`), quiet bars."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -111,23 +142,29 @@ def stage_env() -> dict[str, str]:
     env.setdefault("DVC_NO_ANALYTICS", "1")  # nothing leaves the machine
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("DO_NOT_TRACK", "1")
+    if not (progress_bars() if progress is None else progress):
+        for key, value in QUIET_BARS.items():
+            env.setdefault(key, value)
     return env
 
 
-def _pump(stream: IO[bytes], sink: list[str], log: Callable[[str], None]) -> None:
-    """Copy a child's output to `sink` and `log`, line by line (carriage returns end a line too), with
-    secrets masked: the stage's stderr reaches the Prefect logs and the summary artifact."""
+def stage_log(root: str | Path, spec: StageSpec) -> Path:
+    """Where a stage's output is kept: .dvc/tmp/ftpipe-logs/STAGE.log (the last run of that stage)."""
+    return Path(root) / LOG_DIR / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', spec.addressing)}.log"
+
+
+def _pump(stream: IO[bytes], on_line: Callable[[str], None]) -> None:
+    """Pass a child's output on line by line (carriage returns end a line too), with secrets masked: the
+    stage's output reaches its log file, the Prefect logs and the summary artifact."""
     buf = b""
     for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
         buf += chunk
         *lines, buf = re.split(rb"[\r\n]", buf)
         for raw in lines:
             if line := mask_secrets(raw.decode("utf-8", "replace").rstrip()):
-                sink.append(line)
-                log(line)
+                on_line(line)
     if line := mask_secrets(buf.decode("utf-8", "replace").rstrip()):
-        sink.append(line)
-        log(line)
+        on_line(line)
 
 
 def stage_error(stderr_lines: list[str]) -> str:
@@ -174,18 +211,132 @@ def stop_group(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> 
             continue
 
 
-def run_stage(
-    spec: StageSpec, root: str | Path, force: bool = False, log: Callable[[str], None] = print
-) -> StageOutcome:
-    """Run one stage through `dvc repro --single-item`; raise StageFailed with its own message."""
+def stage_context(lines: list[str], keep: int = 10) -> list[str]:
+    """What a failed stage printed before its error: its last lines before the traceback, DVC's own
+    ERROR lines left out (the error itself is said once, by the caller)."""
+    own = [ln for ln in lines if ln.strip() and not ln.startswith("ERROR: ")]
+    starts = [i for i, ln in enumerate(own) if ln.startswith("Traceback (most recent call last)")]
+    return own[: starts[0]][-keep:] if starts else own[:-5][-keep:]
+
+
+def _alive_other(pid: int) -> bool:
+    return pid != os.getpid() and psutil.pid_exists(pid)
+
+
+def dvc_holders(root: str | Path) -> list[str]:
+    """Other DVC processes working in ROOT now, as "pid N (`cmd`) writing PATH": from DVC's own lock
+    files (.dvc/tmp/rwlock names each reader and writer; .dvc/tmp/lock holds the holder's pid)."""
     root = Path(root)
-    status = planned_status(root, spec, force)
+    holders: dict[int, str] = {}
+    try:
+        rw = json.loads((root / ".dvc" / "tmp" / "rwlock").read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        rw = {}
+    for mode in ("write", "read"):  # a writer named by what it writes
+        for path, infos in (rw.get(mode) or {}).items():
+            for info in infos if isinstance(infos, list) else [infos]:
+                pid = int(info.get("pid", 0))
+                if pid and _alive_other(pid) and pid not in holders:
+                    rel = os.path.relpath(path, root) if os.path.isabs(path) else path
+                    what = "writing" if mode == "write" else "reading"
+                    holders[pid] = f"pid {pid} (`{info.get('cmd', 'dvc')}`) {what} {rel}"
+    lock = root / ".dvc" / "tmp" / "lock"
+    if lock.is_file():
+        with open(lock, "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody holds it
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            except BlockingIOError:
+                fh.seek(0)
+                pid = int(m.group()) if (m := re.search(r"\d+", fh.read())) else 0
+                if pid not in holders and (not pid or _alive_other(pid)):
+                    holders[pid] = f"pid {pid or '?'} (holds DVC's repository lock, {lock.relative_to(root)})"
+    return list(holders.values())
+
+
+def busy_message(root: str | Path, holders: list[str]) -> str:
+    """What to tell the user when another DVC process holds the workspace."""
+    who = "; ".join(holders) if holders else "another DVC process (it has finished since)"
+    pids = [h.split()[1] for h in holders if h.split()[1].isdigit()]
+    stop = f" (`kill {' '.join(pids)}`)" if pids else ""
+    return (
+        f"another DVC process is working in {root}: {who}. Wait for it to finish or stop it{stop}, then "
+        "run again; do not delete DVC's lock files while it runs."
+    )
+
+
+def stale_stages(root: str | Path, dag: list[StageSpec]) -> set[str]:
+    """The stages of DAG that `dvc status` says are stale (always_changed ones included): one DVC call
+    for the whole run, so that an up-to-date stage is skipped without starting `dvc repro` for it."""
+    from dvc.repo import Repo
+
+    root = Path(root)
+    targets = [f"{root / (f or 'dvc.yaml')}:{n}" for f, _, n in (s.addressing.rpartition(":") for s in dag)]
+    with Repo(str(root)) as repo:
+        status = repo.status(targets=targets)
+    names = {key.rpartition(":")[2] for key in status}
+    return {s.name for s in dag if s.name in names}
+
+
+def run_stage(
+    spec: StageSpec,
+    root: str | Path,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> StageOutcome:
+    """Run one stage through `dvc repro --single-item`; raise StageFailed with its own message.
+
+    Its output goes to `stage_log(root, spec)`, to `log` line by line, and its WARNING/ERROR log lines
+    (stages/core/logs.py's format) to `warn` as well, when they are given.
+    """
+    from dvc.lock import LockError
+
+    root = Path(root)
+    try:
+        status = planned_status(root, spec, force)
+    except LockError:  # DVC's lock files: another DVC process is at work here
+        raise StageFailed(spec.name, busy_message(root, dvc_holders(root))) from None
     cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", spec.addressing]
     if force:
         cmd.append("--force")
-    out: list[str] = []
+    path = stage_log(root, spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
     err: list[str] = []
     start = time.monotonic()
+    with open(path, "w", encoding="utf-8") as logfile:
+        guard = threading.Lock()
+
+        def on_line(stream: list[str] | None) -> Callable[[str], None]:
+            def take(line: str) -> None:
+                with guard:
+                    logfile.write(line + "\n")
+                    logfile.flush()
+                if stream is not None:
+                    stream.append(line)
+                if log is not None:
+                    log(line)
+                if warn is not None and WARNING_LINE.match(line):
+                    warn(line)
+
+            return take
+
+        rc = _run_child(cmd, root, on_line(None), on_line(err))
+    seconds = time.monotonic() - start
+    if rc != 0:
+        if any(marker in line for line in err for marker in DVC_BUSY):
+            message = busy_message(root, dvc_holders(root))
+        else:
+            message = stage_error(err)
+        raise StageFailed(spec.name, message, seconds, "\n".join(stage_context(err)), str(path))
+    changed_nothing = status == "ran" and spec.always_changed and report_says_unchanged(root, spec)
+    return StageOutcome(spec.name, status, seconds, changed_nothing)
+
+
+def _run_child(
+    cmd: list[str], root: Path, on_out: Callable[[str], None], on_err: Callable[[str], None]
+) -> int:
+    """Run CMD in its own process group, its output passed on line by line; its exit status."""
     proc = subprocess.Popen(
         cmd,
         cwd=root,
@@ -195,8 +346,8 @@ def run_stage(
         start_new_session=True,  # its own process group: stopping the flow stops the whole stage
     )
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, out, log), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, err, log), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stdout, on_out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, on_err), daemon=True),
     ]
     for t in pumps:
         t.start()
@@ -207,8 +358,4 @@ def run_stage(
         raise
     for t in pumps:
         t.join()
-    seconds = time.monotonic() - start
-    if rc != 0:
-        raise StageFailed(spec.name, stage_error(err), seconds, "\n".join(err[-20:]))
-    changed_nothing = status == "ran" and spec.always_changed and report_says_unchanged(root, spec)
-    return StageOutcome(spec.name, status, seconds, changed_nothing)
+    return rc

@@ -102,7 +102,7 @@ def build_summary(
     registry, registry_stage = _read_report(root, dag, REGISTRY_REPORT, RegistryReport, problems)
     profile, profile_stage = _read_report(root, dag, PROFILE_REPORT, DataProfileReport, problems)
     label, _ = _read_report(root, dag, LABEL_REPORT, LabelReport, problems)
-    clean, _ = _read_report(root, dag, CLEAN_REPORT, CleanReport, problems)
+    clean, clean_stage = _read_report(root, dag, CLEAN_REPORT, CleanReport, problems)
     drift, drift_stage = _read_report(root, dag, DRIFT_REPORT, DriftReport, problems)
     return {
         "status": "failed" if failed else "completed",
@@ -126,7 +126,23 @@ def build_summary(
         "drift_status": next((o.status for o in all_outcomes if o.name == drift_stage), None),
         # a length limit that removed more than clean.warn_class_fraction of a class (stages/clean.py)
         "data_warnings": [w.message for w in clean.length_warnings] if clean else [],
+        "clean": clean_counts(clean),
+        "clean_fresh": clean_stage in changed,
         "unreadable_reports": problems,  # reports on disk that did not parse: named, not silently left out
+    }
+
+
+def clean_counts(clean: CleanReport | None) -> dict[str, Any] | None:
+    """Rows in and out of `clean`, its rejects by reason and the duplicates it collapsed (a count that
+    newer clean reports carry; None where the report predates it)."""
+    if clean is None:
+        return None
+    return {
+        "rows_in": getattr(clean, "rows_in", None),
+        "rows_out": getattr(clean, "rows_out", None),
+        "rejected": getattr(clean, "rejected", None),
+        "reject_reasons": getattr(clean, "reject_reasons", None) or {},
+        "duplicates": getattr(clean, "duplicates", None),
     }
 
 
@@ -187,31 +203,46 @@ def _data_md(summary: dict[str, Any]) -> list[str]:
     if summary.get("data") is None:
         return []
     d = DataSummary.model_validate(summary["data"])
-    when = "this run" if summary.get("data_fresh") else "unchanged since an earlier run"
+    fresh = bool(summary.get("data_fresh"))
+    when = "this run" if fresh else "unchanged since an earlier run"
     verdict = "every check passed" if d.passed else f"**{d.failed} check(s) FAILED**"
-    lines = [
-        "",
-        f"### Data ({when}; validate: {verdict} of {d.checks})",
-        "",
-        "| split | rows | new since the last run | changed side |",
-        "|---|---|---|---|",
-    ]
-    for split in ("train", "validation", "test"):
-        new = (d.new_rows or {}).get(split)
-        moved = (d.changed_side or {}).get(split)
-        lines.append(f"| {split} | {_fmt(d.rows.get(split))} | {_fmt(new)} | {_fmt(moved)} |")
+    lines = ["", f"### Data ({when}; validate: {verdict} of {d.checks})", ""]
+    if fresh:  # what moved is this run's news only when the data was read again in it
+        lines += ["| split | rows | new since the last run | changed side |", "|---|---|---|---|"]
+        for split in ("train", "validation", "test"):
+            new = (d.new_rows or {}).get(split)
+            moved = (d.changed_side or {}).get(split)
+            lines.append(f"| {split} | {_fmt(d.rows.get(split))} | {_fmt(new)} | {_fmt(moved)} |")
+    else:
+        lines += ["| split | rows |", "|---|---|"]
+        lines += [f"| {split} | {_fmt(d.rows.get(split))} |" for split in ("train", "validation", "test")]
 
     def num(x: float | None, pattern: str) -> str:
         return "—" if x is None else pattern.format(x)
 
+    removed = f"; rows removed since the last run: {_fmt(d.removed_rows)}" if fresh else ""
     lines.append(
         f"Batches: {_fmt(d.batches)}; train median {num(d.median_chars, '{:.0f}')} characters, "
         f"{num(d.median_tokens, '{:.0f}')} tokens; truncated {num(d.truncated_share, '{:.1%}')}; "
-        f"unknown tokens {num(d.unk_share, '{:.2%}')}; rows removed since the last run: "
-        f"{_fmt(d.removed_rows)}."
+        f"unknown tokens {num(d.unk_share, '{:.2%}')}{removed}."
     )
+    lines += _clean_md(summary)
     lines += [f"- {m}" for m in d.failed_checks]
     return lines
+
+
+def _clean_md(summary: dict[str, Any]) -> list[str]:
+    """One line: what clean kept, rejected (by reason) and collapsed as duplicates."""
+    c = summary.get("clean")
+    if not c or c.get("rows_in") is None:
+        return []
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(c["reject_reasons"].items()))
+    dup = f"; duplicates collapsed: {c['duplicates']}" if c.get("duplicates") is not None else ""
+    when = "this run" if summary.get("clean_fresh") else "unchanged"
+    return [
+        f"Clean ({when}): {_fmt(c['rows_in'])} rows in, {_fmt(c['rows_out'])} kept; rejected "
+        f"{_fmt(c['rejected'])}{f' ({reasons})' if reasons else ''}{dup}."
+    ]
 
 
 def _drift_md(summary: dict[str, Any]) -> list[str]:
@@ -236,18 +267,25 @@ def _registry_md(summary: dict[str, Any]) -> list[str]:
     if summary.get("registry") is None:
         return []
     r = RegistryReport.model_validate(summary["registry"])
-    what = {
-        "registered": "registered a new version",
-        "unchanged": "nothing new (this model is already registered)",
-    }
-    when = "" if summary["registry_fresh"] or r.action == "unchanged" else " (unchanged since an earlier run)"
-    aliases = ", ".join(r.aliases)
+    aliases = ", ".join(r.aliases) or "none"
+    if not _registry_news(summary):  # the gate did not run: its recorded result is old news
+        gate = ""
+        if r.gate is not None:
+            then = "passed" if r.gate.promote else "not passed"
+            gate = f" Gate: unchanged (recorded when version {r.version} was registered: {then})."
+        return [
+            "",
+            "### Registry (unchanged)",
+            "",
+            f"`{r.name}` version {r.version} (run {r.run_id}): nothing new (this model is already "
+            f"registered); aliases: {aliases}; champion: version {_fmt(r.champion)}, unchanged.{gate}",
+        ]
     lines = [
         "",
-        f"### Registry{when}",
+        "### Registry",
         "",
-        f"`{r.name}` version {r.version} (run {r.run_id}): {what.get(r.action, r.action)}; aliases: "
-        f"{aliases or 'none'}; champion: version {_fmt(r.champion)}.",
+        f"`{r.name}` version {r.version} (run {r.run_id}): registered a new version; aliases: {aliases}; "
+        f"champion: version {_fmt(r.champion)}.",
     ]
     if r.gate is not None:
         verdict = "passed: promoted to champion" if r.gate.promote else "not passed: stays challenger"
@@ -258,21 +296,42 @@ def _registry_md(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
-    """The summary as markdown: the Prefect artifact and what `ftpipe run` prints."""
+def _registry_news(summary: dict[str, Any]) -> bool:
+    """The registry report is this run's news: its stage ran in it and registered something."""
+    return bool(summary["registry_fresh"]) and summary["registry"].get("action") != "unchanged"
+
+
+def _up_to_date_head(summary: dict[str, Any]) -> str:
+    """What a run that changed nothing says: what did not change, and the champion as it stands."""
+    stages = summary["stages"]
+    ran_nothing_new = [s["name"] for s in stages if s["changed_nothing"]]
+    head = (
+        f"**Up to date**: nothing changed (data, params and code as at the last run); every stage "
+        f"skipped ({len(stages)} stages checked). Nothing new."
+    )
+    if ran_nothing_new:
+        head = (
+            f"**Up to date**: nothing changed (data, params and code as at the last run); no stage had "
+            f"changed inputs; {', '.join(ran_nothing_new)} ran (always checked) and changed nothing. "
+            "Nothing new."
+        )
+    reg = summary.get("registry")
+    if reg:
+        head += f" Champion: `{reg.get('name')}` version {_fmt(reg.get('champion'))}, unchanged."
+    return head
+
+
+def render_markdown(summary: dict[str, Any], error_inline: bool = True) -> str:
+    """The summary as markdown: the Prefect artifact and what `ftpipe run` prints.
+
+    `error_inline=False` leaves a failure's message out (`ftpipe run` prints it once, as its last line).
+    """
     stages = summary["stages"]
     if summary["status"] == "failed":
-        head = f"**FAILED** at stage `{summary['failed_stage']}`: {summary['error']}"
+        error = f": {summary['error']}" if error_inline else " (the error follows the summary)"
+        head = f"**FAILED** at stage `{summary['failed_stage']}`{error}"
     elif summary["up_to_date"]:
-        ran_nothing_new = [s["name"] for s in stages if s["changed_nothing"]]
-        head = (
-            f"**Up to date**: every stage skipped; nothing ran, nothing new ({len(stages)} stages checked)."
-        )
-        if ran_nothing_new:
-            head = (
-                f"**Up to date**: no stage had changed inputs; {', '.join(ran_nothing_new)} ran (always "
-                "checked) and changed nothing. Nothing new."
-            )
+        head = _up_to_date_head(summary)
     else:
         ran = summary["changed_stages"]
         head = f"**Ran {len(ran)} of {len(stages)} stages**: {', '.join(ran)}."
@@ -281,7 +340,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"Target: `{summary['target'] or 'all'}`; force: {summary['force']}.")
     if summary["overrides"]:
         lines.append(
-            "Params overrides (written to the params file, as `dvc exp run -S` does): "
+            "Params overrides (for this run only; params.yaml was put back after it): "
             + ", ".join(f"`{o['key']}`: {o['old']!r} -> {o['new']!r}" for o in summary["overrides"])
         )
     lines += ["", "| stage | result | time |", "|---|---|---|"]

@@ -30,10 +30,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from stages.config.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, read_params_file
+from stages.config.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, lookup, read_params_file
 from stages.config.paths import add_path_args
 from stages.config.sections import FLOW_SECTIONS, STAGE_MODELS
 from stages.core.io import write_json
+
+_ABSENT = object()  # `lookup`'s default: a key whose value is null is present
 
 
 def tracked_keys(dvc_yaml: str | Path, params_file: str = "params.yaml") -> dict[str, list[str]]:
@@ -80,15 +82,6 @@ def section_problems(section: str, data: Any, model_cls: type[BaseModel]) -> lis
     return []
 
 
-def _has_key(data: dict[str, Any], dotted: str) -> bool:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
 def check_params(
     data: Any,
     tracked: dict[str, list[str]] | None = None,
@@ -113,7 +106,7 @@ def check_params(
         elif section not in known:
             problems.append(f"unknown section `{section}`; the sections are: {', '.join(known)}")
         for key, stages in tracked.items():
-            missing = key.split(".")[0] == section and not _has_key(data, key)
+            missing = key.split(".")[0] == section and lookup(data, key, _ABSENT) is _ABSENT
             if missing and not any(f"`{key}`" in p for p in problems):  # a required field: once
                 problems.append(
                     f"`{key}` is missing; dvc.yaml's stage `{stages[0]}` tracks it (DVC would run that "

@@ -2,8 +2,10 @@
 
     python -m stages.clean --raw data/raw --out data/interim --report reports/clean.json
 
-Every rule is a param of the `clean` section. Rejected rows go to `rejects.jsonl` with their reason;
-the stage fails (naming the top reasons) when more than `clean.max_reject_fraction` of rows are rejected.
+Every rule is a param of the `clean` section. Rejected rows go to `rejects.jsonl` (the quarantine) with
+their reason; the stage fails (naming the top reasons) when more than `clean.max_reject_fraction` of rows
+are rejected. An exact copy of a kept row is not a reject: it is dropped, counted as `duplicates` in the
+report and quarantined with reason `duplicate` (every input row is kept, rejected or a duplicate).
 Each kept row gets a `group` key (case, punctuation and spacing removed) that the label stage uses to
 keep near-duplicates on one side of the split.
 
@@ -175,14 +177,18 @@ def screen_rows(df: pd.DataFrame, p: CleanParams, labels: LabelParams) -> Screen
     return s
 
 
-def dedupe(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
+def dedupe(
+    rows: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], int, int]:
     """Keep the first of each exact text; drop every copy of a text whose copies disagree on the folded
-    label. Returns (kept, rejects, duplicate groups, conflicting groups)."""
+    label. Returns (kept, rejects: the conflicting copies, duplicates: the dropped copies of a kept row,
+    duplicate groups, conflicting groups)."""
     by_text: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_text.setdefault(row["text"], []).append(row)
     kept: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
+    duplicates: list[dict[str, Any]] = []
     duplicate_groups = conflicts = 0
     for copies in by_text.values():
         folded = sorted({r["_class"] for r in copies})
@@ -197,22 +203,26 @@ def dedupe(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[
         if len(copies) > 1:
             duplicate_groups += 1
         kept.append(copies[0])
-        rejects += [rejected(r, "duplicate", f"exact duplicate of {copies[0]['id']}") for r in copies[1:]]
-    return kept, rejects, duplicate_groups, conflicts
+        duplicates += [rejected(r, "duplicate", f"exact duplicate of {copies[0]['id']}") for r in copies[1:]]
+    return kept, rejects, duplicates, duplicate_groups, conflicts
 
 
 def clean_table(
     df: pd.DataFrame, p: CleanParams, labels: LabelParams | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
-    """Clean every row; return (kept rows, rejects with reasons, report).
+    """Clean every row; return (kept rows, quarantine: rejects and dropped duplicates with reasons, report).
 
+    Only rejects (unusable rows, copies with conflicting labels) count against `max_reject_fraction`;
+    an exact copy of a kept row is nothing bad: it is dropped, counted as `duplicates`, and still
+    quarantined (reason `duplicate`), so rows_in = rows_out + rejected + duplicates.
     `labels` (the label section; its defaults when None) folds labels as the label stage will, so two
     copies of a text conflict only when their labels differ after that fold.
     """
     s = screen_rows(df, p, LabelParams() if labels is None else labels)
+    duplicates: list[dict[str, Any]] = []
     kept, rejects, duplicate_groups, conflicts = s.kept, s.rejects, 0, 0
     if p.dedupe and kept:
-        kept, more, duplicate_groups, conflicts = dedupe(kept)
+        kept, more, duplicates, duplicate_groups, conflicts = dedupe(kept)
         rejects = rejects + more
     out = pd.DataFrame(kept, columns=[*df.columns]) if kept else df.iloc[0:0].copy()
     out["group"] = [group_key(t) for t in out["text"]]
@@ -223,6 +233,8 @@ def clean_table(
         "rejected": len(rejects),
         "reject_fraction": round(len(rejects) / max(len(df), 1), 6),
         "reject_reasons": dict(reasons.most_common()),
+        "duplicates": len(duplicates),
+        "quarantined": len(rejects) + len(duplicates),
         "duplicate_groups": duplicate_groups,
         "conflicting_duplicate_groups": conflicts,
         "near_duplicate_groups": sum(1 for n in Counter(out["group"]).values() if n > 1),
@@ -234,10 +246,11 @@ def clean_table(
         top = ", ".join(f"{k} ({n})" for k, n in reasons.most_common(3))
         raise CleanError(
             f"clean rejected {len(rejects)} of {len(df)} rows ({report['reject_fraction']:.1%}), above "
-            f"clean.max_reject_fraction = {p.max_reject_fraction}; top reasons: {top}. Inspect the "
-            "rejects, fix the source or loosen the rule in params.yaml."
+            f"clean.max_reject_fraction = {p.max_reject_fraction}; top reasons: {top} (exact duplicates "
+            f"are not counted: {len(duplicates)} dropped). Inspect the rejects, fix the source or loosen "
+            "the rule in params.yaml."
         )
-    return out.reset_index(drop=True), rejects, report
+    return out.reset_index(drop=True), rejects + duplicates, report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -254,7 +267,13 @@ def main(argv: list[str] | None = None) -> None:
         write_table(tmp / "clean.parquet", out)
         write_jsonl(tmp / "rejects.jsonl", rejects)
     write_json(args.report, CleanReport.model_validate(report).dump())  # the summary reads it
-    log.info("%d -> %d rows; rejected %s", report["rows_in"], report["rows_out"], report["reject_reasons"])
+    log.info(
+        "%d -> %d rows; %d exact duplicates dropped; rejected %s",
+        report["rows_in"],
+        report["rows_out"],
+        report["duplicates"],
+        report["reject_reasons"],
+    )
     for w in report["length_warnings"]:
         log.warning("%s", w["message"])
 

@@ -41,7 +41,7 @@ from stages.data.windows import flatten, row_windows
 from stages.model.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
 from stages.reports.evaluate import MetricsReport
 from stages.serving.manifest import verify_folder
-from stages.serving.meanpool import load_classifier
+from stages.serving.meanpool import load_classifier, load_tokenizer
 from stages.serving.textclf import window_probabilities
 
 MODEL_FIX = (
@@ -86,10 +86,10 @@ def predict_proba(
     architectures only.
     """
     import torch
-    from transformers import AutoTokenizer, DataCollatorWithPadding
+    from transformers import DataCollatorWithPadding
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    tok = load_tokenizer(str(model_dir), trust_remote_code)
     model: Any = load_classifier(str(model_dir), trust_remote_code, dtype=torch.float32)
     model.to(device).eval()
     windows, owner = flatten(row_windows(ds, list(tok.model_input_names)))

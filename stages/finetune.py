@@ -36,7 +36,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -58,8 +58,16 @@ from stages.config.tokenize import TokenizeParams
 from stages.core.io import atomic_dir, atomic_file, read_json, write_json
 from stages.core.logs import setup_logging
 from stages.data.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
+from stages.model.memplan import require_fit
 from stages.model.metrics import classification_metrics, softmax
 from stages.model.resolve import BUILTIN_MODELS, resolve_model
+from stages.model.sharding import (
+    fsdp_config,
+    full_state_dict,
+    is_sharded,
+    sharded_checkpoint_complete,
+    unsharded_copy,
+)
 from stages.model.trainer import FinetuneError, FinetuneTrainer
 from stages.model.trainer import NonFiniteLossError as NonFiniteLossError  # re-export
 from stages.model.trainer import format_duration as format_duration  # re-export
@@ -215,6 +223,8 @@ def _complete(ckpt: Path) -> bool:
         json.loads((ckpt / "trainer_state.json").read_text())
     except (OSError, ValueError):
         return False
+    if sharded_checkpoint_complete(ckpt):  # strategy fsdp: DCP shards of the model and the optimizer
+        return True
     has_weights = any((ckpt / n).exists() for n in ("model.safetensors", "model.safetensors.index.json"))
     return has_weights and (ckpt / "optimizer.pt").exists()
 
@@ -331,8 +341,14 @@ def count_params(model: Any) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------- train
 
 
-def training_arguments(p: FinetuneParams, rt: Runtime, ckpt_dir: Path) -> TrainingArguments:
-    """TrainingArguments from the params: per-epoch eval + checkpoint, best epoch reloaded at the end."""
+def training_arguments(
+    p: FinetuneParams, rt: Runtime, ckpt_dir: Path, fsdp: dict[str, Any] | None = None
+) -> TrainingArguments:
+    """TrainingArguments from the params: per-epoch eval + checkpoint, best epoch reloaded at the end.
+
+    `fsdp` (strategy fsdp: `sharding.fsdp_config`) turns on FSDP2, which then does the activation
+    checkpointing per block itself."""
+    recompute = p.gradient_checkpointing or p.activation_checkpointing
     return TrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=p.epochs,
@@ -349,7 +365,9 @@ def training_arguments(p: FinetuneParams, rt: Runtime, ckpt_dir: Path) -> Traini
         full_determinism=rt.device == "cpu",  # cheap on the CPU; slows CUDA down, where it is left off
         bf16=rt.precision == "bf16",
         fp16=rt.precision == "fp16",
-        activation_checkpointing=p.gradient_checkpointing,
+        activation_checkpointing=recompute and fsdp is None,
+        fsdp=fsdp is not None,  # type: ignore[arg-type]  # transformers 5 asks for True; its hint is older
+        fsdp_config=fsdp,
         use_cpu=rt.device == "cpu",
         ddp_backend=rt.backend,
         eval_strategy="epoch",
@@ -470,9 +488,16 @@ def model_source(ref: str) -> str:
     return resolve_model(ref)
 
 
-def save_model(model: Any, tok: Any, out: Path, resolved: dict[str, Any]) -> None:
+def save_model(
+    model: Any, tok: Any, out: Path, resolved: dict[str, Any], state: dict[str, Any] | None = None
+) -> None:
     """The best model (safetensors), its tokenizer and the resolved params, atomically, with the manifest
-    (`MANIFEST.sha256`: the sha256 of every other file) that evaluate checks before loading it."""
+    (`MANIFEST.sha256`: the sha256 of every other file) that evaluate checks before loading it.
+
+    `state` is the gathered full state dict of a sharded (fsdp) model: the same folder is written from a
+    plain copy holding it."""
+    if state is not None:
+        model = unsharded_copy(model, state)
     with atomic_dir(out) as tmp:
         model.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
@@ -508,9 +533,12 @@ def run_finetune(
     t_start = time.time()
     s = setup(p, base, paths, log)
     trainer, out = train(p, s, paths, log, callbacks)
+    # fsdp: every rank sends its shard of the best model; rank 0 receives the whole of it
+    model = cast(torch.nn.Module, trainer.model)
+    state = full_state_dict(model) if is_sharded(model) else None
     if not trainer.is_world_process_zero():
         return None
-    return save(p, base, paths, s, trainer, out, t_start, log)
+    return save(p, base, paths, s, trainer, out, t_start, log, state)
 
 
 def _single_process(rt: Runtime) -> bool:
@@ -557,10 +585,11 @@ def train(
     if p.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.patience))
     val_y = np.asarray(s.val["label"])
+    fsdp = fsdp_config(s.model, p.activation_checkpointing or p.gradient_checkpointing)
     trainer = FinetuneTrainer(
         log,
         model=s.model,
-        args=training_arguments(p, s.rt, paths.checkpoints),
+        args=training_arguments(p, s.rt, paths.checkpoints, fsdp if p.strategy == "fsdp" else None),
         data_collator=DataCollatorWithPadding(s.tok),
         train_dataset=s.train_ds,
         eval_dataset=s.val_ds,
@@ -581,11 +610,14 @@ def save(
     out: TrainOutput,
     t_start: float,
     log: Any,
+    state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The best model with its resolved params, the history, the curves and the report; checkpoints cleared."""
+    """The best model with its resolved params, the history, the curves and the report; checkpoints cleared.
+
+    `state`: the gathered weights of a sharded (fsdp) model, see `save_model`."""
     history = epoch_history(trainer.state.log_history)
     best = best_row(history, trainer.state.best_global_step)
-    save_model(trainer.model, s.tok, paths.out, resolved_params(p, base, s))
+    save_model(trainer.model, s.tok, paths.out, resolved_params(p, base, s), state)
     write_json(paths.history, history)
     plot_history(history, p.metric, paths.plot, best["epoch"])
     report = finetune_report(p, base, s, trainer, out, history, best, t_start)
@@ -645,6 +677,7 @@ def finetune_report(
         "precision": s.rt.precision,
         "precision_reason": s.rt.reason,
         "num_processes": s.rt.world_size,
+        "strategy": p.strategy,
         "freeze": p.freeze,
         "pooling": p.pooling,
         "train_rows": len(s.train),
@@ -668,22 +701,30 @@ def finetune_report(
 # ------------------------------------------------------------------------------------ multi-process
 
 
+def torchrun_command(p: FinetuneParams, argv: list[str]) -> list[str]:
+    """`torchrun` running this stage with `argv`: `--standalone` on one node; on several, `--nnodes` and a
+    c10d rendezvous at `finetune.rdzv_endpoint` that every node's launcher joins (docs/training.md)."""
+    if p.num_nodes > 1:
+        layout = [
+            f"--nnodes={p.num_nodes}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={p.rdzv_endpoint}",
+            f"--rdzv-id={p.rdzv_id}",
+        ]
+    else:
+        layout = ["--standalone"]
+    run = [sys.executable, "-m", "torch.distributed.run", *layout]
+    return [*run, f"--nproc-per-node={p.num_processes}", "-m", "stages.finetune", *argv]
+
+
 def launch_distributed(
     p: FinetuneParams, base: BaseModelRef, paths: Paths, argv: list[str], log: Any
 ) -> None:
-    """Run this same stage under `torchrun --nproc_per_node N`; prepare and finally clear the checkpoints."""
+    """Run this same stage under `torchrun` (`torchrun_command`); prepare and finally clear the checkpoints."""
     prepare_checkpoints(paths.checkpoints, run_fingerprint(p, base, paths.splits, paths.labels), log)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={p.num_processes}",
-        "-m",
-        "stages.finetune",
-        *argv,
-    ]
-    log.info("launching %d processes: %s", p.num_processes, " ".join(cmd))
+    cmd = torchrun_command(p, argv)
+    nodes = f" on this node, one of {p.num_nodes} nodes" if p.num_nodes > 1 else ""
+    log.info("launching %d processes%s: %s", p.num_processes, nodes, " ".join(cmd))
     proc = subprocess.run(cmd, env={**os.environ, CHILD_ENV: "1"}, check=False)
     if proc.returncode != 0:
         raise FinetuneError(
@@ -701,14 +742,27 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     log = setup_logging("finetune")
     p = load_section("finetune", FinetuneParams, args.params)
-    base = BaseModelRef.from_tokenize(load_section("tokenize", TokenizeParams, args.params))
+    tokenize = load_section("tokenize", TokenizeParams, args.params)
+    base = BaseModelRef.from_tokenize(tokenize)
     paths = Paths(
         *(
             Path(getattr(args, k))
             for k in ("splits", "labels", "out", "checkpoints", "report", "history", "plot")
         )
     )
-    if p.num_processes > 1 and "WORLD_SIZE" not in os.environ:
+    if "WORLD_SIZE" not in os.environ:  # the memory plan, once per machine: before any data or worker
+        rt = resolve_runtime(p)
+        require_fit(
+            p,
+            base.model,
+            base.trust_remote_code,
+            tokenize.max_length,
+            paths.labels,
+            rt.device,
+            rt.precision,
+            log,
+        )
+    if (p.num_processes > 1 or p.num_nodes > 1) and "WORLD_SIZE" not in os.environ:
         launch_distributed(p, base, paths, argv, log)
     else:
         run_finetune(p, base, paths, log)

@@ -503,6 +503,22 @@ def batch_counts(b: Batch) -> dict[str, int]:
     }
 
 
+ROW_COLUMNS = ["id", "text", "label", "source_file", "source_line", "batch"]
+
+
+def rows_frame(batches: list[Batch]) -> pd.DataFrame:
+    """The kept rows of every batch as one table, built column by column: a second dict per row (the
+    batch name added) cost a third of ingest's memory at a million rows."""
+    columns: dict[str, list[Any]] = {k: [] for k in ROW_COLUMNS}
+    for b in batches:
+        for key in ROW_COLUMNS[:-1]:
+            columns[key] += [r[key] for r in b.result.rows]
+        columns["batch"] += [b.name] * len(b.result.rows)
+    df = pd.DataFrame(columns, columns=ROW_COLUMNS)
+    df["source_line"] = df["source_line"].astype("Int64")
+    return df
+
+
 def ingest(p: IngestParams) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
     """Read the source; return (rows, rejects, report)."""
     src = resolve_source(p.source, p.format)
@@ -511,15 +527,13 @@ def ingest(p: IngestParams) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[st
         reject_duplicate_ids(batches)
     if p.max_rows is not None:
         cut_to_max_rows(batches, p.max_rows)
-    rows = [{**r, "batch": b.name} for b in batches for r in b.result.rows]
     rejects = [r for b in batches for r in b.result.rejects]
-    if not rows:
+    if not any(b.result.rows for b in batches):
         raise IngestError(
             f"{p.source}: no usable row ({len(rejects)} rejected; first reason: "
             f"{rejects[0]['reason'] if rejects else 'the source is empty'})."
         )
-    df = pd.DataFrame(rows, columns=["id", "text", "label", "source_file", "source_line", "batch"])
-    df["source_line"] = df["source_line"].astype("Int64")
+    df = rows_frame(batches)
     report = {
         "source": p.source,
         "format": src.fmt,

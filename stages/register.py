@@ -19,7 +19,9 @@ last, after the version is READY and has been loaded back and checked against th
 so a half-done registration never leaves an alias on a broken version. A rerun resumes the version an
 interrupted run left pending or verified (no duplicate; the gate runs again, against the champion of
 now), and reconciles a champion change whose history event a killed run left as an intent. Every MLflow
-call is under `register.retries` / `backoff_s` / `timeout_s`; a failure prints one masked line last.
+call is under `register.retries` / `backoff_s` / `timeout_s`. A failure logs one masked paragraph (the
+traceback too only with `-v` or FTPIPE_VERBOSE=1) and leaves the last reports/registry.json in place
+(`persist: true` in dvc.yaml, so DVC does not delete it before the stage runs; written only on success).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from stages.config.register import RegisterParams
 from stages.config.tokenize import TokenizeParams
 from stages.core.csvsafe import read_csv
 from stages.core.io import read_json, write_json
-from stages.core.logs import setup_logging
+from stages.core.logs import VERBOSE_ENV, setup_logging, verbose_requested
 from stages.core.redact import mask_output, mask_secrets, redact_uri
 from stages.data.drift import compare_profiles
 from stages.gate.checks import (
@@ -60,7 +62,7 @@ from stages.gate.checks import (
     unseen_rows,
 )
 from stages.registry import tags as T
-from stages.registry.card import model_card
+from stages.registry.card import gather_provenance, model_card
 from stages.registry.client import Registration, Registry, VersionRecord
 from stages.registry.lineage import TrainedOn, flatten, lineage_tags, loggable_params, model_hash
 from stages.registry.tracking import TrackingUnavailable, describe_failure, tracking_uri
@@ -447,6 +449,7 @@ def build_registration(s: Session, inputs: RegisterInputs, decision: Decision) -
             inputs.trained_on,
             inputs.profile_note + ".",
             inputs.training,
+            gather_provenance(inputs.params, inputs.lock_path, cand.model_dir),
         ),
         trained_on=inputs.trained_on,
         profile=inputs.profile,
@@ -526,15 +529,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--params", default="params.yaml")
     add_path_args(ap, "register")
     ap.add_argument("--lock", default="dvc.lock")
+    ap.add_argument(
+        "-v", "--verbose", action="store_true", help=f"on failure, the traceback too (or {VERBOSE_ENV}=1)"
+    )
     args = ap.parse_args(argv)
     mask_output()  # MLflow prints and logs the tracking URI (run links, errors), password included
     log = setup_logging("register")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars clutter the dvc log
     try:
         _main(args, log)
-    except Exception as exc:  # the traceback, masked: MLflow's exception text holds the raw URI
-        sys.stderr.write(mask_secrets("".join(traceback.format_exception(exc))))
+    except Exception as exc:  # masked: MLflow's exception text holds the raw URI
+        if args.verbose or verbose_requested():
+            sys.stderr.write(mask_secrets("".join(traceback.format_exception(exc))))
+        log.error("%s", failure_paragraph(exc, args.out))
         sys.exit(1)
+
+
+def failure_paragraph(exc: BaseException, out: str | Path) -> str:
+    """Why register failed, as one masked paragraph (the exception's type and text on one line); the
+    previous report `out` is left as it was (dvc.yaml keeps it: `persist: true`)."""
+    text = " ".join(str(exc).split()) or "no message"
+    return mask_secrets(
+        f"{type(exc).__name__}: {text} ({out} is left as the last successful run wrote it; run with -v "
+        f"or {VERBOSE_ENV}=1 for the traceback)"
+    )
 
 
 def _main(args: argparse.Namespace, log: logging.Logger) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,15 @@ def length_report(n_tokens: list[int], n_windows: list[int], p: TokenizeParams, 
     }
 
 
-def tokenize_table(df: pd.DataFrame, p: TokenizeParams, tok: Any) -> tuple[Any, dict[str, Any]]:
-    """Return the tokenized `datasets.Dataset` and the length report."""
+def tokenize_table(
+    df: pd.DataFrame, p: TokenizeParams, tok: Any, work: Path | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Return the tokenized `datasets.Dataset` and the length report.
+
+    With `work` (a folder), the token ids are written there record batch by record batch and the
+    dataset is memory-mapped from it, so no size of input holds them all in memory; without it (small
+    inputs, tests) they stay in memory. The dataset is the same either way.
+    """
     from datasets import Dataset
 
     columns = [c for c in ("id", "text", "label", "group", "batch", "source_file") if c in df.columns]
@@ -158,12 +166,15 @@ def tokenize_table(df: pd.DataFrame, p: TokenizeParams, tok: Any) -> tuple[Any, 
     fingerprint = hashlib.sha256(
         content.tobytes() + f"|{p.model_dump_json()}|{len(tok)}".encode()
     ).hexdigest()[:16]
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
     ds = ds.map(
         lambda batch: encode_batch(tok, batch["text"], p),
         batched=True,
         batch_size=p.batch_size,
         desc="tokenize",
         new_fingerprint=fingerprint,
+        cache_file_name=None if work is None else str(work / "tokenized.arrow"),
     )
     return ds, length_report(ds["n_tokens"], ds["n_windows"], p, tok)
 
@@ -177,9 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     p = load_section("tokenize", TokenizeParams, args.params)
     tok = load_tokenizer(p)
     df = read_table(Path(args.clean) / "clean.parquet")
-    ds, report = tokenize_table(df, p, tok)
     with atomic_dir(args.out) as tmp:
+        work = tmp / ".work"  # the token ids before save_to_disk copies them into place; gone after
+        ds, report = tokenize_table(df, p, tok, work)
+        del df
         ds.save_to_disk(str(tmp))
+        del ds
+        shutil.rmtree(work)
     write_json(args.report, report)
     log.info(
         "%d rows; tokens %s; truncated %.1f%%",

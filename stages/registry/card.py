@@ -1,14 +1,24 @@
 """The model card: one markdown page per registered version (also the version's description in MLflow).
 
-Pure: data, labels, metrics vs the baseline, what the model trained on, the gate's checks, lineage, and
-how to load it.
+What it is for and where it came from (the base checkpoint and the data source, with their hashes),
+its limits (languages, length, classes and their support), data and labels, metrics vs the baseline,
+what the model trained on, the gate's checks, how to reproduce it, lineage, and how to load it.
+`model_card` is pure; `gather_provenance` reads the files it needs (the model folder's
+ftpipe_params.json, dvc.lock and the ingest and validate reports beside it).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from stages.config.paths import PATHS
 from stages.gate.checks import Candidate, Decision
+from stages.model.resolve import checkpoint_languages, checkpoint_sha256
 from stages.registry import tags as T
 from stages.registry.lineage import TrainedOn
 
@@ -48,17 +58,25 @@ def model_card(
     trained_on: TrainedOn | None = None,
     profile_note: str = "",
     training: dict[str, Any] | None = None,
+    provenance: Provenance | None = None,
 ) -> str:
-    """Markdown: use, data and labels, how it was trained, test metrics vs baseline, gate decision, lineage.
+    """Markdown: intended use, sources, limits, use, data and labels, how it was trained, test metrics vs
+    baseline, gate decision, how to reproduce, lineage.
 
-    `training` is the finetune stage's report (reports/finetune.json): device, precision and why."""
+    `training` is the finetune stage's report (reports/finetune.json): device, precision and why;
+    `provenance` (`gather_provenance`) the base checkpoint, the data source and the validate figures."""
+    prov = provenance or Provenance()
     sections = [
         f"# {name}\n\nText classifier fine-tuned (all parameters) by ftpipe. Registered from MLflow run `{run_id}`.",
+        intended_use_section(cand),
+        sources_section(prov),
+        limits_section(cand, prov, truncation),
         use_section(name, truncation),
         data_section(cand, trained_on, profile_note),
         f"## Training\n\n{training_section(training)}",
         metrics_section(cand),
         gate_section(decision),
+        reproduce_section(tags, prov),
         "## Lineage\n\n" + "\n".join(f"- `{k}`: {v}" for k, v in sorted(tags.items()) if k != T.LABELS),
     ]
     return "\n\n".join(sections) + "\n"
@@ -118,3 +136,194 @@ def gate_section(decision: Decision) -> str:
 | check | outcome | reason |
 |---|---|---|
 {checks}"""
+
+
+# --------------------------------------------------------------------------- provenance and limits
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from and what its data looked like, as the card states it (empty: unknown)."""
+
+    base_model: str = ""  # the `tokenize.model` reference finetune trained from
+    base_source: str = ""  # what it resolved to: package==version, hub id or folder
+    base_sha256: str = ""  # weights + config.json of the base checkpoint
+    base_hash_note: str = ""  # where the hash comes from
+    languages: tuple[str, ...] = ()  # the base checkpoint's own card `language:`
+    tokenizer: str = ""  # class, casing and vocabulary size of the saved tokenizer
+    data_source: str = ""  # `ingest.source`
+    data_sha256: str = ""  # sha256 of the ingested source (reports/ingest.json)
+    data_rows: int | None = None
+    data_hashes: dict[str, str] = field(default_factory=dict)  # dvc.lock: data/external, data/raw
+    validate: dict[str, Any] = field(default_factory=dict)  # reports/data_profile.json `headline`
+    class_rows: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> rows
+    notes: tuple[str, ...] = ()  # inputs that were missing, said on the card
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file; {} when it is missing, unreadable or not an object."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _ingest_hashes(lock_path: Path) -> dict[str, str]:
+    """dvc.lock's md5 of the ingest stage's data input (data/external) and output (data/raw)."""
+    try:
+        lock = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    stage = ((lock or {}).get("stages") or {}).get("ingest") or {}
+    entries = [*(stage.get("deps") or []), *(stage.get("outs") or [])]
+    return {
+        str(e["path"]): str(e.get("md5") or e.get("hash"))
+        for e in entries
+        if str(e.get("path", "")).startswith("data/") and (e.get("md5") or e.get("hash"))
+    }
+
+
+def _tokenizer(model_dir: Path) -> str:
+    """`BertTokenizer`, lowercased, 30522 tokens: what the saved tokenizer reads."""
+    conf = _read_json(model_dir / "tokenizer_config.json")
+    vocab = (_read_json(model_dir / "tokenizer.json").get("model") or {}).get("vocab")
+    parts = [f"`{conf.get('tokenizer_class', 'unknown class')}`"]
+    if conf.get("do_lower_case") is not None:
+        parts.append("lowercased" if conf["do_lower_case"] else "cased")
+    if vocab:
+        parts.append(f"a {len(vocab)}-token vocabulary")
+    return ", ".join(parts)
+
+
+def gather_provenance(params: dict[str, Any], lock_path: str | Path, model_dir: str | Path) -> Provenance:
+    """The card's sources and limits from the files of the run: the model folder's ftpipe_params.json
+    (the base checkpoint finetune used), dvc.lock, and the ingest and validate reports beside it."""
+    root, model_dir = Path(lock_path).parent, Path(model_dir)
+    notes = []
+    resolved = _read_json(model_dir / "ftpipe_params.json")
+    base: dict[str, Any] = resolved["base_model"] if isinstance(resolved.get("base_model"), dict) else {}
+    ref = str(base.get("model") or (params.get("tokenize") or {}).get("model") or "")
+    if not base:
+        notes.append(f"{model_dir}/ftpipe_params.json names no base model: `tokenize.model` is quoted")
+    sha = str(base.get("sha256") or "")
+    hash_note = "recorded by finetune" if sha else ""
+    if not sha and ref:
+        sha = checkpoint_sha256(ref) or ""
+        hash_note = (
+            "computed at registration from the installed copy" if sha else "a hub id: no local copy to hash"
+        )
+    ingest_path = root / str(PATHS["ingest"]["report"])
+    ingest = _read_json(ingest_path)
+    if not ingest:
+        notes.append(f"no ingest report at {ingest_path}")
+    validate_path = root / str(PATHS["validate"]["report"])
+    report = _read_json(validate_path)
+    if not report:
+        notes.append(f"no validate report at {validate_path}")
+    splits = report.get("splits") or {}
+    return Provenance(
+        base_model=ref,
+        base_source=str(base.get("source") or ""),
+        base_sha256=sha,
+        base_hash_note=hash_note,
+        languages=tuple(checkpoint_languages(ref)) if ref else (),
+        tokenizer=_tokenizer(model_dir),
+        data_source=str(ingest.get("source") or (params.get("ingest") or {}).get("source") or ""),
+        data_sha256=str(ingest.get("source_sha256") or ""),
+        data_rows=ingest.get("rows"),
+        data_hashes=_ingest_hashes(Path(lock_path)),
+        validate=dict(report.get("headline") or {}),
+        class_rows={
+            s: {c: int(v.get("rows", 0)) for c, v in (part.get("classes") or {}).items()}
+            for s, part in splits.items()
+        },
+        notes=tuple(notes),
+    )
+
+
+def intended_use_section(cand: Candidate) -> str:
+    """What the model is for: one label of the fixed set per text, and what it cannot say."""
+    return f"""## Intended use
+
+Text classification: each text gets exactly one of {len(cand.labels)} labels ({", ".join(f"`{x}`" for x in cand.labels)}; `label.labels` in params.yaml, the label map data/processed/labels.json) with its softmax score.
+For texts like the training data (see Limitations). Not for texts that belong to none of these labels (there is no "other": the model always answers one of them), texts in another language than it was trained on, or decisions about people without review."""
+
+
+def sources_section(prov: Provenance) -> str:
+    """The base checkpoint and the data source, each with its hash."""
+    if prov.base_model:
+        same = prov.base_source in ("", prov.base_model)
+        base = f"`{prov.base_model}`" + ("" if same else f" ({prov.base_source})")
+        base += (
+            f", sha256 `{prov.base_sha256}` ({prov.base_hash_note})"
+            if prov.base_sha256
+            else f" ({prov.base_hash_note or 'no hash'})"
+        )
+    else:
+        base = "unknown (no ftpipe_params.json in the model folder)"
+    data = f"`{prov.data_source}`" if prov.data_source else "unknown (no ingest report)"
+    if prov.data_sha256:
+        data += f", sha256 of the ingested source `{prov.data_sha256}`"
+    if prov.data_rows is not None:
+        data += f", {prov.data_rows} rows ingested"
+    lines = [f"- Base checkpoint (`tokenize.model`): {base}.", f"- Data source (`ingest.source`): {data}."]
+    lines += [f"- DVC hash of `{p}` (dvc.lock): `{h}`" for p, h in sorted(prov.data_hashes.items())]
+    lines += [f"- Note: {n}." for n in prov.notes]
+    return "## Sources\n\n" + "\n".join(lines)
+
+
+def _share(x: Any) -> str:
+    return f"{float(x):.2%}" if isinstance(x, int | float) else "not measured"
+
+
+def limits_section(cand: Candidate, prov: Provenance, truncation: dict[str, Any]) -> str:
+    """Languages the tokenizer reads, the length it reads, the classes and their support."""
+    v = prov.validate
+    langs = (
+        f"the base checkpoint's card lists {', '.join(f'`{x}`' for x in prov.languages)}"
+        if prov.languages
+        else "the base checkpoint's card states no language"
+    )
+    budget = f"{truncation.get('windows', 1)} window(s) of {truncation['max_length']} tokens"
+    lines = [
+        f"- Language: {langs}; the tokenizer is {prov.tokenizer or 'unknown'}. "
+        f"On the training split {_share(v.get('unk_share'))} of the tokens were unknown to it (validate, "
+        "`validate.max_unk_share` bounds it per class and split): a high share means a language or script "
+        "the tokenizer does not cover, and labels of such texts are not to be trusted.",
+        f"- Length: a text is read up to {budget} (`tokenize.windows`, `tokenize.max_length`); the rest "
+        f"is cut by `tokenize.truncation` = `{truncation['truncation']}`. {_share(v.get('truncated_share'))} "
+        f"of the training texts were cut (median {v.get('median_tokens', '?')} tokens).",
+    ]
+    splits = [s for s in ("train", "validation", "test") if s in prov.class_rows]
+    if splits:
+        rows = "\n".join(
+            f"| {c} | " + " | ".join(str(prov.class_rows[s].get(c, 0)) for s in splits) + " |"
+            for c in cand.labels
+        )
+        lines.append(
+            "- Classes and their support (rows per split; a class with few rows is learnt and measured "
+            f"less well):\n\n| class | {' | '.join(splits)} |\n|---|{'---|' * len(splits)}\n{rows}"
+        )
+    return "## Limitations\n\n" + "\n".join(lines)
+
+
+def reproduce_section(tags: dict[str, str], prov: Provenance) -> str:
+    """The commit, the commands and the params that make this model again."""
+    commit = tags.get(T.GIT_COMMIT, "unknown")
+    dirty = tags.get(T.GIT_DIRTY) == "true"
+    warn = (
+        f"\n\nThe working tree had uncommitted changes ({tags.get(T.GIT_DIRTY_FILES, 'files not listed')}): "
+        "the commit alone does not make this model."
+        if dirty
+        else ""
+    )
+    return f"""## How to reproduce
+
+```sh
+git checkout {commit}
+dvc pull        # the data and model at their dvc.lock hashes (`make pull`), where a remote has them
+dvc repro       # or `ftpipe run`: the same stages through the Prefect flow
+```
+
+The params are params.yaml at that commit (sha256 `{tags.get(T.PARAMS_SHA, "unknown")}`), also logged with the MLflow run; the finetune stage's resolved params sit beside the weights (`ftpipe_params.json`). With the same data, params, library versions (`lib.*` below), hardware and precision (see Training) the run is expected to give the same metrics.{warn}"""

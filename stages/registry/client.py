@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,20 +42,23 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from stages.config.register import RetryPolicy
 from stages.core.redact import redact_uri
 from stages.registry import tags as T
-from stages.registry.history import champion_stack as champion_stack  # re-export (flows' tests)
 from stages.registry.history import (
+    canonical_version,
     check_promotable,
     history_from_tags,
     history_keys,
     make_event,
+    missing_alias_message,
     next_history_key,
+    read_event,
     rollback_target,
 )
+from stages.registry.history import champion_stack as champion_stack  # re-export (flows' tests)
 from stages.registry.integrity import (
     check_logged,
     download_verified,
@@ -86,6 +90,7 @@ RUN_TAG_MAX = 8000
 PYFUNC_REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
 
 R = TypeVar("R")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # MLflow alias names start with a letter; versions never do
 # how the gate scores a champion, whatever it serves with: as evaluate scores the candidate
 FP32_CONFIG = {"quantize": "none", "precision": "fp32"}
 
@@ -142,9 +147,10 @@ class Registry:
     # ------------------------------------------------------------------ versions and aliases
 
     def version(self, version: str) -> ModelVersion:
-        """Version `version`; RegistryError when there is none."""
+        """Version `version` ("01", " 1" mean 1: `canonical_version`); RegistryError when there is none."""
+        version = canonical_version(version)
         try:
-            return self._call(lambda: self.client.get_model_version(self.name, str(version)))
+            return self._call(lambda: self.client.get_model_version(self.name, version))
         except MlflowException:
             raise RegistryError(
                 f"registered model `{self.name}` has no version {version}; "
@@ -200,13 +206,38 @@ class Registry:
     def aliases(self, version: str) -> list[str]:
         return sorted(self.version(version).aliases)
 
+    def resolve(self, ref: str) -> str:
+        """The version that `ref` names: an alias (`champion`, `challenger`) or a version number in any
+        form `canonical_version` reads; RegistryError naming the versions and aliases there are."""
+        if _ALIAS.fullmatch(ref.strip()):
+            found = self.alias(ref.strip())
+            if found is None:
+                raise RegistryError(self.missing_alias(ref.strip()))
+            return found
+        return canonical_version(ref)
+
+    def missing_alias(self, alias: str) -> str:
+        """Why `@alias` cannot be used: the versions there are and their aliases (`missing_alias_message`)."""
+        by_version: dict[str, list[str]] = {
+            str(mv.version): sorted(mv.aliases or ()) for mv in self.versions()
+        }
+        try:
+            pointed = dict(self._call(lambda: self.client.get_registered_model(self.name)).aliases or {})
+        except MlflowException:
+            pointed = {}
+        for a, v in pointed.items():  # a search result may leave a version's aliases out
+            if str(v) in by_version and a not in by_version[str(v)]:
+                by_version[str(v)] = sorted([*by_version[str(v)], a])
+        return missing_alias_message(self.name, alias, by_version)
+
     # ------------------------------------------------------------------ status and tags
 
     def set_tags(self, version: str, tags: dict[str, str]) -> None:
+        version = canonical_version(version)
         for k, v in tags.items():
 
             def set_tag(k: str = k, v: str = v) -> None:
-                self.client.set_model_version_tag(self.name, str(version), k, v)
+                self.client.set_model_version_tag(self.name, version, k, v)
 
             self._call(set_tag)
 
@@ -392,11 +423,14 @@ class Registry:
                 name=T.MODEL_ARTIFACT,
                 python_model=str(Path(textclf.__file__)),
                 artifacts={textclf.HF_ARTIFACT: str(reg.model_dir), "model_card": str(card_path)},
-                model_config={**reg.model_config, "manifest": served},
+                # every serving option, so each can be set at load (MLflow ignores a key not logged)
+                model_config={**textclf.DEFAULT_CONFIG, **reg.model_config, "manifest": served},
                 code_paths=[str(f) for f in registered_code()],
                 signature=ModelSignature(
                     inputs=Schema([ColSpec("string", "text")]),
                     outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
+                    # p_<label> columns on request (textclf.py; `ftpipe predict --probabilities`)
+                    params=ParamSchema([ParamSpec("probabilities", "boolean", False)]),
                 ),
                 input_example=pd.DataFrame({"text": reg.example_texts}),
                 pip_requirements=pyfunc_requirements(),
@@ -422,6 +456,7 @@ class Registry:
 
     def describe(self, version: str, card: str) -> None:
         """The model card as the version's description (and a description for the registered model)."""
+        version = canonical_version(version)
         self._call(lambda: self.client.update_model_version(self.name, version, description=card[:4900]))
         if not self._call(lambda: self.client.get_registered_model(self.name)).description:
             self._call(
@@ -441,8 +476,9 @@ class Registry:
 
     def finish(self, version: str, promote: bool, reason: str) -> None:
         """Set the aliases (challenger always, champion if the gate passed), then mark the version complete."""
-        self._call(lambda: self.client.set_registered_model_alias(self.name, CHALLENGER, str(version)))
-        if promote and self.champion() != str(version):  # a resumed run may find the move already made
+        version = canonical_version(version)
+        self._call(lambda: self.client.set_registered_model_alias(self.name, CHALLENGER, version))
+        if promote and self.champion() != version:  # a resumed run may find the move already made
             self.set_champion(version, "gate", reason)
         self.set_status(version, T.COMPLETE)
 
@@ -480,7 +516,7 @@ class Registry:
             tags = self._model_tags()
         except MlflowException:
             return []
-        pending = [(k, json.loads(tags[k])) for k in history_keys(tags)]
+        pending = [(k, read_event(tags[k])) for k in history_keys(tags)]
         pending = [(k, ev) for k, ev in pending if ev.get("pending")]
         if not pending:
             return []
@@ -506,23 +542,30 @@ class Registry:
         alias, the event confirmed. `reconcile_history` (run first here, by `history` and by register)
         settles an intent whose run died.
         """
+        version = canonical_version(version)
         self.reconcile_history()
         previous = self.champion()
-        event = {**make_event(action, previous, str(version), reason, who=who), **extra}
+        event = {**make_event(action, previous, version, reason, who=who), **extra}
         key = next_history_key(self._model_tags())
         self._write_event(key, {**event, "pending": True})
-        self._call(lambda: self.client.set_registered_model_alias(self.name, CHAMPION, str(version)))
+        self._call(lambda: self.client.set_registered_model_alias(self.name, CHAMPION, version))
         self._write_event(key, event)
         return event
 
-    def promote(self, version: str, reason: str, who: str | None = None) -> dict[str, Any]:
-        """Make `version` the champion by hand (it may overrule the gate: the event records its verdict)."""
+    def promote(self, version: str, reason: str, who: str | None = None) -> dict[str, Any] | None:
+        """Make `version` the champion by hand (it may overrule the gate: the event records its verdict).
+
+        None when `version` is the champion already: nothing changes and no event is recorded."""
+        version = canonical_version(version)
         if not reason.strip():
             raise RegistryError("a promotion needs a reason: --reason 'why'.")
         mv = self.version(version)
-        check_promotable(str(version), mv.status, mv.tags.get(T.STATUS), self.champion())
+        current = self.champion()
+        if current == version:
+            return None
+        check_promotable(version, mv.status, mv.tags.get(T.STATUS), current)
         return self.set_champion(
-            str(version), "promote", reason, who=who, gate=mv.tags.get(T.GATE_DECISION, "unknown")
+            version, "promote", reason, who=who, gate=mv.tags.get(T.GATE_DECISION, "unknown")
         )
 
     def rollback(self, reason: str, who: str | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,6 +22,35 @@ from stages.registry import tags as T
 from stages.registry.tracking import RegistryError
 
 HISTORY_PREFIX = T.HISTORY_PREFIX
+# what a person may type for version N: MLflow reads versions as integers, so "01", " 1", "+1" and "1.0"
+# all mean version 1 there; anything else (1.5, -1, 0, abc) names no version
+_VERSION = re.compile(r"\+?0*([1-9][0-9]*)(?:\.0*)?")
+
+
+def canonical_version(text: str | int) -> str:
+    """MLflow's canonical form of a model version: a positive integer as a string ("01", " 1", "+1",
+    "1.0" -> "1"); RegistryError naming the value and the fix for anything else.
+
+    Every entry point that takes a version (promote, fetch, predict --version, the Registry's methods)
+    parses it here, so the history, the alias and the messages all say "1", never "01".
+    """
+    match = _VERSION.fullmatch(str(text).strip())
+    if match is None:
+        raise RegistryError(
+            f"`{text}` is not a model version: a version is a whole number from 1 up, such as 3 "
+            "(`ftpipe history --versions` lists them)."
+        )
+    return match.group(1)
+
+
+def _event_version(value: Any) -> Any:
+    """An event's `from`/`to` in canonical form; a value that names no version is kept as written."""
+    if value is None:
+        return None
+    try:
+        return canonical_version(value)
+    except RegistryError:
+        return value
 
 
 def check_promotable(version: str, status: str, ftpipe_status: str | None, current: str | None) -> None:
@@ -55,13 +85,13 @@ def make_event(
     who: str | None = None,
     at: str | None = None,
 ) -> dict[str, Any]:
-    """One history entry: a change of the champion alias."""
+    """One history entry: a change of the champion alias (versions stored canonical)."""
     return {
         "at": at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "who": who or current_user(),
         "action": action,
-        "from": from_version,
-        "to": to_version,
+        "from": None if from_version is None else canonical_version(from_version),
+        "to": canonical_version(to_version),
         "reason": reason,
     }
 
@@ -70,9 +100,19 @@ def history_keys(tags: dict[str, str]) -> list[str]:
     return sorted(k for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX) :].isdigit())
 
 
+def read_event(text: str) -> dict[str, Any]:
+    """One stored event, its versions canonical: an event written as "01" before ftpipe parsed versions
+    reads as "1", so replay and rollback compare versions as MLflow does."""
+    event: dict[str, Any] = json.loads(text)
+    for end in ("from", "to"):
+        if end in event:
+            event[end] = _event_version(event[end])
+    return event
+
+
 def history_from_tags(tags: dict[str, str]) -> list[dict[str, Any]]:
-    """The events stored in registered-model tags, oldest first."""
-    return [json.loads(tags[k]) for k in history_keys(tags)]
+    """The events stored in registered-model tags, oldest first (versions canonical: `read_event`)."""
+    return [read_event(tags[k]) for k in history_keys(tags)]
 
 
 def next_history_key(tags: dict[str, str]) -> str:
@@ -97,6 +137,30 @@ def champion_stack(events: list[dict[str, Any]]) -> list[str]:
         else:
             stack.append(ev["to"])
     return stack
+
+
+def missing_alias_message(name: str, alias: str, versions: dict[str, list[str]]) -> str:
+    """Why `models:/NAME@ALIAS` cannot be used, naming the versions there are and their aliases.
+
+    `versions`: each version -> its aliases. For example: "no `champion` alias on ftpipe-bbc-news;
+    versions: 1 (challenger), 2; aliases: challenger -> 1. Promote one with `ftpipe promote 1 --reason ...`".
+    """
+    if not versions:
+        return (
+            f"no `{alias}` alias on {name}: it has no versions yet. Run the pipeline (`ftpipe run`) to "
+            "register one."
+        )
+    order = sorted(versions, key=int)
+    listed = ", ".join(f"{v} ({', '.join(versions[v])})" if versions[v] else v for v in order)
+    pointed = sorted((a, v) for v in order for a in versions[v])
+    aliases = ", ".join(f"{a} -> {v}" for a, v in pointed) or "none"
+    suggest = next((v for a, v in pointed if a == T.CHALLENGER), order[-1])
+    fix = (
+        f"Promote one with `ftpipe promote {suggest} --reason ...`."
+        if alias == T.CHAMPION
+        else f"Name a version number instead (e.g. {suggest}), or one of the aliases there are."
+    )
+    return f"no `{alias}` alias on {name}; versions: {listed}; aliases: {aliases}. {fix}"
 
 
 def rollback_target(events: list[dict[str, Any]], current: str | None) -> str:

@@ -73,13 +73,14 @@ class MeanPoolForSequenceClassification(PreTrainedModel):
     ) -> MeanPoolForSequenceClassification:
         """The pre-trained body at `path` with a fresh head; `config_kwargs` go to the config (labels, pad id)."""
         body_config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        # loaded as saved, [CLS] pooler included (a body built without it reports the checkpoint's pooler
+        # weights as UNEXPECTED at every finetune), then the pooler this head never reads is dropped:
+        # the saved folder has none, like the body `__init__` builds
         body = AutoModel.from_pretrained(
-            path,
-            config=body_config,
-            trust_remote_code=trust_remote_code,
-            dtype=torch.float32,
-            **_no_pooler(body_config),
+            path, config=body_config, trust_remote_code=trust_remote_code, dtype=torch.float32
         )
+        if _no_pooler(body_config) and getattr(body, "pooler", None) is not None:
+            body.pooler = None
         saved = body.config.to_dict()
         saved.pop("_name_or_path", None)  # a local path: the saved folder must not depend on where it ran
         config = MeanPoolConfig(encoder=saved, **config_kwargs)
@@ -139,12 +140,28 @@ def load_classifier(folder: str, trust_remote_code: bool = False, **kwargs: Any)
         ) from None
     model: PreTrainedModel
     if model_type == MODEL_TYPE:
+        register_auto_classes()  # so a later look at config.json (a tokenizer's) knows the type too
         model = MeanPoolForSequenceClassification.from_pretrained(folder, **kwargs)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
             folder, trust_remote_code=trust_remote_code, **kwargs
         )
     return model
+
+
+def load_tokenizer(folder: str, trust_remote_code: bool = False) -> Any:
+    """The tokenizer saved in `folder`. `AutoTokenizer` reads config.json to pick a class: for a mean-pool
+    folder the type is registered first, else transformers takes `ftpipe_mean_pool` for unknown custom code
+    and warns that the config's model type does not match (it then falls back to a bare config)."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    config = Path(folder) / "config.json"
+    if config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") == MODEL_TYPE:
+        register_auto_classes()
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
 
 
 def register_auto_classes() -> None:

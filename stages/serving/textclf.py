@@ -293,7 +293,12 @@ def _choice(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
 
 
 class TextClassifier(PythonModel):
-    """DataFrame with a `text` column in; a DataFrame with `label` (name) and `score` (its probability) out."""
+    """DataFrame with a `text` column in; a DataFrame with `label` (name) and `score` (its probability) out.
+
+    With `params={"probabilities": True}` (`model.predict(df, params=...)`, or `"params"` beside
+    `"dataframe_records"` in a request to `mlflow models serve`) it adds a `p_<label>` column per class,
+    that class's probability; the signature declares that param for versions registered since.
+    """
 
     def load_context(self, context: Any) -> None:
         import torch
@@ -363,7 +368,11 @@ class TextClassifier(PythonModel):
         best = probs.argmax(axis=1)
         labels = [self.id2label[int(k)] for k in best]
         scores = [float(v) for v in probs[np.arange(len(texts)), best]]
-        return pd.DataFrame({"label": labels, "score": scores})
+        out = pd.DataFrame({"label": labels, "score": scores})
+        if (params or {}).get("probabilities"):  # one column per class, in the model's label order
+            for k in sorted(self.id2label):
+                out[f"p_{self.id2label[k]}"] = probs[:, k].astype(float)
+        return out
 
     def _pad(self, windows: list[dict[str, list[int]]]) -> Any:
         return self.tokenizer.pad(windows, return_tensors="pt")

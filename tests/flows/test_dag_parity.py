@@ -20,6 +20,7 @@ from dvc.repo import Repo
 from dvc.repo.reproduce import plan_repro
 
 from flows.dag import StageSpec, read_dag
+from flows.params import apply_overrides
 from flows.runner import StageFailed, StageOutcome
 from flows.summary import build_summary, render_markdown
 from tests.conftest import REPO, make_corpus, make_pipeline_repo, run_cmd
@@ -109,7 +110,8 @@ def test_drift_gives_the_same_report_by_dvc_or_by_the_flow(
     assert report.read_bytes() == by_dvc and not (repo / "trained.json").exists()
 
     # drift only warns without the cap: training goes on
-    ran = retrain(root=str(repo), overrides=["register.gate.max_drift_auc=null"])
+    apply_overrides(repo, ["register.gate.max_drift_auc=null"])  # kept: `-S` holds for one run only
+    ran = retrain(root=str(repo))
     assert stage_names(ran) == {"drift": "ran", "train": "ran"}
     assert "Drift against champion v1 (before training, this run): **warn**" in ran["markdown"]
     by_flow = report.read_bytes()

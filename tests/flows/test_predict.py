@@ -1,8 +1,10 @@
-"""Batch prediction: streamed batches in each format, atomic output, and the flow on a registered model.
+"""Batch prediction: streamed batches in each format, atomic output, and the command on a registered model.
 
 The registered model is a keyword classifier logged as an MLflow pyfunc ("models from code") into a
-SQLite store under tmp_path: what is tested here is the batching, the file formats and the flow, not
-the model.
+SQLite store under tmp_path: what is tested here is the batching, the file formats and the command,
+not the model. The edges (empty inputs, bad bytes, a full disk, no champion, no Prefect) are in
+test_predict_edges.py, stopping and resuming in test_predict_resume.py, class probabilities in
+test_predict_probabilities.py.
 """
 
 from __future__ import annotations
@@ -108,11 +110,17 @@ def test_output_is_atomic_and_errors_name_the_problem(tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     out.write_text("previous result\n")
     with pytest.raises(RuntimeError, match="model crashed"):
-        predict_file(CountingModel(fail_on=2), inp, out, "doc", "body", batch_size=10, progress=False)
+        predict_file(
+            CountingModel(fail_on=2), inp, out, "doc", "body", batch_size=10, progress=False, part_rows=10
+        )
+    # the output is untouched; the one batch predicted is kept for a rerun, beside it
     assert out.read_text() == "previous result\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        ".out.csv.parts",
         "in.csv",
         "out.csv",
     ]
+    parts = sorted(p.name for p in (tmp_path / ".out.csv.parts").iterdir())
+    assert parts == ["manifest.json", "part-000000.csv"]
 
     with pytest.raises(
         PredictError, match=r"in.csv: no column `text`; it has: doc, body, extra. .*--text-column"
@@ -232,9 +240,7 @@ def keyword_model_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return register_code_model(tmp_path_factory.mktemp("mlflow"), "kw", KEYWORD_MODEL.format(topics=TOPICS))
 
 
-def test_quantize_reaches_the_model_at_load(
-    prefect_harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_quantize_reaches_the_model_at_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--quantize` overrides the registered model_config (register.quantize); without it, the registered
     value applies. The model here labels every row with the `quantize` it was loaded with."""
     uri = register_code_model(tmp_path, "echo", CONFIG_ECHO_MODEL, {"quantize": "none"})
@@ -252,7 +258,7 @@ def test_quantize_reaches_the_model_at_load(
 
 
 def test_predict_command_on_a_registered_model(
-    prefect_harness, keyword_model_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    keyword_model_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", keyword_model_uri)
     rows = make_corpus(n_per_class=100)  # 300 rows: three batches of 128

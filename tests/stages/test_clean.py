@@ -87,7 +87,7 @@ def test_bbc_news_duplicates_are_collapsed() -> None:
 
     raw, _, _ = ingest(IngestParams())
     out, _, report = clean_table(raw, CleanParams())
-    assert report["reject_reasons"] == {"duplicate": 100}
+    assert report["duplicates"] == 100 and report["rejected"] == 0  # not rejects (issue 22)
     assert len(out) == 2125 and out["text"].is_unique
 
 

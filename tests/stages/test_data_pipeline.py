@@ -39,7 +39,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, corpus: list
 
 def test_repro_writes_every_declared_output(repo: Path) -> None:
     clean = json.loads((repo / "reports" / "clean.json").read_text())
-    assert clean["reject_reasons"] == {"duplicate": 2}  # the copy, and the HTML-wrapped copy
+    assert clean["duplicates"] == 2 and clean["rejected"] == 0  # the copy, and the HTML-wrapped copy
     assert clean["rows_out"] == 90 and clean["rows_changed_by_rule"]["html"] == 1
     label = json.loads((repo / "reports" / "label.json").read_text())
     assert label["classes"] == ["business", "sport", "tech"] and sum(label["rows"].values()) == 90

@@ -1,0 +1,87 @@
+"""ftpipe plan: the finetune stage's memory plan for params.yaml, before anything is trained.
+
+    ftpipe plan                          # the table; exit 0 when it fits, 2 (with the changes to make) when not
+    ftpipe plan --budget-gb 4            # against 4 GiB instead of this machine's memory
+    FTPIPE_MEMORY_BUDGET_GB=4 ftpipe plan
+
+Reads `finetune` and `tokenize` from params.yaml, the number of classes from labels.json (2 when it is
+not written yet), the base model's config.json (its parameters counted on the meta device: no weights are
+loaded), and resolves `precision: auto` and the device as the finetune stage does. The arithmetic is
+stages/model/memplan.py; the finetune stage runs the same check before it reads its data.
+docs/training.md, "Reading the memory plan".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stages.config.finetune import FinetuneParams
+from stages.config.params import ParamsError, load_section
+from stages.config.paths import PATHS
+from stages.config.tokenize import TokenizeParams
+
+if TYPE_CHECKING:
+    from stages.model.memplan import Plan
+
+# stages/model/memplan.py's BUDGET_ENV, spelled here: importing memplan imports torch, and `ftpipe --help`
+# must not (tests/flows/test_cli.py); tests/flows/test_plan.py checks that the two agree
+BUDGET_ENV = "FTPIPE_MEMORY_BUDGET_GB"
+
+
+def plan_for(params: str, labels: str, budget_gb: float | None = None) -> Plan:
+    """The memory plan of the finetune stage for the params file `params` on this machine."""
+    # torch and transformers, imported when a plan is asked for (see BUDGET_ENV above)
+    from stages.finetune import resolve_runtime
+    from stages.model.memplan import GIB, layout_for, make_plan, memory_budget, model_shape, num_labels_of
+
+    p = load_section("finetune", FinetuneParams, params)
+    t = load_section("tokenize", TokenizeParams, params)
+    rt = resolve_runtime(p)
+    if budget_gb is not None and budget_gb <= 0:
+        raise ParamsError(f"--budget-gb {budget_gb}: give a positive number of GiB, e.g. 8")
+    budget = (int(budget_gb * GIB), f"--budget-gb {budget_gb:g}") if budget_gb else memory_budget(rt.device)
+    shape = model_shape(t.model, num_labels_of(Path(labels)), p.pooling, p.freeze, t.trust_remote_code)
+    layout = layout_for(p, rt.device, rt.precision, t.max_length)
+    return make_plan(shape, layout, *budget)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from stages.model.memplan import format_plan, refusal
+    from stages.model.resolve import ModelRefError
+    from stages.model.trainer import FinetuneError
+
+    try:
+        plan = plan_for(args.params, args.labels, args.budget_gb)
+    except (ParamsError, FinetuneError, ModelRefError, OSError) as exc:  # a bad budget is a FinetuneError too
+        print(f"ftpipe plan: {exc}", file=sys.stderr)
+        return 1
+    print(format_plan(plan))
+    if not plan.fits:
+        print(f"\nftpipe plan: {refusal(plan)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """`ftpipe plan`."""
+    p = sub.add_parser(
+        "plan",
+        help="the finetune stage's memory plan: per-device peak vs this machine's memory",
+        description="Compute the per-process memory of the configured fine-tuning run (weights, gradients, "
+        "AdamW state, activations, framework) and compare it with one GPU's memory or this machine's "
+        f"available RAM ({BUDGET_ENV} or --budget-gb overrides it). Exit 0 when it fits, 2 when it does "
+        "not (naming the params to change), 1 when params or the model cannot be read.",
+    )
+    p.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    p.add_argument(
+        "--labels",
+        default=str(PATHS["finetune"]["labels"]),
+        help="labels.json, for the number of classes (default: the finetune stage's)",
+    )
+    p.add_argument(
+        "--budget-gb", type=float, metavar="GIB", help=f"the budget in GiB (overrides {BUDGET_ENV})"
+    )
+    p.set_defaults(func=_cmd_plan)
