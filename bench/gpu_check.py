@@ -3,12 +3,16 @@
     python -m bench.gpu_check --work bench/gpu-check --epochs 1                  # one GPU
     python -m torch.distributed.run --standalone --nproc_per_node 2 \\
         -m bench.gpu_check --work bench/gpu-check --epochs 1 --tag ddp2           # two GPUs (DDP, nccl)
+    python -m torch.distributed.run --standalone --nproc_per_node 2 \\
+        -m bench.gpu_check --work bench/gpu-check --epochs 1 --tag fsdp2 --strategy fsdp   # FSDP2
 
 Runs the finetune stage's own `run_finetune` on `data/processed/splits` with params.yaml's `finetune`
 section, except `precision: bf16` and `--epochs`; every output goes under `--work/<tag>`, never to
 models/ or reports/. Prints and writes (`<tag>/gpu_check.json`): samples/s (the stage's own figure: time
 inside optimizer steps), peak GPU memory of rank 0, and achieved TFLOP/s against the GPU's bf16 peak,
-both the spec sheet's dense figure (when the GPU is in the table below) and a bf16 matmul measured here.
+both the spec sheet's dense figure (when the GPU is in the table below) and a bf16 matmul measured here,
+and the memory plan's per-GPU figure (stages/model/memplan.py, what `ftpipe plan` prints) next to the
+measured peak (`torch.cuda.max_memory_allocated`; issue 23 asks for them within 20%).
 """
 
 from __future__ import annotations
@@ -96,7 +100,17 @@ def mean_window_tokens(splits: Path, split: str = "train") -> float:
     return sum(len(w) for w in windows) / max(1, len(windows))
 
 
-def run(work: Path, epochs: int, tag: str, params_path: str) -> dict[str, Any] | None:
+def planned_bytes(p: FinetuneParams, base: BaseModelRef, params_path: str, labels: Path) -> int:
+    """What the memory plan says one GPU of this run needs (weights, gradients, optimizer, activations)."""
+    from stages.config.tokenize import TokenizeParams
+    from stages.model.memplan import layout_for, make_plan, model_shape, num_labels_of
+
+    max_length = load_section("tokenize", TokenizeParams, params_path).max_length
+    shape = model_shape(base.model, num_labels_of(labels), p.pooling, p.freeze, base.trust_remote_code)
+    return make_plan(shape, layout_for(p, "cuda", "bf16", max_length), 2**62, "gpu_check").per_process
+
+
+def run(work: Path, epochs: int, tag: str, params_path: str, strategy: str = "ddp") -> dict[str, Any] | None:
     """Train, then measure; the figures on rank 0, None on the other ranks."""
     import torch
 
@@ -108,7 +122,11 @@ def run(work: Path, epochs: int, tag: str, params_path: str) -> dict[str, Any] |
     torch.cuda.set_device(local_rank)
     log = setup_logging("finetune") if local_rank == 0 else logging.getLogger("ftpipe.finetune")
     shipped = load_section("finetune", FinetuneParams, params_path)
-    p = FinetuneParams(**{**shipped.model_dump(), "precision": "bf16", "epochs": epochs, "num_processes": 1})
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    # num_processes = the torchrun world, so that the plan counts the shards and fsdp validates; the stage
+    # does not relaunch itself under torchrun (WORLD_SIZE is set)
+    overrides = {"precision": "bf16", "epochs": epochs, "num_processes": world, "strategy": strategy}
+    p = FinetuneParams(**{**shipped.model_dump(), **overrides})
     base = load_section("tokenize", BaseModelRef, params_path)
     out = work / tag
     splits = Path("data/processed/splits")
@@ -125,7 +143,8 @@ def run(work: Path, epochs: int, tag: str, params_path: str) -> dict[str, Any] |
     report = run_finetune(p, base, paths, log)
     if report is None:
         return None
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    peak = torch.cuda.max_memory_allocated()
+    planned = planned_bytes(p, base, params_path, paths.labels)
     name = torch.cuda.get_device_name()
     seq = mean_window_tokens(splits)
     linear, layers, hidden = model_shape(paths.out)
@@ -137,11 +156,14 @@ def run(work: Path, epochs: int, tag: str, params_path: str) -> dict[str, Any] |
     figures = {
         "gpu": name,
         "gpus": world,
+        "strategy": strategy,
         "precision": report["precision"],
         "epochs": epochs,
         "train_rows": report["train_rows"],
         "samples_per_s": samples_per_s,
-        "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "peak_gpu_memory_gib": round(peak / 2**30, 2),
+        "planned_gpu_memory_gib": round(planned / 2**30, 2),
+        "plan_over_measured": round(planned / peak, 3),
         "mean_tokens_per_sample": round(seq, 1),
         "train_gflop_per_sample": round(flops / 1e9, 4),
         "achieved_tflops": round(achieved, 2),
@@ -165,8 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=1, help="epochs to train (default 1)")
     ap.add_argument("--tag", default="gpu1", help="sub-folder of this run")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp", help="fsdp needs >= 2 processes")
     args = ap.parse_args(argv)
-    figures = run(Path(args.work), args.epochs, args.tag, args.params)
+    figures = run(Path(args.work), args.epochs, args.tag, args.params, args.strategy)
     if figures is not None:
         width = max(len(k) for k in figures)
         print(f"\ngpu_check ({args.tag}):")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The default finetune on a CUDA GPU in bf16: samples/s, peak GPU memory, achieved TFLOP/s against the
-# GPU's bf16 peak, and the same on two GPUs under torchrun when two are present (bench/README.md).
+# GPU's bf16 peak, the memory plan next to the measured peak, and, when two GPUs are present, the same
+# under torchrun with ddp and with fsdp (FSDP2), and fsdp's samples/s against ddp's (bench/README.md).
 #
 #     bash bench/gpu_check.sh            # from a checkout of the repository, on the GPU machine
 #
@@ -9,7 +10,7 @@
 #      torch is a CPU build, reinstalls the same torch version from the package index: a CUDA build);
 #   2. makes the data with `dvc repro validate` (check, ingest .. validate; skipped when up to date);
 #   3. trains with params.yaml's finetune section in bf16 for FTPIPE_GPU_EPOCHS epochs (default 1) on one
-#      GPU, then on two with torchrun when there are two, every output under bench/gpu-check/ (git-ignored;
+#      GPU, then on two with torchrun (ddp, then fsdp) when there are two, every output under bench/gpu-check/ (git-ignored;
 #      models/ and reports/ are not touched), and prints the figures (also in bench/gpu-check/*/gpu_check.json).
 # Settings (environment): FTPIPE_GPU_EPOCHS, FTPIPE_GPU_WORK (output folder), PYTHON (the interpreter that
 # makes .venv-gpu, default python3), FTPIPE_TORCH_INDEX (an index URL for the CUDA torch, e.g.
@@ -82,16 +83,25 @@ mkdir -p "$WORK"
 rm -rf "$WORK/gpu1"
 python -m bench.gpu_check --work "$WORK" --epochs "$EPOCHS" --tag gpu1
 if [ "$GPUS" -ge 2 ]; then
-    rm -rf "$WORK/ddp2"
-    python -m torch.distributed.run --standalone --nproc_per_node 2 \
-        -m bench.gpu_check --work "$WORK" --epochs "$EPOCHS" --tag ddp2
-    python - "$WORK" <<'EOF'
+    for strategy in ddp fsdp; do
+        rm -rf "${WORK:?}/${strategy}2"
+        python -m torch.distributed.run --standalone --nproc_per_node 2 \
+            -m bench.gpu_check --work "$WORK" --epochs "$EPOCHS" --tag "${strategy}2" --strategy "$strategy"
+    done
+else
+    say "one GPU: the 2-GPU torchrun runs (ddp, fsdp) are skipped"
+fi
+python - "$WORK" <<'EOF'
 import json, sys
 from pathlib import Path
-one, two = (json.loads((Path(sys.argv[1]) / t / "gpu_check.json").read_text()) for t in ("gpu1", "ddp2"))
-print(f"\ngpu_check: 2 GPUs train at {two['samples_per_s'] / one['samples_per_s']:.2f}x the samples/s of one")
+runs = {t: json.loads(f.read_text()) for t in ("gpu1", "ddp2", "fsdp2") if (f := Path(sys.argv[1]) / t / "gpu_check.json").is_file()}
+print()
+for t, f in runs.items():
+    print(f"gpu_check: {t}: {f['samples_per_s']:.1f} samples/s, memory plan {f['planned_gpu_memory_gib']} GiB vs measured"
+          f" peak {f['peak_gpu_memory_gib']} GiB ({f['plan_over_measured']:.2f}x)")
+if "ddp2" in runs:
+    print(f"gpu_check: 2 GPUs (ddp) train at {runs['ddp2']['samples_per_s'] / runs['gpu1']['samples_per_s']:.2f}x the samples/s of one")
+if "fsdp2" in runs:
+    print(f"gpu_check: fsdp on 2 GPUs trains at {runs['fsdp2']['samples_per_s'] / runs['ddp2']['samples_per_s']:.2f}x the samples/s of ddp")
 EOF
-else
-    say "one GPU: the 2-GPU torchrun run is skipped"
-fi
 say "figures in $WORK/*/gpu_check.json"
