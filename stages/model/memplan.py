@@ -38,6 +38,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from stages.model.resolve import resolve_model
+from stages.model.sharding import transformer_blocks
 from stages.model.trainer import FinetuneError
 
 MIB = 2**20
@@ -329,16 +330,6 @@ def layout_for(recipe: Recipe, device: str, precision: str, max_length: int) -> 
 # ------------------------------------------------------------------- reading the checkpoint and machine
 
 
-def _blocks(model: nn.Module) -> tuple[int, int]:
-    """(number, parameters of one) of the model's transformer blocks: the longest ModuleList of one class."""
-    best = (0, 0)
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) > best[0]:
-            if len({type(m) for m in module}) == 1:
-                best = (len(module), sum(p.numel() for p in module[0].parameters()))
-    return best
-
-
 def model_shape(
     ref: str, num_labels: int, pooling: str = "mean", freeze: str = "none", trust_remote_code: bool = False
 ) -> ModelShape:
@@ -364,7 +355,9 @@ def model_shape(
             extra_linear = 0
     outside = head if pooling == "mean" else 0  # parameters of the model that `model` does not hold
     total = sum(p.numel() for p in model.parameters()) + outside
-    n_blocks, block = _blocks(model)
+    blocks = transformer_blocks(model)  # FSDP's shard groups: each block, then the rest of the model
+    n_blocks = len(blocks) if blocks is not None else 0
+    block = sum(p.numel() for p in blocks[0].parameters()) if blocks is not None else 0
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear)) + extra_linear
     return ModelShape(
         name=ref,

@@ -17,7 +17,6 @@ parameters are cast to bf16 for compute and the gradients reduced in fp32 (`bf16
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import torch
@@ -28,16 +27,24 @@ FSDP_OPTIMIZER_DIR = "optimizer_0"
 DCP_METADATA = ".metadata"  # DCP writes it last, after every rank's shard: a finished sharded save
 
 
-def block_class_names(model: nn.Module) -> list[str]:
-    """The class of the model's transformer blocks: the class of the longest `nn.ModuleList` whose members all
-    share one class (BertLayer, GPT2Block, ...). Empty when the model has no such list."""
-    best: tuple[int, str] | None = None
+def transformer_blocks(model: nn.Module) -> nn.ModuleList | None:
+    """The model's transformer blocks: the longest `nn.ModuleList` whose members all share one class (BERT's
+    encoder layers, GPT-2's blocks; the first such list on a tie). None when the model has no such list.
+
+    What FSDP shards one by one here and what the memory plan (memplan.py) gathers whole."""
+    best: nn.ModuleList | None = None
     for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) > 0:
-            kinds = Counter(type(m).__name__ for m in module)
-            if len(kinds) == 1 and (best is None or len(module) > best[0]):
-                best = (len(module), next(iter(kinds)))
-    return [best[1]] if best else []
+        if isinstance(module, nn.ModuleList) and len(module) > (len(best) if best is not None else 0):
+            if len({type(m) for m in module}) == 1:
+                best = module
+    return best
+
+
+def block_class_names(model: nn.Module) -> list[str]:
+    """The class of the model's transformer blocks (BertLayer, GPT2Block, ...), for accelerate's
+    `transformer_layer_cls_to_wrap`. Empty when the model has no such list."""
+    blocks = transformer_blocks(model)
+    return [type(blocks[0]).__name__] if blocks is not None else []
 
 
 def fsdp_config(model: nn.Module, activation_checkpointing: bool) -> dict[str, Any]:

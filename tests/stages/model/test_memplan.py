@@ -27,6 +27,7 @@ from stages.model.memplan import (
     num_labels_of,
     refusal,
 )
+from stages.model.sharding import block_class_names, transformer_blocks
 from tests.conftest import TINY_BERT_SHAPE
 
 NAMES = ["a", "b", "c"]
@@ -45,6 +46,26 @@ def test_parameter_counts_match_the_model_the_stage_builds(
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     assert shape.linear_params == linear
     assert (shape.hidden, shape.layers, shape.heads) == (32, 2, 2)
+    block = sum(p.numel() for p in model.base_model.encoder.layer[0].parameters())
+    assert shape.largest_unit == max(block, shape.params - 2 * block)  # the FSDP shard groups
+
+
+def test_the_blocks_are_the_longest_list_of_one_class() -> None:
+    """One rule for FSDP's shard groups (sharding) and the unit the plan gathers whole (memplan)."""
+    nn = torch.nn
+
+    class Block(nn.Linear):
+        pass
+
+    model = nn.Module()
+    model.mixed = nn.ModuleList([nn.Linear(1, 1) for _ in range(4)] + [Block(1, 1)])  # longest, two classes
+    model.first = nn.ModuleList([Block(2, 2) for _ in range(3)])
+    model.tie = nn.ModuleList([nn.Linear(1, 1) for _ in range(3)])  # as long: the first list wins
+    model.short = nn.ModuleList([nn.Linear(1, 1)])
+    assert transformer_blocks(model) is model.first
+    assert block_class_names(model) == ["Block"]
+    assert transformer_blocks(nn.Sequential(nn.Linear(1, 1))) is None
+    assert block_class_names(nn.ModuleDict({"empty": nn.ModuleList()})) == []
 
 
 def saved_bytes(layer: torch.nn.Module, x: torch.Tensor, autocast: bool) -> int:
