@@ -5,14 +5,15 @@ Every ```bash block of the walkthrough runs in order, with bash, in a fresh copy
 real stages and dvc.yaml, the shipped params.yaml byte for byte), with real DVC, Prefect and MLflow. A
 ```text block that directly follows a ```bash block is that block's exact output, and is compared.
 The test changes only what a tiny run needs, the ways the doc's commands allow:
-- `ftpipe run` gets `-S` overrides (written to params.yaml, as `dvc exp run -S` does): a tiny BERT
-  built from the CSV's texts instead of MiniLM, 32 tokens, one epoch, fp32, 16 verify rows, and a gate
-  floor of 0 (a tiny model after one epoch cannot reach macro-F1 0.9, and the first version must
-  become champion for `ftpipe predict` to load it);
+- `ftpipe run` gets `-S` overrides (for that run only, in `dvc exp run -S` syntax: params.yaml is put
+  back byte for byte after it, and dvc.lock records the values the run used): a tiny BERT built from
+  the CSV's texts instead of MiniLM, 32 tokens, one epoch, fp32, 16 verify rows, and a gate floor of 0
+  (a tiny model after one epoch cannot reach macro-F1 0.9, and the first version must become champion
+  for `ftpipe predict` to load it);
 - MLFLOW_TRACKING_URI names the copy's `mlflow.db`: the installed `ftpipe` would otherwise use the
   `mlflow.db` of the checkout it was installed from (a user's copy is that checkout);
-- PREFECT_API_URL names the session's test Prefect server: `ftpipe run` and `ftpipe predict` would each
-  start a temporary one (about 10 s apiece here).
+- PREFECT_API_URL names the session's test Prefect server: `ftpipe run` would otherwise start a
+  temporary one (about 10 s here); `ftpipe predict` uses no Prefect.
 About 60 s on 2 busy cores (plus the Prefect server, shared by the session's flow tests), so not `slow`.
 """
 
