@@ -70,7 +70,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_locked(root: Path, args: argparse.Namespace) -> int:
     from flows.retrain import retrain  # the flow, built (and Prefect imported) on first access
+    from flows.runner import busy_message, dvc_holders
 
+    if holders := dvc_holders(root):  # a `dvc repro` by hand: not even a trial of -S under its feet
+        print(f"\nftpipe run: {busy_message(root, holders)} Nothing ran.", file=sys.stderr)
+        return 1
     try:  # the check before DVC starts, with the overrides tried and put back: each problem said once
         apply_overrides(root, args.overrides, keep=False)
     except ParamsProblems as exc:

@@ -42,6 +42,7 @@ from flows.lock import workspace_lock
 from stages.check import check_params, ingest_inputs, source_problems, tracked_keys
 from stages.config.ingest import IngestParams
 from stages.config.label import LabelParams
+from stages.config.params import lookup
 from stages.config.register import RegisterParams
 from stages.config.sections import ALL_MODELS
 from stages.core.io import atomic_file
@@ -139,14 +140,6 @@ def _yaml() -> Any:
         type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
     )
     return y
-
-
-def _get(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
 
 
 def edit_params(
@@ -311,7 +304,7 @@ def _current_name(text: str | None) -> str | None:
     if text is None:
         return None
     try:
-        name = _get(yaml.safe_load(text), "register.model_name")
+        name = lookup(yaml.safe_load(text), "register.model_name")
     except yaml.YAMLError as exc:
         raise InitError(f"{PARAMS_FILE} is not valid YAML ({exc}); fix it first.") from None
     return None if name is None else str(name)

@@ -29,7 +29,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from flows.check import ParamsProblems, params_problems
 from flows.dag import RetrainError
-from stages.config.params import read_params_file, validate_section
+from stages.config.params import lookup, read_params_file, validate_section
 from stages.config.retrain import RetrainParams
 
 SECTION = "retrain"
@@ -46,14 +46,6 @@ def load_retrain_params(root: str | Path) -> RetrainParams:
         return RetrainParams()
     data = read_params_file(path)
     return validate_section(SECTION, data.get(SECTION), RetrainParams, source=str(path))
-
-
-def _lookup(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return ABSENT
-        data = data[part]
-    return data
 
 
 def _round_trip_yaml() -> YAML:
@@ -118,14 +110,19 @@ def _override_file(
         after = yaml.safe_load(scratch.read_bytes()) or {}
         keys = [item.partition("=")[0].lstrip("+~") for item in items]
         if path.suffix.lower() in (".yaml", ".yml"):
-            new = edit_yaml(original.decode("utf-8"), {k: _lookup(after, k) for k in keys}).encode("utf-8")
+            new = edit_yaml(original.decode("utf-8"), {k: lookup(after, k, ABSENT) for k in keys}).encode(
+                "utf-8"
+            )
         else:  # a JSON/TOML/Python params file: DVC's writer (the file is put back after the run anyway)
             new = scratch.read_bytes()
     originals.setdefault(path, original)
     _written[path] = new
     _save_backup(root, originals, _written)
     path.write_bytes(new)
-    return [{"file": file, "key": k, "old": _lookup(before, k), "new": _lookup(after, k)} for k in keys]
+    return [
+        {"file": file, "key": k, "old": lookup(before, k, ABSENT), "new": lookup(after, k, ABSENT)}
+        for k in keys
+    ]
 
 
 def _write(root: Path, overrides: list[str], originals: dict[Path, bytes]) -> list[dict[str, Any]]:
@@ -157,8 +154,11 @@ def overridden_params(root: str | Path, overrides: list[str]) -> Iterator[list[d
 
 def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -> list[dict[str, Any]]:
     """Apply OVERRIDES and check the result; `keep=False` puts the files back (a trial). On an error the
-    files are always put back. Returns [{file, key, old, new}]. Callers hold the workspace lock."""
+    files are always put back. Returns [{file, key, old, new}]. Callers hold the workspace lock.
+
+    A killed run's overrides are put back first: else the trial would save them as the original."""
     root = Path(root)
+    restore_killed_run(root)
     originals: dict[Path, bytes] = {}
     try:
         changes = _write(root, overrides, originals)

@@ -25,10 +25,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any
 
 from flows.predict_io import (
     FORMATS,
@@ -41,6 +38,9 @@ from flows.predict_io import (
 )
 from flows.predict_model import default_model_uri, load_model, load_version
 from flows.predict_parts import Work, check_output, write_failed_message
+
+if TYPE_CHECKING:  # pandas is imported where a batch is made: the command's start does not wait for it
+    import pandas as pd
 
 __all__ = ["FORMATS", "PredictError", "count_rows", "default_model_uri", "file_format", "iter_batches"]
 __all__ += ["load_model", "predict_batch", "predict_file"]
@@ -67,6 +67,8 @@ def predict_batch(
     A missing, empty, blank or non-string text stops it, naming `path` and the row (`first_row` is the
     number of the batch's first row in the file, counting data rows from 1), as the served model does.
     """
+    import pandas as pd
+
     from stages.serving.textclf import why_refused
 
     texts = batch[text_column]
@@ -164,6 +166,8 @@ def predict_file(
     work = _work(inp, out, opts, identity, resume)
     if work.note:
         print(f"ftpipe predict: {work.note}", flush=True)
+    from tqdm.auto import tqdm
+
     counter = _Counter(inp, encoding)
     counter.start()
     t0 = time.monotonic()
@@ -240,6 +244,8 @@ class _Run:
 
     def _flush(self) -> None:
         if self.pending:
+            import pandas as pd
+
             frame = pd.concat(self.pending, ignore_index=True)
             self.pending = []
             self.work.add_part(frame, dict(Counter(frame["label"])), self.columns)

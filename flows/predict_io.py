@@ -17,11 +17,10 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest do not pay for them
+    import pandas as pd
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of the input
@@ -77,6 +76,8 @@ def id_text(value: Any) -> str | None:
 
 
 def _frame(rows_id: list[Any], rows_text: list[Any], id_column: str, text_column: str) -> pd.DataFrame:
+    import pandas as pd
+
     ids = pd.Series([id_text(v) for v in rows_id], dtype=object)
     return pd.DataFrame({id_column: ids, text_column: pd.Series(rows_text, dtype=object)})
 
@@ -102,6 +103,9 @@ def iter_batches(
 
 
 def _parquet_batches(path: Path, id_column: str, text_column: str, batch_size: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         pf = pq.ParquetFile(path)
         check_columns(path, pf.schema_arrow.names, [id_column, text_column])
@@ -123,6 +127,8 @@ def _parquet_batches(path: Path, id_column: str, text_column: str, batch_size: i
 def _csv_batches(
     path: Path, id_column: str, text_column: str, batch_size: int, encoding: str
 ) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
     if not _has_content(path):
         return  # 0 bytes or blank lines only: no header, no rows (pandas raises EmptyDataError)
     try:
@@ -213,6 +219,9 @@ def count_rows(path: str | Path, encoding: str = "utf-8") -> int | None:
     """Rows in the input, for the progress bar's total: Parquet from its metadata; CSV by a streaming pass of
     the csv module (a quoted text may span lines, blank lines are skipped, as pandas does); JSONL by its
     non-blank lines. None where the file cannot be read (the batches then say why)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     fmt = file_format(path)
     try:
         if fmt == "parquet":

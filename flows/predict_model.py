@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows.predict_io import PredictError
+from flows.predict_io import InputError, PredictError
 from stages.config.params import load_section, read_params_file
 from stages.config.register import RegisterParams
 from stages.core.redact import mask_secrets, redact_uri
 from stages.registry import tags as T
-
-_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # MLflow's codes for a wrong model URI
 
 
 @dataclass
@@ -43,11 +41,20 @@ def register_params(params_path: str | Path = "params.yaml") -> RegisterParams:
 
 
 def default_model_uri(version: str | None = None, params_path: str | Path = "params.yaml") -> str:
-    """`models:/NAME@champion` (NAME = register.model_name), or a given version number or alias."""
+    """`models:/NAME@champion` (NAME = register.model_name), or a given alias, or a version number in
+    any form promote and fetch read (`canonical_version`: "01", " 1", "+1", "1.0" are version 1)."""
+    from stages.registry.history import ALIAS_NAME, canonical_version
+    from stages.registry.tracking import RegistryError
+
     name = register_params(params_path).model_name
     if version is None:
         return f"models:/{name}@{T.CHAMPION}"
-    return f"models:/{name}/{version}" if str(version).isdigit() else f"models:/{name}@{version}"
+    if ALIAS_NAME.fullmatch(version.strip()):
+        return f"models:/{name}@{version.strip()}"
+    try:
+        return f"models:/{name}/{canonical_version(version)}"
+    except RegistryError as exc:  # as promote and fetch refuse it
+        raise InputError(str(exc)) from None
 
 
 def load_model(model_uri: str, params_path: str | Path = "params.yaml", quantize: str | None = None) -> Any:
@@ -62,6 +69,7 @@ def load_version(
     under the registry's retry and timeout policy; `quantize` (none | int8) overrides its own setting."""
     from mlflow.exceptions import MlflowException
 
+    from stages.core.io import DiskFull
     from stages.registry import tracking
     from stages.registry.integrity import load_verified
     from stages.serving.manifest import ManifestError
@@ -71,7 +79,7 @@ def load_version(
     try:
         mv = _resolve(model_uri, uri, policy)
         model = load_verified(mv, uri, policy, None if quantize is None else {"quantize": quantize})
-    except ManifestError as exc:
+    except (ManifestError, DiskFull) as exc:  # DiskFull: no room for the copy it loads from
         raise PredictError(str(exc)) from None
     except tracking.TrackingUnavailable as exc:
         raise PredictError(f"cannot load {model_uri}: {exc}") from None
@@ -86,15 +94,14 @@ def load_version(
 
 
 def _resolve(model_uri: str, uri: str, policy: Any) -> Any:
-    """The ModelVersion `model_uri` names; a name, version or alias not there ends with what there is."""
+    """The ModelVersion `model_uri` names, its version read as `canonical_version` reads it and its alias
+    through `Registry.resolve`: what is not there ends with the message `ftpipe fetch` gives."""
     import re
 
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
+    from stages.registry.client import Registry
+    from stages.registry.tracking import RegistryError
 
-    from stages.registry.tracking import is_transient, use_store, with_retries
-
-    found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([^/]+))", model_uri)
+    found = re.fullmatch(r"models:/([^/@]+)(?:/([^/@]+)|@([^/]+))", model_uri)
     if found is None:
         raise PredictError(
             f"{model_uri}: only registered versions (`models:/NAME/VERSION` or `models:/NAME@ALIAS`) are "
@@ -102,53 +109,8 @@ def _resolve(model_uri: str, uri: str, policy: Any) -> Any:
             "or a `models:/` URI."
         )
     name, version, alias = found.groups()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    use_store(uri)
     try:
-        return with_retries(
-            lambda: (
-                client.get_model_version(name, version)
-                if version
-                else client.get_model_version_by_alias(name, alias)
-            ),
-            uri,
-            policy,
-            retry_if=is_transient,
-        )
-    except MlflowException as exc:
-        if exc.error_code not in _NOT_FOUND:
-            raise
-        what = f"no version {version}" if version else f"no alias `{alias}`"
-        raise PredictError(
-            f"cannot load {model_uri} from {redact_uri(uri)}: {missing_message(client, name, what)}"
-        ) from None
-
-
-def missing_message(client: Any, name: str, what: str) -> str:
-    """What model `name` has instead of `what` (a version or alias not there), and what to pass."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        aliases = client.get_registered_model(name).aliases or {}
-        versions = sorted(
-            (int(v.version) for v in client.search_model_versions(f"name = '{name}'")), reverse=True
-        )
-    except MlflowException:
-        return (
-            f"there is no registered model `{name}` in this store. Register a model first "
-            "(`dvc repro register` or `ftpipe run`), or pass --model-uri / --version."
-        )
-    if not versions:
-        return f"model `{name}` has no versions. Register one first (`dvc repro register` or `ftpipe run`)."
-    by_version: dict[str, list[str]] = {}
-    for a, v in sorted(aliases.items()):
-        by_version.setdefault(str(v), []).append(a)
-    listed = ", ".join(
-        f"version {v}" + (f" ({', '.join(by_version[str(v)])})" if str(v) in by_version else "")
-        for v in versions[:10]
-    )
-    pick = f"--version {sorted(aliases)[0]}" if aliases else f"--version {versions[0]}"
-    return (
-        f"model `{name}` has {what}; it has {listed}{' and more' if len(versions) > 10 else ''}. Pass {pick} "
-        f"(or another), or set the alias: `ftpipe promote VERSION --reason ...`."
-    )
+        reg = Registry.connect(uri, name, policy)
+        return reg.version(reg.resolve(alias) if alias else version)
+    except RegistryError as exc:
+        raise PredictError(f"cannot load {model_uri} from {redact_uri(uri)}: {exc}") from None

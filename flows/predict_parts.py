@@ -23,14 +23,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import IO, TYPE_CHECKING, Any
 
 from flows.predict_io import InputError, file_format
-from stages.core.csvsafe import escape_frame
+
+if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest do not pay for them
+    import pandas as pd
+    import pyarrow as pa
 
 MANIFEST = "manifest.json"
 SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
@@ -69,11 +68,17 @@ def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def schema(columns: list[str]) -> pa.Schema:
     """The output's Arrow schema: id and label strings, score and every `p_<label>` float64."""
+    import pyarrow as pa
+
     return pa.schema([(c, pa.string() if i < 2 else pa.float64()) for i, c in enumerate(columns)])
 
 
 def encode(frame: pd.DataFrame, fmt: str) -> Callable[[IO[bytes]], None]:
     """What writes `frame` (id, label, score[, p_...]) as a part in `fmt`: CSV without its header."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.core.csvsafe import escape_frame
 
     def write(fh: IO[bytes]) -> None:
         if fmt == "csv":  # no formulas in a spreadsheet (stages/core/csvsafe.py)
@@ -175,6 +180,8 @@ class Work:
 
     def _join_csv_jsonl(self, columns: list[str]) -> Callable[[IO[bytes]], None]:
         def write(fh: IO[bytes]) -> None:
+            import pandas as pd
+
             if self.key["output_format"] == "csv":
                 fh.write(pd.DataFrame(columns=columns).to_csv(index=False).encode("utf-8"))
             for p in self.parts:
@@ -185,6 +192,8 @@ class Work:
 
     def _join_parquet(self, columns: list[str]) -> Callable[[IO[bytes]], None]:
         def write(fh: IO[bytes]) -> None:
+            import pyarrow.parquet as pq
+
             first = pq.read_schema(self.folder / self.parts[0]["name"]) if self.parts else schema(columns)
             with pq.ParquetWriter(fh, first) as writer:
                 for p in self.parts:  # one part in memory at a time

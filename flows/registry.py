@@ -177,13 +177,14 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
         from pathlib import Path
 
+        from stages.core.io import DiskFull
         from stages.serving.manifest import ManifestError
 
         reg = _registry(args)
         version = reg.resolve(args.version)
         try:
             n = reg.fetch(version, Path(args.dest))
-        except ManifestError as exc:
+        except (ManifestError, DiskFull) as exc:
             print(f"ftpipe fetch: {exc}", file=sys.stderr)
             return 2
         print(

@@ -168,7 +168,8 @@ def _pump(stream: IO[bytes], on_line: Callable[[str], None]) -> None:
 
 
 def stage_error(stderr_lines: list[str]) -> str:
-    """The stage's own error: the last exception line(s), or its last stderr lines, or DVC's error."""
+    """The stage's own error: the last exception line(s), else its last logged ERROR line's message, else
+    its last stderr lines, else DVC's error."""
     lines = [ln for ln in stderr_lines if ln.strip()]
     own = [ln for ln in lines if not ln.startswith("ERROR: ")]
     starts = [i for i, ln in enumerate(own) if ln.startswith("Traceback (most recent call last)")]
@@ -179,6 +180,10 @@ def stage_error(stderr_lines: list[str]) -> str:
             msg = body[first : first + 20]
             msg[0] = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?::|$))", "", msg[0])  # a.b.Error -> Error
             return "\n".join(msg)
+    logged_error = re.compile(r"^\d\d:\d\d:\d\d \S+ (?:ERROR|CRITICAL) (.+)$")  # stages/core/logs.py's format
+    logged = [m.group(1) for m in map(logged_error.match, own) if m]
+    if logged:  # a stage that caught its error logged it as one line (register does)
+        return logged[-1]
     if own:
         return "\n".join(own[-5:])
     dvc_errors = [ln.removeprefix("ERROR: ") for ln in lines if ln.startswith("ERROR: ")]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,9 +44,11 @@ from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from stages.config.register import RetryPolicy
+from stages.core.io import DiskFull, as_disk_full
 from stages.core.redact import redact_uri
 from stages.registry import tags as T
 from stages.registry.history import (
+    ALIAS_NAME,
     canonical_version,
     check_promotable,
     history_from_tags,
@@ -90,7 +91,6 @@ RUN_TAG_MAX = 8000
 PYFUNC_REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
 
 R = TypeVar("R")
-_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # MLflow alias names start with a letter; versions never do
 # how the gate scores a champion, whatever it serves with: as evaluate scores the candidate
 FP32_CONFIG = {"quantize": "none", "precision": "fp32"}
 
@@ -209,7 +209,7 @@ class Registry:
     def resolve(self, ref: str) -> str:
         """The version that `ref` names: an alias (`champion`, `challenger`) or a version number in any
         form `canonical_version` reads; RegistryError naming the versions and aliases there are."""
-        if _ALIAS.fullmatch(ref.strip()):
+        if ALIAS_NAME.fullmatch(ref.strip()):
             found = self.alias(ref.strip())
             if found is None:
                 raise RegistryError(self.missing_alias(ref.strip()))
@@ -300,15 +300,21 @@ class Registry:
 
     def fetch(self, version: str, dest: Path) -> int:
         """A checked copy of `version` at `dest` (which must not exist), to serve; the number of files.
-        Written beside `dest` and renamed into place, so a refused download leaves nothing."""
+        Written beside `dest` and renamed into place, so a refused download leaves nothing; a full disk
+        raises DiskFull naming `dest`, the free space and the version's size."""
         if dest.exists():
             raise RegistryError(f"{dest} already exists; name a new folder for the copy.")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.tmp-") as tmp:
-            (Path(tmp) / "model").mkdir()
-            Path(download_verified(self.version(version), self.uri, Path(tmp) / "model", self.policy)).rename(
-                dest
-            )
+        mv = self.version(version)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.tmp-") as tmp:
+                (Path(tmp) / "model").mkdir()
+                Path(download_verified(mv, self.uri, Path(tmp) / "model", self.policy)).rename(dest)
+        except OSError as exc:  # a full disk: one line naming `dest` (the temporary folder is gone)
+            full = as_disk_full(exc)
+            if full is None:
+                raise
+            raise DiskFull(dest, full, full.needed) from None
         return sum(1 for f in dest.rglob("*") if f.is_file())
 
     def predict(self, version: str, texts: list[str]) -> list[str]:

@@ -25,6 +25,8 @@ HISTORY_PREFIX = T.HISTORY_PREFIX
 # what a person may type for version N: MLflow reads versions as integers, so "01", " 1", "+1" and "1.0"
 # all mean version 1 there; anything else (1.5, -1, 0, abc) names no version
 _VERSION = re.compile(r"\+?0*([1-9][0-9]*)(?:\.0*)?")
+# an alias (`champion`): MLflow alias names start with a letter, versions never do
+ALIAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def canonical_version(text: str | int) -> str:

@@ -11,6 +11,7 @@ without a manifest, or with a changed, added or missing file, is refused naming 
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -20,8 +21,10 @@ import mlflow
 import mlflow.artifacts
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from stages.config.register import RetryPolicy
+from stages.core.io import DISK_FULL_ERRNOS, DiskFull, as_disk_full
 from stages.core.redact import redact_uri
 from stages.registry import tags as T
 from stages.registry.tracking import is_transient, use_store, with_retries
@@ -92,11 +95,19 @@ def download_verified(
             f"files, so they cannot be checked and it is not loaded. {UNVERIFIED_FIX}"
         )
     expected = M.loads(mv.tags[T.MANIFEST], f"{what}, tag {T.MANIFEST}")
+    model_uri = f"models:/{mv.name}/{mv.version}"
+
+    def download() -> str:
+        try:
+            return str(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(dst)))
+        except Exception as exc:
+            full = disk_full_in(exc, dst)
+            if full is None:
+                raise
+            raise DiskFull(dst, full, artifact_bytes(model_uri)) from None
+
     local = with_retries(  # the network part, under the policy; the check and the load are not retried
-        lambda: mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}", dst_path=str(dst)),
-        uri,
-        policy,
-        retry_if=is_transient,
+        download, uri, policy, retry_if=lambda exc: not isinstance(exc, DiskFull) and is_transient(exc)
     )
     M.check(
         expected,
@@ -106,6 +117,38 @@ def download_verified(
         f"move the aliases to another version. {UNVERIFIED_FIX}",
     )
     return local
+
+
+def disk_full_in(exc: BaseException, dst: str | Path) -> DiskFull | None:
+    """`exc` as a DiskFull naming `dst` when a file ran out of space (ENOSPC/EDQUOT), else None. MLflow's
+    downloader gathers each file's error into one MlflowException's text (`[Errno 28] No space left on
+    device`), so that text is read too."""
+    full = as_disk_full(exc, dst)
+    if full is None and isinstance(exc, MlflowException):
+        codes = {int(n) for n in re.findall(r"\[Errno (\d+)\]", exc.message)} & DISK_FULL_ERRNOS
+        if codes:
+            code = min(codes)
+            full = DiskFull(dst, OSError(code, os.strerror(code)))
+    return full
+
+
+def artifact_bytes(artifact_uri: str) -> int | None:
+    """The size of every file under `artifact_uri` (what a download of it needs), or None when the store
+    cannot list them."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        repo = get_artifact_repository(artifact_uri)
+        total, folders = 0, list[str | None]([None])
+        while folders:
+            for info in repo.list_artifacts(folders.pop()):
+                if info.is_dir:
+                    folders.append(info.path)
+                else:
+                    total += info.file_size or 0
+        return total
+    except Exception:  # only for a message: the download's own error is what is raised
+        return None
 
 
 def load_verified(

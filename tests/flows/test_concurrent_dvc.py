@@ -69,9 +69,10 @@ def test_ftpipe_run_stops_before_anything_naming_the_dvc_process(
     prefect_harness, tiny_repo: Path, dvc_by_hand: subprocess.Popen, capsys
 ) -> None:
     params = tiny_repo / "params.yaml"
-    before = params.read_bytes()
+    before, written = params.read_bytes(), params.stat().st_mtime_ns
     assert cli("run", "--root", str(tiny_repo), "-S", "train.factor=2") == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("ftpipe run: another DVC process is working in"), err
     assert f"pid {dvc_by_hand.pid}" in err and "Nothing ran." in err
     assert params.read_bytes() == before and not (tiny_repo / "dvc.lock").exists()
+    assert params.stat().st_mtime_ns == written  # not even a trial of the -S values under DVC's feet

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from flows.cli import build_parser
-from flows.params import BACKUP_FILE, load_retrain_params, overridden_params
+from flows.params import BACKUP_FILE, apply_overrides, load_retrain_params, overridden_params
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,3 +138,24 @@ def test_ctrl_c_and_kill_9_leave_params_as_they_were(tiny_repo: Path) -> None:
     with overridden_params(tiny_repo, []):
         pass
     assert params.read_bytes() == edited
+
+
+def test_after_a_kill_9_the_next_run_with_new_overrides_puts_params_back(tiny_repo: Path) -> None:
+    """`ftpipe run` first tries its `-S` values (`apply_overrides(keep=False)`); that trial must put back what
+    a killed run left, not take the killed run's overridden bytes for the original."""
+    params = tiny_repo / "params.yaml"
+    params.write_text(PARAMS)
+    before = params.read_bytes()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tiny_repo)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "overridden"
+    proc.kill()
+    proc.wait(timeout=30)
+    assert b"factor: 7" in params.read_bytes()
+    apply_overrides(tiny_repo, ["train.factor=8"], keep=False)  # what `ftpipe run -S ...` does first
+    assert params.read_bytes() == before
+    assert not (tiny_repo / BACKUP_FILE).exists()
+    with overridden_params(tiny_repo, ["train.factor=3"]) as applied:
+        assert applied[0]["old"] == 1  # the file's own value, not the killed run's 7
+    assert params.read_bytes() == before

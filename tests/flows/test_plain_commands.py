@@ -37,8 +37,9 @@ for argv in json.loads(sys.argv[1]):
 """
 # never for a plain command: the flow engine and the model libraries
 NEVER = ["prefect", "torch", "transformers", "datasets", "sklearn"]
-# not for `ftpipe check` either: the registry client, DVC's repo machinery and its graph library
-NOT_FOR_CHECK = [*NEVER, "mlflow", "sqlalchemy", "dvc.repo", "networkx"]
+# not for `ftpipe check` either: the registry client, DVC's repo machinery and its graph library, and the
+# table libraries (flows/predict*.py import pandas and pyarrow where a batch is read or written)
+NOT_FOR_CHECK = [*NEVER, "mlflow", "sqlalchemy", "dvc.repo", "networkx", "pandas", "pyarrow"]
 
 
 def probe(

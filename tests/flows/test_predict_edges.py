@@ -185,9 +185,9 @@ def test_no_champion_names_the_versions_and_aliases_there_are(
     inp = write_input(tmp_path / "in.csv", [{"id": "a", "text": "shares"}])
     assert predict(str(inp), str(tmp_path / "out.csv"), "--model-uri", "models:/kw2@champion") == 1
     line = last_line(capsys)
-    assert "cannot load models:/kw2@champion" in line and "no alias `champion`" in line
-    assert "version 1 (challenger)" in line and "Register a model first" not in line
-    assert "--version challenger" in line
+    assert "cannot load models:/kw2@champion" in line and "no `champion` alias on kw2" in line
+    assert "versions: 1 (challenger)" in line and "Register a model first" not in line
+    assert "aliases: challenger -> 1" in line and "ftpipe promote 1 --reason" in line
 
 
 def test_probabilities_need_a_model_that_serves_them(
