@@ -20,10 +20,13 @@ used, 2 the input or output cannot (one line naming the file, row and fix).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -291,7 +294,28 @@ def _load(args: argparse.Namespace, uri: str) -> tuple[Any, dict[str, Any]]:
     return loaded.model, identity
 
 
+@contextlib.contextmanager
+def _bars(progress: bool) -> Iterator[None]:
+    """MLflow's artifact download bar follows ours: off under --no-progress or without a terminal."""
+    key, old = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    if not progress:
+        os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
+    progress = not args.no_progress and sys.stderr.isatty()  # a log file or a pipe gets no bar
+    with _bars(progress):
+        return _predict(args, progress)
+
+
+def _predict(args: argparse.Namespace, progress: bool) -> int:
     t0 = time.monotonic()
     try:
         uri = args.model_uri or default_model_uri(args.version, args.params)
@@ -304,7 +328,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             args.id_column,
             args.text_column,
             args.batch_size,
-            not args.no_progress,
+            progress,
             encoding=args.encoding,
             probabilities=args.probabilities,
             resume=args.resume,

@@ -223,3 +223,15 @@ def test_predict_never_imports_prefect(store: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "CLEAN", proc.stdout
     assert "20 rows" in proc.stdout and json.loads  # the summary is printed
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log file or a pipe gets the summary line, not a carriage-return progress bar (issue 21)."""
+    (tmp_path / "in.csv").write_text("id,text\n1,shares rose at the bank\n2,the team won the cup\n")
+    argv = ["predict", str(tmp_path / "in.csv"), str(tmp_path / "out.csv"), "--model-uri", URI]
+    args = build_parser().parse_args(argv)
+    assert args.func(args) == 0  # without --no-progress; capsys's stderr is no terminal
+    err = capsys.readouterr().err
+    assert "rows/s]" not in err and "predict:" not in err, err
