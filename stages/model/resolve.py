@@ -45,7 +45,7 @@ def resolve_model(ref: str) -> str:
     return ref
 
 
-WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")  # stages/registry/lineage.py model_hash
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")  # the files `weights_sha256` hashes
 
 
 def checkpoint_sha256(ref: str) -> str | None:
@@ -55,6 +55,13 @@ def checkpoint_sha256(ref: str) -> str | None:
         folder = Path(resolve_model(ref))
     except ModelRefError:
         return None
+    return weights_sha256(folder)
+
+
+def weights_sha256(folder: Path) -> str | None:
+    """sha256 over the weight files and config.json of `folder` (names and contents): a model's identity,
+    for a base checkpoint as for a registered model (stages/registry/lineage.py `model_hash`); None when
+    the folder has no weights or no config.json."""
     files = sorted({f for pat in WEIGHT_PATTERNS for f in folder.glob(pat)} | {folder / "config.json"})
     if not folder.is_dir() or len(files) < 2 or not all(f.is_file() for f in files):
         return None

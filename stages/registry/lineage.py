@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
+from stages.model.resolve import weights_sha256
 from stages.registry import tags as T
 
-WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 LIBRARIES = ("torch", "transformers", "mlflow")
 _SECRET_KEY = re.compile(r"(secret|passw|api_?key|access_?key|credential|auth_?token|hf_token|^token$)", re.I)
 
@@ -43,19 +43,12 @@ def canonical_hash(obj: Any) -> str:
 
 def model_hash(model_dir: str | Path) -> str:
     """sha256 over the weight files and config.json (names and contents): the model's identity."""
-    model_dir = Path(model_dir)
-    files = sorted({f for pat in WEIGHT_PATTERNS for f in model_dir.glob(pat)} | {model_dir / "config.json"})
-    if len(files) < 2:
+    digest = weights_sha256(Path(model_dir))
+    if digest is None:
         raise FileNotFoundError(
             f"{model_dir}: no weights (*.safetensors or pytorch_model*.bin) to register; run finetune."
         )
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    return digest
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
