@@ -16,7 +16,6 @@ time, each becoming one row group.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from flows.predict_io import InputError, file_format
+from stages.core.io import DISK_FULL_ERRNOS, DiskFull
 
 if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest do not pay for them
     import pandas as pd
@@ -33,21 +33,12 @@ if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest 
 
 MANIFEST = "manifest.json"
 SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-
-class DiskFull(OSError):
-    """No space left writing `path` (the caller adds how much is needed)."""
-
-    def __init__(self, path: Path):
-        super().__init__(errno.ENOSPC, "No space left on device", str(path))
-        self.path = path
 
 
 def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """`write(fh)` into a temporary sibling of `path`, then renamed onto it: whole or absent.
 
-    Every part, manifest and output goes through here; no space left raises `DiskFull(path)`.
+    Every part, manifest and output goes through here; no space left raises stages/core/io.py's `DiskFull` for `path`.
     """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -58,8 +49,8 @@ def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno in NO_SPACE:
-            raise DiskFull(path) from None
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise DiskFull(path, exc) from None
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -161,7 +152,7 @@ class Work:
 
     def wrote(self, exc: OSError) -> bool:
         """Whether `exc` came from writing a part, the manifest or the output (not from the model)."""
-        if exc.errno in NO_SPACE:
+        if exc.errno in DISK_FULL_ERRNOS:
             return True
         return bool(exc.filename) and Path(exc.filename).parent in (self.folder, self.output.parent)
 
@@ -219,7 +210,7 @@ def _differs(old: Any, new: dict[str, Any]) -> str:
 def write_failed_message(exc: OSError, work: Work, rows_total: int | None) -> str:
     """One line for a part or output that could not be written: the path, why, and that a rerun resumes."""
     path = Path(exc.filename) if exc.filename else work.folder
-    if exc.errno in NO_SPACE:
+    if exc.errno in DISK_FULL_ERRNOS:
         return no_space_message(path, work, rows_total)
     return (
         f"cannot write {path}: {exc.strerror or exc}. Fix that (or write the output elsewhere), then run the "
