@@ -6,12 +6,14 @@ fixture corpus, saved with `save_pretrained`, so tests exercise the same loading
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -323,3 +325,28 @@ def _isolate_mlflow_tracking_uri() -> Iterator[None]:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def no_dropout_bert(tmp_path_factory: pytest.TempPathFactory, corpus: list[dict[str, str]]) -> Path:
+    """The tiny BERT without dropout: runs on 1 or 2 processes see the same numbers (only sums reorder)."""
+    out = build_tiny_bert(tmp_path_factory.mktemp("bert-no-dropout"), [r["text"] for r in corpus])
+    config = json.loads((out / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    return out
+
+
+def model_weights(run: Path) -> dict[str, Any]:
+    """The tensors of `run/model/model.safetensors` (a finetune output)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def relative_diff(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """||a - b|| / ||a|| over all tensors of two state dicts with the same keys."""
+    assert a.keys() == b.keys()
+    num = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a)
+    den = sum(float((a[k].double() ** 2).sum()) for k in a)
+    return (num / den) ** 0.5

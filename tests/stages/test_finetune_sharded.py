@@ -25,7 +25,8 @@ from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.config.params import ParamsError, validate_section
 from stages.finetune import Paths, run_finetune, torchrun_command
 from stages.model.sharding import block_class_names, fsdp_config
-from tests.conftest import REPO, build_splits, build_tiny_bert, run_cmd
+from tests.conftest import REPO, build_splits, relative_diff, run_cmd
+from tests.conftest import model_weights as weights
 
 # 60 train rows: 15 optimizer steps an epoch at a global batch of 4 (2 processes x 2, or 1 x 4). A global batch
 # that does not divide the rows would make the runs differ in data, not in arithmetic: with 2 processes the
@@ -43,15 +44,6 @@ ONE = {**SHARED, "batch_size": 4}
 # tolerances against the 1-process run, measured values in the module docstring
 WEIGHTS_TOL = 1e-3  # relative L2 norm of the difference of the final weights
 TRAIN_LOSS_TOL = 1e-4  # relative, per epoch (validation loss is a mean of batch means: the batches differ)
-
-
-@pytest.fixture(scope="module")
-def no_dropout_bert(tmp_path_factory: pytest.TempPathFactory, corpus: list[dict[str, str]]) -> Path:
-    out = build_tiny_bert(tmp_path_factory.mktemp("bert-no-dropout"), [r["text"] for r in corpus])
-    config = json.loads((out / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +75,6 @@ def stage_cmd(run: Path, model: Path, data: tuple[Path, Path], finetune: dict[st
     ]
     args += ["--checkpoints", str(p.checkpoints), "--report", str(p.report), "--history", str(p.history)]
     return [sys.executable, "-m", "stages.finetune", *args, "--plot", str(p.plot)]
-
-
-def weights(run: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(run / "model" / "model.safetensors"))
-
-
-def relative_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
-    num = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a)
-    den = sum(float((a[k].double() ** 2).sum()) for k in a)
-    return (num / den) ** 0.5
 
 
 def history(run: Path) -> list[dict[str, float]]:

@@ -16,11 +16,11 @@ import logging
 from pathlib import Path
 
 import pytest
-import torch
 
 from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.finetune import Paths, run_finetune
-from tests.conftest import build_splits, build_tiny_bert
+from tests.conftest import build_splits, relative_diff
+from tests.conftest import model_weights as weights
 
 # 60 train rows (build_splits keeps 4 of every 6 of 90): 15 optimizer steps an epoch at an effective batch of 4
 SHARED = {
@@ -37,33 +37,11 @@ WEIGHTS_TOL = 1e-3  # relative L2 norm of the difference of the final weights
 TRAIN_LOSS_TOL = 1e-4  # relative, per epoch
 
 
-@pytest.fixture(scope="module")
-def no_dropout_bert(tmp_path_factory: pytest.TempPathFactory, corpus: list[dict[str, str]]) -> Path:
-    out = build_tiny_bert(tmp_path_factory.mktemp("bert-no-dropout"), [r["text"] for r in corpus])
-    config = json.loads((out / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    return out
-
-
 def train(root: Path, model: Path, data: tuple[Path, Path], params: dict[str, object]) -> Path:
     run = root / "run"
     paths = Paths(*data, *(run / n for n in ("model", "ckpt", "finetune.json", "history.json", "curves.png")))
     run_finetune(FinetuneParams(**params), BaseModelRef(model=str(model)), paths, logging.getLogger())
     return run
-
-
-def weights(run: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(run / "model" / "model.safetensors"))
-
-
-def relative_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
-    num = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a)
-    den = sum(float((a[k].double() ** 2).sum()) for k in a)
-    return (num / den) ** 0.5
 
 
 def train_losses(run: Path) -> list[float]:
