@@ -585,11 +585,12 @@ def train(
     if p.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.patience))
     val_y = np.asarray(s.val["label"])
-    fsdp = fsdp_config(s.model, p.activation_checkpointing or p.gradient_checkpointing)
+    recompute = p.activation_checkpointing or p.gradient_checkpointing
+    fsdp = fsdp_config(s.model, recompute) if p.strategy == "fsdp" else None
     trainer = FinetuneTrainer(
         log,
         model=s.model,
-        args=training_arguments(p, s.rt, paths.checkpoints, fsdp if p.strategy == "fsdp" else None),
+        args=training_arguments(p, s.rt, paths.checkpoints, fsdp),
         data_collator=DataCollatorWithPadding(s.tok),
         train_dataset=s.train_ds,
         eval_dataset=s.val_ds,
