@@ -103,11 +103,13 @@ def mean_window_tokens(splits: Path, split: str = "train") -> float:
 def planned_bytes(p: FinetuneParams, base: BaseModelRef, params_path: str, labels: Path) -> int:
     """What the memory plan says one GPU of this run needs (weights, gradients, optimizer, activations)."""
     from stages.config.tokenize import TokenizeParams
-    from stages.model.memplan import layout_for, make_plan, model_shape, num_labels_of
+    from stages.model.memplan import plan_run
 
     max_length = load_section("tokenize", TokenizeParams, params_path).max_length
-    shape = model_shape(base.model, num_labels_of(labels), p.pooling, p.freeze, base.trust_remote_code)
-    return make_plan(shape, layout_for(p, "cuda", "bf16", max_length), 2**62, "gpu_check").per_process
+    no_limit = (2**62, "gpu_check")  # the plan's figure is wanted, not its verdict
+    return plan_run(
+        p, base.model, base.trust_remote_code, max_length, labels, "cuda", "bf16", no_limit
+    ).per_process
 
 
 def run(work: Path, epochs: int, tag: str, params_path: str, strategy: str = "ddp") -> dict[str, Any] | None:

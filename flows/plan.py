@@ -35,17 +35,17 @@ def plan_for(params: str, labels: str, budget_gb: float | None = None) -> Plan:
     """The memory plan of the finetune stage for the params file `params` on this machine."""
     # torch and transformers, imported when a plan is asked for (see BUDGET_ENV above)
     from stages.finetune import resolve_runtime
-    from stages.model.memplan import GIB, layout_for, make_plan, memory_budget, model_shape, num_labels_of
+    from stages.model.memplan import GIB, plan_run
 
     p = load_section("finetune", FinetuneParams, params)
     t = load_section("tokenize", TokenizeParams, params)
     rt = resolve_runtime(p)
     if budget_gb is not None and budget_gb <= 0:
         raise ParamsError(f"--budget-gb {budget_gb}: give a positive number of GiB, e.g. 8")
-    budget = (int(budget_gb * GIB), f"--budget-gb {budget_gb:g}") if budget_gb else memory_budget(rt.device)
-    shape = model_shape(t.model, num_labels_of(Path(labels)), p.pooling, p.freeze, t.trust_remote_code)
-    layout = layout_for(p, rt.device, rt.precision, t.max_length)
-    return make_plan(shape, layout, *budget)
+    budget = (int(budget_gb * GIB), f"--budget-gb {budget_gb:g}") if budget_gb else None
+    return plan_run(
+        p, t.model, t.trust_remote_code, t.max_length, Path(labels), rt.device, rt.precision, budget
+    )
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:

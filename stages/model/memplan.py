@@ -430,6 +430,23 @@ def num_labels_of(labels: Path) -> int:
         return 2
 
 
+def plan_run(
+    recipe: Recipe,
+    ref: str,
+    trust_remote_code: bool,
+    max_length: int,
+    labels: Path,
+    device: str,
+    precision: str,
+    budget: tuple[int, str] | None = None,
+) -> Plan:
+    """The plan of a finetune recipe on `device` in `precision`, against `budget` (bytes, where the figure
+    comes from; default `memory_budget(device)`): what `ftpipe plan` prints and the stage checks."""
+    shape = model_shape(ref, num_labels_of(labels), recipe.pooling, recipe.freeze, trust_remote_code)
+    layout = layout_for(recipe, device, precision, max_length)
+    return make_plan(shape, layout, *(budget or memory_budget(device)))
+
+
 def require_fit(
     recipe: Recipe,
     ref: str,
@@ -441,8 +458,7 @@ def require_fit(
     log: logging.Logger,
 ) -> Plan:
     """Plan the run and log the table; raise MemoryPlanError (the table and the fixes) when it won't fit."""
-    shape = model_shape(ref, num_labels_of(labels), recipe.pooling, recipe.freeze, trust_remote_code)
-    plan = make_plan(shape, layout_for(recipe, device, precision, max_length), *memory_budget(device))
+    plan = plan_run(recipe, ref, trust_remote_code, max_length, labels, device, precision)
     table = format_plan(plan)
     if not plan.fits:
         raise MemoryPlanError(f"{table}\n{refusal(plan)}")
