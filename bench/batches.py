@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.config.ingest import IngestParams
-from stages.ingest import ingest
+from stages.data.raw import ingest
 
 
 def corpus() -> pd.DataFrame:

@@ -65,8 +65,8 @@ def median_of(cmd: list[str], cwd: Path, repeat: int) -> tuple[float, list[float
     return statistics.median(s for s, _ in runs), [round(s, 2) for s, _ in runs], runs[-1][1]
 
 
-FTPIPE = [sys.executable, "-m", "flows.cli"]
-IMPORTS = "import flows.cli, flows.retrain, flows.runner, prefect, dvc.repo"
+FTPIPE = [sys.executable, "-m", "flows.commands.cli"]
+IMPORTS = "import flows.commands.cli, flows.retrain, flows.runner, prefect, dvc.repo"
 STATUS = "from dvc.repo import Repo\nwith Repo({root!r}) as r: r.status()"
 TRIVIAL_FLOW = "from prefect import flow\n@flow\ndef f():\n    return 1\nf()"
 

@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.predict_scale --rows 1000000 --time-limit 300 --out bench/predict_scale.json
 
 It writes an N-row CSV of short texts (5 to 30 words each, a fixed seed) into a scratch folder, runs
-`python -m flows.cli predict` on it as a child process (the command as a user runs it: model download
+`python -m flows.commands.cli predict` on it as a child process (the command as a user runs it: model download
 and check, streaming, parts, the join), and reports what the child took: wall seconds, the seconds
 before its first batch (process start to model ready, from the command's summary), rows/s while
 predicting, and its peak RSS (`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`, the largest resident
@@ -14,7 +14,7 @@ the store the register stage uses (`MLFLOW_TRACKING_URI`, else the repository's 
 should not grow with N: the input is read in chunks and the parts are joined one at a time.
 
 `--time-limit SECONDS` stops the command at the limit as a user would (SIGTERM, SIGKILL 20 s later) and
-reports how far it got from the parts manifest it writes (flows/predict_parts.py): the rows saved, the
+reports how far it got from the parts manifest it writes (flows/commands/predict/parts.py): the rows saved, the
 rows/s over the predicting time (the parts folder appears once the model is loaded; the manifest's last
 write is the last saved part), its peak RSS (VmHWM) and the hours all N rows would take at that rate.
 `--resume-check` then runs the same command again, stops it once it saved a part past the first run's
@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.predict_parts import MANIFEST
+from flows.commands.predict.parts import MANIFEST
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_AFTER_S = 20.0  # after SIGTERM, before SIGKILL
@@ -66,7 +66,7 @@ def champion_uri() -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from flows.predict_model import register_params
+    from flows.commands.predict.model import register_params
     from stages.registry.tracking import tracking_uri
 
     name = register_params(ROOT / "params.yaml").model_name
@@ -104,7 +104,7 @@ def run_predict(inp: Path, out: Path, uri: str, batch_size: int, extra: list[str
 
 
 def predict_cmd(inp: Path, out: Path, uri: str, batch_size: int, extra: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "flows.cli", "predict", str(inp), str(out), "--model-uri", uri]
+    cmd = [sys.executable, "-m", "flows.commands.cli", "predict", str(inp), str(out), "--model-uri", uri]
     return cmd + ["--batch-size", str(batch_size), "--no-progress", *extra]
 
 

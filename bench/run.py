@@ -36,7 +36,7 @@ def bench_data(params: Path = ROOT / "params.yaml") -> dict[str, Any]:
     from stages.config.label import LabelParams
     from stages.config.params import load_section
     from stages.config.tokenize import TokenizeParams
-    from stages.ingest import ingest
+    from stages.data.raw import ingest
     from stages.label import canonicalise, split_groups
     from stages.tokenize import load_tokenizer, tokenize_table
 

@@ -17,7 +17,7 @@ from stages.clean import clean_table
 from stages.config.clean import CleanParams
 from stages.config.ingest import IngestParams
 from stages.config.label import LabelParams
-from stages.ingest import ingest
+from stages.data.raw import ingest
 from stages.label import canonicalise, label_report, movement, split_groups
 
 

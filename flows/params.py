@@ -1,4 +1,4 @@
-"""The flow's params: its own `retrain` section, and `-S` overrides that hold for one run only.
+"""The flow's params: its own `retrain` section, the check of params.yaml, `-S` overrides for one run.
 
 `ftpipe run -S finetune.epochs=1` parses and applies the override the way `dvc exp run -S` does (DVC's
 own Hydra grammar), writes params.yaml with a round-trip writer that touches only the overridden keys
@@ -27,16 +27,33 @@ from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from flows.check import ParamsProblems, params_problems
 from flows.dag import RetrainError
-from stages.config.params import lookup, read_params_file, validate_section
+from stages.check import check_file
+from stages.config.params import ParamsError, lookup, read_params_file, validate_section
 from stages.config.retrain import RetrainParams
+from stages.config.sections import ALL_MODELS
 
 SECTION = "retrain"
 ABSENT = "(absent)"
 # the original bytes of the files a run overrode, until it puts them back: what a killed run left
 BACKUP_FILE = Path(".dvc") / "tmp" / "ftpipe-overrides.json"
 _written: dict[Path, bytes] = {}  # what the overrides wrote, per file: the backup's check before a put-back
+
+
+class ParamsProblems(ParamsError):
+    """params.yaml does not pass the check; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def params_problems(root: str | Path) -> list[str]:
+    """Every problem of ROOT/params.yaml (against ROOT/dvc.yaml's tracked keys), one line each."""
+    root = Path(root).resolve()
+    if root.is_relative_to(Path.cwd()):  # name the file as the user would: params.yaml from the root
+        root = root.relative_to(Path.cwd())
+    return check_file(root / "params.yaml", root / "dvc.yaml", ALL_MODELS)
 
 
 def load_retrain_params(root: str | Path) -> RetrainParams:

@@ -41,7 +41,7 @@ SUMMARY_ARTIFACT_KEY = "retrain-summary"
 
 def _console_shows_info() -> bool:
     """Whether Prefect's console handler prints INFO lines: with `ftpipe -v`, or outside `ftpipe run`
-    (which sets it to WARNING, flows/cli.py); if not, the flow prints its own few lines."""
+    (which sets it to WARNING, flows/commands/cli.py); if not, the flow prints its own few lines."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
@@ -179,7 +179,7 @@ def __getattr__(name: str) -> Any:
 
 
 if __name__ == "__main__":
-    # the CLI (flows/cli.py) imports this module, never the other way round
+    # the CLI (flows/commands/cli.py) imports this module, never the other way round
     sys.exit(
-        "flows/retrain.py holds the flow, not a command: run it with `ftpipe run` (or `python -m flows.cli run`)."
+        "flows/retrain.py holds the flow, not a command: run it with `ftpipe run` (or `python -m flows.commands.cli run`)."
     )

@@ -15,7 +15,7 @@ a section that neither a params class nor dvc.yaml knows; every params key dvc.y
 (DVC runs a stage whose tracked key is missing and fails only afterwards); `ingest.source` lying inside
 the data input dvc.yaml tracks for ingest (data/external), since DVC would not see any other file change.
 The params classes come from stages/config (`sections.STAGE_MODELS`), not from the stage modules. The flow's own `retrain` section is validated by `ftpipe check` and `ftpipe run`
-(flows/check.py), which know its class.
+(flows/commands/check.py), which know its class.
 """
 
 from __future__ import annotations

@@ -3,37 +3,19 @@
     ftpipe check                # one line per problem; exit 2 on problems, 0 when params.yaml is clean
 
 The check of dvc.yaml's `check` stage (stages/check.py: each stage's section, unknown keys and sections,
-the keys dvc.yaml tracks), plus the flow's own `retrain` section. `ftpipe run` runs it before DVC
-starts, with its `-S` overrides applied (flows/params.py, `apply_overrides`). docs/pipeline.md, "Checking params".
+the keys dvc.yaml tracks), plus the flow's own `retrain` section. The check itself, `params_problems`,
+lives with the flow's params (flows/params.py): `ftpipe run` runs it before DVC starts, with its `-S`
+overrides applied (`apply_overrides`). docs/pipeline.md, "Checking params".
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from flows.dag import RetrainError, find_root
-from stages.check import check_file
-from stages.config.params import ParamsError
-from stages.config.sections import ALL_MODELS
-
-
-class ParamsProblems(ParamsError):
-    """params.yaml does not pass the check; `problems` holds one line per problem."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def params_problems(root: str | Path) -> list[str]:
-    """Every problem of ROOT/params.yaml (against ROOT/dvc.yaml's tracked keys), one line each."""
-    root = Path(root).resolve()
-    if root.is_relative_to(Path.cwd()):  # name the file as the user would: params.yaml from the root
-        root = root.relative_to(Path.cwd())
-    return check_file(root / "params.yaml", root / "dvc.yaml", ALL_MODELS)
+from flows.params import params_problems
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -32,10 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flows.check import ParamsProblems
 from flows.dag import RetrainError, find_root
 from flows.lock import workspace_lock
-from flows.params import apply_overrides, load_retrain_params
+from flows.params import ParamsProblems, apply_overrides, load_retrain_params
 from flows.runner import NO_PROGRESS_ENV, QUIET_BARS, StageFailed, progress_bars
 from stages.config.params import ParamsError
 from stages.core.logs import VERBOSE_ENV, verbose_requested
@@ -49,7 +48,13 @@ TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1
 QUIET_PREFECT = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
 
 # modules that contribute sub-commands, in the order `--help` lists them
-COMMAND_MODULES = ("flows.init", "flows.check", "flows.predict", "flows.registry", "flows.plan")
+COMMAND_MODULES = (
+    "flows.commands.init",
+    "flows.commands.check",
+    "flows.commands.predict.command",
+    "flows.commands.registry",
+    "flows.commands.plan",
+)
 DEFAULT_DEPLOYMENT = "scheduled-retrain"  # also the deployment name in prefect.yaml
 
 

@@ -203,7 +203,7 @@ def _defaults() -> dict[str, Any]:
 
 def _read_csv(csv_path: Path, keys: dict[str, Any]) -> dict[str, Any]:
     """The ingest stage's report on the CSV, read with its own reader and the new `ingest` keys."""
-    from stages.ingest import IngestError, ingest  # pandas: when init reads a CSV, not for every command
+    from stages.data.raw import IngestError, ingest  # pandas: when init reads a CSV, not for every command
 
     ingest_keys = {k.removeprefix("ingest."): v for k, v in keys.items() if k.startswith("ingest.")}
     try:

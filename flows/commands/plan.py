@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from stages.model.memplan import Plan
 
 # stages/model/memplan.py's BUDGET_ENV, spelled here: importing memplan imports torch, and `ftpipe --help`
-# must not (tests/flows/test_cli.py); tests/flows/test_plan.py checks that the two agree
+# must not (tests/flows/commands/test_cli.py); tests/flows/commands/test_plan.py checks that the two agree
 BUDGET_ENV = "FTPIPE_MEMORY_BUDGET_GB"
 
 

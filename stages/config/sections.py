@@ -29,7 +29,7 @@ STAGE_MODELS: dict[str, type[BaseModel]] = {
     "evaluate": EvaluateParams,
     "register": RegisterParams,
 }
-# sections that belong to no stage: known here, validated by flows/check.py
+# sections that belong to no stage: known here, validated by flows/commands/check.py
 FLOW_SECTIONS = ("retrain",)
 # every section's class, in params.yaml order: what `ftpipe check` validates and docs/params.md describes
 ALL_MODELS: dict[str, type[BaseModel]] = {**STAGE_MODELS, "retrain": RetrainParams}

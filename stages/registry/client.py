@@ -5,8 +5,8 @@
     reg.champion_record()          # its labels, trained-on record and data profile (for the gate and drift)
     reg.promote("4", reason="hand-checked")
 
-Used by the register stage, the `ftpipe promote | rollback | history` commands (flows/registry.py), batch
-prediction (flows/predict.py) and the retrain flow; none of them calls MlflowClient directly.
+Used by the register stage, the `ftpipe promote | rollback | history` commands (flows/commands/registry.py), batch
+prediction (flows/commands/predict/command.py) and the retrain flow; none of them calls MlflowClient directly.
 
 - Where the store lives and how long ftpipe waits for it (`tracking_uri`, `RetryPolicy`, `with_retries`,
   `TrackingUnavailable`): stages/registry/tracking.py. Every request made here goes through it.

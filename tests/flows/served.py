@@ -113,7 +113,7 @@ def served_flow(
             cmd = [
                 sys.executable,
                 "-m",
-                "flows.cli",
+                "flows.commands.cli",
                 "serve-schedule",
                 "--interval",
                 str(interval),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import build_parser
+from flows.commands.cli import build_parser
 from flows.dag import read_dag
 from flows.runner import StageFailed, run_stage
 from tests.flows.conftest import DVC_ENV

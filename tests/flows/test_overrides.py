@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from flows.cli import build_parser
+from flows.commands.cli import build_parser
 from flows.params import BACKUP_FILE, apply_overrides, load_retrain_params, overridden_params
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.cli import build_parser
+from flows.commands.cli import build_parser
 from tests.conftest import REPO, make_pipeline_repo, run_cmd
 
 GIT_ID = {

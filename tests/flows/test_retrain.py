@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.cli import build_parser
+from flows.commands.cli import build_parser
 from flows.dag import RetrainError, read_dag, select_stages
 from flows.params import load_retrain_params
 from flows.runner import StageFailed, StageOutcome, run_stage, stage_error
@@ -165,7 +165,7 @@ def test_cli_parses_run_and_serve_schedule_needs_a_server(tiny_repo: Path) -> No
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env["PREFECT_HOME"] = str(tiny_repo / ".prefect-home")  # no profile that could name a server
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "serve-schedule", "--root", str(tiny_repo)],
+        [sys.executable, "-m", "flows.commands.cli", "serve-schedule", "--root", str(tiny_repo)],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from flows.cli import build_parser, main
+from flows.commands.cli import build_parser, main
 from flows.lock import WorkspaceBusy, workspace_lock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_killing_ftpipe_run_stops_its_prefect_server_and_its_stage(tiny_repo: Pa
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")  # its own temporary server, as a user gets
     env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"  # a fresh database on a busy machine
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", "--root", str(tiny_repo)],
+        [sys.executable, "-m", "flows.commands.cli", "run", "--root", str(tiny_repo)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

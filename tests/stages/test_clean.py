@@ -83,7 +83,7 @@ def test_min_above_max_is_a_params_error() -> None:
 
 def test_bbc_news_duplicates_are_collapsed() -> None:
     from stages.config.ingest import IngestParams
-    from stages.ingest import ingest
+    from stages.data.raw import ingest
 
     raw, _, _ = ingest(IngestParams())
     out, _, report = clean_table(raw, CleanParams())

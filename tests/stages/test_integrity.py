@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from flows.predict import PredictError
-from flows.predict import load_model as predict_load_model
+from flows.commands.predict.command import PredictError
+from flows.commands.predict.command import load_model as predict_load_model
 from stages.config.register import GateParams, RegisterParams, RetryPolicy
 from stages.register import load_candidate, register, score_champion, trained_on_from_splits
 from stages.registry import tags as T
@@ -187,7 +187,7 @@ def test_fetch_keeps_a_checked_copy_to_serve_or_nothing(
 ) -> None:
     import mlflow
 
-    from flows.cli import build_parser
+    from flows.commands.cli import build_parser
 
     def fetch(dest: Path) -> int:
         args = build_parser().parse_args(["fetch", "champion", str(dest), "--name", NAME, "--params", "none"])

@@ -134,7 +134,7 @@ def bbc_groups() -> pd.DataFrame:
     from stages.clean import clean_table
     from stages.config.clean import CleanParams
     from stages.config.ingest import IngestParams
-    from stages.ingest import ingest
+    from stages.data.raw import ingest
 
     raw, _, _ = ingest(IngestParams())
     clean, _, _ = clean_table(raw, CleanParams())

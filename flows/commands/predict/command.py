@@ -6,10 +6,10 @@
     ftpipe predict texts.csv out.csv --probabilities             # a p_<label> column per class
     ftpipe predict texts.csv out.csv --encoding cp1252           # a file not saved as UTF-8
 
-The input (CSV, JSONL or Parquet with an id and a text column) is read in batches (flows/predict_io.py);
+The input (CSV, JSONL or Parquet with an id and a text column) is read in batches (flows/commands/predict/inputs.py);
 each batch goes through the registered model (a DataFrame with a `text` column in, `label` and `score`
 out) and the results are saved in parts as they come, in `.<output name>.parts/` beside the output with
-a manifest (flows/predict_parts.py). A run stopped for any reason (Ctrl-C, a crash, SIGKILL, a full disk)
+a manifest (flows/commands/predict/parts.py). A run stopped for any reason (Ctrl-C, a crash, SIGKILL, a full disk)
 keeps its parts: the same command again continues after the last one, as long as the input, the model
 version and the settings are the same (`--no-resume` starts afresh). At the end the parts are joined
 into the output (tmp + rename) and the folder removed. Ids are written as strings, whatever type the
@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flows.predict_io import (
+from flows.commands.predict.inputs import (
     FORMATS,
     InputError,
     PredictError,
@@ -39,8 +39,8 @@ from flows.predict_io import (
     fingerprint,
     iter_batches,
 )
-from flows.predict_model import default_model_uri, load_model, load_version
-from flows.predict_parts import Work, check_output, write_failed_message
+from flows.commands.predict.model import default_model_uri, load_model, load_version
+from flows.commands.predict.parts import PartsFolder, check_output, write_failed_message
 
 if TYPE_CHECKING:  # pandas is imported where a batch is made: the command's start does not wait for it
     import pandas as pd
@@ -102,7 +102,7 @@ def predict_batch(
     return pd.DataFrame({**out, **{c: pred[c].astype(float).to_numpy() for c in probs}})
 
 
-class _Counter(threading.Thread):
+class _RowCounter(threading.Thread):
     """Counts the input's rows beside the prediction, for the progress bar's total (not before it)."""
 
     def __init__(self, path: Path, encoding: str):
@@ -123,9 +123,9 @@ def _part_rows(batch_size: int, part_rows: int | None) -> int:
     return -(-want // batch_size) * batch_size  # whole batches: a resume feeds the model the same ones
 
 
-def _work(
+def _parts_folder(
     input_path: Path, output_path: Path, opts: dict[str, Any], identity: dict[str, Any] | None, resume: bool
-) -> Work:
+) -> PartsFolder:
     """The output's work folder, resumed when it was made from this input, model and settings."""
     fmt = check_output(input_path, output_path)
     if not input_path.is_file():
@@ -138,7 +138,7 @@ def _work(
         "output_format": fmt,
         **opts,
     }
-    return Work.open(output_path, key, resume)
+    return PartsFolder.open(output_path, key, resume)
 
 
 def predict_file(
@@ -166,15 +166,15 @@ def predict_file(
     part = _part_rows(batch_size, part_rows)
     opts = {"id_column": id_column, "text_column": text_column, "batch_size": batch_size, "part_rows": part}
     opts |= {"probabilities": probabilities, "encoding": encoding}
-    work = _work(inp, out, opts, identity, resume)
+    work = _parts_folder(inp, out, opts, identity, resume)
     if work.note:
         print(f"ftpipe predict: {work.note}", flush=True)
     from tqdm.auto import tqdm
 
-    counter = _Counter(inp, encoding)
+    counter = _RowCounter(inp, encoding)
     counter.start()
     t0 = time.monotonic()
-    run = _Run(work, model, inp, opts, probabilities)
+    run = _PredictionPass(work, model, inp, opts, probabilities)
     with tqdm(total=None, initial=work.rows_done, unit="rows", desc="predict", disable=not progress) as bar:
         try:
             run.all_batches(bar, counter)
@@ -192,7 +192,7 @@ def predict_file(
     return run.stats(inp, out, batch_size, seconds)
 
 
-def _stopped(work: Work) -> str:
+def _stopped(work: PartsFolder) -> str:
     if not work.parts:
         return "ftpipe predict: stopped before any part was saved."
     return (
@@ -201,10 +201,10 @@ def _stopped(work: Work) -> str:
     )
 
 
-class _Run:
+class _PredictionPass:
     """One pass over the input: skip what the parts hold, predict the rest, save parts, join them."""
 
-    def __init__(self, work: Work, model: Any, inp: Path, opts: dict[str, Any], probabilities: bool):
+    def __init__(self, work: PartsFolder, model: Any, inp: Path, opts: dict[str, Any], probabilities: bool):
         self.work, self.model, self.inp, self.opts, self.probabilities = work, model, inp, opts, probabilities
         self.resumed_rows = work.rows_done
         self.pending: list[pd.DataFrame] = []
@@ -212,7 +212,7 @@ class _Run:
         self.first_batch_s: float | None = None
         self.columns: list[str] = work.columns or [opts["id_column"], "label", "score"]
 
-    def all_batches(self, bar: Any, counter: _Counter) -> None:
+    def all_batches(self, bar: Any, counter: _RowCounter) -> None:
         o = self.opts
         t0 = time.monotonic()
         for batch in iter_batches(self.inp, o["id_column"], o["text_column"], o["batch_size"], o["encoding"]):

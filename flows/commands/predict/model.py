@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows.predict_io import InputError, PredictError
+from flows.commands.predict.inputs import InputError, PredictError
 from stages.config.params import load_section, read_params_file
 from stages.config.register import RegisterParams
 from stages.core.redact import mask_secrets, redact_uri

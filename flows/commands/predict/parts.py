@@ -1,8 +1,8 @@
 """predict's output side: the output written in parts as it goes, a manifest to resume from, the join.
 
-    work = Work.open(output, key, resume=True)    # `.<output name>.parts/` beside the output
-    work.add_part(frame)                           # part-000000.<ext>, then the manifest, each atomic
-    work.join()                                    # parts -> output (tmp + rename), the folder removed
+    work = PartsFolder.open(output, key, resume=True)   # `.<output name>.parts/` beside the output
+    work.add_part(frame)                                 # part-000000.<ext>, then the manifest, each atomic
+    work.join()                                          # parts -> output (tmp + rename), the folder removed
 
 Every file here is written to a temporary sibling and renamed (`write_file`), so a part or the manifest
 is whole or absent whatever stops the run (Ctrl-C, SIGKILL, a full disk). The manifest names what the
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from flows.predict_io import InputError, file_format
+from flows.commands.predict.inputs import InputError, file_format
 from stages.core.io import DISK_FULL_ERRNOS, DiskFull
 
 if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest do not pay for them
@@ -85,8 +85,9 @@ def encode(frame: pd.DataFrame, fmt: str) -> Callable[[IO[bytes]], None]:
 
 
 @dataclass
-class Work:
-    """The work folder of one output: its manifest (`key`, `parts`) and where it stands."""
+class PartsFolder:
+    """The parts folder of one output (`.<output name>.parts/`): its manifest (`key`, `parts`) and where it
+    stands."""
 
     output: Path
     key: dict[str, Any]
@@ -107,7 +108,7 @@ class Work:
         return sum(int(p["bytes"]) for p in self.parts)
 
     @classmethod
-    def open(cls, output: Path, key: dict[str, Any], resume: bool = True) -> Work:
+    def open(cls, output: Path, key: dict[str, Any], resume: bool = True) -> PartsFolder:
         """The work for `output`: an earlier run's parts when `resume` and its key is `key`, else fresh."""
         work = cls(output, key)
         old = work._read_manifest()
@@ -207,7 +208,7 @@ def _differs(old: Any, new: dict[str, Any]) -> str:
     return ", ".join(keys) or "settings"
 
 
-def write_failed_message(exc: OSError, work: Work, rows_total: int | None) -> str:
+def write_failed_message(exc: OSError, work: PartsFolder, rows_total: int | None) -> str:
     """One line for a part or output that could not be written: the path, why, and that a rerun resumes."""
     path = Path(exc.filename) if exc.filename else work.folder
     if exc.errno in DISK_FULL_ERRNOS:
@@ -218,7 +219,7 @@ def write_failed_message(exc: OSError, work: Work, rows_total: int | None) -> st
     )
 
 
-def no_space_message(path: Path, work: Work, rows_total: int | None) -> str:
+def no_space_message(path: Path, work: PartsFolder, rows_total: int | None) -> str:
     """One line: the path, the free space there, roughly what the rest needs, and that a rerun resumes."""
     usage = shutil.disk_usage(path.parent if path.parent.exists() else work.output.parent)
     per_row = work.bytes_done / work.rows_done if work.rows_done else None

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.check import ParamsProblems, params_problems
-from flows.cli import build_parser
-from flows.params import apply_overrides
+from flows.commands.cli import build_parser
+from flows.params import ParamsProblems, apply_overrides, params_problems
 from tests.conftest import REPO
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
-from tests.flows.test_registry_versions import make_model, run, store  # noqa: F401 (a fixture)
+from tests.flows.commands.test_registry_versions import make_model, run, store  # noqa: F401 (a fixture)
 
 WEIGHTS = "0.1 0.2 0.3\n"  # the two files of every tiny version: config.json and weights.txt
 
@@ -73,7 +73,7 @@ set -e
 mount -t tmpfs -o size=16k tmpfs "$FULL"
 head -c 12000 /dev/zero > "$FULL/previous.bin"   # three of the four pages: the copy does not fit
 set +e
-"$PYTHON" -m flows.cli fetch 1 "$FULL/copy" --name "$NAME" --params absent.yaml
+"$PYTHON" -m flows.commands.cli fetch 1 "$FULL/copy" --name "$NAME" --params absent.yaml
 echo "rc=$?"
 ls -A "$FULL"
 """

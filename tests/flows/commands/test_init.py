@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.cli import build_parser
-from flows.init import (
+from flows.commands.cli import build_parser
+from flows.commands.init import (
     EXAMPLE_MODEL_NAME,
     InitError,
     check_name,

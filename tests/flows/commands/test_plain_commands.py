@@ -27,7 +27,7 @@ def report():
     loaded = sorted(m for m in HEAVY if m in sys.modules)
     sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
 atexit.register(report)
-from flows.cli import main
+from flows.commands.cli import main
 for argv in json.loads(sys.argv[1]):
     try:
         main(argv)
@@ -38,7 +38,7 @@ for argv in json.loads(sys.argv[1]):
 # never for a plain command: the flow engine and the model libraries
 NEVER = ["prefect", "torch", "transformers", "datasets", "sklearn"]
 # not for `ftpipe check` either: the registry client, DVC's repo machinery and its graph library, and the
-# table libraries (flows/predict*.py import pandas and pyarrow where a batch is read or written)
+# table libraries (flows/commands/predict/*.py import pandas and pyarrow where a batch is read or written)
 NOT_FOR_CHECK = [*NEVER, "mlflow", "sqlalchemy", "dvc.repo", "networkx", "pandas", "pyarrow"]
 
 

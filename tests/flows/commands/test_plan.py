@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows import plan as plan_cmd
-from flows.cli import build_parser
-from flows.plan import plan_for
+from flows.commands import plan as plan_cmd
+from flows.commands.cli import build_parser
+from flows.commands.plan import plan_for
 from stages.model.memplan import BUDGET_ENV, GIB, make_plan, model_shape
 from tests.conftest import REPO, run_cmd
 
@@ -88,5 +88,5 @@ def test_finetune_stage_refuses_before_reading_data(params: Path, tmp_path: Path
 
 
 def test_the_budget_variable_is_spelled_once() -> None:
-    """flows/plan.py spells it again (so `ftpipe --help` imports no torch): the two must agree."""
+    """flows/commands/plan.py spells it again (so `ftpipe --help` imports no torch): the two must agree."""
     assert plan_cmd.BUDGET_ENV == BUDGET_ENV

@@ -16,18 +16,18 @@ from pathlib import Path
 from flows.runner import LOG_DIR, QUIET_BARS, stage_env
 from stages.core.logs import setup_logging
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FAIL_MESSAGE = "prepare: data.txt line 3 says FAIL; remove that line and run again"
 
 
 def ftpipe(repo: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m flows.cli ARGV --root REPO` as a user runs it (stdout and stderr together)."""
+    """`python -m flows.commands.cli ARGV --root REPO` as a user runs it (stdout and stderr together)."""
     from prefect.settings import PREFECT_API_URL
 
     full = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FTPIPE_"))}
     full["PREFECT_API_URL"] = str(PREFECT_API_URL.value())  # the session's server: no server start each
     full.update(env or {})
-    cmd = [sys.executable, "-m", "flows.cli", *argv[:1], "--root", str(repo), *argv[1:]]
+    cmd = [sys.executable, "-m", "flows.commands.cli", *argv[:1], "--root", str(repo), *argv[1:]]
     return subprocess.run(
         cmd, cwd=REPO, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
     )

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from flows.cli import main as ftpipe
-from flows.registry import format_history
+from flows.commands.cli import main as ftpipe
+from flows.commands.registry import format_history
 from stages.config.register import GateParams, RegisterParams
-from stages.register import load_candidate, register
 from stages.registry.client import (
     champion_stack,
     check_promotable,
@@ -24,6 +23,8 @@ from stages.registry.client import (
     next_history_key,
     rollback_target,
 )
+from stages.registry.inputs import load_candidate
+from stages.registry.register_run import register
 from stages.registry.tracking import RegistryError
 from tests.conftest import REPO
 from tests.registry_support import Proxy, Workspace, hanging_server
@@ -188,7 +189,7 @@ def _promote_killed(uri: str, name: str, version: str, at: str, tmp: Path) -> su
 
     proxy = Proxy(uri, rule)
     try:
-        cmd = [sys.executable, "-m", "flows.cli", "promote", version, "--reason", f"killed at {at}"]
+        cmd = [sys.executable, "-m", "flows.commands.cli", "promote", version, "--reason", f"killed at {at}"]
         proc = subprocess.Popen(
             [*cmd, "--name", name, "--params", str(tmp / "absent.yaml")],
             cwd=REPO,
@@ -269,7 +270,7 @@ def test_predict_against_a_hanging_server_ends_with_one_clear_line(
     prefect_harness: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """Before: MLflow's own 7 retries of 120 s each, then the flow's retries, then a raw traceback."""
-    from flows.cli import build_parser
+    from flows.commands.cli import build_parser
 
     params = tmp_path / "params.yaml"
     params.write_text("register:\n  model_name: m\n  timeout_s: 2\n  backoff_s: 0.2\n")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from flows.cli import main as ftpipe
+from flows.commands.cli import main as ftpipe
 from stages.registry import tags as T
 from stages.registry.client import Registry
 from stages.serving import manifest as M

@@ -15,8 +15,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.cli import build_parser
-from flows.predict import PredictError, count_rows, default_model_uri, iter_batches, predict_file
+from flows.commands.cli import build_parser
+from flows.commands.predict.command import (
+    PredictError,
+    count_rows,
+    default_model_uri,
+    iter_batches,
+    predict_file,
+)
 from tests.conftest import TOPICS, make_corpus
 
 KEYWORD_MODEL = """\

@@ -2,7 +2,7 @@
 bad rows, a full disk, a missing champion, and the command's own start (no Prefect).
 
 Each runs the real command (in-process through the parser, or as a subprocess) on a keyword classifier
-registered as an MLflow pyfunc in a SQLite store under tmp (`tests/flows/test_predict.py`). A full disk
+registered as an MLflow pyfunc in a SQLite store under tmp (`tests/flows/commands/predict/test_predict.py`). A full disk
 cannot be made here without root (no tmpfs; RLIMIT_FSIZE gives EFBIG, not ENOSPC), so that one test
 raises ENOSPC from the one function every part and output write goes through.
 """
@@ -20,9 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from flows.cli import build_parser
+from flows.commands.cli import build_parser
 from tests.conftest import REPO, TOPICS
-from tests.flows.test_predict import KEYWORD_MODEL, register_code_model, write_input
+from tests.flows.commands.predict.test_predict import KEYWORD_MODEL, register_code_model, write_input
 
 URI = "models:/kw@champion"
 
@@ -140,7 +140,7 @@ def test_a_full_disk_names_the_path_and_the_space_and_keeps_the_parts(
 ) -> None:
     """ENOSPC is raised from `predict_parts.write_file` (every part, manifest and output goes through it)
     on its 5th call: the filesystem cannot be filled here without root."""
-    from flows import predict_parts
+    from flows.commands.predict import parts as predict_parts
 
     real, calls = predict_parts.write_file, []
 
@@ -207,8 +207,8 @@ def test_predict_never_imports_prefect(store: str, tmp_path: Path) -> None:
     """Before: a temporary Prefect server for every call (25 s for 200 rows predicted in 2.6 s)."""
     inp = write_input(tmp_path / "in.csv", [{"id": str(i), "text": "team coach cup"} for i in range(20)])
     code = (
-        "import sys, flows.cli\n"
-        "try:\n    flows.cli.main(sys.argv[1:])\n"
+        "import sys, flows.commands.cli\n"
+        "try:\n    flows.commands.cli.main(sys.argv[1:])\n"
         "finally:\n    print('PREFECT' if any(m.split('.')[0] == 'prefect' for m in sys.modules) else 'CLEAN')\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

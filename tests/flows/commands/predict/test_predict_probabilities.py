@@ -3,7 +3,7 @@
 A tiny classifier is registered by the register stage's own code (the served pyfunc textclf.py, its
 signature declaring the `probabilities` param) into a SQLite store under tmp. A version logged without
 that param (as every version registered before it was) still serves label and score, and asking it for
-probabilities is refused in one line (tests/flows/test_predict_edges.py).
+probabilities is refused in one line (tests/flows/commands/predict/test_predict_edges.py).
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.cli import build_parser
+from flows.commands.cli import build_parser
 from stages.config.register import GateParams, RegisterParams
-from stages.register import load_candidate, register, trained_on_from_splits
+from stages.registry.inputs import load_candidate, trained_on_from_splits
+from stages.registry.register_run import register
 from tests.conftest import REPO, TOPICS
-from tests.flows.test_predict import write_input
+from tests.flows.commands.predict.test_predict import write_input
 from tests.registry_support import Workspace
 
 NAME = "probs"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import build_parser
+from flows.commands.cli import build_parser
 from tests.conftest import REPO, TOPICS
-from tests.flows.test_predict import register_code_model, write_input
+from tests.flows.commands.predict.test_predict import register_code_model, write_input
 
 STOPPABLE_MODEL = """\
 import os
@@ -145,7 +145,7 @@ def test_a_run_killed_with_sigkill_resumes_where_its_parts_end(store: str, tmp_p
     out, whole = tmp_path / "out.parquet", tmp_path / "whole.parquet"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["MLFLOW_TRACKING_URI"] = store
-    cmd = [sys.executable, "-m", "flows.cli", "predict", str(inp), str(out), "--model-uri", URI]
+    cmd = [sys.executable, "-m", "flows.commands.cli", "predict", str(inp), str(out), "--model-uri", URI]
     cmd += ["--batch-size", "10", "--part-rows", "20", "--no-progress"]
     parts = tmp_path / ".out.parquet.parts"
     proc = subprocess.Popen(

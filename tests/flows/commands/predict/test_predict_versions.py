@@ -3,7 +3,7 @@
 Before: `--version 01` built `models:/NAME/01`, while ` 1`, `+1` and `1.0` were taken for alias names
 ("no alias ` 1`"), and `1.5` was looked up as an alias too; a missing champion had its own message, not
 the one `ftpipe fetch` gives. These run the real command on a keyword classifier registered in a SQLite
-MLflow store under tmp (`tests/flows/test_predict.py`).
+MLflow store under tmp (`tests/flows/commands/predict/test_predict.py`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.cli import build_parser
+from flows.commands.cli import build_parser
 from stages.registry.history import missing_alias_message
 from tests.conftest import TOPICS
-from tests.flows.test_predict import KEYWORD_MODEL, register_code_model, write_input
+from tests.flows.commands.predict.test_predict import KEYWORD_MODEL, register_code_model, write_input
 
 
 @pytest.fixture(scope="module")
