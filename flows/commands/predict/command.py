@@ -6,7 +6,7 @@
     ftpipe predict texts.csv out.csv --probabilities             # a p_<label> column per class
     ftpipe predict texts.csv out.csv --encoding cp1252           # a file not saved as UTF-8
 
-The input (CSV, JSONL or Parquet with an id and a text column) is read in batches (flows/commands/predict/inputs.py);
+The input (CSV/TSV, JSONL or Parquet with an id and a text column) is read in batches (flows/commands/predict/inputs.py);
 each batch goes through the registered model (a DataFrame with a `text` column in, `label` and `score`
 out) and the results are saved in parts as they come, in `.<output name>.parts/` beside the output with
 a manifest (flows/commands/predict/parts.py). A run stopped for any reason (Ctrl-C, a crash, SIGKILL, a full disk)
@@ -370,7 +370,7 @@ def add_commands(sub: Any) -> None:
         "Results are saved in parts as they come (.OUTPUT.parts/ beside it): a stopped run, run again, "
         "continues where it stopped.",
     )
-    p.add_argument("input", help="CSV, JSONL or Parquet file with an id and a text column")
+    p.add_argument("input", help="CSV/TSV, JSONL or Parquet file with an id and a text column")
     p.add_argument("output", help="where to write id, label, score (.csv, .jsonl or .parquet)")
     which = p.add_mutually_exclusive_group()
     which.add_argument(

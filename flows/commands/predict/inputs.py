@@ -2,9 +2,10 @@
 
     for batch in iter_batches("texts.csv", "id", "text", batch_size=256, encoding="utf-8"): ...
 
-A CSV is read in pandas chunks, a JSONL file line by line, a Parquet file by record batches, so a file
-larger than memory is fine. Every batch is a DataFrame of the id and text columns, ids as strings (a
-JSONL file whose ids are numbers, then strings, gives one output schema). What cannot be read (no such
+The formats are ingest's (stages/data/formats.py). A CSV is read in pandas chunks (a .tsv is
+tab-separated), a JSONL file line by line, a Parquet file by record batches, so a file larger than
+memory is fine. Every batch is a DataFrame of the id and text columns, ids as strings (a JSONL file
+whose ids are numbers, then strings, gives one output schema). What cannot be read (no such
 column, a byte the encoding does not decode, a ragged CSV row, a broken JSONL line, a file that is not
 Parquet) raises `InputError` naming the file, the line or row and the fix.
 """
@@ -15,14 +16,16 @@ import csv
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from stages.data.formats import FILE_FORMATS, csv_delimiter
 
 if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest do not pay for them
     import pandas as pd
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = FILE_FORMATS  # predict reads what ingest reads: one table, in stages/data/formats.py
 FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of the input
 
 
@@ -41,12 +44,12 @@ class InputError(PredictError):
     exit_code = 2
 
 
-def file_format(path: str | Path) -> str:
-    """csv | jsonl | parquet, from the file extension."""
-    fmt = FORMATS.get(Path(path).suffix.lower())
+def file_format(path: str | Path, formats: Mapping[str, str] = FORMATS) -> str:
+    """csv | jsonl | parquet, from the file extension (an output passes the formats it can be written as)."""
+    fmt = formats.get(Path(path).suffix.lower())
     if fmt is None:
         raise InputError(
-            f"{path}: unknown file type `{Path(path).suffix}`; use one of {', '.join(sorted(FORMATS))}."
+            f"{path}: unknown file type `{Path(path).suffix}`; use one of {', '.join(sorted(formats))}."
         )
     return fmt
 
@@ -131,13 +134,14 @@ def _csv_batches(
 
     if not _has_content(path):
         return  # 0 bytes or blank lines only: no header, no rows (pandas raises EmptyDataError)
+    sep = csv_delimiter(path)
     try:
-        check_columns(
-            path, list(pd.read_csv(path, nrows=0, encoding=encoding).columns), [id_column, text_column]
-        )
+        header = pd.read_csv(path, nrows=0, sep=sep, encoding=encoding).columns
+        check_columns(path, list(header), [id_column, text_column])
         # every column read (no usecols): with usecols pandas cuts a row with unquoted commas silently
         chunks = pd.read_csv(
             path,
+            sep=sep,
             chunksize=batch_size,
             dtype=str,
             keep_default_na=False,
@@ -228,7 +232,8 @@ def count_rows(path: str | Path, encoding: str = "utf-8") -> int | None:
             return int(pq.ParquetFile(path).metadata.num_rows)
         with open(path, encoding=encoding, errors="replace", newline="") as fh:
             if fmt == "csv":
-                return max(0, sum(1 for row in csv.reader(fh) if row) - 1)  # less the header
+                rows = csv.reader(fh, delimiter=csv_delimiter(path))
+                return max(0, sum(1 for row in rows if row) - 1)  # less the header
             return sum(1 for line in fh if line.strip())
     except (OSError, csv.Error, pa.ArrowException, LookupError):
         return None

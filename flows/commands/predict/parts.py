@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from flows.commands.predict.inputs import InputError, file_format
+from flows.commands.predict.inputs import FORMATS, InputError, file_format
 from stages.core.io import DISK_FULL_ERRNOS, DiskFull
 
 if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest do not pay for them
@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest 
 
 MANIFEST = "manifest.json"
 SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
+# what an output can be: the input formats less .tsv (parts are written comma-separated)
+OUTPUT_FORMATS = {ext: fmt for ext, fmt in FORMATS.items() if ext != ".tsv"}
 
 
 def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -164,7 +166,7 @@ class PartsFolder:
 
     def join(self, columns: list[str]) -> None:
         """The parts, in order, as the output (tmp + rename); then the work folder goes."""
-        fmt = file_format(self.output)
+        fmt = file_format(self.output, OUTPUT_FORMATS)
         write_file(
             self.output, self._join_csv_jsonl(columns) if fmt != "parquet" else self._join_parquet(columns)
         )
@@ -243,7 +245,7 @@ def _mb(n: float) -> str:
 
 def check_output(input_path: Path, output: Path) -> str:
     """The output's format, once it is known the output neither is the input nor lies in a missing folder."""
-    fmt = file_format(output)
+    fmt = file_format(output, OUTPUT_FORMATS)
     if output.resolve() == input_path.resolve():
         raise InputError(f"{output}: the output would overwrite the input; choose another path.")
     if not output.parent.is_dir():

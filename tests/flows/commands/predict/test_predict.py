@@ -17,12 +17,14 @@ import pytest
 
 from flows.commands.cli import build_parser
 from flows.commands.predict.command import (
+    FORMATS,
     PredictError,
     count_rows,
     default_model_uri,
     iter_batches,
     predict_file,
 )
+from stages.data import sources
 from tests.conftest import TOPICS, make_corpus
 
 KEYWORD_MODEL = """\
@@ -109,6 +111,29 @@ def test_the_progress_bar_has_a_total(tmp_path: Path, src: str, capsys: pytest.C
     assert count_rows(inp) == 21
     stats = predict_file(CountingModel(), inp, tmp_path / "out.jsonl", "doc", "body", batch_size=10)
     assert stats["rows"] == 21 and "21/21" in capsys.readouterr().err
+
+
+def test_predict_reads_every_format_ingest_reads() -> None:
+    assert FORMATS is sources.FILE_FORMATS  # one table (stages/data/formats.py): a .tsv, a .pq, ...
+
+
+def test_a_tsv_input_is_tab_separated_and_the_output_stays_csv_jsonl_or_parquet(tmp_path: Path) -> None:
+    rows = [{"doc": f"d{i}", "body": f"text, with commas, number {i} word{i % 3}"} for i in range(12)]
+    inp = tmp_path / "in.tsv"
+    pd.DataFrame(rows).to_csv(inp, sep="\t", index=False)
+    assert [len(b) for b in iter_batches(inp, "doc", "body", batch_size=5)] == [5, 5, 2]
+    assert count_rows(inp) == 12
+    stats = predict_file(
+        CountingModel(), inp, tmp_path / "out.csv", "doc", "body", batch_size=5, progress=False
+    )
+    out = read_output(tmp_path / "out.csv")
+    assert stats["rows"] == 12 and out["doc"].tolist() == [r["doc"] for r in rows]
+    assert out["label"].tolist() == [f"word{i % 3}" for i in range(12)]
+    with pytest.raises(
+        PredictError,
+        match=r"out.tsv: unknown file type `.tsv`; use one of .csv, .jsonl, .ndjson, .parquet, .pq\.",
+    ):
+        predict_file(CountingModel(), inp, tmp_path / "out.tsv", "doc", "body", progress=False)
 
 
 def test_output_is_atomic_and_errors_name_the_problem(tmp_path: Path) -> None:
