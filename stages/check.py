@@ -30,7 +30,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from stages.config.params import DEFAULT_PARAMS_PATH, ParamsError, _describe_error, lookup, read_params_file
+from stages.config.params import (
+    DEFAULT_PARAMS_PATH,
+    ParamsError,
+    _describe_error,
+    lookup,
+    read_params_file,
+    shown,
+)
 from stages.config.paths import add_path_args
 from stages.config.sections import FLOW_SECTIONS, STAGE_MODELS
 from stages.core.io import write_json
@@ -70,7 +77,7 @@ def section_problems(section: str, data: Any, model_cls: type[BaseModel]) -> lis
         data = {}
     if not isinstance(data, dict):
         return [
-            f"section `{section}` must be a mapping of keys to values, got {type(data).__name__} {data!r}"
+            f"section `{section}` must be a mapping of keys to values, got {type(data).__name__} {shown(data)}"
         ]
     try:
         model_cls.model_validate(data)

@@ -15,6 +15,7 @@ it lists the keys it uses under its `params:` in dvc.yaml.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+# Bounds on what reading params.yaml may cost, whatever the file holds: a real params file is a few KB
+# with at most a handful of anchors, nested three or four levels deep.
+MAX_PARAMS_BYTES = 16 << 20
+MAX_DEPTH = 50  # nested mappings / lists
+MAX_NODES = 100_000  # values once every alias is expanded (an alias bomb is billions)
+MAX_SHOWN_CHARS = 200  # of a value quoted in an error message
+
+_SHOW = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 3, MAX_SHOWN_CHARS, MAX_SHOWN_CHARS, 60
+_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 8
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` cut to a few hundred characters, without walking the whole of a huge or shared value."""
+    text = _SHOW.repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
 
 
 class ParamsError(ValueError):
@@ -44,10 +61,10 @@ def _describe_error(section: str, model_cls: type[BaseModel], err: Mapping[str, 
     key = ".".join([section, *(str(p) for p in err["loc"])])
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model_cls, err["loc"][:-1])
-        return f"unknown key `{key}` (value {err['input']!r}); allowed keys here: {', '.join(allowed)}"
+        return f"unknown key `{key}` (value {shown(err['input'])}); allowed keys here: {', '.join(allowed)}"
     if err["type"] == "missing":
         return f"missing key `{key}`; it is required"
-    return f"`{key}` = {err['input']!r} is invalid: {err['msg']}"
+    return f"`{key}` = {shown(err['input'])} is invalid: {err['msg']}"
 
 
 def _allowed_keys(model_cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -67,7 +84,7 @@ def validate_section(section: str, data: Any, model_cls: type[P], source: str = 
     if not isinstance(data, dict):
         raise ParamsError(
             f"{source}: section `{section}` must be a mapping of keys to values, got "
-            f"{type(data).__name__} {data!r}. Fix the `{section}:` block in {source}."
+            f"{type(data).__name__} {shown(data)}. Fix the `{section}:` block in {source}."
         )
     try:
         return model_cls.model_validate(data)
@@ -94,12 +111,19 @@ class _DuplicateKey(yaml.YAMLError):
         self.key, self.first, self.second = key, first, second
 
 
+class _TooBig(yaml.YAMLError):
+    """The file nests deeper than MAX_DEPTH or expands (through aliases) to more than MAX_NODES values."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key written twice in one mapping (as DVC's ruamel loader does)."""
+    """yaml.SafeLoader that refuses a key written twice in one mapping (as DVC's ruamel loader does), and
+    a document nested deeper than MAX_DEPTH or larger than MAX_NODES values with every alias expanded."""
 
     def __init__(self, stream: str):
         super().__init__(stream)
         self._parents: dict[int, tuple[str, yaml.Node]] = {}  # id(value node) -> (its key, its mapping)
+        self._size: dict[int, int] = {}  # id(node) -> its values once expanded (an alias counts in full)
+        self._depth = 0
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -123,7 +147,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             path.append(key)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        node = super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooBig(f"values nested more than {MAX_DEPTH} deep")
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.SequenceNode | yaml.MappingNode) and id(node) not in self._size:
+            children = node.value if isinstance(node, yaml.SequenceNode) else [v for _, v in node.value]
+            size = 1 + sum(self._size.get(id(child), 1) for child in children)
+            if size > MAX_NODES:
+                raise _TooBig(
+                    f"more than {MAX_NODES:,} values, counting each use of an alias (`*name`) in full"
+                )
+            self._size[id(node)] = size
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 if isinstance(key_node, yaml.ScalarNode):
@@ -136,8 +174,19 @@ def read_params_file(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found. Run from the repository root.")
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise ParamsError(
+            f"{path}: {path.stat().st_size:,} bytes, more than a params file can be ({MAX_PARAMS_BYTES:,}). "
+            "It holds one section per stage; put data in files under data/external/ instead."
+        )
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except (_TooBig, RecursionError) as exc:  # PyYAML's scanner recurses on deep flow nesting
+        why = str(exc) if isinstance(exc, _TooBig) else f"values nested more than {MAX_DEPTH} deep"
+        raise ParamsError(
+            f"{path}: refused unread: {why}. A params file holds plain keys a few levels deep; "
+            "write the values out (no aliases of aliases) and nest less."
+        ) from None
     except _DuplicateKey as exc:
         raise ParamsError(
             f"{path}: `{exc.key}` is written twice (line {exc.first} and line {exc.second}); YAML keeps "
