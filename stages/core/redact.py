@@ -4,8 +4,10 @@
 
 MLflow copies the tracking URI, password included, into its exception text ("API request to
 http://user:pass@host/... failed"). Everything ftpipe prints, logs, tags or writes about a registry failure
-goes through `mask_secrets`: the password of any `scheme://user:password@` in the text, the value of any
-credential query parameter (`?token=`, `access_token`, `api_key`, `sig`, ...: `CREDENTIAL_PARAMS`), and the
+goes through `mask_secrets`: the password of any `scheme://user:password@` in the text, a token given as
+the user name (`https://TOKEN@host`, 20 characters or more), the value of any credential query parameter
+(`?token=`, `access_token`, `api_key`, `sig`, ...: `CREDENTIAL_PARAMS`, and any name holding a word of
+`CREDENTIAL_WORDS`: `private_token`, `x-api-key`, ...), and the
 values of the credential variables (`MLFLOW_TRACKING_PASSWORD`, `MLFLOW_TRACKING_TOKEN`, and the password
 and credential parameters of `MLFLOW_TRACKING_URI`) wherever they appear, also URL-encoded. No imports beyond the standard library: the
 retrain flow and the CLI use it without loading MLflow.
@@ -25,6 +27,12 @@ MASK = "***"
 SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 # scheme://user:password@ : the password is anything up to the `@` that ends the authority
 _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<pw>[^\s/@]+)(?=@)")
+# scheme://TOKEN@ : a user name with no password, long enough to be a token (GitHub, GitLab, Slack put
+# them there); a short one (`postgres@`, `git@`) is a user name and stays
+TOKEN_USER_CHARS = 20
+_USER_TOKEN = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/:@?#]{" + str(TOKEN_USER_CHARS) + r",})(?=@)"
+)
 # query parameters that carry a credential (names compared case-insensitively, `-` as `_`)
 CREDENTIAL_PARAMS = (
     "token",
@@ -44,9 +52,14 @@ CREDENTIAL_PARAMS = (
     "x_amz_credential",
     "x_amz_security_token",
 )
+# ... and any name that says it holds one: private_token, refresh_token, x-api-key, client_secret, ...
+CREDENTIAL_WORDS = ("token", "secret", "passwd", "password", "api_key", "apikey", "signature", "credential")
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&;](?:"
     + "|".join(p.replace("_", "[_-]") for p in CREDENTIAL_PARAMS)
+    + "|[A-Za-z0-9_.-]*(?:"
+    + "|".join(w.replace("_", "[_-]") for w in CREDENTIAL_WORDS)
+    + r")[A-Za-z0-9_.-]*"
     + r")=)(?P<value>[^&#;\s\"'<>]+)",
     re.IGNORECASE,
 )
@@ -61,6 +74,7 @@ def redact_uri(uri: str) -> str:
     if parts.password is not None:
         netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         uri = urlunsplit(parts._replace(netloc=netloc))
+    uri = _USER_TOKEN.sub(lambda m: m["head"] + MASK, uri)
     return _QUERY_SECRET.sub(lambda m: m["head"] + MASK, uri)
 
 
@@ -88,6 +102,7 @@ def known_secrets() -> list[str]:
 def mask_secrets(text: str) -> str:
     """`text` with every URI password and every known credential value replaced by `***`."""
     text = _USERINFO.sub(lambda m: m["head"] + MASK, str(text))
+    text = _USER_TOKEN.sub(lambda m: m["head"] + MASK, text)
     text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
     for secret in known_secrets():
         text = text.replace(secret, MASK)

@@ -31,3 +31,37 @@ def test_the_tracking_uri_query_token_is_a_known_secret(monkeypatch: pytest.Monk
     assert "s3cr3tvalue" in known_secrets()
     # printed without its URI (MLflow echoes bare values too), the value is still masked
     assert mask_secrets("bad credential s3cr3tvalue") == "bad credential ***"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET https://gitlab.example/api/v4/projects?private_token=glpat-AbCdEf123456 failed",
+        "http://host/x?refresh_token=r3fr3sh-value-123&page=2",
+        "http://host/x?X-Api-Key=abcdef0123456789",
+        "https://host/x?client_secret=abc123xyz&session_token=s3ss10n99",
+        "https://ghp_0123456789abcdefghijklmnopqrstuvwxyz@github.com/org/repo.git",
+        "http://glpat-AbCdEf123456xyz0987@gitlab.example/api",
+    ],
+)
+def test_every_common_credential_parameter_and_a_user_info_token_are_masked(text: str) -> None:
+    masked = mask_secrets(text)
+    for secret in (
+        "glpat-AbCdEf123456",
+        "r3fr3sh-value-123",
+        "abcdef0123456789",
+        "abc123xyz",
+        "s3ss10n99",
+        "ghp_0123456789",
+        "glpat-AbCdEf123456xyz0987",
+    ):
+        assert secret not in masked, masked
+    assert "***" in masked
+
+
+def test_a_short_user_name_without_password_stays(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert mask_secrets("postgresql://postgres@/db?host=/tmp") == "postgresql://postgres@/db?host=/tmp"
+    assert (
+        redact_uri("https://ghp_0123456789abcdefghijklmnopqrstuvwxyz@github.com/o/r")
+        == "https://***@github.com/o/r"
+    )
