@@ -5,7 +5,9 @@
     with_retries(lambda: client.get_registered_model("m"), uri, policy, retry_if=is_transient)
 
 - Tracking URI: `MLFLOW_TRACKING_URI` when set (a server, a database URI); otherwise the SQLite file
-  `mlflow.db` at the repository root (the original one under `dvc exp run --temp`). With any SQLite
+  `mlflow.db` at the root of the workspace the command works in, found from the working directory as DVC
+  finds it (`ftpipe run --root` works there; the original workspace under `dvc exp run --temp`), never
+  from where ftpipe's code is installed. With any SQLite
   store, artifacts go to `mlartifacts/` beside the database file (set on the experiment when it is
   created), so nothing depends on the working directory. Credentials come only from the environment
   (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`/`TOKEN`); URIs are shown with any password removed.
@@ -37,9 +39,8 @@ from mlflow.exceptions import MlflowException
 from stages.config.register import RetryPolicy
 from stages.core.redact import mask_secrets, redact_uri
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB = REPO_ROOT / "mlflow.db"
-DEFAULT_ARTIFACTS = REPO_ROOT / "mlartifacts"
+DEFAULT_DB = Path("mlflow.db")  # at the workspace's root
+DEFAULT_ARTIFACTS = Path("mlartifacts")  # beside a SQLite store
 # MLflow error codes that mean "the store answered: no"; retrying will not change the answer
 _DEFINITE_ERRORS = frozenset(
     {
@@ -71,18 +72,30 @@ class RegistryError(ValueError):
     """A registry request that cannot be done (unknown version, nothing to roll back to, ...)."""
 
 
+def workspace_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (the working directory) holding `dvc.yaml` or `.dvc/`, as DVC
+    finds its repository; `start` itself when there is none."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file() or (folder / ".dvc").is_dir():
+            return folder
+    return here
+
+
 def repo_root() -> Path:
-    """The repository the user works in: `DVC_ROOT` when DVC runs the stage, else this checkout.
+    """The workspace the user works in: `DVC_ROOT` when DVC runs the stage, else the working directory's.
 
     `dvc exp run --temp` and queued experiments run in a temporary copy of the workspace, and DVC sets
-    `DVC_ROOT` to the original repository there, so their registrations land where the user looks.
+    `DVC_ROOT` to the original repository there, so their registrations land where the user looks. Never
+    the checkout ftpipe's code was installed from: one venv's `ftpipe` run in another checkout works on
+    that checkout's registry.
     """
-    return Path(os.environ["DVC_ROOT"]) if os.environ.get("DVC_ROOT") else REPO_ROOT
+    return Path(os.environ["DVC_ROOT"]) if os.environ.get("DVC_ROOT") else workspace_root()
 
 
 def tracking_uri(root: Path | None = None) -> str:
-    """`MLFLOW_TRACKING_URI` if set, else `mlflow.db` at `root` (by default the repository's root)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / DEFAULT_DB.name}"
+    """`MLFLOW_TRACKING_URI` if set, else `mlflow.db` at `root` (by default the workspace's root)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / DEFAULT_DB}"
 
 
 def default_artifact_location(uri: str, experiment: str) -> str | None:
@@ -94,7 +107,7 @@ def default_artifact_location(uri: str, experiment: str) -> str | None:
         db = Path(uri.removeprefix("sqlite:///")).expanduser()
         if not db.is_absolute():  # sqlite:///relative.db: MLflow resolves it against the cwd too
             db = Path.cwd() / db
-        return (db.parent / DEFAULT_ARTIFACTS.name / experiment).as_uri()
+        return (db.parent / DEFAULT_ARTIFACTS / experiment).as_uri()
     return None
 
 

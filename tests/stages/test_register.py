@@ -21,10 +21,12 @@ import pytest
 from stages.config.register import GateParams, RegisterParams, RetryPolicy
 from stages.core.redact import mask_secrets, redact_uri
 from stages.gate.checks import Candidate, ChampionScore, mcnemar, run_gate
-from stages.register import RegisterError, load_candidate, register, trained_on_from_splits
 from stages.registry.client import Registry
+from stages.registry.inputs import RegisterError, load_candidate, trained_on_from_splits
 from stages.registry.lineage import dvc_lock_hashes, lineage_tags, loggable_params, model_hash
+from stages.registry.register_run import register
 from stages.registry.tracking import TrackingUnavailable, is_transient, with_retries
+from stages.reports.finetune import FinetuneReport
 from tests.conftest import REPO, run_cmd
 from tests.registry_support import Proxy, Workspace, free_port, hanging_server, wait_http
 
@@ -167,7 +169,11 @@ def test_ids_and_labels_come_back_from_the_escaped_predictions_csv(tmp_path: Pat
     (tmp_path / "model").mkdir()
     (tmp_path / "model/config.json").write_text(json.dumps({"id2label": {"0": "-neg", "1": "pos"}}))
     (tmp_path / "labels.json").write_text(json.dumps({"0": "-neg", "1": "pos"}))
-    metrics = {"primary_metric": "macro_f1", "model": {"macro_f1": 0.8}, "baseline": {"macro_f1": 0.7}}
+    metrics = {
+        "primary_metric": "macro_f1",
+        "model": {"accuracy": 0.6, "macro_f1": 0.8},
+        "baseline": {"accuracy": 0.6, "macro_f1": 0.7},
+    }
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
     write_csv(tmp_path / "predictions.csv", predictions_table(ids, np.array(y), probs, probs, names))
@@ -214,7 +220,7 @@ def test_artifacts_live_beside_a_sqlite_store_whatever_the_cwd() -> None:
     assert default_artifact_location("sqlite:////srv/ml/mlflow.db", "m") == "file:///srv/ml/mlartifacts/m"
     assert default_artifact_location("http://127.0.0.1:5000", "m") is None  # the server decides
     if "MLFLOW_TRACKING_URI" not in os.environ:
-        assert tracking_uri() == f"sqlite:///{DEFAULT_DB}" and DEFAULT_DB.parent == REPO
+        assert tracking_uri(REPO) == f"sqlite:///{REPO / DEFAULT_DB}"
 
 
 def test_unreachable_server_fails_fast_with_the_uri() -> None:
@@ -325,16 +331,33 @@ def _register(
 
 
 # what the finetune stage reports about a run (reports/finetune.json), as the card reads it
-TRAINING = {
-    "device": "cpu",
-    "precision": "fp32",
-    "precision_reason": "auto: the CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)",
-    "epochs_run": 5,
-    "best_epoch": 3,
-    "best_metric": "macro_f1",
-    "train_samples_per_s": 8.081,
-    "num_processes": 1,
-}
+TRAINING = FinetuneReport.model_validate(
+    {
+        "base_model": "builtin:minilm-l6",
+        "device": "cpu",
+        "precision": "fp32",
+        "precision_reason": "auto: the CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)",
+        "num_processes": 1,
+        "strategy": "ddp",
+        "freeze": "none",
+        "pooling": "mean",
+        "train_rows": 40,
+        "validation_rows": 10,
+        "validation_windows": 10,
+        "windows_per_train_text": 1.0,
+        "epochs_run": 5,
+        "stopped_early": False,
+        "best_epoch": 3,
+        "best_metric": "macro_f1",
+        "best_validation": {"loss": 0.5, "macro_f1": 0.8},
+        "train_samples_per_s": 8.081,
+        "train_runtime_s": 25.0,
+        "wall_time_s": 26.0,
+        "trainable_params": 100,
+        "total_params": 100,
+        "resumed_from": None,
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -394,7 +417,7 @@ def test_first_registration_becomes_champion(lifecycle: dict[str, Any], mlflow_s
     assert mv.description.startswith(f"# {lifecycle['name']}") and "Gate decision" in mv.description
     # the card says how the model was trained: device, precision and why that precision (#15)
     assert "## Training" in mv.description
-    assert "`cpu`, `fp32`" in mv.description and TRAINING["precision_reason"] in mv.description
+    assert "`cpu`, `fp32`" in mv.description and TRAINING.precision_reason in mv.description
     assert "best epoch 3 of 5 (validation `macro_f1`)" in mv.description
     run = client.get_run(r["run_id"])
     assert run.data.params["register.model_name"] == lifecycle["name"]

@@ -52,3 +52,21 @@ def test_dvc_exp_run_temp_registers_in_the_real_repository(tmp_path: Path) -> No
     # the stage ran in DVC's temporary copy (its `stages` package imported from there), yet the
     # registry it resolves is the repository's own
     assert (tmp_path / "uri.txt").read_text() == f"sqlite:///{repo.resolve()}/mlflow.db"
+
+
+def test_the_default_registry_follows_the_workspace_not_the_installed_code(tmp_path: Path) -> None:
+    """One checkout's `ftpipe` (its venv, its code) run in another checkout reads that checkout's registry
+    (issue #34, item 8): from its root, from a folder below it, and in a folder that is no workspace."""
+    other = tmp_path / "other"
+    (other / "reports" / "deep").mkdir(parents=True)
+    (other / "dvc.yaml").write_text("stages: {}\n")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DVC_ROOT")}
+    env["PYTHONPATH"] = str(REPO)  # the code of this checkout, as its venv's console script would load it
+    code = "from stages.registry.tracking import tracking_uri; print(tracking_uri())"
+    for cwd, expected in ((other, other), (other / "reports" / "deep", other), (loose, loose)):
+        proc = subprocess.run(
+            [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
+        )
+        assert proc.stdout.strip() == f"sqlite:///{expected.resolve() / 'mlflow.db'}", (cwd, proc.stdout)
