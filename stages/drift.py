@@ -43,7 +43,7 @@ from stages.core.logs import setup_logging
 from stages.core.redact import mask_output
 from stages.data.drift import compare_profiles
 from stages.gate.checks import drift_check
-from stages.registry.client import Registry, VersionRecord
+from stages.registry.reader import RegistryReader, VersionRecord
 from stages.registry.tracking import tracking_uri
 from stages.reports.drift import DriftReport
 
@@ -87,7 +87,7 @@ def read_champion(uri: str, p: RegisterParams) -> tuple[VersionRecord | None, st
             f"no registry store at {_shown(store)} yet (nothing registered here; MLFLOW_TRACKING_URI "
             "picks another store): nothing to compare"
         )
-    record = Registry.connect(uri, p.model_name, p.policy()).champion_record()
+    record = RegistryReader.connect(uri, p.model_name, p.policy()).champion_record()
     if record is None:
         return None, f"`{p.model_name}` has no champion yet: nothing to compare"
     return record, ""

@@ -67,9 +67,9 @@ def list_versions(reg: Registry) -> list[dict[str, Any]]:
     """Each version's number, registration time (UTC), ftpipe status, gate decision, test metrics, aliases."""
     from datetime import datetime, timezone
 
-    from stages.registry import tags as T
+    from stages.registry import tags as registry_tags
 
-    by_alias = {a: reg.alias(a) for a in (T.CHAMPION, T.CHALLENGER)}
+    by_alias = {a: reg.alias(a) for a in (registry_tags.CHAMPION, registry_tags.CHALLENGER)}
     out = []
     for mv in reg.versions():
         metrics = reg.run_metrics(mv.run_id) if mv.run_id else {}
@@ -79,8 +79,8 @@ def list_versions(reg: Registry) -> list[dict[str, Any]]:
             {
                 "version": str(mv.version),
                 "registered": when.strftime("%Y-%m-%d %H:%M"),
-                "status": mv.tags.get(T.STATUS),
-                "gate": mv.tags.get(T.GATE_DECISION),
+                "status": mv.tags.get(registry_tags.STATUS),
+                "gate": mv.tags.get(registry_tags.GATE_DECISION),
                 "test_accuracy": metrics.get("test.accuracy"),
                 "test_macro_f1": metrics.get("test.macro_f1"),
                 "aliases": sorted(aliases),

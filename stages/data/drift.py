@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
-from stages.registry.lineage import TrainedOn
+from stages.data.trained_on import TrainedOn
 
 PROFILE_FORMAT = 1
 MIN_TEXTS = 20  # per side, below which the domain classifier is not trained

@@ -1,9 +1,11 @@
 """The promotion gate, pure: params, the checks, McNemar's test, the two policies, the per-class guard.
 
-No MLflow here: the register stage gathers the inputs (the candidate's evaluated test rows, the champion's
-predictions on the rows it never trained or validated on, the drift figures) and `run_gate` returns every
-check with its outcome (pass | fail | warn | skip) and a reason that carries the figures. A version is
-promoted only when no check fails; `warn` never blocks.
+No MLflow and no registry here: the register stage gathers the inputs (the candidate's evaluated test
+rows, the champion's predictions on the rows it never trained or validated on, the drift figures) and
+`run_gate` returns every check with its outcome (pass | fail | warn | skip) and a reason that carries the
+figures. A version is promoted only when no check fails; `warn` never blocks. The champion's own record
+comes in as any `ChampionRecord`; the registry writes the decision as version tags
+(stages/registry/register_run.py `decision_tags`).
 
 Policies (`register.gate.policy`), for the comparison with the champion on the compared rows:
 - `non_inferiority` (default; retraining on newer data): the candidate's primary metric is at most
@@ -17,22 +19,18 @@ than `min_class_rows` compared rows are skipped, by name), and `drift` compares 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 from scipy.stats import binomtest, chi2, norm
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from stages.config.register import GateParams
-from stages.registry import tags as T
-from stages.registry.lineage import TrainedOn
-
-if TYPE_CHECKING:
-    from stages.registry.client import VersionRecord
+from stages.data.drift import compare_profiles
+from stages.data.trained_on import TrainedOn
 
 PRIMARY_METRICS = (
     "accuracy",
@@ -48,17 +46,6 @@ COMPARISON_CHECKS = {
     "superiority": ("improvement", "significance"),
     "non_inferiority": ("margin", "significance"),
 }
-# comparison figures that also become version tags (`gate.<key>`)
-COMPARISON_TAGS = (
-    "rows",
-    "left_out_seen",
-    "mcnemar_p",
-    "mcnemar_p_worse",
-    "only_candidate_right",
-    "only_champion_right",
-    "candidate_errors",
-    "champion_errors",
-)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -100,6 +87,32 @@ def unseen_rows(test: pd.DataFrame, trained_on: TrainedOn | None) -> pd.DataFram
     groups = test["group"] if "group" in test.columns else [None] * len(test)
     seen = trained_on.seen(test["id"].astype(str), groups)
     return test[[not s for s in seen]]
+
+
+class ChampionRecord(Protocol):
+    """What the gate reads of the champion's own record (the registry's `VersionRecord` is one)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def labels(self) -> list[str] | None: ...  # None: the version has no `labels` tag
+    @property
+    def trained_on(self) -> TrainedOn | None: ...
+    @property
+    def profile(self) -> dict[str, Any] | None: ...
+
+
+def drift_against(
+    record: ChampionRecord | None, profile: dict[str, Any] | None, profile_note: str
+) -> tuple[dict[str, Any] | None, str]:
+    """The drift figures of `profile` against the champion's stored one, or None with the reason."""
+    if record is None:
+        return None, "no champion yet"
+    if profile is None:
+        return None, profile_note
+    if record.profile is None:
+        return None, f"champion v{record.version} has no stored data profile (registered before profiles)"
+    return compare_profiles(record.profile, profile, record.trained_on), ""
 
 
 # --------------------------------------------------------------------------- statistics
@@ -260,7 +273,7 @@ def _absolute_checks(gate: GateParams, cand: Candidate) -> list[Check]:
 def labels_check(gate: GateParams, cand: Candidate, champion: ChampionScore) -> Check:
     v = champion.version
     if champion.labels is None:
-        return Check("labels", "fail", f"the label set of champion v{v} is unknown (no `{T.LABELS}` tag)")
+        return Check("labels", "fail", f"the label set of champion v{v} is unknown (no `labels` tag)")
     if set(champion.labels) == set(cand.labels):
         return Check("labels", "pass", f"same {len(cand.labels)} labels as champion v{v}")
     diff = (
@@ -291,7 +304,7 @@ def _label_list(labels: set[str], most: int = 20) -> str:
 
 
 def require_same_labels(
-    gate: GateParams, name: str, labels: list[str], champion: VersionRecord | None
+    gate: GateParams, name: str, labels: list[str], champion: ChampionRecord | None
 ) -> None:
     """Refuse, before anything is registered, a model whose label set is not the champion's of `name`.
 
@@ -515,20 +528,3 @@ def run_gate(
     checks.append(drift_check(drift, gate, drift_unavailable))
     promote = all(c.outcome != "fail" for c in checks)
     return Decision(promote, checks, v, comparison, gate.policy, drift)
-
-
-def decision_tags(d: Decision) -> dict[str, str]:
-    """One outcome tag and one reason tag per check, the verdict, the policy, and the comparison numbers."""
-    tags = {
-        T.GATE_DECISION: "promote" if d.promote else "reject",
-        T.GATE_POLICY: d.policy,
-        T.GATE_CHAMPION_BEFORE: d.champion_before or "none",
-        T.GATE_JSON: json.dumps(d.as_dict(), sort_keys=True),
-    }
-    for ch in d.checks:
-        tags[T.gate_outcome(ch.name)] = ch.outcome
-        tags[T.gate_reason(ch.name)] = ch.reason[:5000]
-    if d.comparison:
-        for k in COMPARISON_TAGS:
-            tags[f"{T.GATE_PREFIX}{k}"] = str(d.comparison[k])
-    return tags

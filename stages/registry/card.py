@@ -17,34 +17,31 @@ from typing import Any
 import yaml
 
 from stages.config.paths import PATHS
+from stages.data.trained_on import TrainedOn
 from stages.gate.checks import Candidate, Decision
 from stages.model.resolve import checkpoint_languages, checkpoint_sha256
-from stages.registry import tags as T
-from stages.registry.lineage import TrainedOn
+from stages.registry import tags as registry_tags
+from stages.reports.finetune import FinetuneReport
 
 
 def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
 
 
-def training_section(report: dict[str, Any] | None) -> str:
+def training_section(report: FinetuneReport | None) -> str:
     """One paragraph from the finetune report: where and in which precision it trained, and why."""
-    if not report:
+    if report is None:
         return "No finetune report was given to the register stage."
-    processes = int(report.get("num_processes", 1) or 1)
-    where = f"`{report.get('device', '?')}`, `{report.get('precision', '?')}`"
+    processes = report.num_processes or 1
+    where = f"`{report.device}`, `{report.precision}`"
     if processes > 1:
         where += f", {processes} processes"
     text = f"Fine-tuned on {where}"
-    if report.get("precision_reason"):
-        text += f" ({report['precision_reason']})"
-    if report.get("best_epoch") is not None:
-        text += (
-            f"; best epoch {report['best_epoch']} of {report.get('epochs_run', '?')} "
-            f"(validation `{report.get('best_metric', '?')}`)"
-        )
-    if report.get("train_samples_per_s") is not None:
-        text += f", {report['train_samples_per_s']} training samples/s"
+    if report.precision_reason:
+        text += f" ({report.precision_reason})"
+    text += f"; best epoch {report.best_epoch} of {report.epochs_run} (validation `{report.best_metric}`)"
+    if report.train_samples_per_s is not None:
+        text += f", {report.train_samples_per_s} training samples/s"
     return text + ". The finetune report is logged with the run as `reports/finetune.json`."
 
 
@@ -57,7 +54,7 @@ def model_card(
     truncation: dict[str, Any],
     trained_on: TrainedOn | None = None,
     profile_note: str = "",
-    training: dict[str, Any] | None = None,
+    training: FinetuneReport | None = None,
     provenance: Provenance | None = None,
 ) -> str:
     """Markdown: intended use, sources, limits, use, data and labels, how it was trained, test metrics vs
@@ -77,7 +74,8 @@ def model_card(
         metrics_section(cand),
         gate_section(decision),
         reproduce_section(tags, prov),
-        "## Lineage\n\n" + "\n".join(f"- `{k}`: {v}" for k, v in sorted(tags.items()) if k != T.LABELS),
+        "## Lineage\n\n"
+        + "\n".join(f"- `{k}`: {v}" for k, v in sorted(tags.items()) if k != registry_tags.LABELS),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -99,8 +97,9 @@ def data_section(cand: Candidate, trained_on: TrainedOn | None, profile_note: st
     """The labels, the test split per label, and what the version trained on."""
     counts = cand.test["label"].value_counts().reindex(cand.labels, fill_value=0)
     trained = (
-        f"Trained and validated on {trained_on.summary()} (artifact `{T.TRAINED_ON_ARTIFACT}`): a later "
-        "candidate is compared with this version only on test rows outside that record."
+        f"Trained and validated on {trained_on.summary()} "
+        f"(artifact `{registry_tags.TRAINED_ON_ARTIFACT}`): a later candidate is compared with this version "
+        "only on test rows outside that record."
         if trained_on
         else "No record of the training rows."
     )
@@ -310,11 +309,12 @@ def limits_section(cand: Candidate, prov: Provenance, truncation: dict[str, Any]
 
 def reproduce_section(tags: dict[str, str], prov: Provenance) -> str:
     """The commit, the commands and the params that make this model again."""
-    commit = tags.get(T.GIT_COMMIT, "unknown")
-    dirty = tags.get(T.GIT_DIRTY) == "true"
+    commit = tags.get(registry_tags.GIT_COMMIT, "unknown")
+    dirty = tags.get(registry_tags.GIT_DIRTY) == "true"
     warn = (
-        f"\n\nThe working tree had uncommitted changes ({tags.get(T.GIT_DIRTY_FILES, 'files not listed')}): "
-        "the commit alone does not make this model."
+        "\n\nThe working tree had uncommitted changes "
+        f"({tags.get(registry_tags.GIT_DIRTY_FILES, 'files not listed')}): the commit alone does not make "
+        "this model."
         if dirty
         else ""
     )
@@ -326,4 +326,4 @@ dvc pull        # the data and model at their dvc.lock hashes (`make pull`), whe
 dvc repro       # or `ftpipe run`: the same stages through the Prefect flow
 ```
 
-The params are params.yaml at that commit (sha256 `{tags.get(T.PARAMS_SHA, "unknown")}`), also logged with the MLflow run; the finetune stage's resolved params sit beside the weights (`ftpipe_params.json`). With the same data, params, library versions (`lib.*` below), hardware and precision (see Training) the run is expected to give the same metrics.{warn}"""
+The params are params.yaml at that commit (sha256 `{tags.get(registry_tags.PARAMS_SHA, "unknown")}`), also logged with the MLflow run; the finetune stage's resolved params sit beside the weights (`ftpipe_params.json`). With the same data, params, library versions (`lib.*` below), hardware and precision (see Training) the run is expected to give the same metrics.{warn}"""

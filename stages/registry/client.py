@@ -17,6 +17,8 @@ prediction (flows/commands/predict/command.py) and the retrain flow; none of the
   so the audit trail lives and dies with the registry. The event is written as an intent before the
   alias moves and confirmed after; `reconcile_history` settles an intent whose process was killed. The
   history's pure rules (events, replay, rollback target): stages/registry/history.py.
+- Reading versions, aliases and a version's record (labels, trained-on record, data profile): the base
+  class `RegistryReader`, stages/registry/reader.py (the drift stage needs only that).
 - Tag and artifact names come from stages/registry/tags.py.
 """
 
@@ -28,14 +30,13 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import mlflow
 import mlflow.artifacts
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -43,10 +44,10 @@ from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from stages.config.register import RetryPolicy
 from stages.core.io import DiskFull, as_disk_full
 from stages.core.redact import redact_uri
-from stages.registry import tags as T
+from stages.data.trained_on import TrainedOn
+from stages.registry import tags as registry_tags
 from stages.registry.history import (
     ALIAS_NAME,
     canonical_version,
@@ -68,46 +69,29 @@ from stages.registry.integrity import (
     registered_code,
     served_manifest,
 )
-from stages.registry.lineage import TrainedOn
+from stages.registry.reader import RegistryReader
 from stages.registry.tracking import (
     RegistryError,
-    connect,
     default_artifact_location,
     describe_failure,
-    is_transient,
     mlflow_http_policy,
     temporary_env,
     use_store,
-    with_retries,
 )
-from stages.serving import manifest as M
-from stages.serving import textclf
+from stages.serving import manifest, textclf
 
 # kept as names here too: callers say `registry.CHAMPION`
-CHAMPION = T.CHAMPION
-CHALLENGER = T.CHALLENGER
-HISTORY_PREFIX = T.HISTORY_PREFIX
+CHAMPION = registry_tags.CHAMPION
+CHALLENGER = registry_tags.CHALLENGER
+HISTORY_PREFIX = registry_tags.HISTORY_PREFIX
 RUN_TAG_MAX = 8000
 PYFUNC_REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy")
 
-R = TypeVar("R")
 # how the gate scores a champion, whatever it serves with: as evaluate scores the candidate
 FP32_CONFIG = {"quantize": "none", "precision": "fp32"}
 
 
 # --------------------------------------------------------------------------- the Registry
-
-
-@dataclass
-class VersionRecord:
-    """What a registered version says about itself: labels, what it trained on, its data profile."""
-
-    version: str
-    run_id: str | None
-    labels: list[str] | None
-    trained_on: TrainedOn | None
-    profile: dict[str, Any] | None
-    notes: list[str] = field(default_factory=list)  # why a record or the profile is missing
 
 
 @dataclass
@@ -129,33 +113,10 @@ class Registration:
     await_registration_s: int = 300
 
 
-class Registry:
+class Registry(RegistryReader):
     """One registered model in one MLflow store: versions, aliases, status and lineage tags, history."""
 
-    def __init__(self, client: MlflowClient, name: str, uri: str, policy: RetryPolicy = RetryPolicy()):
-        self.client, self.name, self.uri, self.policy = client, name, uri, policy
-
-    @classmethod
-    def connect(cls, uri: str, name: str, policy: RetryPolicy = RetryPolicy()) -> Registry:
-        """Reach the store at `uri` (under `policy`) for the registered model `name`."""
-        return cls(connect(uri, policy), name, uri, policy)
-
-    def _call(self, fn: Callable[[], R]) -> R:
-        """Every MLflow request of this class goes through here: one retry and timeout policy."""
-        return with_retries(fn, self.uri, self.policy, retry_if=is_transient)
-
     # ------------------------------------------------------------------ versions and aliases
-
-    def version(self, version: str) -> ModelVersion:
-        """Version `version` ("01", " 1" mean 1: `canonical_version`); RegistryError when there is none."""
-        version = canonical_version(version)
-        try:
-            return self._call(lambda: self.client.get_model_version(self.name, version))
-        except MlflowException:
-            raise RegistryError(
-                f"registered model `{self.name}` has no version {version}; "
-                "`ftpipe history --versions` lists the versions."
-            ) from None
 
     def versions_with_hash(self, mhash: str) -> list[ModelVersion]:
         """The versions tagged with model hash `mhash`, oldest first."""
@@ -163,7 +124,9 @@ class Registry:
             found = self._call(lambda: self.client.search_model_versions(f"name = '{self.name}'"))
         except MlflowException:
             return []
-        return sorted((v for v in found if v.tags.get(T.MODEL_HASH) == mhash), key=lambda v: int(v.version))
+        return sorted(
+            (v for v in found if v.tags.get(registry_tags.MODEL_HASH) == mhash), key=lambda v: int(v.version)
+        )
 
     def versions(self) -> list[ModelVersion]:
         """Every version of the model, oldest first (none when the model is not registered yet)."""
@@ -189,19 +152,6 @@ class Registry:
                 return None
             raise
         return min(found, key=lambda v: int(v.version)) if found else None
-
-    def alias(self, alias: str) -> str | None:
-        """The version behind `@alias`, or None (no model, or no such alias yet)."""
-        try:
-            return str(self._call(lambda: self.client.get_model_version_by_alias(self.name, alias)).version)
-        except MlflowException:
-            return None
-
-    def champion(self) -> str | None:
-        return self.alias(CHAMPION)
-
-    def challenger(self) -> str | None:
-        return self.alias(CHALLENGER)
 
     def aliases(self, version: str) -> list[str]:
         return sorted(self.version(version).aliases)
@@ -243,50 +193,10 @@ class Registry:
 
     def set_status(self, version: str, status: str, **extra: str) -> None:
         """`ftpipe.status` (pending | verified | complete | broken) plus any extra tags."""
-        self.set_tags(version, {**extra, T.STATUS: status})
+        self.set_tags(version, {**extra, registry_tags.STATUS: status})
 
     def mark_broken(self, version: str, reason: str) -> None:
-        self.set_status(version, T.BROKEN, **{T.BROKEN_REASON: reason})
-
-    # ------------------------------------------------------------------ records of a version
-
-    def _artifact(self, run_id: str, path: str) -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            local = self._call(lambda: self.client.download_artifacts(run_id, path, tmp))
-            return Path(local).read_bytes()
-
-    def record(self, version: str) -> VersionRecord:
-        """Labels, trained-on record and data profile of `version`; a missing one is noted, not raised."""
-        mv = self.version(version)
-        tags, run_id = mv.tags, mv.run_id
-        labels = json.loads(tags[T.LABELS]) if T.LABELS in tags else None
-        rec = VersionRecord(str(mv.version), run_id, labels, None, None)
-        if T.TRAINED_ON not in tags or not run_id:
-            rec.notes.append(
-                f"version {mv.version} has no record of what it trained on (registered before ftpipe kept one)"
-            )
-        else:
-            try:
-                rec.trained_on = TrainedOn.from_bytes(self._artifact(run_id, tags[T.TRAINED_ON]))
-            except (MlflowException, OSError, ValueError) as exc:
-                rec.notes.append(
-                    f"version {mv.version}'s trained-on record could not be read: {describe_failure(exc)}"
-                )
-        if T.PROFILE not in tags or not run_id:
-            rec.notes.append(f"version {mv.version} has no stored data profile")
-        else:
-            try:
-                rec.profile = json.loads(self._artifact(run_id, tags[T.PROFILE]))
-            except (MlflowException, OSError, ValueError) as exc:
-                rec.notes.append(
-                    f"version {mv.version}'s data profile could not be read: {describe_failure(exc)}"
-                )
-        return rec
-
-    def champion_record(self) -> VersionRecord | None:
-        """The champion's record (labels, trained-on, profile), or None when there is no champion."""
-        champ = self.champion()
-        return None if champ is None else self.record(champ)
+        self.set_status(version, registry_tags.BROKEN, **{registry_tags.BROKEN_REASON: reason})
 
     # ------------------------------------------------------------------ models
 
@@ -359,7 +269,7 @@ class Registry:
         """One MLflow run with everything in `reg`, and a new model version (status pending); (run_id, version)."""
         timings = {} if timings is None else timings
         use_store(self.uri)
-        tags = {**reg.tags, **_record_tags(reg), T.TRACKING_URI: redact_uri(self.uri)}
+        tags = {**reg.tags, **_record_tags(reg), registry_tags.TRACKING_URI: redact_uri(self.uri)}
         # run tags hold 8000 characters (MLflow cuts longer ones); version tags hold 100,000
         run_tags = {k: v for k, v in tags.items() if len(v) <= RUN_TAG_MAX}
         exp_id = self._experiment_id()
@@ -370,14 +280,16 @@ class Registry:
         try:
             self._log_run_data(run_id, reg, tags)
             card = reg.card(run_id)
-            self._call(lambda: self.client.log_text(run_id, card, T.MODEL_CARD_ARTIFACT))
+            self._call(lambda: self.client.log_text(run_id, card, registry_tags.MODEL_CARD_ARTIFACT))
             with tempfile.TemporaryDirectory() as tmp:
                 self._log_records(run_id, reg, Path(tmp))
                 info, served = self._log_model(reg, card, Path(tmp), timings)
             found = self._call(lambda: downloaded_manifest(info.model_uri))
-            tags[T.MANIFEST] = M.dumps(check_logged(found, served, reg.model_dir.name, info.model_uri))
+            tags[registry_tags.MANIFEST] = manifest.dumps(
+                check_logged(found, served, reg.model_dir.name, info.model_uri)
+            )
             version = self._register_version(run_id, info.model_uri, tags, reg.await_registration_s, timings)
-            self._call(lambda: self.client.set_tag(run_id, T.MODEL_VERSION, version))
+            self._call(lambda: self.client.set_tag(run_id, registry_tags.MODEL_VERSION, version))
             self._call(lambda: self.client.set_terminated(run_id, "FINISHED"))
             ok = True
         finally:
@@ -387,8 +299,12 @@ class Registry:
 
     def _log_run_data(self, run_id: str, reg: Registration, tags: dict[str, str]) -> None:
         """The run's gate decision (gate.json), params, metrics (training curves by step) and report files."""
-        if T.GATE_JSON in tags:
-            self._call(lambda: self.client.log_text(run_id, tags[T.GATE_JSON], T.GATE_ARTIFACT))
+        if registry_tags.GATE_JSON in tags:
+            self._call(
+                lambda: self.client.log_text(
+                    run_id, tags[registry_tags.GATE_JSON], registry_tags.GATE_ARTIFACT
+                )
+            )
         self._call(lambda: mlflow.log_params(reg.params))
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, 0) for k, v in reg.metrics.items()]
@@ -402,31 +318,31 @@ class Registry:
         for f in reg.files:
 
             def log_file(f: Path = f) -> None:
-                self.client.log_artifact(run_id, str(f), artifact_path=T.REPORTS_DIR)
+                self.client.log_artifact(run_id, str(f), artifact_path=registry_tags.REPORTS_DIR)
 
             self._call(log_file)
 
     def _log_records(self, run_id: str, reg: Registration, tmp: Path) -> None:
         """The trained-on record and the data profile, as run artifacts (the gate and drift read them back)."""
         if reg.trained_on is not None:
-            (tmp / T.TRAINED_ON_ARTIFACT).write_bytes(reg.trained_on.to_bytes())
-            self._call(lambda: self.client.log_artifact(run_id, str(tmp / T.TRAINED_ON_ARTIFACT)))
+            (tmp / registry_tags.TRAINED_ON_ARTIFACT).write_bytes(reg.trained_on.to_bytes())
+            self._call(lambda: self.client.log_artifact(run_id, str(tmp / registry_tags.TRAINED_ON_ARTIFACT)))
         if reg.profile is not None:
             profile = reg.profile
-            self._call(lambda: self.client.log_dict(run_id, profile, T.PROFILE_ARTIFACT))
+            self._call(lambda: self.client.log_dict(run_id, profile, registry_tags.PROFILE_ARTIFACT))
 
     def _log_model(
         self, reg: Registration, card: str, tmp: Path, timings: dict[str, float]
     ) -> tuple[ModelInfo, dict[str, dict[str, str]]]:
         """The served pyfunc model (textclf.py, the model folder, the card) in the active run; its info and
         the manifest of the files it must serve."""
-        card_path = tmp / T.MODEL_CARD_ARTIFACT
+        card_path = tmp / registry_tags.MODEL_CARD_ARTIFACT
         card_path.write_text(card, encoding="utf-8")
         t = time.perf_counter()
         served = served_manifest(reg.model_dir)
         info = self._call(
             lambda: mlflow.pyfunc.log_model(
-                name=T.MODEL_ARTIFACT,
+                name=registry_tags.MODEL_ARTIFACT,
                 python_model=str(Path(textclf.__file__)),
                 artifacts={textclf.HF_ARTIFACT: str(reg.model_dir), "model_card": str(card_path)},
                 # every serving option, so each can be set at load (MLflow ignores a key not logged)
@@ -453,7 +369,10 @@ class Registry:
 
         def find_or_register() -> ModelVersion:  # a registration whose answer was lost is found
             return self.version_of_run(run_id) or mlflow.register_model(
-                model_uri, self.name, await_registration_for=await_s, tags={**tags, T.STATUS: T.PENDING}
+                model_uri,
+                self.name,
+                await_registration_for=await_s,
+                tags={**tags, registry_tags.STATUS: registry_tags.PENDING},
             )
 
         version = str(self._call(find_or_register).version)
@@ -475,9 +394,13 @@ class Registry:
         """Replace a resumed version's gate decision (tags, the run's gate.json and card, the description)."""
         self.set_tags(version, tags)
         if run_id:
-            if T.GATE_JSON in tags:
-                self._call(lambda: self.client.log_text(run_id, tags[T.GATE_JSON], T.GATE_ARTIFACT))
-            self._call(lambda: self.client.log_text(run_id, card, T.MODEL_CARD_ARTIFACT))
+            if registry_tags.GATE_JSON in tags:
+                self._call(
+                    lambda: self.client.log_text(
+                        run_id, tags[registry_tags.GATE_JSON], registry_tags.GATE_ARTIFACT
+                    )
+                )
+            self._call(lambda: self.client.log_text(run_id, card, registry_tags.MODEL_CARD_ARTIFACT))
         self.describe(version, card)
 
     def finish(self, version: str, promote: bool, reason: str) -> None:
@@ -486,7 +409,7 @@ class Registry:
         self._call(lambda: self.client.set_registered_model_alias(self.name, CHALLENGER, version))
         if promote and self.champion() != version:  # a resumed run may find the move already made
             self.set_champion(version, "gate", reason)
-        self.set_status(version, T.COMPLETE)
+        self.set_status(version, registry_tags.COMPLETE)
 
     # ------------------------------------------------------------------ champion history
 
@@ -569,9 +492,9 @@ class Registry:
         current = self.champion()
         if current == version:
             return None
-        check_promotable(version, mv.status, mv.tags.get(T.STATUS), current)
+        check_promotable(version, mv.status, mv.tags.get(registry_tags.STATUS), current)
         return self.set_champion(
-            version, "promote", reason, who=who, gate=mv.tags.get(T.GATE_DECISION, "unknown")
+            version, "promote", reason, who=who, gate=mv.tags.get(registry_tags.GATE_DECISION, "unknown")
         )
 
     def rollback(self, reason: str, who: str | None = None) -> dict[str, Any]:
@@ -591,9 +514,12 @@ def _record_tags(reg: Registration) -> dict[str, str]:
     """Tags naming the trained-on record and the data profile a registration logs (when it has them)."""
     tags: dict[str, str] = {}
     if reg.trained_on is not None:
-        tags |= {T.TRAINED_ON: T.TRAINED_ON_ARTIFACT, T.TRAINED_ON_ROWS: reg.trained_on.summary()}
+        tags |= {
+            registry_tags.TRAINED_ON: registry_tags.TRAINED_ON_ARTIFACT,
+            registry_tags.TRAINED_ON_ROWS: reg.trained_on.summary(),
+        }
     if reg.profile is not None:
-        tags[T.PROFILE] = T.PROFILE_ARTIFACT
+        tags[registry_tags.PROFILE] = registry_tags.PROFILE_ARTIFACT
     return tags
 
 

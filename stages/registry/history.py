@@ -18,10 +18,10 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from stages.registry import tags as T
+from stages.registry import tags as registry_tags
 from stages.registry.tracking import RegistryError
 
-HISTORY_PREFIX = T.HISTORY_PREFIX
+HISTORY_PREFIX = registry_tags.HISTORY_PREFIX
 # what a person may type for version N: MLflow reads versions as integers, so "01", " 1", "+1" and "1.0"
 # all mean version 1 there; anything else (1.5, -1, 0, abc) names no version
 _VERSION = re.compile(r"\+?0*([1-9][0-9]*)(?:\.0*)?")
@@ -61,10 +61,10 @@ def check_promotable(version: str, status: str, ftpipe_status: str | None, curre
         raise RegistryError(f"version {version} is already the champion; nothing to do.")
     if status != "READY":
         raise RegistryError(f"version {version} is {status}, not READY; it cannot serve as champion.")
-    if ftpipe_status not in T.USABLE_STATUSES:
+    if ftpipe_status not in registry_tags.USABLE_STATUSES:
         raise RegistryError(
-            f"version {version} is marked `{T.STATUS}={ftpipe_status}` (its registration did not finish or "
-            "it failed verification); register the model again instead."
+            f"version {version} is marked `{registry_tags.STATUS}={ftpipe_status}` (its registration did not "
+            "finish or it failed verification); register the model again instead."
         )
 
 
@@ -156,10 +156,10 @@ def missing_alias_message(name: str, alias: str, versions: dict[str, list[str]])
     listed = ", ".join(f"{v} ({', '.join(versions[v])})" if versions[v] else v for v in order)
     pointed = sorted((a, v) for v in order for a in versions[v])
     aliases = ", ".join(f"{a} -> {v}" for a, v in pointed) or "none"
-    suggest = next((v for a, v in pointed if a == T.CHALLENGER), order[-1])
+    suggest = next((v for a, v in pointed if a == registry_tags.CHALLENGER), order[-1])
     fix = (
         f"Promote one with `ftpipe promote {suggest} --reason ...`."
-        if alias == T.CHAMPION
+        if alias == registry_tags.CHAMPION
         else f"Name a version number instead (e.g. {suggest}), or one of the aliases there are."
     )
     return f"no `{alias}` alias on {name}; versions: {listed}; aliases: {aliases}. {fix}"

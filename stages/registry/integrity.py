@@ -26,10 +26,9 @@ from mlflow.exceptions import MlflowException
 from stages.config.register import RetryPolicy
 from stages.core.io import DISK_FULL_ERRNOS, DiskFull, as_disk_full
 from stages.core.redact import redact_uri
-from stages.registry import tags as T
+from stages.registry import tags as registry_tags
 from stages.registry.tracking import is_transient, use_store, with_retries
-from stages.serving import manifest as M
-from stages.serving import textclf
+from stages.serving import manifest, textclf
 
 # written by MLflow into every download of a registered model (its name and version): data, not code
 DOWNLOAD_ONLY = ("registered_model_meta",)
@@ -43,7 +42,7 @@ def registered_code() -> list[Path]:
     """ftpipe's modules shipped with the served model (MLflow `code_paths`); textclf.py loads them by path."""
     from stages.serving import meanpool  # shipped, not run here (importing it costs torch at CLI start)
 
-    files = [Path(M.__file__), Path(meanpool.__file__)]
+    files = [Path(manifest.__file__), Path(meanpool.__file__)]
     assert sorted(f.name for f in files) == sorted(textclf.REGISTERED_CODE)
     return files
 
@@ -52,8 +51,8 @@ def served_manifest(model_dir: Path) -> dict[str, dict[str, str]]:
     """What the served model checks itself against at load (stored in its model_config): every file of
     the model folder and ftpipe's code registered with it."""
     return {
-        textclf.HF_ARTIFACT: M.tree_manifest(model_dir),
-        "code": {f.name: M.file_sha256(f) for f in registered_code()},
+        textclf.HF_ARTIFACT: manifest.tree_manifest(model_dir),
+        "code": {f.name: manifest.file_sha256(f) for f in registered_code()},
     }
 
 
@@ -61,7 +60,7 @@ def downloaded_manifest(model_uri: str) -> dict[str, str]:
     """The manifest of every file of the model at `model_uri`, as the store gives it back."""
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp)
-        return M.tree_manifest(local, ignore=DOWNLOAD_ONLY)
+        return manifest.tree_manifest(local, ignore=DOWNLOAD_ONLY)
 
 
 def check_logged(
@@ -71,10 +70,12 @@ def check_logged(
     once the folder and the code are seen to have arrived unchanged. Recorded as the version's
     `ftpipe.manifest` tag, against which every load is checked."""
     fix = "The artifact store changed the files while they were logged; register again."
-    M.check(served[textclf.HF_ARTIFACT], M.under(found, f"artifacts/{folder_name}"), model_uri, fix)
-    M.check(served["code"], M.under(found, "code"), model_uri, fix)
-    M.check(
-        {"textclf.py": M.file_sha256(textclf.__file__)},
+    manifest.check(
+        served[textclf.HF_ARTIFACT], manifest.under(found, f"artifacts/{folder_name}"), model_uri, fix
+    )
+    manifest.check(served["code"], manifest.under(found, "code"), model_uri, fix)
+    manifest.check(
+        {"textclf.py": manifest.file_sha256(textclf.__file__)},
         {"textclf.py": found.get("textclf.py", "")},
         model_uri,
         fix,
@@ -89,12 +90,12 @@ def download_verified(
     local path of the checked copy. A version without the tag (registered before ftpipe kept one) is
     refused."""
     what = f"model `{mv.name}` version {mv.version} (from {redact_uri(uri)})"
-    if T.MANIFEST not in mv.tags:
-        raise M.ManifestError(
-            f"{what} has no `{T.MANIFEST}` tag: it was registered before ftpipe recorded a manifest of its "
-            f"files, so they cannot be checked and it is not loaded. {UNVERIFIED_FIX}"
+    if registry_tags.MANIFEST not in mv.tags:
+        raise manifest.ManifestError(
+            f"{what} has no `{registry_tags.MANIFEST}` tag: it was registered before ftpipe recorded a "
+            f"manifest of its files, so they cannot be checked and it is not loaded. {UNVERIFIED_FIX}"
         )
-    expected = M.loads(mv.tags[T.MANIFEST], f"{what}, tag {T.MANIFEST}")
+    expected = manifest.loads(mv.tags[registry_tags.MANIFEST], f"{what}, tag {registry_tags.MANIFEST}")
     model_uri = f"models:/{mv.name}/{mv.version}"
 
     def download() -> str:
@@ -109,9 +110,9 @@ def download_verified(
     local = with_retries(  # the network part, under the policy; the check and the load are not retried
         download, uri, policy, retry_if=lambda exc: not isinstance(exc, DiskFull) and is_transient(exc)
     )
-    M.check(
+    manifest.check(
         expected,
-        M.tree_manifest(local, ignore=DOWNLOAD_ONLY),
+        manifest.tree_manifest(local, ignore=DOWNLOAD_ONLY),
         what,
         "Do not use this version: find who can write to the artifact store and restore its files, or "
         f"move the aliases to another version. {UNVERIFIED_FIX}",
@@ -176,7 +177,7 @@ def load_uri_verified(
     check against and are refused); an unknown name, version or alias raises MLflow's own error."""
     found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([^/]+))", model_uri)
     if found is None:
-        raise M.ManifestError(
+        raise manifest.ManifestError(
             f"{model_uri}: only registered versions (`models:/NAME/VERSION` or `models:/NAME@ALIAS`) are "
             "loaded, since only they have a recorded manifest to check the files against. Register the "
             "model (the register stage) and pass its version or alias."

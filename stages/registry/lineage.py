@@ -1,32 +1,28 @@
-"""Where a model came from: its identity hash, the lineage tags, and the record of what it trained on.
+"""Where a model came from: its identity hash and the lineage tags (the record of what it trained on is
+stages/data/trained_on.py).
 
 - `model_hash`: sha256 over the weight files and config.json; the register stage's idempotency key.
 - `lineage_tags`: git commit and dirtiness, dvc.lock hashes of the data and model outputs, label-map and
   params hashes, library versions; written on the registration run and on the model version.
-- `TrainedOn`: the ids and group keys of the train and validation rows. Stored with each version (a small
-  gzip'd JSON artifact), so a later candidate is compared with it only on rows it never saw.
 
 Pure apart from reading files and asking git; no MLflow import.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import importlib.metadata
 import json
 import platform
 import re
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from stages.model.resolve import weights_sha256
-from stages.registry import tags as T
+from stages.registry import tags as registry_tags
 
 LIBRARIES = ("torch", "transformers", "mlflow")
 _SECRET_KEY = re.compile(r"(secret|passw|api_?key|access_?key|credential|auth_?token|hf_token|^token$)", re.I)
@@ -116,70 +112,19 @@ def lineage_tags(
     status = _git(repo, "status", "--porcelain", "--", ".", ":(exclude)dvc.lock", ":(exclude)reports")
     changed = [line[3:] for line in (status or "").splitlines()]
     tags = {
-        T.MODEL_HASH: mhash,
-        T.GIT_COMMIT: commit or "unknown",
-        T.GIT_DIRTY: "unknown" if status is None else str(bool(changed)).lower(),
-        T.LABELS: json.dumps(labels),
-        T.LABELS_SHA: canonical_hash({str(i): n for i, n in enumerate(labels)}),
-        T.PARAMS_SHA: canonical_hash(params),
-        **{f"{T.LIB_PREFIX}{lib}": _version(lib) for lib in LIBRARIES},
-        f"{T.LIB_PREFIX}python": platform.python_version(),
+        registry_tags.MODEL_HASH: mhash,
+        registry_tags.GIT_COMMIT: commit or "unknown",
+        registry_tags.GIT_DIRTY: "unknown" if status is None else str(bool(changed)).lower(),
+        registry_tags.LABELS: json.dumps(labels),
+        registry_tags.LABELS_SHA: canonical_hash({str(i): n for i, n in enumerate(labels)}),
+        registry_tags.PARAMS_SHA: canonical_hash(params),
+        **{f"{registry_tags.LIB_PREFIX}{lib}": _version(lib) for lib in LIBRARIES},
+        f"{registry_tags.LIB_PREFIX}python": platform.python_version(),
     }
     if changed:
-        tags[T.GIT_DIRTY_FILES] = ", ".join(changed[:20]) + (
+        tags[registry_tags.GIT_DIRTY_FILES] = ", ".join(changed[:20]) + (
             f" and {len(changed) - 20} more" if len(changed) > 20 else ""
         )
     for path, md5 in dvc_lock_hashes(lock_path).items():
-        tags[f"{T.DVC_PREFIX}{path}"] = md5
+        tags[f"{registry_tags.DVC_PREFIX}{path}"] = md5
     return tags
-
-
-# --------------------------------------------------------------------------- what a version trained on
-
-
-@dataclass(frozen=True)
-class TrainedOn:
-    """The ids and group keys of the rows a model trained or validated on (train + validation splits)."""
-
-    ids: frozenset[str]
-    groups: frozenset[str]
-    rows: dict[str, int]  # rows per split, e.g. {"train": 1200, "validation": 150}
-
-    FORMAT = 1
-
-    @classmethod
-    def from_splits(cls, splits: Mapping[str, tuple[Sequence[str], Sequence[str | None]]]) -> TrainedOn:
-        """From `{split: (ids, groups)}` of the train and validation splits (a missing group is skipped)."""
-        ids = {str(i) for split_ids, _ in splits.values() for i in split_ids}
-        groups = {str(g) for _, split_groups in splits.values() for g in split_groups if g}
-        return cls(frozenset(ids), frozenset(groups), {k: len(v[0]) for k, v in splits.items()})
-
-    def to_bytes(self) -> bytes:
-        """Gzip'd JSON with sorted lists: the same record gives the same bytes (mtime 0)."""
-        doc = {
-            "format": self.FORMAT,
-            "rows": self.rows,
-            "ids": sorted(self.ids),
-            "groups": sorted(self.groups),
-        }
-        return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> TrainedOn:
-        doc = json.loads(gzip.decompress(data))
-        if doc.get("format") != cls.FORMAT:
-            raise ValueError(
-                f"trained-on record format {doc.get('format')!r}; this ftpipe reads {cls.FORMAT}"
-            )
-        return cls(frozenset(doc["ids"]), frozenset(doc["groups"]), dict(doc.get("rows", {})))
-
-    def seen(self, ids: Iterable[str], groups: Iterable[str | None]) -> list[bool]:
-        """Per row: was its id or its group key in this record?"""
-        return [
-            str(i) in self.ids or (bool(g) and str(g) in self.groups)
-            for i, g in zip(ids, groups, strict=True)
-        ]
-
-    def summary(self) -> str:
-        rows = ", ".join(f"{k} {v}" for k, v in self.rows.items())
-        return f"{rows}; {len(self.ids)} ids, {len(self.groups)} groups"

@@ -12,8 +12,8 @@ import pytest
 
 from stages.config.register import GateParams, RegisterParams
 from stages.drift import DriftError, assess, failure_message, local_store, main, read_champion
-from stages.registry import tags as T
-from stages.registry.client import VersionRecord
+from stages.registry import tags as registry_tags
+from stages.registry.reader import VersionRecord
 from stages.registry.tracking import default_artifact_location
 from tests.conftest import make_corpus
 from tests.registry_support import make_profile
@@ -44,16 +44,19 @@ def register_champion(uri: str, name: str, profile: dict) -> str:
     )
     run = client.create_run(exp_id)
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / T.PROFILE_ARTIFACT
+        local = Path(tmp) / registry_tags.PROFILE_ARTIFACT
         local.write_text(json.dumps(profile), encoding="utf-8")
         client.log_artifact(run.info.run_id, str(local))
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
     mv = client.create_model_version(
-        name, f"{run.info.artifact_uri}/model", run.info.run_id, tags={T.PROFILE: T.PROFILE_ARTIFACT}
+        name,
+        f"{run.info.artifact_uri}/model",
+        run.info.run_id,
+        tags={registry_tags.PROFILE: registry_tags.PROFILE_ARTIFACT},
     )
-    client.set_registered_model_alias(name, T.CHAMPION, mv.version)
+    client.set_registered_model_alias(name, registry_tags.CHAMPION, mv.version)
     return str(mv.version)
 
 

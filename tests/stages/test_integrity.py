@@ -23,9 +23,10 @@ import pytest
 from flows.commands.predict.command import PredictError
 from flows.commands.predict.command import load_model as predict_load_model
 from stages.config.register import GateParams, RegisterParams, RetryPolicy
-from stages.register import load_candidate, register, score_champion, trained_on_from_splits
-from stages.registry import tags as T
+from stages.registry import tags as registry_tags
 from stages.registry.client import Registry
+from stages.registry.inputs import load_candidate, trained_on_from_splits
+from stages.registry.register_run import register, score_champion
 from stages.registry.tracking import use_store
 from stages.serving.manifest import ManifestError
 from tests.conftest import REPO
@@ -109,7 +110,7 @@ def test_the_untouched_version_loads_and_predicts_everywhere(store: dict[str, An
     texts = store["cand"].test["text"].head(3).tolist()
     reg = Registry.connect(store["uri"], NAME, RetryPolicy(retries=0))
     mv = reg.version("1")
-    recorded = json.loads(mv.tags[T.MANIFEST])["files"]
+    recorded = json.loads(mv.tags[registry_tags.MANIFEST])["files"]
     assert {"MLmodel", "textclf.py", "code/meanpool.py", "code/manifest.py"} <= recorded.keys()
     assert {"artifacts/model/model.safetensors", "artifacts/model/config.json"} <= recorded.keys()
     assert reg.predict("1", texts) == store["cand"].test["pred"].head(3).tolist()
@@ -164,15 +165,15 @@ def test_a_version_without_a_manifest_is_refused(store: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(store["uri"], store["uri"])
-    tag = client.get_model_version(NAME, "1").tags[T.MANIFEST]
-    client.delete_model_version_tag(NAME, "1", T.MANIFEST)
+    tag = client.get_model_version(NAME, "1").tags[registry_tags.MANIFEST]
+    client.delete_model_version_tag(NAME, "1", registry_tags.MANIFEST)
     try:
         with pytest.raises(
             ManifestError, match="registered before ftpipe recorded a manifest.*ftpipe promote"
         ):
             Registry.connect(store["uri"], NAME, RetryPolicy(retries=0)).load("1")
     finally:
-        client.set_model_version_tag(NAME, "1", T.MANIFEST, tag)
+        client.set_model_version_tag(NAME, "1", registry_tags.MANIFEST, tag)
 
 
 def test_only_registered_versions_are_loaded_by_predict(store: dict[str, Any]) -> None:
@@ -216,12 +217,12 @@ def test_a_version_from_before_manifests_is_registered_again(store: dict[str, An
     from mlflow import MlflowClient
 
     client = MlflowClient(store["uri"], store["uri"])
-    client.delete_model_version_tag(NAME, "1", T.MANIFEST)
+    client.delete_model_version_tag(NAME, "1", registry_tags.MANIFEST)
     p = RegisterParams(model_name=NAME, retries=0, verify_rows=8)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", store["uri"])
         report = register(p, store["cand"], store["uri"], params={}, truncation=TRUNC, repo=REPO)
     assert report["action"] == "registered" and report["version"] == "2" and not report["promoted"]
-    assert T.MANIFEST in client.get_model_version(NAME, "2").tags
+    assert registry_tags.MANIFEST in client.get_model_version(NAME, "2").tags
     margin = next(c for c in report["gate"]["checks"] if c["name"] == "margin")
     assert margin["outcome"] == "fail" and "registered before ftpipe recorded a manifest" in margin["reason"]

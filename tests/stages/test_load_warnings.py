@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from stages.config.register import GateParams, RegisterParams
-from stages.register import load_candidate, register, trained_on_from_splits
 from stages.registry.client import FP32_CONFIG, Registry
+from stages.registry.inputs import load_candidate, trained_on_from_splits
+from stages.registry.register_run import register
 from stages.serving.textclf import DEFAULT_CONFIG
 from tests.conftest import REPO, run_cmd
 from tests.registry_support import Workspace

@@ -15,7 +15,8 @@ import pytest
 
 from stages.config.register import GateParams, RegisterParams
 from stages.gate.checks import Candidate, LabelSetChanged
-from stages.register import load_candidate, register, trained_on_from_splits
+from stages.registry.inputs import load_candidate, trained_on_from_splits
+from stages.registry.register_run import register
 from tests.conftest import REPO, build_splits, build_tokenizer, make_corpus
 from tests.registry_support import Workspace
 

@@ -19,7 +19,7 @@ from flows.commands.predict.inputs import InputError, PredictError
 from stages.config.params import load_section, read_params_file
 from stages.config.register import RegisterParams
 from stages.core.redact import mask_secrets, redact_uri
-from stages.registry import tags as T
+from stages.registry import tags as registry_tags
 
 
 @dataclass
@@ -48,7 +48,7 @@ def default_model_uri(version: str | None = None, params_path: str | Path = "par
 
     name = register_params(params_path).model_name
     if version is None:
-        return f"models:/{name}@{T.CHAMPION}"
+        return f"models:/{name}@{registry_tags.CHAMPION}"
     if ALIAS_NAME.fullmatch(version.strip()):
         return f"models:/{name}@{version.strip()}"
     try:
@@ -89,7 +89,7 @@ def load_version(
         ) from None
     signature = model.metadata.signature
     takes = [p.name for p in signature.params.params] if signature and signature.params else []
-    files = hashlib.sha256(mv.tags.get(T.MANIFEST, "").encode()).hexdigest()
+    files = hashlib.sha256(mv.tags.get(registry_tags.MANIFEST, "").encode()).hexdigest()
     return Loaded(model, f"models:/{mv.name}/{mv.version}", files, takes)
 
 

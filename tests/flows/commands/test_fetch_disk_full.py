@@ -88,8 +88,8 @@ def test_fetch_on_a_real_full_filesystem(store: dict[str, Any], tmp_path: Path) 
     big = tmp_path / "big"
     big.mkdir()
     (big / "weights.txt").write_text("0.5 " * 4000)
-    from stages.registry import tags as T
-    from stages.serving import manifest as M
+    from stages.registry import tags as registry_tags
+    from stages.serving import manifest
 
     client: MlflowClient = store["client"]
     client.log_artifacts(store["run_id"], str(big), "big")
@@ -98,7 +98,10 @@ def test_fetch_on_a_real_full_filesystem(store: dict[str, Any], tmp_path: Path) 
         "real-full",
         f"{store['source'].rsplit('/', 1)[0]}/big",
         run_id=store["run_id"],
-        tags={T.STATUS: T.COMPLETE, T.MANIFEST: M.dumps(M.tree_manifest(big))},
+        tags={
+            registry_tags.STATUS: registry_tags.COMPLETE,
+            registry_tags.MANIFEST: manifest.dumps(manifest.tree_manifest(big)),
+        },
     )
     env = {
         "FULL": str(tmp_path / "full"),

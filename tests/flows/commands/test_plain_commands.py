@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages.registry import tags as T
+from stages.registry import tags as registry_tags
 from tests.conftest import REPO
 
 # runs the real `ftpipe` entry point for each argv given (as JSON), then prints the heavy modules
@@ -69,7 +69,7 @@ def test_the_registry_commands_import_no_prefect(tmp_path: Path) -> None:
     """history, promote, rollback and fetch against a SQLite store: MLflow, and nothing of Prefect."""
     from mlflow import MlflowClient
 
-    from stages.serving import manifest as M
+    from stages.serving import manifest
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri, registry_uri=uri)
@@ -84,7 +84,10 @@ def test_the_registry_commands_import_no_prefect(tmp_path: Path) -> None:
             "m",
             f"{run.info.artifact_uri}/model",
             run_id=run.info.run_id,
-            tags={T.STATUS: T.COMPLETE, T.MANIFEST: M.dumps(M.tree_manifest(model))},
+            tags={
+                registry_tags.STATUS: registry_tags.COMPLETE,
+                registry_tags.MANIFEST: manifest.dumps(manifest.tree_manifest(model)),
+            },
         )
     common = ["--name", "m", "--params", str(tmp_path / "absent.yaml")]
     argvs: list[list[Any]] = [

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from flows.commands.cli import main as ftpipe
-from stages.registry import tags as T
+from stages.registry import tags as registry_tags
 from stages.registry.client import Registry
-from stages.serving import manifest as M
+from stages.serving import manifest
 
 EQUIVALENT_TO_1 = ["01", " 1", "+1", "1.0"]
 NOT_VERSIONS = ["1.5", "-1", "0", "abc1"]
@@ -46,7 +46,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "client": client,
         "run_id": run.info.run_id,
         "source": f"{run.info.artifact_uri}/model",
-        "manifest": M.dumps(M.tree_manifest(model)),
+        "manifest": manifest.dumps(manifest.tree_manifest(model)),
     }
 
 
@@ -61,11 +61,15 @@ def make_model(
             name,
             store["source"],
             run_id=store["run_id"],
-            tags={T.STATUS: T.COMPLETE, T.MANIFEST: store["manifest"], T.GATE_DECISION: "promote"},
+            tags={
+                registry_tags.STATUS: registry_tags.COMPLETE,
+                registry_tags.MANIFEST: store["manifest"],
+                registry_tags.GATE_DECISION: "promote",
+            },
         )
     reg = Registry.connect(store["uri"], name)
     if challenger:
-        client.set_registered_model_alias(name, T.CHALLENGER, challenger)
+        client.set_registered_model_alias(name, registry_tags.CHALLENGER, challenger)
     if champion:
         reg.set_champion(champion, "gate", "passed every gate check", who="gate")
     return reg
@@ -130,7 +134,11 @@ def test_promote_reads_each_spelling_as_version_1(
     assert run("promote", typed, "--reason", "x", "--name", model, "--params", "absent.yaml") == 0
     assert f"{model}: champion 2 -> 1;" in capsys.readouterr().out
     assert reg.champion() == "1" and moves(reg)[-1] == ("promote", "2", "1")
-    stored = [json.loads(v) for k, v in sorted(reg._model_tags().items()) if k.startswith(T.HISTORY_PREFIX)]
+    stored = [
+        json.loads(v)
+        for k, v in sorted(reg._model_tags().items())
+        if k.startswith(registry_tags.HISTORY_PREFIX)
+    ]
     assert stored[-1]["to"] == "1"  # written canonical, not only read so
 
 
@@ -152,8 +160,8 @@ def test_an_old_event_written_as_01_does_not_break_rollback(
     """A history written before versions were parsed: its "01" reads as 1, so rollback reaches v3."""
     reg = make_model(store, model, 3, champion="3", challenger=None)
     old = {"action": "promote", "from": "3", "to": "01", "reason": "x", "who": "ana", "at": "2026-01-01"}
-    store["client"].set_registered_model_tag(model, f"{T.HISTORY_PREFIX}000002", json.dumps(old))
-    store["client"].set_registered_model_alias(model, T.CHAMPION, "01")  # MLflow stores version 1
+    store["client"].set_registered_model_tag(model, f"{registry_tags.HISTORY_PREFIX}000002", json.dumps(old))
+    store["client"].set_registered_model_alias(model, registry_tags.CHAMPION, "01")  # MLflow stores version 1
     assert run("rollback", "--reason", "back", "--name", model, "--params", "absent.yaml") == 0
     assert f"{model}: rolled back champion 1 -> 3;" in capsys.readouterr().out
     assert reg.champion() == "3"

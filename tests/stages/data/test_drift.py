@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from stages.data.drift import MIN_TEXTS, compare_profiles, domain_auc, js_distance, label_distance
-from stages.gate.checks import drift_check
 from stages.config.register import GateParams
-from stages.registry.lineage import TrainedOn
+from stages.data.drift import MIN_TEXTS, compare_profiles, domain_auc, js_distance, label_distance
+from stages.data.trained_on import TrainedOn
+from stages.gate.checks import drift_check
 from tests.conftest import make_corpus
 from tests.registry_support import make_profile
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from stages.registry.lineage import TrainedOn
+from stages.data.trained_on import TrainedOn
 
 
 def test_trained_on_round_trips_as_stable_sorted_gzip_json() -> None:

@@ -9,16 +9,17 @@ import pytest
 
 from stages.config.params import ParamsError, validate_section
 from stages.config.register import GateParams, RegisterParams
+from stages.data.trained_on import TrainedOn
 from stages.gate.checks import (
     Candidate,
     ChampionScore,
-    decision_tags,
     mcnemar,
     mcnemar_worse,
     run_gate,
     unseen_rows,
 )
-from stages.registry.lineage import TrainedOn
+from stages.registry import tags as registry_tags
+from stages.registry.register_run import decision_tags
 
 # absolute checks out of the way: these tests are about the comparison with the champion
 LOOSE = {"min_primary": 0.0, "baseline_tolerance": 1.0}
@@ -183,6 +184,15 @@ def test_comparison_reports_rows_left_out_or_why_all_rows_were_used() -> None:
     d = run_gate(GateParams(**LOOSE), cand, champ)
     assert not d.promote and by_name(d)["margin"].outcome == "fail"
     assert "no fair comparison" in by_name(d)["margin"].reason and by_name(d)["per_class"].outcome == "skip"
+
+
+def test_an_unknown_champion_label_set_names_the_registry_tag() -> None:
+    """The gate imports nothing of the registry; its reason still names the tag the labels live in."""
+    truth = rows({"a": 30, "b": 30})
+    cand, champ = case(truth, truth, truth)
+    champ.labels = None
+    reason = by_name(run_gate(GateParams(**LOOSE), cand, champ))["labels"].reason
+    assert f"no `{registry_tags.LABELS}` tag" in reason
 
 
 def test_each_check_is_a_tag_and_the_policy_is_recorded() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from stages.config.register import GateParams
 from stages.gate.checks import LabelSetChanged, require_same_labels
-from stages.registry.client import VersionRecord
+from stages.registry.reader import VersionRecord
 
 GATE = GateParams()
 

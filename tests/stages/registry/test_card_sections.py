@@ -16,8 +16,9 @@ import pytest
 
 from stages.config.register import GateParams, RegisterParams
 from stages.model.resolve import checkpoint_languages
-from stages.register import load_candidate, register, trained_on_from_splits
+from stages.registry.inputs import load_candidate, trained_on_from_splits
 from stages.registry.lineage import model_hash
+from stages.registry.register_run import register
 from tests.conftest import REPO
 from tests.registry_support import Workspace
 

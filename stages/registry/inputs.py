@@ -1,0 +1,158 @@
+"""What the register stage reads, cross-checked: the candidate, its trained-on record, profile and curves.
+
+    cand = load_candidate("models/model", "reports/metrics.json", "reports/predictions.csv",
+                          "data/processed/splits", "data/processed/labels.json")
+
+The model folder, evaluate's metrics (read through `MetricsReport`) and predictions, the test split and
+the label map must tell one story (same labels, same test ids); anything stale is a `RegisterError`
+that names the stage to rerun. The trained-on record, the data profile, the finetune report and the
+training curves are optional: register works without them, and says what was missing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from datasets import DatasetDict, load_from_disk
+from pydantic import ValidationError
+
+from stages.core.csvsafe import read_csv
+from stages.core.io import read_json
+from stages.data.trained_on import TrainedOn
+from stages.gate.checks import PRIMARY_METRICS, Candidate
+from stages.reports.evaluate import MetricsReport
+from stages.reports.finetune import FinetuneReport
+
+
+class RegisterError(ValueError):
+    """The inputs cannot be registered, or the registered model is broken; the message says why."""
+
+
+def load_candidate(
+    model_dir: str | Path,
+    metrics_path: str | Path,
+    predictions_path: str | Path,
+    splits: str | Path | DatasetDict,
+    labels_path: str | Path,
+) -> Candidate:
+    """Read and cross-check the model folder, metrics, predictions, test split and label map."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise RegisterError(f"{model_dir}: no config.json; run the finetune stage (`dvc repro finetune`).")
+    labels_map = read_json(labels_path)
+    labels = [labels_map[k] for k in sorted(labels_map, key=int)]
+    id2label = read_json(model_dir / "config.json").get("id2label", {})
+    model_labels = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
+    if model_labels != labels:
+        raise RegisterError(
+            f"{model_dir}/config.json id2label {model_labels} differs from {labels_path} {labels}; the model "
+            "was trained on other labels. Rerun finetune (`dvc repro`) so both come from the same split."
+        )
+    metrics = read_metrics(metrics_path)
+    primary = metrics.primary_metric
+    # evaluate escaped formula-like cells (`'=...`); read_csv gives ids and labels back as they were
+    preds = read_csv(predictions_path, dtype={"id": str, "label": str, "pred": str})
+    missing_cols = {"id", "label", "pred", "correct"} - set(preds.columns)
+    if missing_cols:
+        raise RegisterError(
+            f"{predictions_path}: columns {sorted(missing_cols)} are missing; rerun evaluate."
+        )
+    ds = splits if isinstance(splits, DatasetDict) else load_from_disk(str(splits))
+    test = ds["test"]
+    names = test.features["label"].names
+    test_df = test.select_columns(
+        [c for c in ("id", "text", "label", "group") if c in test.column_names]
+    ).to_pandas()
+    test_df["id"] = test_df["id"].astype(str)
+    test_df["label"] = [names[i] for i in test_df["label"]]
+    if set(test_df["id"]) != set(preds["id"]) or len(preds) != len(test_df):
+        raise RegisterError(
+            f"{predictions_path} has {len(preds)} rows that do not match the {len(test_df)} test examples of "
+            f"{splits} by id; the predictions are stale. Rerun evaluate (`dvc repro evaluate`)."
+        )
+    merged = test_df.merge(preds[["id", "pred", "correct"]], on="id", how="left", validate="one_to_one")
+    merged["correct"] = merged["correct"].astype(int)
+    return Candidate(model_dir, metrics.dump(), primary, labels, merged)
+
+
+def read_metrics(path: str | Path) -> MetricsReport:
+    """evaluate's reports/metrics.json, with a primary metric the gate knows and both sides measured on it."""
+    try:
+        metrics = MetricsReport.model_validate(read_json(path))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in exc.errors()
+        )
+        raise RegisterError(
+            f"{path}: not evaluate's metrics ({problems}); rerun the evaluate stage."
+        ) from None
+    primary = metrics.primary_metric
+    if primary not in PRIMARY_METRICS:
+        raise RegisterError(f"{path}: primary_metric {primary!r} is not one of {', '.join(PRIMARY_METRICS)}.")
+    for part, figures in (("model", metrics.model), ("baseline", metrics.baseline)):
+        if primary not in figures.dump():
+            raise RegisterError(f"{path}: `{part}.{primary}` is missing; rerun the evaluate stage.")
+    return metrics
+
+
+def trained_on_from_splits(splits: str | Path | DatasetDict) -> TrainedOn:
+    """The ids and group keys of the train and validation splits."""
+    ds = splits if isinstance(splits, DatasetDict) else load_from_disk(str(splits))
+    parts = {}
+    for name in ("train", "validation"):
+        part = ds[name]
+        groups = part["group"] if "group" in part.column_names else [None] * len(part)
+        parts[name] = ([str(i) for i in part["id"]], list(groups))
+    return TrainedOn.from_splits(parts)
+
+
+def read_profile(path: str | Path | None) -> tuple[dict[str, Any] | None, str]:
+    """The data profile written by validate, or None with the reason (register works without it)."""
+    if path is None:
+        return None, "no data profile given (--profile)"
+    if not Path(path).is_file():
+        return None, f"no data profile: {path} is missing (run the validate stage)"
+    return read_json(path), f"data profile from {path}"
+
+
+def read_finetune_report(path: str | Path) -> FinetuneReport | None:
+    """The finetune stage's report, for the model card; None when there is none."""
+    return FinetuneReport.model_validate(read_json(path)) if Path(path).is_file() else None
+
+
+def history_metrics(path: Path | None) -> list[tuple[str, float, int]]:
+    """Training curves as (`history.<key>`, value, step); accepts Trainer log_history or {key: [values]}."""
+    if path is None or not path.is_file():
+        return []
+    hist = read_json(path)
+    if isinstance(hist, dict) and isinstance(hist.get("log_history"), list):
+        hist = hist["log_history"]
+    out = []
+    if isinstance(hist, list):
+        for i, rec in enumerate(r for r in hist if isinstance(r, dict)):
+            step = int(rec.get("step", i))
+            out += [
+                (f"history.{metric_key(k)}", float(v), step)
+                for k, v in rec.items()
+                if k != "step" and finite_number(v)
+            ]
+    elif isinstance(hist, dict):
+        for k, vals in hist.items():
+            if isinstance(vals, list):
+                out += [
+                    (f"history.{metric_key(k)}", float(v), i) for i, v in enumerate(vals) if finite_number(v)
+                ]
+    return out
+
+
+def finite_number(v: object) -> bool:
+    """A real, finite number (not a bool): what MLflow can log as a metric."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def metric_key(k: str) -> str:
+    """`k` with the characters MLflow refuses in a metric name replaced by `_`."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(k))
