@@ -116,7 +116,7 @@ def run(work: Path, epochs: int, tag: str, params_path: str, strategy: str = "dd
     """Train, then measure; the figures on rank 0, None on the other ranks."""
     import torch
 
-    from stages.finetune import Paths, run_finetune
+    from stages.model.recipe import Paths, run_finetune
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu_check: torch sees no CUDA device; run bench/gpu_check.sh, which sets one up.")

@@ -76,9 +76,11 @@ def train_child(args: argparse.Namespace) -> None:
     from transformers import DataCollatorWithPadding
 
     from stages.config.finetune import BaseModelRef
-    from stages.finetune import load_model_and_tokenizer, resolve_runtime, training_arguments
+    from stages.model.build import load_model_and_tokenizer
     from stages.model.memplan import Layout, layout_for, make_plan, model_shape
+    from stages.model.runtime import resolve_runtime
     from stages.model.trainer import FinetuneTrainer
+    from stages.model.training import training_arguments
 
     imported_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     p, max_length = recipe(args)

@@ -71,7 +71,7 @@ def bench_data(params: Path = ROOT / "params.yaml") -> dict[str, Any]:
 
 def precisions() -> tuple[list[str], str]:
     """fp32, plus bf16 where the CPU computes it natively (emulated bf16 is far slower, not a figure)."""
-    from stages.finetune import auto_precision
+    from stages.model.runtime import auto_precision
 
     chosen, reason = auto_precision("cpu")
     return (["fp32", "bf16"] if chosen == "bf16" else ["fp32"]), reason

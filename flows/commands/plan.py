@@ -34,8 +34,8 @@ BUDGET_ENV = "FTPIPE_MEMORY_BUDGET_GB"
 def plan_for(params: str, labels: str, budget_gb: float | None = None) -> Plan:
     """The memory plan of the finetune stage for the params file `params` on this machine."""
     # torch and transformers, imported when a plan is asked for (see BUDGET_ENV above)
-    from stages.finetune import resolve_runtime
     from stages.model.memplan import GIB, plan_run
+    from stages.model.runtime import resolve_runtime
 
     p = load_section("finetune", FinetuneParams, params)
     t = load_section("tokenize", TokenizeParams, params)

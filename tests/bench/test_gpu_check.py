@@ -71,7 +71,7 @@ def test_the_measuring_half_runs_end_to_end(
     import torch
 
     import bench.gpu_check as gc
-    import stages.finetune as ft
+    import stages.model.recipe as recipe
 
     build_splits(tiny_bert, corpus, tmp_path / "data" / "processed")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -80,7 +80,7 @@ def test_the_measuring_half_runs_end_to_end(
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
 
-    real = ft.run_finetune
+    real = recipe.run_finetune
 
     def on_cpu(*args, **kw):  # the stage itself must see the CPU it runs on
         with monkeypatch.context() as m:
@@ -95,7 +95,7 @@ def test_the_measuring_half_runs_end_to_end(
         "get_device_name": lambda: "NVIDIA H100 80GB HBM3",
     }.items():
         monkeypatch.setattr(torch.cuda, name, value)
-    monkeypatch.setattr(ft, "run_finetune", on_cpu)
+    monkeypatch.setattr(recipe, "run_finetune", on_cpu)
     monkeypatch.setattr(gc, "matmul_peak_tflops", lambda: 700.0)
 
     gc.main(["--work", "out", "--epochs", "1"])

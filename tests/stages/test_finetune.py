@@ -14,20 +14,8 @@ import yaml
 
 from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.config.params import ParamsError, validate_section
-from stages.finetune import (
-    FINGERPRINT_FILE,
-    FinetuneError,
-    NonFiniteLossError,
-    Paths,
-    auto_precision,
-    cpu_flags,
-    curves_figure,
-    format_duration,
-    load_splits,
-    prepare_checkpoints,
-    resolve_runtime,
-    run_finetune,
-)
+from stages.model.recipe import Paths, run_finetune
+from stages.model.trainer import NonFiniteLossError, format_duration
 from stages.serving.manifest import MANIFEST_FILE, verify_folder
 from tests.conftest import REPO, build_splits, run_cmd
 
@@ -168,22 +156,6 @@ def test_progress_lines_give_the_time_left_in_training_and_in_validation(referen
     assert [format_duration(s) for s in (0.4, 45, 185, 3725)] == ["0s", "45s", "3m05s", "1h02m"]
 
 
-def test_the_curves_mark_the_best_epoch() -> None:
-    history = [
-        {"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "val_accuracy": a, "val_macro_f1": a}
-        for e, a in ((1, 0.7), (2, 0.9), (3, 0.8))
-    ]
-    fig = curves_figure(history, "macro_f1", best_epoch=2)
-    loss, val = fig.axes
-    for ax in (loss, val):  # a dashed line at the kept epoch on both panels, named in the legend
-        marks = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
-        assert [list(ln.get_xdata()) for ln in marks] == [[2, 2]]
-        assert "best epoch 2 (kept)" in [t.get_text() for t in ax.get_legend().get_texts()]
-    star = [ln for ln in val.get_lines() if ln.get_marker() == "*"]
-    assert [(list(s.get_xdata()), list(s.get_ydata())) for s in star] == [([2], [0.9])]
-    assert val.get_title() == "validation: best epoch 2, macro_f1 0.9000"
-
-
 def test_windowed_texts_train_on_a_fresh_window_each_epoch(
     tmp_path: Path, tiny_bert: Path, corpus: list[dict]
 ) -> None:
@@ -205,22 +177,6 @@ def test_windowed_texts_train_on_a_fresh_window_each_epoch(
     assert report["validation_windows"] == 3 * report["validation_rows"]
     assert report["windows_per_train_text"] == 3.0
     assert report["best_validation"]["macro_f1"] >= 0.45  # chance is 0.33; 8-token windows carry less
-
-
-def test_a_smoke_sample_leaves_labels_output_untouched(tmp_path: Path, bert_data: tuple[Path, Path]) -> None:
-    """`max_train_samples` used to write datasets cache files into data/processed (label's DVC output)."""
-    import shutil
-
-    from datasets import load_from_disk
-
-    splits = Path(shutil.copytree(bert_data[0], tmp_path / "splits"))
-    before = {p.relative_to(splits): p.stat().st_mtime_ns for p in splits.rglob("*")}
-    names = load_from_disk(str(splits))["train"].features["label"].names
-    train, _ = load_splits(splits, names, max_train_samples=5, seed=3)
-    assert {p.relative_to(splits): p.stat().st_mtime_ns for p in splits.rglob("*")} == before
-    # the same rows, in the same order, as the cached shuffle gave (training numerics unchanged)
-    old = load_from_disk(str(shutil.copytree(bert_data[0], tmp_path / "old")))["train"]
-    assert train["id"] == old.shuffle(seed=3).select(range(5))["id"]
 
 
 def test_same_params_and_data_give_the_same_validation_metrics(
@@ -273,22 +229,6 @@ def test_interrupted_run_resumes_from_its_checkpoint(
     assert history == json.loads((reference / "history.json").read_text())  # as if never interrupted
     assert (tmp_path / "model" / "model.safetensors").is_file()
     assert not (tmp_path / "ckpt").exists()
-
-
-def test_checkpoints_of_other_params_are_cleared_not_resumed(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    ckpt = tmp_path / "ckpt"
-    (ckpt / "checkpoint-8").mkdir(parents=True)
-    (ckpt / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": "old"}))
-    with caplog.at_level(logging.INFO, logger="ftpipe.finetune"):
-        assert prepare_checkpoints(ckpt, "new", LOG) is None
-    assert "clearing" in caplog.text
-    assert [p.name for p in ckpt.iterdir()] == [FINGERPRINT_FILE]
-    # same fingerprint, but the checkpoint is incomplete (killed mid-save): removed, fresh start
-    (ckpt / "checkpoint-8").mkdir()
-    assert prepare_checkpoints(ckpt, "new", LOG) is None
-    assert not (ckpt / "checkpoint-8").exists()
 
 
 def test_nan_loss_stops_with_the_step(tmp_path: Path, tiny_bert: Path, bert_data: tuple[Path, Path]) -> None:
@@ -403,32 +343,3 @@ def test_params_are_validated() -> None:
     with pytest.raises(ParamsError, match=r"`finetune.pooling` = 'cls'"):
         validate_section("finetune", {"pooling": "cls"}, FinetuneParams)
     assert validate_section("finetune", {"warmup": 50}, FinetuneParams).warmup == 50
-
-
-def test_fp16_on_the_cpu_is_a_clear_error() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("CUDA present")
-    with pytest.raises(FinetuneError, match="fp16 needs a CUDA device"):
-        resolve_runtime(FinetuneParams(precision="fp16"))
-    rt = resolve_runtime(FinetuneParams())
-    assert (rt.device, rt.precision, rt.world_size) == ("cpu", auto_precision("cpu")[0], 1)
-    assert rt.reason.startswith("auto: the CPU")
-    assert resolve_runtime(FinetuneParams(precision="fp32")).reason == "set by finetune.precision"
-
-
-def test_auto_precision_picks_bf16_only_on_a_cpu_with_native_bf16(tmp_path: Path) -> None:
-    assert auto_precision("cpu", {"avx2", "fma", "avx512f"}) == (
-        "fp32",
-        "auto: the CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)",
-    )
-    assert auto_precision("cpu", {"avx512f", "avx512_bf16"})[0] == "bf16"
-    assert auto_precision("cpu", {"amx_tile", "amx_bf16"}) == (
-        "bf16",
-        "auto: the CPU has native bf16 (amx_bf16)",
-    )
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512_bf16\nbogomips\t: 1\n")
-    assert cpu_flags(cpuinfo) == {"fpu", "sse", "avx2", "avx512_bf16"}
-    assert cpu_flags(tmp_path / "missing") is None

@@ -23,7 +23,8 @@ import yaml
 
 from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.config.params import ParamsError, validate_section
-from stages.finetune import Paths, run_finetune, torchrun_command
+from stages.model.launcher import torchrun_command
+from stages.model.recipe import Paths, run_finetune
 from stages.model.sharding import block_class_names, fsdp_config
 from tests.conftest import REPO, build_splits, relative_diff, run_cmd
 from tests.conftest import model_weights as weights

@@ -12,7 +12,7 @@ from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertLayer
 
 from stages.config.finetune import BaseModelRef
-from stages.finetune import load_model_and_tokenizer
+from stages.model.build import load_model_and_tokenizer
 from stages.model.memplan import (
     BUDGET_ENV,
     GIB,

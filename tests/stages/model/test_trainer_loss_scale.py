@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from stages.config.finetune import BaseModelRef, FinetuneParams
-from stages.finetune import Paths, run_finetune
+from stages.model.recipe import Paths, run_finetune
 from tests.conftest import build_splits, relative_diff
 from tests.conftest import model_weights as weights
 

@@ -1,0 +1,52 @@
+"""The class names and the train/validation splits finetune trains on, checked against each other.
+
+names = load_label_names(Path("data/processed/labels.json"))      # ["billing", "bug", ...]
+train, val = load_splits(Path("data/processed/splits"), names, max_train_samples=None, seed=42)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from datasets import Dataset, DatasetDict, load_from_disk
+
+from stages.core.io import read_json
+from stages.model.trainer import FinetuneError
+
+
+def load_label_names(path: Path) -> list[str]:
+    """Class names in id order from labels.json ({"0": name, ...})."""
+    data = read_json(path)
+    try:
+        ids = sorted(int(k) for k in data)
+    except (TypeError, ValueError):
+        raise FinetuneError(f'{path}: keys must be class ids "0", "1", ...; rerun the label stage.') from None
+    if ids != list(range(len(ids))) or len(ids) < 2:
+        raise FinetuneError(
+            f"{path}: expected ids 0..n-1 for at least two classes, got {ids}; rerun the label stage."
+        )
+    return [str(data[str(i)]) for i in ids]
+
+
+def load_splits(
+    splits_dir: Path, names: list[str], max_train_samples: int | None, seed: int
+) -> tuple[Dataset, Dataset]:
+    """The train and validation splits, checked against labels.json; train optionally cut to a seeded sample."""
+    dd = cast(DatasetDict, load_from_disk(str(splits_dir)))  # the label stage writes a DatasetDict
+    missing = {"train", "validation"} - set(dd)
+    if missing:
+        raise FinetuneError(f"{splits_dir}: split(s) {sorted(missing)} missing; rerun the label stage.")
+    have = list(dd["train"].features["label"].names)
+    if have != names:
+        raise FinetuneError(
+            f"{splits_dir}: label names {have} differ from labels.json {names}; the two come from different "
+            "label runs. Rerun `dvc repro label`."
+        )
+    train, val = dd["train"], dd["validation"]
+    if max_train_samples is not None and max_train_samples < len(train):
+        # in memory: datasets would otherwise write its index cache into label's DVC output (data/processed)
+        train = train.shuffle(seed=seed, keep_in_memory=True).select(
+            range(max_train_samples), keep_in_memory=True
+        )
+    return train, val

@@ -1,0 +1,96 @@
+"""What the Trainer is handed: its arguments from the params, the window datasets and the validation metrics.
+
+    args = training_arguments(params, runtime, Path("checkpoints/finetune"))
+    train_ds, val_ds, val_owner = window_datasets(train, val, tok.model_input_names, seed=42)
+
+A text the tokenize stage cut into several windows trains on one of them per epoch (`WindowSampler`);
+validation scores every window and a text by the mean of its windows' probabilities, as evaluate and
+the served model do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+from transformers import EvalPrediction, TrainingArguments
+
+from stages.config.finetune import FinetuneParams
+from stages.data.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
+from stages.model.metrics import classification_metrics, softmax
+from stages.model.runtime import Runtime
+
+VALIDATION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall", "ece")
+
+
+def training_arguments(
+    p: FinetuneParams, rt: Runtime, ckpt_dir: Path, fsdp: dict[str, Any] | None = None
+) -> TrainingArguments:
+    """TrainingArguments from the params: per-epoch eval + checkpoint, best epoch reloaded at the end.
+
+    `fsdp` (strategy fsdp: `sharding.fsdp_config`) turns on FSDP2, which then does the activation
+    checkpointing per block itself."""
+    recompute = p.gradient_checkpointing or p.activation_checkpointing
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=p.epochs,
+        learning_rate=p.learning_rate,
+        per_device_train_batch_size=p.batch_size,
+        per_device_eval_batch_size=p.eval_batch_size,
+        gradient_accumulation_steps=p.gradient_accumulation_steps,
+        weight_decay=p.weight_decay,
+        warmup_steps=p.warmup if p.warmup < 1 else int(p.warmup),
+        lr_scheduler_type=p.scheduler,
+        max_grad_norm=p.max_grad_norm,
+        seed=p.seed,
+        data_seed=p.seed,
+        full_determinism=rt.device == "cpu",  # cheap on the CPU; slows CUDA down, where it is left off
+        bf16=rt.precision == "bf16",
+        fp16=rt.precision == "fp16",
+        activation_checkpointing=recompute and fsdp is None,
+        fsdp=fsdp is not None,  # type: ignore[arg-type]  # transformers 5 asks for True; its hint is older
+        fsdp_config=fsdp,
+        use_cpu=rt.device == "cpu",
+        ddp_backend=rt.backend,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        save_total_limit=2,  # the best and the latest
+        load_best_model_at_end=True,
+        metric_for_best_model=p.metric,
+        greater_is_better=True,
+        restore_callback_states_from_checkpoint=True,  # early-stopping patience survives a resume
+        logging_nan_inf_filter=False,
+        dataloader_pin_memory=rt.device == "cuda",
+        disable_tqdm=True,
+        report_to="none",
+    )
+
+
+def compute_validation_metrics(
+    eval_pred: EvalPrediction, names: list[str], owner: np.ndarray, labels: np.ndarray
+) -> dict[str, float]:
+    """Validation figures logged each epoch (the early-stopping metric among them), one prediction per text.
+
+    The predictions arrive per window, in order; `owner` maps each to its text, whose prediction is the
+    mean of its windows' probabilities (as in evaluate and the served model).
+    """
+    logits = eval_pred.predictions
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    probs = mean_by_row(softmax(logits), owner, len(labels))
+    m = classification_metrics(labels, probs.argmax(axis=1), names, probs)
+    return {k: m[k] for k in VALIDATION_METRICS}
+
+
+def window_datasets(
+    train: Dataset, val: Dataset, input_names: list[str], seed: int
+) -> tuple[WindowSampler, WindowList, np.ndarray]:
+    """Training set (one window per text per epoch), validation set (every window) and its window->text map."""
+    train_ds = WindowSampler(row_windows(train, input_names), list(train["label"]), seed)
+    flat, owner = flatten(row_windows(val, input_names))
+    val_y = np.asarray(val["label"])
+    val_ds = WindowList([{**w, "labels": int(val_y[o])} for w, o in zip(flat, owner, strict=True)])
+    return train_ds, val_ds, owner
