@@ -83,11 +83,8 @@ def read_metrics(path: str | Path) -> MetricsReport:
     try:
         metrics = MetricsReport.model_validate(read_json(path))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in exc.errors()
-        )
         raise RegisterError(
-            f"{path}: not evaluate's metrics ({problems}); rerun the evaluate stage."
+            f"{path}: not evaluate's metrics ({_problems(exc)}); rerun the evaluate stage."
         ) from None
     primary = metrics.primary_metric
     if primary not in PRIMARY_METRICS:
@@ -120,7 +117,19 @@ def read_profile(path: str | Path | None) -> tuple[dict[str, Any] | None, str]:
 
 def read_finetune_report(path: str | Path) -> FinetuneReport | None:
     """The finetune stage's report, for the model card; None when there is none."""
-    return FinetuneReport.model_validate(read_json(path)) if Path(path).is_file() else None
+    if not Path(path).is_file():
+        return None
+    try:
+        return FinetuneReport.model_validate(read_json(path))
+    except ValidationError as exc:
+        raise RegisterError(
+            f"{path}: not the finetune stage's report ({_problems(exc)}); rerun finetune."
+        ) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """A report's validation errors on one line: `key: what is wrong; ...`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in exc.errors())
 
 
 def history_metrics(path: Path | None) -> list[tuple[str, float, int]]:
