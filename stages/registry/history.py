@@ -25,6 +25,9 @@ HISTORY_PREFIX = registry_tags.HISTORY_PREFIX
 # what a person may type for version N: MLflow reads versions as integers, so "01", " 1", "+1" and "1.0"
 # all mean version 1 there; anything else (1.5, -1, 0, abc) names no version
 _VERSION = re.compile(r"\+?0*([1-9][0-9]*)(?:\.0*)?")
+# MLflow keeps a version in an integer column: PostgreSQL's and MySQL's hold 2**31 - 1. A larger number
+# is a typing mistake, refused before any request (SQLite failed on it, read as an outage after retries)
+MAX_VERSION = 2**31 - 1
 # an alias (`champion`): MLflow alias names start with a letter, versions never do
 ALIAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
@@ -42,7 +45,14 @@ def canonical_version(text: str | int) -> str:
             f"`{text}` is not a model version: a version is a whole number from 1 up, such as 3 "
             "(`ftpipe history --versions` lists them)."
         )
-    return match.group(1)
+    digits = match.group(1)
+    if len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+        shown = digits if len(digits) <= 40 else f"{digits[:20]}...({len(digits)} digits)"
+        raise RegistryError(
+            f"`{shown}` is larger than any model version (a registry stores at most {MAX_VERSION}): "
+            "check the number (`ftpipe history --versions` lists them)."
+        )
+    return digits
 
 
 def _event_version(value: Any) -> Any:

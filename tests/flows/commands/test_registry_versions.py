@@ -214,3 +214,20 @@ def test_registry_methods_take_any_spelling(store: dict[str, Any], model: str) -
     assert event is not None and (event["from"], event["to"]) == ("1", "2")
     reg.set_tags("02", {"note": "x"})
     assert reg.version("2").tags["note"] == "x"
+
+
+@pytest.mark.parametrize("command", ["promote", "fetch"])
+def test_a_huge_version_is_refused_at_once_not_read_as_an_outage(
+    command: str, store: dict[str, Any], model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #34, item 4: `ftpipe promote 99999999999999999999` retried for 20 s, then blamed the store."""
+    import time
+
+    make_model(store, model, 2, champion="1", challenger=None)
+    args = [str(tmp_path / "copy")] if command == "fetch" else ["--reason", "x"]
+    start = time.monotonic()
+    code = run(command, "99999999999999999999", *args, "--name", model, "--params", "absent.yaml")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and time.monotonic() - start < 5, err
+    assert err.startswith(f"ftpipe {command}: `99999999999999999999` is larger than any model version")
+    assert len(err.splitlines()) == 1 and "server" not in err

@@ -66,3 +66,16 @@ def test_missing_alias_message_names_versions_and_aliases() -> None:
     assert missing_alias_message("m", "champion", {}) == (
         "no `champion` alias on m: it has no versions yet. Run the pipeline (`ftpipe run`) to register one."
     )
+
+
+@pytest.mark.parametrize("typed", ["99999999999999999999", "2147483648", "1" + "0" * 400])
+def test_a_version_beyond_any_store_is_refused_as_input(typed: str) -> None:
+    """Issue #34, item 4: SQLite and PostgreSQL keep a version in an integer column (PostgreSQL's holds
+    2,147,483,647): a larger one is a typing mistake, not a question for the store."""
+    with pytest.raises(RegistryError, match=r"larger than any model version .*2147483647") as info:
+        canonical_version(typed)
+    assert len(str(info.value)) < 300
+
+
+def test_the_largest_storable_version_is_a_version() -> None:
+    assert canonical_version("2147483647") == "2147483647"
