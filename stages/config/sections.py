@@ -15,6 +15,7 @@ from stages.config.ingest import IngestParams
 from stages.config.label import LabelParams
 from stages.config.register import RegisterParams
 from stages.config.retrain import RetrainParams
+from stages.config.serve import ServeParams
 from stages.config.tokenize import TokenizeParams
 from stages.config.validate import ValidateParams
 
@@ -29,7 +30,7 @@ STAGE_MODELS: dict[str, type[BaseModel]] = {
     "evaluate": EvaluateParams,
     "register": RegisterParams,
 }
-# sections that belong to no stage: known here, validated by flows/commands/check.py
-FLOW_SECTIONS = ("retrain",)
+# sections that belong to no stage: known here, validated by flows/commands/check.py (`serve`: `ftpipe serve`)
+FLOW_SECTIONS = ("retrain", "serve")
 # every section's class, in params.yaml order: what `ftpipe check` validates and docs/params.md describes
-ALL_MODELS: dict[str, type[BaseModel]] = {**STAGE_MODELS, "retrain": RetrainParams}
+ALL_MODELS: dict[str, type[BaseModel]] = {**STAGE_MODELS, "retrain": RetrainParams, "serve": ServeParams}
