@@ -14,8 +14,8 @@ from stages.config.clean import CleanParams
 from stages.config.ingest import IngestParams
 from stages.config.params import ParamsError, StageParams, load_section, validate_section
 from stages.config.retrain import RetrainParams
-from stages.config.serve import ServeParams
 from stages.config.sections import STAGE_MODELS
+from stages.config.serve import ServeParams
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = "(required)"
