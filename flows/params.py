@@ -11,14 +11,16 @@ affected stages again with the file's values. A scheduled run never inherits a m
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import io
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import yaml
 from dvc.exceptions import InvalidArgumentError
@@ -38,6 +40,15 @@ ABSENT = "(absent)"
 # the original bytes of the files a run overrode, until it puts them back: what a killed run left
 BACKUP_FILE = Path(".dvc") / "tmp" / "ftpipe-overrides.json"
 _written: dict[Path, bytes] = {}  # what the overrides wrote, per file: the backup's check before a put-back
+
+
+class Override(TypedDict):
+    """One `-S` override as the summary shows it: the params file, the dotted key, the value before and after."""
+
+    file: str
+    key: str
+    old: object  # a YAML value, or ABSENT where the key was not there
+    new: object
 
 
 class ParamsProblems(ParamsError):
@@ -76,7 +87,7 @@ def _round_trip_yaml() -> YAML:
     return y
 
 
-def edit_yaml(text: str, values: dict[str, Any]) -> str:
+def edit_yaml(text: str, values: dict[str, object]) -> str:
     """TEXT with each dotted key set to its value (ABSENT: removed); every other line kept as it was."""
     y = _round_trip_yaml()
     doc = y.load(text)
@@ -98,18 +109,51 @@ def edit_yaml(text: str, values: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+class OverrideError(ParamsError):
+    """A `-S` override that cannot be applied: bad input, said in one line (exit 2, as a bad params value)."""
+
+
 def _check_syntax(overrides: list[str]) -> None:
     for item in overrides:
         key = item.partition(":")[2] if ":" in item.partition("=")[0] else item
         if "=" not in key and not key.startswith("~"):
-            raise RetrainError(
+            raise OverrideError(
                 f"override `{item}` must look like key=value (e.g. clean.min_words=5), like `dvc exp run -S`."
             )
 
 
-def _override_file(
-    root: Path, file: str, items: list[str], originals: dict[Path, bytes]
-) -> list[dict[str, Any]]:
+def _dotted_keys(data: object, prefix: str = "") -> list[str]:
+    """Every dotted key of a nested mapping (`finetune.epochs`, `register.gate.margin`, ...)."""
+    if not isinstance(data, dict):
+        return []
+    keys: list[str] = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        keys += [key, *_dotted_keys(v, f"{key}.")]
+    return keys
+
+
+def _refuse_unknown_keys(file: str, items: list[str], before: object) -> None:
+    """An override of a key the file does not have names the nearest keys it has (Hydra would only say
+    "To append to your config use +key=value", which then fails the params check)."""
+    known = _dotted_keys(before)
+    for item in items:
+        key = item.partition("=")[0]
+        if key.startswith(("+", "~")) or lookup(before, key, ABSENT) is not ABSENT:
+            continue
+        nearest = difflib.get_close_matches(key, known, n=3, cutoff=0.8)
+        hint = (
+            f"did you mean {' or '.join(f'`{k}`' for k in nearest)}?"
+            if nearest
+            else "`ftpipe check` and docs/params.md list the keys."
+        )
+        raise OverrideError(f"-S `{item}`: {file} has no key `{key}`; {hint}")
+
+
+_HYDRA_HINTS = re.compile(r"\s*(To append to your config use \S+|See https?://\S+ for details)\.?")
+
+
+def _override_file(root: Path, file: str, items: list[str], originals: dict[Path, bytes]) -> list[Override]:
     """Apply ITEMS to one params file (DVC's grammar on a scratch copy, then a round-trip write)."""
     path = root / file
     if not path.is_file():
@@ -119,11 +163,15 @@ def _override_file(
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / path.name
         scratch.write_bytes(original)
+        _refuse_unknown_keys(file, items, before)
         try:
             dvc_apply_overrides(scratch, items)
         except InvalidArgumentError as exc:
-            cause = str(exc.__cause__ or exc).replace("\n", " ")
-            raise RetrainError(f"cannot apply override {items} to {file}: {cause}") from None
+            cause = _HYDRA_HINTS.sub("", str(exc.__cause__ or exc).replace("\n", " ")).strip()
+            raise OverrideError(
+                f"cannot apply override {items} to {file}: {cause}. Quote a value the shell would split "
+                "or a list, e.g. -S 'label.labels=[a,b]'."
+            ) from None
         after = yaml.safe_load(scratch.read_bytes()) or {}
         keys = [item.partition("=")[0].lstrip("+~") for item in items]
         if path.suffix.lower() in (".yaml", ".yml"):
@@ -137,14 +185,13 @@ def _override_file(
     _save_backup(root, originals, _written)
     path.write_bytes(new)
     return [
-        {"file": file, "key": k, "old": lookup(before, k, ABSENT), "new": lookup(after, k, ABSENT)}
-        for k in keys
+        Override(file=file, key=k, old=lookup(before, k, ABSENT), new=lookup(after, k, ABSENT)) for k in keys
     ]
 
 
-def _write(root: Path, overrides: list[str], originals: dict[Path, bytes]) -> list[dict[str, Any]]:
+def _write(root: Path, overrides: list[str], originals: dict[Path, bytes]) -> list[Override]:
     _check_syntax(overrides)
-    changes: list[dict[str, Any]] = []
+    changes: list[Override] = []
     for file, items in to_path_overrides(overrides).items():
         changes += _override_file(root, file, items, originals)
     if problems := params_problems(root):
@@ -153,7 +200,7 @@ def _write(root: Path, overrides: list[str], originals: dict[Path, bytes]) -> li
 
 
 @contextlib.contextmanager
-def overridden_params(root: str | Path, overrides: list[str]) -> Iterator[list[dict[str, Any]]]:
+def overridden_params(root: str | Path, overrides: list[str]) -> Iterator[list[Override]]:
     """The params files with OVERRIDES applied for the block, then put back byte for byte.
 
     Yields [{file, key, old, new}] for the summary. Raises RetrainError for an override that cannot be
@@ -169,7 +216,7 @@ def overridden_params(root: str | Path, overrides: list[str]) -> Iterator[list[d
         _restore(root, originals)
 
 
-def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -> list[dict[str, Any]]:
+def apply_overrides(root: str | Path, overrides: list[str], keep: bool = True) -> list[Override]:
     """Apply OVERRIDES and check the result; `keep=False` puts the files back (a trial). On an error the
     files are always put back. Returns [{file, key, old, new}]. Callers hold the workspace lock.
 

@@ -30,7 +30,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
 from flows.dag import RetrainError, find_root
 from flows.lock import workspace_lock
@@ -91,7 +91,10 @@ def _run_locked(root: Path, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    except (RetrainError, ParamsError) as exc:
+    except ParamsError as exc:  # an override that cannot be applied, an unreadable params.yaml: bad input
+        print(f"\nftpipe run: {exc}", file=sys.stderr)
+        return 2
+    except RetrainError as exc:
         print(f"\nftpipe run: {exc}", file=sys.stderr)
         return 1
     try:
@@ -175,7 +178,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_run_commands(sub: Any) -> None:
+def add_run_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`ftpipe run` and `ftpipe serve-schedule`."""
     p = sub.add_parser(
         "run",
@@ -215,7 +218,7 @@ def add_run_commands(sub: Any) -> None:
     s.set_defaults(func=_cmd_serve)
 
 
-def _add_output_flags(p: argparse.ArgumentParser, default: Any) -> None:
+def _add_output_flags(p: argparse.ArgumentParser, default: object) -> None:
     """-v and --no-progress, on `ftpipe` and again on `ftpipe run` (SUPPRESS there: `ftpipe -v run` kept)."""
     p.add_argument(
         "-v",
@@ -248,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     # SIGTERM's default ends the process on the spot: no `finally`, no atexit, so the temporary Prefect
     # server and the running stage would be orphaned. As an exception, the run unwinds like on Ctrl-C:
     # the stage's process group is stopped (flows/runner.py) and Prefect stops its server at exit.
