@@ -19,11 +19,11 @@ import logging
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flows.dag import RetrainError, StageSpec, find_root, read_dag, select_stages
 from flows.lock import workspace_lock
-from flows.params import overridden_params
+from flows.params import Override, overridden_params
 from flows.runner import (
     StageFailed,
     StageOutcome,
@@ -32,9 +32,16 @@ from flows.runner import (
     run_stage,
     stale_stages,
 )
-from flows.summary import build_summary, render_markdown
+from flows.summary import Summary, build_summary, render_markdown
 from stages.core.io import remove_leftovers
 from stages.core.redact import mask_secrets
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from prefect import Flow
+
+    RetrainFlow: TypeAlias = Flow[..., Summary]  # _retrain's parameters, called by keyword
 
 SUMMARY_ARTIFACT_KEY = "retrain-summary"
 
@@ -93,7 +100,7 @@ def _retrain(
     force: bool = False,
     target: str | None = None,
     overrides: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Summary:
     """Run dvc.yaml's stages in dependency order through DVC; end with a summary. One run at a time.
 
     `overrides` (`-S key=value`) hold for this run only: params.yaml is put back byte for byte when it
@@ -107,7 +114,7 @@ def _retrain(
             return _run_dag(repo, force, target, applied)
 
 
-def _run_dag(repo: Path, force: bool, target: str | None, applied: list[dict[str, Any]]) -> dict[str, Any]:
+def _run_dag(repo: Path, force: bool, target: str | None, applied: list[Override]) -> Summary:
     """The flow's body, under the workspace lock, with the overrides in place."""
     from prefect import task
     from prefect.artifacts import create_markdown_artifact
@@ -156,7 +163,7 @@ def _up_to_date(spec: StageSpec, stale: set[str], done: list[StageOutcome], forc
     return not force and spec.name not in stale and all(s == "skipped" for s in upstream.values())
 
 
-def build_flow() -> Any:
+def build_flow() -> RetrainFlow:
     """The Prefect flow object (built on first use so importing this module does not import Prefect)."""
     from prefect import flow
 
@@ -167,10 +174,10 @@ def build_flow() -> Any:
 
 
 if TYPE_CHECKING:
-    retrain: Any  # the flow, built on first access by __getattr__
+    retrain: RetrainFlow  # the flow, built on first access by __getattr__
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> RetrainFlow:
     # `retrain` (the flow) is created lazily: `flows/retrain.py:retrain` is the Prefect entrypoint.
     if name == "retrain":
         globals()["retrain"] = value = build_flow()

@@ -14,14 +14,14 @@ field the summary reads, is named under "Reports not shown" instead of blanking 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NotRequired, TypedDict, TypeVar
 
 from pydantic import ValidationError
 
 from flows.dag import StageSpec
+from flows.params import Override
 from flows.runner import StageOutcome
 from stages.reports.base import ReportModel
 from stages.reports.clean import CleanReport
@@ -39,6 +39,54 @@ CLEAN_REPORT = "clean.json"
 DRIFT_REPORT = "drift.json"
 
 R = TypeVar("R", bound=ReportModel)
+
+
+class StageRow(TypedDict):
+    """One stage's line of the summary (a StageOutcome as plain data)."""
+
+    name: str
+    status: str
+    seconds: float
+    changed_nothing: bool
+    error: str | None
+
+
+class CleanCounts(TypedDict):
+    """Rows in and out of `clean` (None where an older report lacks the count)."""
+
+    rows_in: int | None
+    rows_out: int | None
+    rejected: int | None
+    reject_reasons: dict[str, int]
+    duplicates: int | None
+
+
+class Summary(TypedDict):
+    """The flow's return value: what ran, and each report as plain data (None where none is on disk)."""
+
+    status: str  # completed | failed
+    failed_stage: str | None
+    error: str | None
+    up_to_date: bool
+    changed_stages: list[str]
+    stages: list[StageRow]
+    total_seconds: float
+    target: str | None
+    force: bool
+    overrides: list[Override]
+    metrics: dict[str, Any] | None  # a report's `dump()`: pydantic's model_dump, untyped
+    metrics_fresh: bool
+    registry: dict[str, Any] | None
+    registry_fresh: bool
+    data: dict[str, Any] | None
+    data_fresh: bool
+    drift: dict[str, Any] | None
+    drift_status: str | None
+    data_warnings: list[str]
+    clean: CleanCounts | None
+    clean_fresh: bool
+    unreadable_reports: list[str]
+    markdown: NotRequired[str]  # set by the flow once rendered
 
 
 class DataSummary(ProfileHeadline):
@@ -88,10 +136,10 @@ def build_summary(
     root: Path,
     dag: list[StageSpec],
     outcomes: list[StageOutcome],
-    overrides: list[dict[str, Any]] | None = None,
+    overrides: list[Override] | None = None,
     target: str | None = None,
     force: bool = False,
-) -> dict[str, Any]:
+) -> Summary:
     """Everything the summary says, as plain data (the flow's return value)."""
     done = {o.name for o in outcomes}
     all_outcomes = outcomes + [StageOutcome(s.name, "not run") for s in dag if s.name not in done]
@@ -110,7 +158,7 @@ def build_summary(
         "error": failed.error if failed else None,
         "up_to_date": not failed and not changed,
         "changed_stages": changed,
-        "stages": [dataclasses.asdict(o) for o in all_outcomes],
+        "stages": [_row(o) for o in all_outcomes],
         "total_seconds": round(sum(o.seconds for o in all_outcomes), 2),
         "target": target,
         "force": force,
@@ -132,7 +180,13 @@ def build_summary(
     }
 
 
-def clean_counts(clean: CleanReport | None) -> dict[str, Any] | None:
+def _row(o: StageOutcome) -> StageRow:
+    return StageRow(
+        name=o.name, status=o.status, seconds=o.seconds, changed_nothing=o.changed_nothing, error=o.error
+    )
+
+
+def clean_counts(clean: CleanReport | None) -> CleanCounts | None:
     """Rows in and out of `clean`, its rejects by reason and the duplicates it collapsed (a count that
     newer clean reports carry; None where the report predates it)."""
     if clean is None:
@@ -169,13 +223,13 @@ _RESULT_TEXT = {
 }
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return "—" if value is None else str(value)
 
 
-def _metrics_md(summary: dict[str, Any]) -> list[str]:
+def _metrics_md(summary: Summary) -> list[str]:
     if summary.get("metrics") is None:
         return []
     m = MetricsReport.model_validate(summary["metrics"])
@@ -199,7 +253,7 @@ def _metrics_md(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _data_md(summary: dict[str, Any]) -> list[str]:
+def _data_md(summary: Summary) -> list[str]:
     if summary.get("data") is None:
         return []
     d = DataSummary.model_validate(summary["data"])
@@ -231,7 +285,7 @@ def _data_md(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _clean_md(summary: dict[str, Any]) -> list[str]:
+def _clean_md(summary: Summary) -> list[str]:
     """One line: what clean kept, rejected (by reason) and collapsed as duplicates."""
     c = summary.get("clean")
     if not c or c.get("rows_in") is None:
@@ -245,7 +299,7 @@ def _clean_md(summary: dict[str, Any]) -> list[str]:
     ]
 
 
-def _drift_md(summary: dict[str, Any]) -> list[str]:
+def _drift_md(summary: Summary) -> list[str]:
     """The drift stage's outcome: this run's, or the recorded one when the stage did not run."""
     if summary.get("drift") is None:
         return []
@@ -263,7 +317,7 @@ def _drift_md(summary: dict[str, Any]) -> list[str]:
     return ["", f"Drift{against} (before training, {when}): recorded outcome **{outcome}**: {reason}"]
 
 
-def _registry_md(summary: dict[str, Any]) -> list[str]:
+def _registry_md(summary: Summary) -> list[str]:
     if summary.get("registry") is None:
         return []
     r = RegistryReport.model_validate(summary["registry"])
@@ -296,12 +350,13 @@ def _registry_md(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _registry_news(summary: dict[str, Any]) -> bool:
+def _registry_news(summary: Summary) -> bool:
     """The registry report is this run's news: its stage ran in it and registered something."""
-    return bool(summary["registry_fresh"]) and summary["registry"].get("action") != "unchanged"
+    registry = summary["registry"]
+    return bool(summary["registry_fresh"]) and registry is not None and registry.get("action") != "unchanged"
 
 
-def _up_to_date_head(summary: dict[str, Any]) -> str:
+def _up_to_date_head(summary: Summary) -> str:
     """What a run that changed nothing says: what did not change, and the champion as it stands."""
     stages = summary["stages"]
     ran_nothing_new = [s["name"] for s in stages if s["changed_nothing"]]
@@ -321,7 +376,7 @@ def _up_to_date_head(summary: dict[str, Any]) -> str:
     return head
 
 
-def render_markdown(summary: dict[str, Any], error_inline: bool = True) -> str:
+def render_markdown(summary: Summary, error_inline: bool = True) -> str:
     """The summary as markdown: the Prefect artifact and what `ftpipe run` prints.
 
     `error_inline=False` leaves a failure's message out (`ftpipe run` prints it once, as its last line).

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from flows.dag import RetrainError, find_root
 from flows.params import params_problems
@@ -33,7 +32,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`ftpipe check`."""
     p = sub.add_parser(
         "check",

@@ -366,7 +366,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`ftpipe init`."""
     p = sub.add_parser(
         "init",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stages.config.finetune import FinetuneParams
 from stages.config.params import ParamsError, load_section
@@ -65,7 +65,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`ftpipe plan`."""
     p = sub.add_parser(
         "plan",

@@ -19,16 +19,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from stages.registry.client import Registry
+    from stages.registry.history import HistoryEvent
 
 # stages.registry.client imports MLflow (about 2 s): the commands import it when they run, so that
 # `ftpipe --help` and the other commands stay fast
 
 
-def format_history(events: list[dict[str, Any]], champion: str | None, challenger: str | None) -> str:
+class VersionRow(TypedDict):
+    """One line of `ftpipe history --versions` (and of its --json `versions`)."""
+
+    version: str
+    registered: str  # UTC, to the minute
+    status: str | None  # ftpipe.status
+    gate: str | None  # the gate's decision
+    test_accuracy: float | None
+    test_macro_f1: float | None
+    aliases: list[str]
+
+
+def format_history(events: list[HistoryEvent], champion: str | None, challenger: str | None) -> str:
     """The history as a table a person reads, newest last (pure)."""
     lines = [f"champion: {champion or '-'}   challenger: {challenger or '-'}", ""]
     if not events:
@@ -42,7 +56,7 @@ def format_history(events: list[dict[str, Any]], champion: str | None, challenge
     return "\n".join(lines)
 
 
-def format_versions(versions: list[dict[str, Any]]) -> str:
+def format_versions(versions: list[VersionRow]) -> str:
     """Every version as a table, oldest first: when, status, the gate's decision, test metrics, aliases (pure)."""
     if not versions:
         return "no versions registered yet"
@@ -63,14 +77,14 @@ def format_versions(versions: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-def list_versions(reg: Registry) -> list[dict[str, Any]]:
+def list_versions(reg: Registry) -> list[VersionRow]:
     """Each version's number, registration time (UTC), ftpipe status, gate decision, test metrics, aliases."""
     from datetime import datetime, timezone
 
     from stages.registry import tags as registry_tags
 
     by_alias = {a: reg.alias(a) for a in (registry_tags.CHAMPION, registry_tags.CHALLENGER)}
-    out = []
+    out: list[VersionRow] = []
     for mv in reg.versions():
         metrics = reg.run_metrics(mv.run_id) if mv.run_id else {}
         when = datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc)
@@ -111,7 +125,7 @@ def _registry(args: argparse.Namespace) -> Registry:
     return Registry.connect(tracking_uri(), name, p.policy())
 
 
-def _run(fn: Any, args: argparse.Namespace) -> int:
+def _run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
     from stages.config.params import ParamsError
@@ -197,7 +211,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return _run(go, args)
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`ftpipe promote`, `ftpipe rollback`, `ftpipe history` and `ftpipe fetch`."""
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -50,6 +50,7 @@ from stages.data.trained_on import TrainedOn
 from stages.registry import tags as registry_tags
 from stages.registry.history import (
     ALIAS_NAME,
+    HistoryEvent,
     canonical_version,
     check_promotable,
     history_from_tags,
@@ -70,6 +71,7 @@ from stages.registry.integrity import (
     served_manifest,
 )
 from stages.registry.reader import RegistryReader
+from stages.registry.smoke import SmokeRecord
 from stages.registry.tracking import (
     RegistryError,
     default_artifact_location,
@@ -78,6 +80,7 @@ from stages.registry.tracking import (
     temporary_env,
     use_store,
 )
+from stages.reports.profile import DataProfile
 from stages.serving import manifest, textclf
 
 # kept as names here too: callers say `registry.CHAMPION`
@@ -106,7 +109,7 @@ class Registration:
     files: list[Path]  # logged under reports/
     card: Callable[[str], str]  # run id -> the model card (markdown; also the version's description)
     trained_on: TrainedOn | None  # None: the version gets no record (a later candidate compares on all rows)
-    profile: dict[str, Any] | None
+    profile: DataProfile | None  # validate's; logged with the keys in the order of its file
     model_dir: Path
     model_config: dict[str, Any]  # the served model's windowing, truncation and batch size
     example_texts: list[str]
@@ -238,18 +241,29 @@ class Registry(RegistryReader):
         return labels
 
     def verify(self, version: str, texts: list[str], expected: list[str]) -> tuple[float, str | None]:
-        """Load `version` back and predict `texts`: (agreement with `expected`, error or None)."""
+        """Load `version` back and predict `texts`: (agreement with `expected`, error or None). What it
+        predicted (each class's probability) is recorded as the version's smoke set (stages/registry/smoke.py)."""
         try:
-            out = self.load(version).predict(pd.DataFrame({"text": texts}))
+            out = self.load(version).predict(pd.DataFrame({"text": texts}), params={"probabilities": True})
             if list(out.columns[:2]) != ["label", "score"] or len(out) != len(texts):
                 return (
                     0.0,
                     f"unexpected output: columns {list(out.columns)}, {len(out)} rows for {len(texts)}",
                 )
+            self.record_smoke(version, SmokeRecord.from_output(texts, out))
         except Exception as exc:
             return 0.0, describe_failure(exc)
         got = out["label"].astype(str).tolist()
         return sum(a == b for a, b in zip(got, expected, strict=True)) / max(1, len(texts)), None
+
+    def record_smoke(self, version: str, record: SmokeRecord) -> None:
+        """`record` as the run artifact smoke.json of `version`, named by its tag `ftpipe.smoke`."""
+        run_id = self.version(version).run_id
+        if not run_id:
+            return
+        text = record.to_json()
+        self._call(lambda: self.client.log_text(run_id, text, registry_tags.SMOKE_ARTIFACT))
+        self.set_tags(version, {registry_tags.SMOKE: registry_tags.SMOKE_ARTIFACT})
 
     # ------------------------------------------------------------------ registering
 
@@ -328,7 +342,7 @@ class Registry(RegistryReader):
             (tmp / registry_tags.TRAINED_ON_ARTIFACT).write_bytes(reg.trained_on.to_bytes())
             self._call(lambda: self.client.log_artifact(run_id, str(tmp / registry_tags.TRAINED_ON_ARTIFACT)))
         if reg.profile is not None:
-            profile = reg.profile
+            profile = reg.profile.dump()
             self._call(lambda: self.client.log_dict(run_id, profile, registry_tags.PROFILE_ARTIFACT))
 
     def _log_model(
@@ -416,11 +430,11 @@ class Registry(RegistryReader):
     def _model_tags(self) -> dict[str, str]:
         return dict(self._call(lambda: self.client.get_registered_model(self.name)).tags)
 
-    def _write_event(self, key: str, event: dict[str, Any]) -> None:
+    def _write_event(self, key: str, event: HistoryEvent) -> None:
         text = json.dumps(event, sort_keys=True)
         self._call(lambda: self.client.set_registered_model_tag(self.name, key, text))
 
-    def history(self) -> list[dict[str, Any]]:
+    def history(self) -> list[HistoryEvent]:
         """Every change of the champion, oldest first (RegistryError when the model does not exist).
 
         An event a crash left as an intent is settled first (`reconcile_history`).
@@ -463,9 +477,9 @@ class Registry(RegistryReader):
         return notes
 
     def set_champion(
-        self, version: str, action: str, reason: str, who: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        """Point `@champion` at `version` and record the event (plus `extra` fields) in the history.
+        self, version: str, action: str, reason: str, who: str | None = None, gate: str | None = None
+    ) -> HistoryEvent:
+        """Point `@champion` at `version` and record the event (with `gate`: the verdict it overrules).
 
         Three writes, in the order that survives a kill between any two: the event as an intent, the
         alias, the event confirmed. `reconcile_history` (run first here, by `history` and by register)
@@ -474,14 +488,16 @@ class Registry(RegistryReader):
         version = canonical_version(version)
         self.reconcile_history()
         previous = self.champion()
-        event = {**make_event(action, previous, version, reason, who=who), **extra}
+        event = make_event(action, previous, version, reason, who=who)
+        if gate is not None:
+            event["gate"] = gate
         key = next_history_key(self._model_tags())
         self._write_event(key, {**event, "pending": True})
         self._call(lambda: self.client.set_registered_model_alias(self.name, CHAMPION, version))
         self._write_event(key, event)
         return event
 
-    def promote(self, version: str, reason: str, who: str | None = None) -> dict[str, Any] | None:
+    def promote(self, version: str, reason: str, who: str | None = None) -> HistoryEvent | None:
         """Make `version` the champion by hand (it may overrule the gate: the event records its verdict).
 
         None when `version` is the champion already: nothing changes and no event is recorded."""
@@ -497,7 +513,7 @@ class Registry(RegistryReader):
             version, "promote", reason, who=who, gate=mv.tags.get(registry_tags.GATE_DECISION, "unknown")
         )
 
-    def rollback(self, reason: str, who: str | None = None) -> dict[str, Any]:
+    def rollback(self, reason: str, who: str | None = None) -> HistoryEvent:
         """Return the champion to the one before it in the history."""
         if not reason.strip():
             raise RegistryError("a rollback needs a reason: --reason 'why'.")

@@ -16,7 +16,7 @@ import json
 import os
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from stages.registry import tags as registry_tags
 from stages.registry.tracking import RegistryError
@@ -30,6 +30,22 @@ _VERSION = re.compile(r"\+?0*([1-9][0-9]*)(?:\.0*)?")
 MAX_VERSION = 2**31 - 1
 # an alias (`champion`): MLflow alias names start with a letter, versions never do
 ALIAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+# one change of the champion, stored as JSON in a registered-model tag (`from`: a keyword, hence this form)
+HistoryEvent = TypedDict(
+    "HistoryEvent",
+    {
+        "at": str,
+        "who": str,
+        "action": str,  # gate | promote | rollback
+        "from": str | None,
+        "to": str,
+        "reason": str,
+        "gate": NotRequired[str],  # promote: the gate's verdict on the version (a promotion may overrule it)
+        "pending": NotRequired[bool],  # an intent: the alias move is not confirmed yet
+        "not_applied": NotRequired[str],  # why the alias move never happened
+    },
+)
 
 
 def canonical_version(text: str | int) -> str:
@@ -55,10 +71,8 @@ def canonical_version(text: str | int) -> str:
     return digits
 
 
-def _event_version(value: Any) -> Any:
+def _event_version(value: str) -> str:
     """An event's `from`/`to` in canonical form; a value that names no version is kept as written."""
-    if value is None:
-        return None
     try:
         return canonical_version(value)
     except RegistryError:
@@ -96,7 +110,7 @@ def make_event(
     reason: str,
     who: str | None = None,
     at: str | None = None,
-) -> dict[str, Any]:
+) -> HistoryEvent:
     """One history entry: a change of the champion alias (versions stored canonical)."""
     return {
         "at": at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -112,17 +126,18 @@ def history_keys(tags: dict[str, str]) -> list[str]:
     return sorted(k for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX) :].isdigit())
 
 
-def read_event(text: str) -> dict[str, Any]:
+def read_event(text: str) -> HistoryEvent:
     """One stored event, its versions canonical: an event written as "01" before ftpipe parsed versions
     reads as "1", so replay and rollback compare versions as MLflow does."""
-    event: dict[str, Any] = json.loads(text)
-    for end in ("from", "to"):
-        if end in event:
-            event[end] = _event_version(event[end])
+    event: HistoryEvent = json.loads(text)
+    if (before := event.get("from")) is not None:
+        event["from"] = _event_version(before)
+    if (after := event.get("to")) is not None:
+        event["to"] = _event_version(after)
     return event
 
 
-def history_from_tags(tags: dict[str, str]) -> list[dict[str, Any]]:
+def history_from_tags(tags: dict[str, str]) -> list[HistoryEvent]:
     """The events stored in registered-model tags, oldest first (versions canonical: `read_event`)."""
     return [read_event(tags[k]) for k in history_keys(tags)]
 
@@ -132,12 +147,12 @@ def next_history_key(tags: dict[str, str]) -> str:
     return f"{HISTORY_PREFIX}{max(nums, default=0) + 1:06d}"
 
 
-def applied(event: dict[str, Any]) -> bool:
+def applied(event: HistoryEvent) -> bool:
     """False for an event whose alias move never happened (or is not settled yet)."""
     return not (event.get("pending") or event.get("not_applied"))
 
 
-def champion_stack(events: list[dict[str, Any]]) -> list[str]:
+def champion_stack(events: list[HistoryEvent]) -> list[str]:
     """Replay the history: promotions push a version, rollbacks pop back; the last item is the champion."""
     stack: list[str] = []
     for ev in filter(applied, events):
@@ -175,7 +190,7 @@ def missing_alias_message(name: str, alias: str, versions: dict[str, list[str]])
     return f"no `{alias}` alias on {name}; versions: {listed}; aliases: {aliases}. {fix}"
 
 
-def rollback_target(events: list[dict[str, Any]], current: str | None) -> str:
+def rollback_target(events: list[HistoryEvent], current: str | None) -> str:
     """The champion before `current`; RegistryError when there is none."""
     if current is None:
         raise RegistryError(

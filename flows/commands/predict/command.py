@@ -360,7 +360,7 @@ def summary(stats: dict[str, Any], uri: str, version_uri: str, load_s: float) ->
     )
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`ftpipe predict`."""
     p = sub.add_parser(
         "predict",
