@@ -31,7 +31,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import ValidationError
@@ -46,6 +46,9 @@ from stages.config.params import lookup
 from stages.config.register import RegisterParams
 from stages.config.sections import ALL_MODELS
 from stages.core.io import atomic_file
+
+if TYPE_CHECKING:
+    from stages.data.raw import IngestReport  # pandas: imported when init reads a CSV
 
 PARAMS_FILE = "params.yaml"
 CSV_SUFFIXES = (".csv", ".tsv")  # what ingest reads as CSV (a .tsv is tab-separated)
@@ -63,7 +66,7 @@ class InitResult:
 
     name: str
     source: str  # ingest.source as written (relative to the repository root)
-    changes: list[tuple[str, Any, Any]]  # (dotted key, old, new)
+    changes: list[tuple[str, object, object]]  # (dotted key, old, new)
     rows: int
     rejected: int
     labels: dict[str, int]
@@ -90,7 +93,7 @@ def check_name(name: str) -> None:
 
 def dataset_keys(
     name: str, source: str, text_column: str, label_column: str, id_column: str | None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The params keys `init` owns (dotted key -> value): the ingest section, the label filter, the name.
 
     Built through the params classes, so a bad column name fails here with the class's own rule.
@@ -131,7 +134,7 @@ def refusal(current_name: str | None, name: str, force: bool) -> str | None:
     )
 
 
-def _yaml() -> Any:
+def _yaml() -> YAML:
     """ruamel's round-trip YAML, set up to give back an unchanged file byte for byte (null stays null)."""
     y = YAML()  # DVC's YAML library
     y.preserve_quotes = True
@@ -143,8 +146,8 @@ def _yaml() -> Any:
 
 
 def edit_params(
-    text: str | None, keys: dict[str, Any], defaults: dict[str, Any]
-) -> tuple[str, list[tuple[str, Any, Any]]]:
+    text: str | None, keys: dict[str, object], defaults: dict[str, object]
+) -> tuple[str, list[tuple[str, object, object]]]:
     """Set `keys` (dotted) in the params text, comments and untouched lines kept; (new text, changes).
 
     Only keys whose value differs are written. `text` None: start from `defaults` ({section: {key: value}}).
@@ -170,7 +173,7 @@ def edit_params(
     return _dump(y, data), changes
 
 
-def _dump(y: Any, data: Any) -> str:
+def _dump(y: YAML, data: object) -> str:
     out = io.StringIO()
     y.dump(data, out)
     return out.getvalue()
@@ -196,18 +199,18 @@ def placement(csv_path: Path, root: Path, inputs: list[str]) -> tuple[Path, str]
 # --------------------------------------------------------------------------- the command
 
 
-def _defaults() -> dict[str, Any]:
+def _defaults() -> dict[str, object]:
     """Every section at its params class's defaults: the params.yaml of a checkout that has none."""
     return {s: m().model_dump(mode="json") for s, m in ALL_MODELS.items()}
 
 
-def _read_csv(csv_path: Path, keys: dict[str, Any]) -> dict[str, Any]:
+def _read_csv(csv_path: Path, keys: dict[str, object]) -> IngestReport:
     """The ingest stage's report on the CSV, read with its own reader and the new `ingest` keys."""
     from stages.data.raw import IngestError, ingest  # pandas: when init reads a CSV, not for every command
 
     ingest_keys = {k.removeprefix("ingest."): v for k, v in keys.items() if k.startswith("ingest.")}
     try:
-        _, _, report = ingest(IngestParams(**{**ingest_keys, "source": str(csv_path)}))
+        _, _, report = ingest(IngestParams.model_validate({**ingest_keys, "source": str(csv_path)}))
     except IngestError as exc:
         raise InitError(
             f"{exc} With `ftpipe init`, name the columns with --text-column, --label-column and "
@@ -343,7 +346,7 @@ def render(result: InitResult) -> str:
     return "\n".join(lines)
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     return "null" if value is None else str(value)
 
 

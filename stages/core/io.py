@@ -20,9 +20,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pandas takes 0.3 s to import: only the table helpers need it (`ftpipe check` does not)
     import pandas as pd
@@ -145,7 +145,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_file(target: str | Path, mode: str = "w", needed: int | None = None) -> Iterator[Any]:
+def atomic_file(target: str | Path, mode: str = "w", needed: int | None = None) -> Iterator[IO[Any]]:
     """Open a temporary sibling of `target` for writing; rename it over `target` on success.
 
     `needed`: the bytes to be written, when the caller knows them (named if the disk is full)."""
@@ -170,7 +170,7 @@ def atomic_file(target: str | Path, mode: str = "w", needed: int | None = None) 
         raise full from exc
 
 
-def write_json(path: str | Path, data: Any) -> None:
+def write_json(path: str | Path, data: object) -> None:
     """Write `data` as indented, key-sorted JSON, atomically."""
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
     with atomic_file(path, needed=len(text.encode())) as fh:
@@ -193,7 +193,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
+def write_jsonl(path: str | Path, records: Sequence[Mapping[str, object]]) -> None:
     """Write records one JSON object a line (rejects and quarantines a person can read), atomically."""
     text = "".join(json.dumps(rec, ensure_ascii=False, default=str, sort_keys=True) + "\n" for rec in records)
     with atomic_file(path, needed=len(text.encode())) as fh:

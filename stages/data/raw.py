@@ -11,18 +11,34 @@ them, then `max_rows` keeps the first rows of the concatenation. Nothing is writ
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TypedDict
 
 import pandas as pd
 
 from stages.config.ingest import IngestParams
 from stages.data.formats import FILE_FORMATS
-from stages.data.readers import FILE_READERS, IngestResult, read_folder
+from stages.data.readers import FILE_READERS, IngestResult, Reject, read_folder
 from stages.data.sources import IngestError, Source, resolve_source, source_digest
 
-__all__ = ["Batch", "IngestError", "IngestResult", "ingest", "read_source", "rows_frame"]
+__all__ = ["Batch", "IngestError", "IngestReport", "IngestResult", "ingest", "read_source", "rows_frame"]
+
+
+class IngestReport(TypedDict):
+    """reports/ingest.json: the source, what was read from it, and where each record went."""
+
+    source: str
+    format: str
+    source_sha256: str
+    rows: int
+    rejected: int
+    reject_reasons: dict[str, int]
+    decoded_with_fallback: int
+    labels: dict[str, int]
+    batches: dict[str, dict[str, int]]  # batch name -> records, rows, rejected, cut_by_max_rows
+    skipped_files: list[str]
 
 
 @dataclass
@@ -88,17 +104,18 @@ ROW_COLUMNS = ["id", "text", "label", "source_file", "source_line", "batch"]
 def rows_frame(batches: list[Batch]) -> pd.DataFrame:
     """The kept rows of every batch as one table, built column by column: a second dict per row (the
     batch name added) cost a third of ingest's memory at a million rows."""
-    columns: dict[str, list[Any]] = {k: [] for k in ROW_COLUMNS}
+    columns: dict[str, list[object]] = {k: [] for k in ROW_COLUMNS}
     for b in batches:
+        rows: Sequence[Mapping[str, object]] = b.result.rows
         for key in ROW_COLUMNS[:-1]:
-            columns[key] += [r[key] for r in b.result.rows]
+            columns[key] += [r[key] for r in rows]
         columns["batch"] += [b.name] * len(b.result.rows)
     df = pd.DataFrame(columns, columns=ROW_COLUMNS)
     df["source_line"] = df["source_line"].astype("Int64")
     return df
 
 
-def ingest(p: IngestParams) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
+def ingest(p: IngestParams) -> tuple[pd.DataFrame, list[Reject], IngestReport]:
     """Read the source; return (rows, rejects, report)."""
     src = resolve_source(p.source, p.format)
     batches = read_source(src, p)
@@ -113,7 +130,7 @@ def ingest(p: IngestParams) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[st
             f"{rejects[0]['reason'] if rejects else 'the source is empty'})."
         )
     df = rows_frame(batches)
-    report = {
+    report: IngestReport = {
         "source": p.source,
         "format": src.fmt,
         "source_sha256": source_digest(src),

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import pandas as pd
 
@@ -31,12 +31,31 @@ RAW_EXCERPT = 200
 CSV_FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
 
 
+class RawRow(TypedDict):
+    """One kept record: a row of data/raw (the batch name is added when the table is built)."""
+
+    id: str
+    text: str
+    label: str
+    source_file: str
+    source_line: int | None  # None: a whole file of a class-per-folder source
+
+
+class Reject(TypedDict):
+    """One rejected record: a line of rejects.jsonl."""
+
+    source_file: str
+    source_line: int | None
+    reason: str
+    raw: str | None  # the record's first RAW_EXCERPT characters
+
+
 @dataclass
 class IngestResult:
     """What one reader made of its input: `records` read, each now in `rows` or in `rejects`."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[RawRow] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
     fallback_decoded: int = 0
     records: int = 0
 
