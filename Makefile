@@ -12,7 +12,8 @@ export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run repro push pull test test-slow lint typecheck format docs bench bench-accuracy lock clean-venv
+.PHONY: help setup run repro push pull test test-slow lint typecheck format docs bench bench-accuracy lock clean-venv \
+	device-wheels device-data device-carry
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +65,15 @@ bench: $(STAMP) ## the benchmarks under bench/ (see bench/README.md)
 
 bench-accuracy: $(STAMP) ## model vs baseline over 5 seeded splits (about 30 min on 2 CPU cores; run `make run` first)
 	$(BIN)/python -m bench.accuracy
+
+device-wheels: $(STAMP) ## wheels of the lock's pins a bare GPU machine lacks (cp312), into .device-carry/wheels/
+	$(BIN)/python -m bench.gpu_device_prep wheels
+
+device-data: $(STAMP) ## BBC splits (ingest..label) and the packaged MiniLM in bf16, packed into .device-carry/
+	$(BIN)/python -m bench.gpu_device_prep data
+
+device-carry: device-wheels device-data ## all a bare GPU machine needs for bench/gpu_device_check.py, then its dry run (<= 64 MiB)
+	$(BIN)/python -m bench.gpu_device_check --dry-run
 
 lock: ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PY) -m venv .lock-venv
