@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.artifacts
@@ -82,6 +82,9 @@ from stages.registry.tracking import (
 )
 from stages.reports.profile import DataProfile
 from stages.serving import manifest, textclf
+
+if TYPE_CHECKING:  # mlflow.pyfunc is imported by MLflow when a model is loaded
+    from mlflow.pyfunc import PyFuncModel
 
 # kept as names here too: callers say `registry.CHAMPION`
 CHAMPION = registry_tags.CHAMPION
@@ -203,9 +206,7 @@ class Registry(RegistryReader):
 
     # ------------------------------------------------------------------ models
 
-    def load(
-        self, version: str, model_config: dict[str, Any] | None = None
-    ) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
+    def load(self, version: str, model_config: dict[str, Any] | None = None) -> PyFuncModel:
         """Version `version`, loaded only once its files match the manifest recorded at registration;
         `model_config` overrides keys of its logged model_config (e.g. `{"quantize": "none"}`)."""
         use_store(self.uri)
@@ -236,7 +237,7 @@ class Registry(RegistryReader):
             return []
         # in fp32 whatever the version serves with (register.quantize): the gate pairs these with the
         # candidate's evaluate predictions, which are fp32
-        out = self.load(version, FP32_CONFIG).predict(pd.DataFrame({"text": texts}))
+        out: pd.DataFrame = self.load(version, FP32_CONFIG).predict(pd.DataFrame({"text": texts}))
         labels: list[str] = out["label"].astype(str).tolist()
         return labels
 
@@ -244,7 +245,9 @@ class Registry(RegistryReader):
         """Load `version` back and predict `texts`: (agreement with `expected`, error or None). What it
         predicted (each class's probability) is recorded as the version's smoke set (stages/registry/smoke.py)."""
         try:
-            out = self.load(version).predict(pd.DataFrame({"text": texts}), params={"probabilities": True})
+            out: pd.DataFrame = self.load(version).predict(
+                pd.DataFrame({"text": texts}), params={"probabilities": True}
+            )
             if list(out.columns[:2]) != ["label", "score"] or len(out) != len(texts):
                 return (
                     0.0,

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.artifacts
@@ -29,6 +29,9 @@ from stages.core.redact import redact_uri
 from stages.registry import tags as registry_tags
 from stages.registry.tracking import is_transient, use_store, with_retries
 from stages.serving import manifest, textclf
+
+if TYPE_CHECKING:  # mlflow.pyfunc is imported by MLflow when a model is loaded
+    from mlflow.pyfunc import PyFuncModel
 
 # written by MLflow into every download of a registered model (its name and version): data, not code
 DOWNLOAD_ONLY = ("registered_model_meta",)
@@ -157,7 +160,7 @@ def load_verified(
     uri: str,
     policy: RetryPolicy = RetryPolicy(),
     model_config: dict[str, Any] | None = None,
-) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
+) -> PyFuncModel:
     """Version `mv`, loaded from a copy whose files all match its manifest (`download_verified`).
 
     Nothing of the model runs before the check (MLflow runs textclf.py at load), and the checked copy is
@@ -167,12 +170,15 @@ def load_verified(
     if model_config and "manifest" in model_config:
         raise ValueError("model_config may not override `manifest`: it is what the files are checked against")
     with tempfile.TemporaryDirectory() as tmp:
-        return mlflow.pyfunc.load_model(download_verified(mv, uri, tmp, policy), model_config=model_config)
+        model: PyFuncModel = mlflow.pyfunc.load_model(
+            download_verified(mv, uri, tmp, policy), model_config=model_config
+        )
+        return model
 
 
 def load_uri_verified(
     model_uri: str, uri: str, policy: RetryPolicy = RetryPolicy(), model_config: dict[str, Any] | None = None
-) -> Any:  # an mlflow PyFuncModel (its predict output is untyped)
+) -> PyFuncModel:
     """`load_verified` for `models:/NAME/VERSION` or `models:/NAME@ALIAS` (other URIs have no record to
     check against and are refused); an unknown name, version or alias raises MLflow's own error."""
     found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([^/]+))", model_uri)
