@@ -30,14 +30,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bench_data(params: Path = ROOT / "params.yaml") -> dict[str, Any]:
     """The four data-stage cores with the shipped params.yaml (each section loaded as its stage loads it)."""
-    from stages.clean import clean_table
     from stages.config.clean import CleanParams
     from stages.config.ingest import IngestParams
     from stages.config.label import LabelParams
     from stages.config.params import load_section
     from stages.config.tokenize import TokenizeParams
+    from stages.data.cleaning import clean_table
+    from stages.data.labels import canonicalise
     from stages.data.raw import ingest
-    from stages.label import canonicalise, split_groups
+    from stages.data.split import split_groups
     from stages.tokenize import load_tokenizer, tokenize_table
 
     ip = load_section("ingest", IngestParams, params)

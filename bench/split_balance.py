@@ -13,12 +13,13 @@ import argparse
 
 import numpy as np
 
-from stages.clean import clean_table
 from stages.config.clean import CleanParams
 from stages.config.ingest import IngestParams
 from stages.config.label import LabelParams
+from stages.data.cleaning import clean_table
+from stages.data.labels import canonicalise
 from stages.data.raw import ingest
-from stages.label import canonicalise, label_report, movement, split_groups
+from stages.data.split import label_report, movement, split_groups
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,6 +46,7 @@ from stages.gate.checks import drift_check
 from stages.registry.reader import RegistryReader, VersionRecord
 from stages.registry.tracking import tracking_uri
 from stages.reports.drift import DriftReport
+from stages.reports.profile import DataProfile, as_profile
 
 FIGURE_DIGITS = 6  # rounded in the report: last-digit float noise between machines changes no byte of it
 
@@ -107,7 +108,7 @@ def _rounded(x: Any) -> Any:
 
 
 def assess(
-    profile: dict[str, Any], champion: VersionRecord | None, p: RegisterParams, no_champion: str = ""
+    profile: DataProfile, champion: VersionRecord | None, p: RegisterParams, no_champion: str = ""
 ) -> dict[str, Any]:
     """The drift report of `profile` (validate's compact profile) against the champion's stored one.
 
@@ -162,8 +163,13 @@ def check(profile_path: str | Path, p: RegisterParams, uri: str) -> dict[str, An
             "check passes: run `dvc repro validate` (or `ftpipe run`) and read reports/data_profile.json "
             "if it fails."
         )
+    profile = as_profile(read_json(profile_path))
+    if isinstance(profile, str):
+        raise DriftError(
+            f"drift: {profile_path} is not validate's data profile ({profile}): run `dvc repro validate`."
+        )
     champion, why = read_champion(uri, p)
-    return assess(read_json(profile_path), champion, p, why)
+    return assess(profile, champion, p, why)
 
 
 def main(argv: list[str] | None = None) -> None:

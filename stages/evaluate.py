@@ -28,17 +28,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from stages.config.evaluate import EvaluateParams
 from stages.config.params import load_section
 from stages.config.paths import add_path_args
 from stages.config.tokenize import TokenizeParams
-from stages.core.csvsafe import escape_frame
-from stages.core.io import atomic_file, read_json, write_json
+from stages.core.io import read_json, write_json
 from stages.core.logs import setup_logging
+from stages.data.label_map import read_label_names
 from stages.data.windows import flatten, row_windows
-from stages.model.metrics import PRIMARY_METRIC, classification_metrics, classification_report_text
+from stages.model.evaluation import (
+    baseline_proba,
+    build_metrics,
+    check_model_labels,
+    headline_metrics,
+)
+from stages.model.metrics import classification_report_text
+from stages.model.predictions import (
+    confusion_records,
+    plot_confusion,
+    predictions_table,
+    worst_errors,
+    write_csv,
+)
 from stages.reports.evaluate import MetricsReport
 from stages.serving.manifest import verify_folder
 from stages.serving.meanpool import load_classifier, load_tokenizer
@@ -48,27 +60,6 @@ MODEL_FIX = (
     "Rerun `dvc repro finetune` (or `dvc checkout models/model` to restore the folder DVC recorded); "
     "`dvc status` shows what changed."
 )
-
-
-class EvaluateError(ValueError):
-    """The model and the data do not fit together; the message says how to fix it."""
-
-
-def load_label_names(path: Path) -> list[str]:
-    """Class names in id order from labels.json."""
-    data = read_json(path)
-    return [str(data[str(i)]) for i in range(len(data))]
-
-
-def check_model_labels(config: dict[str, Any], names: list[str], model_dir: Path, labels_path: Path) -> None:
-    """The model's id2label (its config.json) must be labels.json, or every prediction would be misnamed."""
-    id2label = config.get("id2label") or {}
-    have = [str(id2label[k]) for k in sorted(id2label, key=int)]
-    if have != names:
-        raise EvaluateError(
-            f"{model_dir}: the model was trained for labels {have} but {labels_path} lists {names}; they "
-            "come from different runs. Rerun `dvc repro finetune`."
-        )
 
 
 def predict_proba(
@@ -83,7 +74,8 @@ def predict_proba(
     not depend on the CPU. The timing covers collation and forward passes, and examples/s counts rows,
     not windows. A mean-pool model is built from ftpipe's own head (stages/serving/meanpool.py), never
     from code in the folder; `trust_remote_code` (`tokenize.trust_remote_code`) applies to other
-    architectures only.
+    architectures only. It stays in this entry point, not in stages/model/evaluation.py: the served
+    model's module imports MLflow, which the training core must not (pyproject.toml's import contracts).
     """
     import torch
     from transformers import DataCollatorWithPadding
@@ -102,142 +94,6 @@ def predict_proba(
     return probs, (len(ds) / seconds if seconds > 0 else 0.0), device
 
 
-def baseline_proba(
-    train_text: list[str], train_y: list[int], test_text: list[str], n_classes: int, p: EvaluateParams
-) -> np.ndarray:
-    """TF-IDF (sublinear tf, word 1..n-grams) + multinomial logistic regression fit on train; test probabilities."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vec = TfidfVectorizer(
-        ngram_range=(1, p.baseline_ngram_max),
-        min_df=p.baseline_min_df,
-        max_features=p.baseline_max_features,
-        sublinear_tf=True,
-        strip_accents="unicode",
-        lowercase=True,
-    )
-    clf = LogisticRegression(C=p.baseline_c, max_iter=p.baseline_max_iter)
-    clf.fit(vec.fit_transform(train_text), train_y)
-    out = np.zeros((len(test_text), n_classes))
-    out[:, clf.classes_] = clf.predict_proba(vec.transform(test_text))
-    return out
-
-
-def build_metrics(
-    y_true: np.ndarray,
-    model_probs: np.ndarray,
-    base_probs: np.ndarray,
-    names: list[str],
-    ece_bins: int,
-    examples_per_s: float,
-    device: str,
-) -> dict[str, Any]:
-    """reports/metrics.json: model and baseline figures side by side, their difference, inference speed."""
-    model = classification_metrics(y_true, model_probs.argmax(axis=1), names, model_probs, ece_bins)
-    base = classification_metrics(y_true, base_probs.argmax(axis=1), names, base_probs, ece_bins)
-    return {
-        "primary_metric": PRIMARY_METRIC,
-        "model": model,
-        "baseline": base,
-        "delta": {k: model[k] - base[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
-        "inference": {"examples_per_s": round(float(examples_per_s), 3), "device": device},
-        "test_rows": int(len(y_true)),
-    }
-
-
-HEADLINE_KEYS = ("accuracy", "macro_f1", "ece")
-
-
-def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """reports/headline.json, the one file `dvc metrics show` lists: the model's test accuracy, macro-F1 and
-    ECE (`test.*`, as the registry names them), the baseline's, their difference and the test rows. DVC
-    sorts the columns by name, so these names put the model first; per-class figures stay in metrics.json."""
-    return {
-        "test": {k: metrics["model"][k] for k in HEADLINE_KEYS},
-        "test_baseline": {k: metrics["baseline"][k] for k in HEADLINE_KEYS},
-        "test_delta": {k: metrics["delta"][k] for k in ("accuracy", "macro_f1")},
-        "test_rows": metrics["test_rows"],
-    }
-
-
-def predictions_table(
-    ids: list[str], y_true: np.ndarray, probs: np.ndarray, base_probs: np.ndarray, names: list[str]
-) -> pd.DataFrame:
-    """One row per test example: truth, prediction, its probability, correctness, baseline, all probabilities."""
-    pred = probs.argmax(axis=1)
-    base_pred = base_probs.argmax(axis=1)
-    df = pd.DataFrame(
-        {
-            "id": ids,
-            "label": [names[i] for i in y_true],
-            "pred": [names[i] for i in pred],
-            "score": probs[np.arange(len(pred)), pred],
-            "correct": (pred == y_true).astype(int),
-            "baseline_pred": [names[i] for i in base_pred],
-            "baseline_correct": (base_pred == y_true).astype(int),
-        }
-    )
-    for k, name in enumerate(names):
-        df[f"prob_{name}"] = probs[:, k]
-    return df
-
-
-def confusion_records(preds: pd.DataFrame) -> list[dict[str, str]]:
-    """`dvc plots` confusion-template data: one {actual, predicted} per example."""
-    return [{"actual": a, "predicted": b} for a, b in zip(preds["label"], preds["pred"], strict=True)]
-
-
-def worst_errors(preds: pd.DataFrame, texts: list[str], n: int, excerpt_chars: int) -> pd.DataFrame:
-    """The `n` mistakes the model was most sure of, with the probability it gave the true class."""
-    df = preds.assign(text=texts)
-    wrong = df[df["correct"] == 0].copy()
-    wrong["prob_true"] = [row[f"prob_{row['label']}"] for _, row in wrong.iterrows()]
-    wrong = wrong.sort_values(["score", "id"], ascending=[False, True]).head(n)
-    cut = wrong["text"].str.slice(0, excerpt_chars)
-    wrong["text"] = np.where(wrong["text"].str.len() > excerpt_chars, cut + " ...", cut)
-    return wrong[["id", "label", "pred", "score", "prob_true", "text"]].reset_index(drop=True)
-
-
-def plot_confusion(preds: pd.DataFrame, names: list[str], path: Path) -> None:
-    """Counts matrix (rows: actual, columns: predicted) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import confusion_matrix
-
-    cm = confusion_matrix(preds["label"], preds["pred"], labels=names)
-    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 1.1 * len(names) + 1.5))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    for i in range(len(names)):
-        for j in range(len(names)):
-            ax.text(
-                j,
-                i,
-                str(int(cm[i, j])),
-                ha="center",
-                va="center",
-                color="white" if cm[i, j] > cm.max() / 2 else "black",
-            )
-    acc = np.trace(cm) / max(cm.sum(), 1)
-    ax.set_title(f"test confusion matrix (accuracy {acc:.3f})")
-    fig.tight_layout()
-    with atomic_file(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
-
-
-def write_csv(path: Path, df: pd.DataFrame) -> None:
-    """Write `df` for a spreadsheet: string cells that a spreadsheet would run as formulas are escaped."""
-    with atomic_file(path) as fh:
-        escape_frame(df).to_csv(fh, index=False, float_format="%.6f")
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
@@ -253,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     verify_folder(model_dir, fix=MODEL_FIX)
     # whether a checkpoint's own code may run: the project's params decide, never a file in the folder
     trust = load_section("tokenize", TokenizeParams, args.params).trust_remote_code
-    names = load_label_names(labels_path)
+    names = read_label_names(labels_path)
     check_model_labels(read_json(model_dir / "config.json"), names, model_dir, labels_path)
     dd = load_from_disk(args.splits)
     train, test = dd["train"], dd["test"]

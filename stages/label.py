@@ -20,241 +20,20 @@ split, the rows that are new and the rows that changed side (0 unless the seed o
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-from datasets import ClassLabel, Dataset, DatasetDict, load_from_disk
-from sklearn.model_selection import train_test_split
+from datasets import Dataset, load_from_disk
 
 from stages.config.label import LabelParams
 from stages.config.params import load_section
 from stages.config.paths import add_path_args
 from stages.core.io import atomic_dir, read_table, write_json, write_jsonl, write_table
 from stages.core.logs import setup_logging
-from stages.data.labels import canonical
+from stages.data.label_map import write_label_map
+from stages.data.labels import canonicalise
+from stages.data.split import label_report, ledger_of, movement, read_columns, split_datasets, split_groups
 from stages.reports.label import LabelReport
-
-SPLITS = ("train", "validation", "test")
-LIGHT_COLUMNS = ("id", "text", "label", "group")  # all the split reads; the token ids stay in Arrow
-
-
-class LabelError(ValueError):
-    """The labels cannot be split; the message names the class and its count."""
-
-
-def canonicalise(df: pd.DataFrame, p: LabelParams) -> tuple[pd.DataFrame, list[dict[str, Any]], list[str]]:
-    """Return (kept rows with canonical labels, quarantined rows, sorted label names)."""
-    df = df.copy()
-    folded = {x: canonical(x, p) for x in pd.unique(df["label"])}  # once per distinct label, not per row
-    df["label"] = [folded[x] for x in df["label"]]
-    allowed = None if p.labels is None else {canonical(x, p) for x in p.labels}
-    bad = df["label"].eq("") | (~df["label"].isin(allowed) if allowed is not None else False)
-    quarantine = [
-        {
-            "id": r["id"],
-            "label": r["label"],
-            "reason": "empty label" if not r["label"] else "label not in label.labels",
-            "text": r["text"][:200],
-        }
-        for r in df[bad].to_dict(orient="records")
-    ]
-    kept = df[~bad].reset_index(drop=True)
-    names = sorted(allowed) if allowed is not None else sorted(kept["label"].unique())
-    if len(names) < 2:
-        raise LabelError(
-            f"label: {len(names)} class(es) left ({', '.join(names) or 'none'}); classification needs at "
-            "least two. Check `label.labels` and `label.aliases` against the data's labels."
-        )
-    counts = Counter(kept["label"])
-    small = {k: n for k, n in counts.items() if 0 < n < p.min_class_rows}
-    if small:
-        desc = ", ".join(f"`{k}` has {n}" for k, n in sorted(small.items()))
-        raise LabelError(
-            f"label: too few rows to stratify: {desc} (label.min_class_rows = {p.min_class_rows}). Add data, "
-            "merge the class through `label.aliases`, or drop it with `label.labels`."
-        )
-    return kept, quarantine, names
-
-
-def group_position(key: str, seed: int) -> float:
-    """Map a group key to [0, 1) with a hash keyed by the seed: the same key and seed, the same number."""
-    digest = hashlib.blake2b(key.encode(), key=str(seed).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64
-
-
-def group_labels(df: pd.DataFrame) -> pd.Series:
-    """The label of each group (its most frequent one; on a tie, the one that comes first in the
-    group), indexed by group key in sorted order.
-
-    Columnwise: a Python call per group (`value_counts`) took 135 of label's 152 s at 200,000 rows."""
-    pairs = pd.DataFrame(
-        {"group": df["group"].to_numpy(), "label": df["label"].to_numpy(), "pos": np.arange(len(df))}
-    )
-    counts = pairs.groupby(["group", "label"], sort=False).agg(n=("pos", "size"), first=("pos", "min"))
-    counts = counts.reset_index().sort_values(
-        ["group", "n", "first"], ascending=[True, False, True], kind="stable"
-    )
-    best = counts.drop_duplicates("group", keep="first")
-    return pd.Series(
-        best["label"].to_numpy(), index=pd.Index(best["group"].to_numpy(), name="group"), name="label"
-    )
-
-
-def stable_sides(groups: pd.Series, p: LabelParams) -> dict[str, str]:
-    """Assign each group to a split by its keyed-hash position: test below `test_size`, validation below
-    `test_size + validation_size`, train above. No group's side depends on any other group.
-
-    The one exception keeps tiny classes usable: a class with at least three groups but none in some
-    split gets the group whose position lies nearest that split's interval moved into it (the report
-    counts these; with a few hundred groups per class it never happens).
-    """
-    bounds = {"test": (0.0, p.test_size), "validation": (p.test_size, p.test_size + p.validation_size)}
-    bounds["train"] = (p.test_size + p.validation_size, 1.0)
-    pos = {g: group_position(g, p.seed) for g in groups.index}
-    side = {g: next(k for k, (lo, hi) in bounds.items() if lo <= u < hi) for g, u in pos.items()}
-    for _label, members in groups.groupby(groups, sort=True):
-        keys = sorted(members.index)
-        if len(keys) < len(SPLITS):
-            continue
-        for split in SPLITS:
-            if any(side[g] == split for g in keys):
-                continue
-            counts = Counter(side[g] for g in keys)
-            lo, hi = bounds[split]
-            donors = [g for g in keys if counts[side[g]] > 1]
-            best = min(donors, key=lambda g: (min(abs(pos[g] - lo), abs(pos[g] - hi)), g))
-            side[best] = split
-    return side
-
-
-def random_sides(groups: pd.Series, p: LabelParams) -> dict[str, str]:
-    """The earlier split: seeded, stratified `train_test_split` over groups (reshuffles when data changes)."""
-    g_ids, g_labels = groups.index.to_numpy(), groups.to_numpy()
-    try:
-        rest, test = train_test_split(g_ids, test_size=p.test_size, stratify=g_labels, random_state=p.seed)
-        val_share = p.validation_size / (1.0 - p.test_size)
-        train, val = train_test_split(
-            rest, test_size=val_share, stratify=groups.loc[rest].to_numpy(), random_state=p.seed
-        )
-    except ValueError as exc:
-        raise LabelError(
-            f"label: cannot stratify the split ({exc}); groups per class: {dict(Counter(g_labels))}. Raise "
-            "label.min_class_rows, add data or change validation_size/test_size."
-        ) from None
-    return {g: name for name, ids in zip(SPLITS, (train, val, test), strict=True) for g in ids}
-
-
-def split_groups(df: pd.DataFrame, p: LabelParams) -> dict[str, pd.DataFrame]:
-    """Split rows by their group's side, so a near-duplicate group never straddles two splits."""
-    groups = group_labels(df)
-    side = stable_sides(groups, p) if p.split == "stable" else random_sides(groups, p)
-    where = df["group"].map(side)
-    return {name: df[where == name].reset_index(drop=True) for name in SPLITS}
-
-
-def ledger_of(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per id: its group and split (what the next run compares itself with)."""
-    parts = [v[["id", "group"]].assign(split=k) for k, v in splits.items()]
-    return pd.concat(parts, ignore_index=True).sort_values("id", kind="stable").reset_index(drop=True)
-
-
-def movement(splits: dict[str, pd.DataFrame], previous: pd.DataFrame | None) -> dict[str, Any]:
-    """Per split: rows new since the previous run and rows that changed side; rows removed since then."""
-    if previous is None:
-        return {"previous_run": False}
-    before = dict(zip(previous["id"].astype(str), previous["split"], strict=True))
-    out: dict[str, Any] = {"previous_run": True, "new": {}, "changed_side": {}, "changed_from": {}}
-    now_ids: set[str] = set()
-    for name, part in splits.items():
-        ids = part["id"].astype(str)
-        now_ids.update(ids)
-        old = ids.map(before)
-        out["new"][name] = int(old.isna().sum())
-        moved = old.notna() & (old != name)
-        out["changed_side"][name] = int(moved.sum())
-        out["changed_from"][name] = dict(Counter(old[moved]).most_common())
-    out["removed"] = len(set(before) - now_ids)
-    return out
-
-
-def label_report(
-    splits: dict[str, pd.DataFrame],
-    names: list[str],
-    quarantine: list[dict[str, Any]],
-    p: LabelParams,
-    moves: dict[str, Any],
-) -> dict[str, Any]:
-    """Rows and class counts per split, each class's share of each split against its share overall."""
-    total = sum(len(v) for v in splits.values())
-    overall = {n: sum(int((v["label"] == n).sum()) for v in splits.values()) for n in names}
-    counts = {k: {n: int((v["label"] == n).sum()) for n in names} for k, v in splits.items()}
-    share_gap = {
-        k: {n: round(counts[k][n] / max(len(v), 1) - overall[n] / max(total, 1), 4) for n in names}
-        for k, v in splits.items()
-    }
-    return {
-        "classes": names,
-        "split": p.split,
-        "seed": p.seed,
-        "rows": {k: len(v) for k, v in splits.items()},
-        "class_counts": counts,
-        "class_share_gap": share_gap,
-        "max_class_share_gap": max((abs(x) for d in share_gap.values() for x in d.values()), default=0.0),
-        "movement": moves,
-        "quarantined": len(quarantine),
-        "quarantined_labels": dict(Counter(q["label"] for q in quarantine).most_common()),
-    }
-
-
-def read_columns(ds: Dataset) -> pd.DataFrame:
-    """The columns the split needs (never the token ids), and each row's position (`_row`) in `ds`."""
-    df = ds.select_columns([c for c in LIGHT_COLUMNS if c in ds.column_names]).to_pandas()
-    assert isinstance(df, pd.DataFrame)  # to_pandas gives an iterator only when asked for batches
-    df["_row"] = np.arange(len(df), dtype=np.int64)
-    return df
-
-
-def split_fingerprint(ds: Dataset, name: str, rows: np.ndarray, ids: np.ndarray, names: list[str]) -> str:
-    """A split's datasets fingerprint: a digest of the tokenized dataset's, the rows and their classes,
-    so that a rerun on the same data saves the same `state.json`."""
-    h = hashlib.sha256(f"{ds._fingerprint}|{name}|{names}".encode())
-    h.update(rows.tobytes())
-    h.update(ids.tobytes())
-    return h.hexdigest()[:16]
-
-
-def split_datasets(ds: Dataset, splits: dict[str, pd.DataFrame], names: list[str], work: Path) -> DatasetDict:
-    """Each split as a dataset: its rows of `ds` with the label as a class id, written record batch by
-    record batch into `work` (Arrow all the way: no split, and no token id, is ever a Python object)."""
-    features = ds.features.copy()
-    features["label"] = ClassLabel(names=names)
-    at = ds.column_names.index("label")
-    to_id = {n: i for i, n in enumerate(names)}
-    out = {}
-    for name, part in splits.items():
-        rows = part["_row"].to_numpy(dtype=np.int64)
-        ids = part["label"].map(to_id).to_numpy(dtype=np.int64)
-
-        def relabel(t: pa.Table, idx: list[int], ids: np.ndarray = ids) -> pa.Table:
-            return t.set_column(at, "label", pa.array(ids[idx], pa.int64()))
-
-        sub = ds.select(rows, keep_in_memory=True).with_format("arrow")
-        out[name] = sub.map(
-            relabel,
-            batched=True,
-            with_indices=True,
-            features=features,
-            cache_file_name=str(work / f"{name}.arrow"),
-            new_fingerprint=split_fingerprint(ds, name, rows, ids, names),
-            desc=f"label {name}",
-        ).with_format(None)
-    return DatasetDict(out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -274,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         work = tmp / ".work"  # the relabelled splits before save_to_disk copies them; gone after
         split_datasets(ds, splits, names, work).save_to_disk(str(tmp))
         shutil.rmtree(work)
-    write_json(args.labels, {str(i): n for i, n in enumerate(names)})
+    write_label_map(args.labels, names)
     write_jsonl(args.quarantine, quarantine)
     write_table(ledger, ledger_of(splits))
     report = label_report(splits, names, quarantine, p, moves)

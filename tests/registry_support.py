@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from stages.reports.profile import DataProfile
 from tests.conftest import TINY_BERT_SHAPE, build_splits, build_tokenizer, make_corpus
 
 
@@ -411,9 +412,9 @@ class Workspace:
             for name, part in ds.items()
         }
 
-    def profile(self) -> dict[str, Any]:
+    def profile(self) -> DataProfile:
         """The compact data profile of this workspace's splits (what validate would write)."""
-        return make_profile(self.split_rows())
+        return DataProfile.model_validate(make_profile(self.split_rows()))
 
     def candidate(self, tag: str, kind: str, seed: int = 0) -> dict[str, Path]:
         """Build model `tag` of `kind` and its evaluate outputs; returns the paths register needs."""

@@ -3,10 +3,10 @@
     from stages.data.drift import compare_profiles
     figures = compare_profiles(champion_profile, candidate_profile, champion_trained_on)
 
-A profile is the compact summary the validate stage writes to data/processed/profile.json (format 1):
-`classes`, `rows` and `class_counts` per split, fixed `length_bins` with `length_hist` per split (chars and
-tokens), and a `sample` of up to ~300 train/validation rows (id, group, split, label, text cut to 1000
-characters). The register stage stores it with every model version; the flow compares the new profile with
+A profile is the compact summary the validate stage writes to data/processed/profile.json (format 1,
+`stages.reports.profile.DataProfile`): `classes`, `rows` and `class_counts` per split, fixed `length_bins`
+with `length_hist` per split (chars and tokens), and a `sample` of up to ~300 train/validation rows (id,
+group, split, label, text cut to 1000 characters). The register stage stores it with every model version; the flow compares the new profile with
 the champion's before finetune, and the gate does it again at registration. Three figures:
 
 - `label_js`: Jensen-Shannon distance (base 2: 0 = same, 1 = disjoint) between the train class counts.
@@ -32,8 +32,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from stages.data.trained_on import TrainedOn
+from stages.reports.profile import DataProfile, as_profile
 
-PROFILE_FORMAT = 1
 MIN_TEXTS = 20  # per side, below which the domain classifier is not trained
 FOLDS = 5
 
@@ -74,18 +74,8 @@ def domain_auc(
     return float(np.mean(scores)), f"TF-IDF + logistic regression, {k}-fold CV, {n_a} vs {n_b} texts"
 
 
-def profile_problem(profile: Any) -> str | None:
-    """Why `profile` cannot be compared (None when it can)."""
-    if not isinstance(profile, dict):
-        return f"not a profile (a {type(profile).__name__})"
-    if profile.get("format") != PROFILE_FORMAT:
-        return f"profile format {profile.get('format')!r}, this ftpipe reads {PROFILE_FORMAT}"
-    missing = [k for k in ("class_counts", "length_bins", "length_hist", "sample") if k not in profile]
-    return f"profile lacks {', '.join(missing)}" if missing else None
-
-
 def new_sample(
-    champion_profile: dict[str, Any], candidate_profile: dict[str, Any], trained_on: TrainedOn | None
+    champion_profile: DataProfile, candidate_profile: DataProfile, trained_on: TrainedOn | None
 ) -> tuple[list[str], int]:
     """The candidate's sample texts the champion never trained on, and how many were left out as seen.
 
@@ -93,26 +83,26 @@ def new_sample(
     sample, the only part of its data the profile names), or the text is verbatim in the champion's sample
     (a copy on both sides only confuses the classifier: it would score below chance).
     """
-    sample = candidate_profile["sample"]
-    champ = champion_profile["sample"]
+    sample = candidate_profile.sample
+    champ = champion_profile.sample
     if trained_on is None:
-        trained_on = TrainedOn.from_splits(
-            {"sample": ([r.get("id") for r in champ], [r.get("group") for r in champ])}
-        )
-    seen = trained_on.seen([str(r.get("id")) for r in sample], [r.get("group") for r in sample])
-    champ_texts = {r["text"] for r in champ}
-    seen = [s or r["text"] in champ_texts for r, s in zip(sample, seen, strict=True)]
-    return [r["text"] for r, s in zip(sample, seen, strict=True) if not s], sum(seen)
+        trained_on = TrainedOn.from_splits({"sample": ([r.id for r in champ], [r.group for r in champ])})
+    seen = trained_on.seen([r.id for r in sample], [r.group for r in sample])
+    champ_texts = {r.text for r in champ}
+    seen = [s or r.text in champ_texts for r, s in zip(sample, seen, strict=True)]
+    return [r.text for r, s in zip(sample, seen, strict=True) if not s], sum(seen)
 
 
 def compare_profiles(
-    champion_profile: dict[str, Any],
-    candidate_profile: dict[str, Any],
+    champion_profile: object,
+    candidate_profile: object,
     champion_trained_on: TrainedOn | None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """The three drift figures between the champion's profile and the candidate's, with notes on skips.
 
+    Each profile is a `DataProfile` or one as stored (the champion's may come from any ftpipe version);
+    one that cannot be compared (`stages.reports.profile.as_profile`) gives a note and no figures.
     Keys: `label_js`, `length_js`, `domain_auc` (each a float or None), `domain_classifier` (how the AUC
     was computed), `texts` (champion / candidate_new / candidate_seen sample sizes), `trained_on_record`
     (whether the champion's record was used) and `notes` (one sentence per figure that was skipped).
@@ -126,25 +116,27 @@ def compare_profiles(
         "trained_on_record": champion_trained_on is not None,
         "notes": [],
     }
+    parsed = []
     for who, prof in (("champion", champion_profile), ("candidate", candidate_profile)):
-        problem = profile_problem(prof)
-        if problem:
-            out["notes"].append(f"{who}'s {problem}: no drift figures")
+        found = as_profile(prof)
+        if isinstance(found, str):
+            out["notes"].append(f"{who}'s {found}: no drift figures")
             return out
-    a, b = champion_profile, candidate_profile
-    out["label_js"] = label_distance(a["class_counts"].get("train", {}), b["class_counts"].get("train", {}))
+        parsed.append(found)
+    a, b = parsed
+    out["label_js"] = label_distance(a.class_counts.get("train", {}), b.class_counts.get("train", {}))
     if out["label_js"] is None:
         out["notes"].append("label distance skipped: a profile has no train class counts")
-    bins_a, bins_b = a["length_bins"].get("tokens"), b["length_bins"].get("tokens")
+    bins_a, bins_b = a.length_bins.get("tokens"), b.length_bins.get("tokens")
     if bins_a is None or bins_a != bins_b:
         out["notes"].append("length distance skipped: the token-length bins differ between the profiles")
     else:
         out["length_js"] = js_distance(
-            a["length_hist"]["tokens"].get("train", []), b["length_hist"]["tokens"].get("train", [])
+            a.length_hist["tokens"].get("train", []), b.length_hist["tokens"].get("train", [])
         )
         if out["length_js"] is None:
             out["notes"].append("length distance skipped: a train token-length histogram is empty")
-    champ_texts = [r["text"] for r in a["sample"]]
+    champ_texts = [r.text for r in a.sample]
     new_texts, seen = new_sample(a, b, champion_trained_on)
     out["texts"] = {"champion": len(champ_texts), "candidate_new": len(new_texts), "candidate_seen": seen}
     auc, how = domain_auc(champ_texts, new_texts, seed=seed)

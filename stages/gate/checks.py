@@ -31,6 +31,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from stages.config.register import GateParams
 from stages.data.drift import compare_profiles
 from stages.data.trained_on import TrainedOn
+from stages.reports.profile import DataProfile
 
 PRIMARY_METRICS = (
     "accuracy",
@@ -99,11 +100,11 @@ class ChampionRecord(Protocol):
     @property
     def trained_on(self) -> TrainedOn | None: ...
     @property
-    def profile(self) -> dict[str, Any] | None: ...
+    def profile(self) -> dict[str, Any] | None: ...  # as stored, of any ftpipe version: drift parses it
 
 
 def drift_against(
-    record: ChampionRecord | None, profile: dict[str, Any] | None, profile_note: str
+    record: ChampionRecord | None, profile: DataProfile | None, profile_note: str
 ) -> tuple[dict[str, Any] | None, str]:
     """The drift figures of `profile` against the champion's stored one, or None with the reason."""
     if record is None:

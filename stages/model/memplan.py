@@ -26,7 +26,6 @@ builds the model on the meta device (no weights), and `memory_budget` reads the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
+from stages.data.label_map import LabelMapError, read_label_names
 from stages.model.resolve import resolve_model
 from stages.model.sharding import transformer_blocks
 from stages.model.trainer import FinetuneError
@@ -423,10 +423,10 @@ def memory_budget(device: str, env: dict[str, str] | None = None) -> tuple[int, 
 
 
 def num_labels_of(labels: Path) -> int:
-    """Classes in labels.json; 2 (the head's size hardly matters) when it is not written yet."""
+    """Classes in labels.json; 2 (the head's size hardly matters) when it is not written yet, or not one."""
     try:
-        return max(2, len(json.loads(labels.read_text(encoding="utf-8"))))
-    except (OSError, ValueError, TypeError):
+        return len(read_label_names(labels))
+    except (OSError, LabelMapError):
         return 2
 
 

@@ -33,13 +33,14 @@ from transformers.trainer_utils import TrainOutput
 
 from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.core.io import write_json
+from stages.data.label_map import read_label_names
 from stages.data.windows import WindowList, WindowSampler
 from stages.model.build import count_params, load_model_and_tokenizer, model_source, save_model
 from stages.model.checkpoints import find_resume, prepare_checkpoints, run_fingerprint
 from stages.model.history import Row, best_row, epoch_history, plot_history
 from stages.model.runtime import Runtime, resolve_runtime, single_process
 from stages.model.sharding import fsdp_config, full_state_dict, is_sharded
-from stages.model.splits import load_label_names, load_splits
+from stages.model.splits import load_splits
 from stages.model.trainer import FinetuneTrainer
 from stages.model.training import (
     VALIDATION_METRICS,
@@ -103,7 +104,7 @@ def run_finetune(
 def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: logging.Logger) -> Setup:
     """Runtime, labels and splits, the checkpoint to resume from, then (seeded) the model and datasets."""
     rt = resolve_runtime(p)
-    names = load_label_names(paths.labels)
+    names = read_label_names(paths.labels)
     train, val = load_splits(paths.splits, names, p.max_train_samples, p.seed)
     fingerprint = run_fingerprint(p, base, paths.splits, paths.labels)
     if single_process(rt):

@@ -1,6 +1,6 @@
-"""The class names and the train/validation splits finetune trains on, checked against each other.
+"""The train/validation splits finetune trains on, checked against the class names of labels.json.
 
-names = load_label_names(Path("data/processed/labels.json"))      # ["billing", "bug", ...]
+names = read_label_names(Path("data/processed/labels.json"))      # stages/data/label_map.py
 train, val = load_splits(Path("data/processed/splits"), names, max_train_samples=None, seed=42)
 """
 
@@ -11,22 +11,7 @@ from typing import cast
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from stages.core.io import read_json
 from stages.model.trainer import FinetuneError
-
-
-def load_label_names(path: Path) -> list[str]:
-    """Class names in id order from labels.json ({"0": name, ...})."""
-    data = read_json(path)
-    try:
-        ids = sorted(int(k) for k in data)
-    except (TypeError, ValueError):
-        raise FinetuneError(f'{path}: keys must be class ids "0", "1", ...; rerun the label stage.') from None
-    if ids != list(range(len(ids))) or len(ids) < 2:
-        raise FinetuneError(
-            f"{path}: expected ids 0..n-1 for at least two classes, got {ids}; rerun the label stage."
-        )
-    return [str(data[str(i)]) for i in ids]
 
 
 def load_splits(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from stages.config.paths import PATHS
 from stages.data.trained_on import TrainedOn
@@ -22,6 +23,7 @@ from stages.gate.checks import Candidate, Decision
 from stages.model.resolve import checkpoint_languages, checkpoint_sha256
 from stages.registry import tags as registry_tags
 from stages.reports.finetune import FinetuneReport
+from stages.reports.validate import DataProfileReport
 
 
 def _fmt(x: Any) -> str:
@@ -168,6 +170,17 @@ def _read_json(path: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+def _profile_report(path: Path) -> DataProfileReport | None:
+    """validate's reports/data_profile.json; None when it is missing, unreadable or not validate's."""
+    doc = _read_json(path)
+    if not doc:
+        return None
+    try:
+        return DataProfileReport.model_validate(doc)
+    except ValidationError:
+        return None
+
+
 def _ingest_hashes(lock_path: Path) -> dict[str, str]:
     """dvc.lock's md5 of the ingest stage's data input (data/external) and output (data/raw)."""
     try:
@@ -217,10 +230,10 @@ def gather_provenance(params: dict[str, Any], lock_path: str | Path, model_dir: 
     if not ingest:
         notes.append(f"no ingest report at {ingest_path}")
     validate_path = root / str(PATHS["validate"]["report"])
-    report = _read_json(validate_path)
-    if not report:
+    report = _profile_report(validate_path)
+    if report is None:
         notes.append(f"no validate report at {validate_path}")
-    splits = report.get("splits") or {}
+    splits = (report.splits if report else None) or {}
     return Provenance(
         base_model=ref,
         base_source=str(base.get("source") or ""),
@@ -232,11 +245,8 @@ def gather_provenance(params: dict[str, Any], lock_path: str | Path, model_dir: 
         data_sha256=str(ingest.get("source_sha256") or ""),
         data_rows=ingest.get("rows"),
         data_hashes=_ingest_hashes(Path(lock_path)),
-        validate=dict(report.get("headline") or {}),
-        class_rows={
-            s: {c: int(v.get("rows", 0)) for c, v in (part.get("classes") or {}).items()}
-            for s, part in splits.items()
-        },
+        validate=report.headline.dump() if report else {},
+        class_rows={s: {c: v.rows for c, v in part.classes.items()} for s, part in splits.items()},
         notes=tuple(notes),
     )
 

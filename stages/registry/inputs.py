@@ -14,17 +14,19 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
 
 from datasets import DatasetDict, load_from_disk
 from pydantic import ValidationError
 
 from stages.core.csvsafe import read_csv
 from stages.core.io import read_json
+from stages.data.label_map import read_label_names
 from stages.data.trained_on import TrainedOn
 from stages.gate.checks import PRIMARY_METRICS, Candidate
+from stages.reports.base import problems
 from stages.reports.evaluate import MetricsReport
 from stages.reports.finetune import FinetuneReport
+from stages.reports.profile import DataProfile, as_profile
 
 
 class RegisterError(ValueError):
@@ -42,8 +44,7 @@ def load_candidate(
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise RegisterError(f"{model_dir}: no config.json; run the finetune stage (`dvc repro finetune`).")
-    labels_map = read_json(labels_path)
-    labels = [labels_map[k] for k in sorted(labels_map, key=int)]
+    labels = read_label_names(labels_path)
     id2label = read_json(model_dir / "config.json").get("id2label", {})
     model_labels = [id2label[k] for k in sorted(id2label, key=int)] if id2label else []
     if model_labels != labels:
@@ -84,7 +85,7 @@ def read_metrics(path: str | Path) -> MetricsReport:
         metrics = MetricsReport.model_validate(read_json(path))
     except ValidationError as exc:
         raise RegisterError(
-            f"{path}: not evaluate's metrics ({_problems(exc)}); rerun the evaluate stage."
+            f"{path}: not evaluate's metrics ({problems(exc)}); rerun the evaluate stage."
         ) from None
     primary = metrics.primary_metric
     if primary not in PRIMARY_METRICS:
@@ -106,13 +107,16 @@ def trained_on_from_splits(splits: str | Path | DatasetDict) -> TrainedOn:
     return TrainedOn.from_splits(parts)
 
 
-def read_profile(path: str | Path | None) -> tuple[dict[str, Any] | None, str]:
+def read_profile(path: str | Path | None) -> tuple[DataProfile | None, str]:
     """The data profile written by validate, or None with the reason (register works without it)."""
     if path is None:
         return None, "no data profile given (--profile)"
     if not Path(path).is_file():
         return None, f"no data profile: {path} is missing (run the validate stage)"
-    return read_json(path), f"data profile from {path}"
+    profile = as_profile(read_json(path))
+    if isinstance(profile, str):
+        raise RegisterError(f"{path}: not validate's data profile ({profile}); rerun the validate stage.")
+    return profile, f"data profile from {path}"
 
 
 def read_finetune_report(path: str | Path) -> FinetuneReport | None:
@@ -123,13 +127,8 @@ def read_finetune_report(path: str | Path) -> FinetuneReport | None:
         return FinetuneReport.model_validate(read_json(path))
     except ValidationError as exc:
         raise RegisterError(
-            f"{path}: not the finetune stage's report ({_problems(exc)}); rerun finetune."
+            f"{path}: not the finetune stage's report ({problems(exc)}); rerun finetune."
         ) from None
-
-
-def _problems(exc: ValidationError) -> str:
-    """A report's validation errors on one line: `key: what is wrong; ...`."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in exc.errors())
 
 
 def history_metrics(path: Path | None) -> list[tuple[str, float, int]]:

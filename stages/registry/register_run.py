@@ -42,6 +42,7 @@ from stages.registry.lineage import flatten, lineage_tags, loggable_params, mode
 from stages.registry.reader import VersionRecord
 from stages.registry.tracking import TrackingUnavailable, describe_failure
 from stages.reports.finetune import FinetuneReport
+from stages.reports.profile import DataProfile
 from stages.serving.manifest import ManifestError
 
 LOG = logging.getLogger("ftpipe.register")
@@ -151,7 +152,7 @@ class RegisterInputs:
     params: dict[str, Any]  # params.yaml as read (logged flat, and hashed into the lineage tags)
     truncation: dict[str, Any]  # how the served model reads a text (tokenize's windowing and truncation)
     trained_on: TrainedOn | None = None
-    profile: dict[str, Any] | None = None
+    profile: DataProfile | None = None
     profile_note: str = "no data profile given"
     repo: Path = Path(".")
     lock_path: str | Path = "dvc.lock"
@@ -181,7 +182,7 @@ def register(
     params: dict[str, Any],
     truncation: dict[str, Any],
     trained_on: TrainedOn | None = None,
-    profile: dict[str, Any] | None = None,
+    profile: DataProfile | None = None,
     profile_note: str = "no data profile given",
     repo: Path = Path("."),
     lock_path: str | Path = "dvc.lock",

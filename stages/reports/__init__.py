@@ -6,4 +6,7 @@ writing `model.dump()`, and the summary loads it with `Model.model_validate(...)
 so a renamed key fails where it is written (or is named as unreadable in the summary) instead of
 silently blanking a line of the summary. Each model types the fields the summary reads; every other key
 is kept as an extra, so the written JSON is byte for byte what the stage built.
+
+`profile.py` types one data file that is no report: data/processed/profile.json, validate's compact
+profile that register stores with each version and drift compares (read by more than the summary).
 """

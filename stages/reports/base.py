@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class ReportModel(BaseModel):
@@ -18,3 +18,8 @@ class ReportModel(BaseModel):
         optional field the writer left out stays out). Python mode, not `mode="json"`: `write_json`
         does the JSON, and the JSON mode would turn an extra `inf` into null or refuse a numpy scalar."""
         return self.model_dump(exclude_unset=True)
+
+
+def problems(exc: ValidationError) -> str:
+    """A report's validation errors on one line (`key: what is wrong; ...`), for an error that names the file."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in exc.errors())

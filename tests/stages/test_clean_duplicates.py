@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.clean import CleanError, clean_table, main
+from stages.clean import main
 from stages.config.clean import CleanParams
 from stages.core.io import read_jsonl, write_table
+from stages.data.cleaning import CleanError, clean_table
 from stages.reports.clean import CleanReport
 
 REPO = Path(__file__).resolve().parents[2]

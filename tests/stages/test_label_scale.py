@@ -21,7 +21,9 @@ from datasets import Dataset, Features, List, Value, load_from_disk
 
 from stages.config.label import LabelParams
 from stages.config.paths import path_argv
-from stages.label import SPLITS, canonicalise, group_labels, main, split_groups
+from stages.data.labels import canonicalise
+from stages.data.split import SPLITS, group_labels, split_groups
+from stages.label import main
 
 SPELLINGS = {  # raw label -> its class after the fold (label.lowercase and ALIASES)
     "sport": "sport",

@@ -160,7 +160,7 @@ def test_ids_and_labels_come_back_from_the_escaped_predictions_csv(tmp_path: Pat
     they are in the test split, or every such row would look stale."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-    from stages.evaluate import predictions_table, write_csv
+    from stages.model.predictions import predictions_table, write_csv
 
     names, ids = ["-neg", "pos"], ['=HYPERLINK("http://x.example","c")', "-7", "@a", "'q", "plain"]
     y = [0, 1, 0, 1, 1]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.clean import clean_text
 from stages.config.clean import CleanParams
+from stages.data.cleaning import clean_text
 from stages.data.decode import decode, redecode_cells
 from stages.data.raw import IngestError, ingest
 from tests.stages.data.ingest_files import params

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.clean import clean_table
 from stages.config.clean import CleanParams
+from stages.data.cleaning import clean_table
 from stages.data.raw import IngestError, ingest
 from tests.stages.data.ingest_files import params
 

@@ -7,8 +7,8 @@ import unicodedata
 import pandas as pd
 import pytest
 
-from stages.clean import CleanError, clean_table, clean_text, group_key
 from stages.config.clean import CleanParams
+from stages.data.cleaning import CleanError, clean_table, clean_text, group_key
 
 P = CleanParams()
 

@@ -1,4 +1,4 @@
-"""label: canonicalisation, quarantine, the stable (and the random) group-aware split, and the clear errors."""
+"""label's library: canonicalisation, quarantine, the stable (and random) group-aware split, clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from stages.config.label import LabelParams
-from stages.label import SPLITS, LabelError, canonicalise, label_report, ledger_of, movement, split_groups
+from stages.data.labels import LabelError, canonicalise
+from stages.data.split import SPLITS, label_report, ledger_of, movement, split_groups
 
 
 def frame(labels: list[str], groups: list[str] | None = None) -> pd.DataFrame:
@@ -131,9 +132,9 @@ def test_declared_labels_define_the_schema_even_without_rows() -> None:
 @pytest.fixture(scope="module")
 def bbc_groups() -> pd.DataFrame:
     """The real BBC corpus through the real ingest and clean code (no tokenizer needed for the split)."""
-    from stages.clean import clean_table
     from stages.config.clean import CleanParams
     from stages.config.ingest import IngestParams
+    from stages.data.cleaning import clean_table
     from stages.data.raw import ingest
 
     raw, _, _ = ingest(IngestParams())
