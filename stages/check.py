@@ -25,7 +25,6 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -71,7 +70,7 @@ def tracked_keys(dvc_yaml: str | Path, params_file: str = "params.yaml") -> dict
     return tracked
 
 
-def section_problems(section: str, data: Any, model_cls: type[BaseModel]) -> list[str]:
+def section_problems(section: str, data: object, model_cls: type[BaseModel]) -> list[str]:
     """Every problem of one section's mapping, one message each (the stage's own wording); [] if none."""
     if data is None:
         data = {}
@@ -90,7 +89,7 @@ def section_problems(section: str, data: Any, model_cls: type[BaseModel]) -> lis
 
 
 def check_params(
-    data: Any,
+    data: object,
     tracked: dict[str, list[str]] | None = None,
     models: dict[str, type[BaseModel]] | None = None,
 ) -> list[str]:
@@ -147,7 +146,7 @@ def ingest_inputs(dvc_yaml: str | Path) -> list[str]:
     return [str(d) for d in deps if not str(d).endswith(".py") and str(d) not in produced]
 
 
-def source_problems(data: Any, root: str | Path, inputs: list[str]) -> list[str]:
+def source_problems(data: object, root: str | Path, inputs: list[str]) -> list[str]:
     """`ingest.source` outside ingest's tracked inputs (data/external): DVC would not see it change."""
     section = data.get("ingest") if isinstance(data, dict) else None
     source = section.get("source") if isinstance(section, dict) else None

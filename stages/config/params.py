@@ -16,12 +16,13 @@ it lists the keys it uses under its `params:` in dvc.yaml.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 # Bounds on what reading params.yaml may cost, whatever the file holds: a real params file is a few KB
@@ -36,7 +37,7 @@ _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 3, MAX_SHOWN_CH
 _SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 8
 
 
-def shown(value: Any) -> str:
+def shown(value: object) -> str:
     """`repr(value)` cut to a few hundred characters, without walking the whole of a huge or shared value."""
     text = _SHOW.repr(value)
     return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
@@ -55,7 +56,7 @@ class StageParams(BaseModel):
 P = TypeVar("P", bound=BaseModel)
 
 
-def _describe_error(section: str, model_cls: type[BaseModel], err: Mapping[str, Any]) -> str:
+def _describe_error(section: str, model_cls: type[BaseModel], err: ErrorDetails) -> str:
     if not err["loc"]:  # a check of the section as a whole (several keys, a renamed key)
         return f"section `{section}`: {err['msg']}"
     key = ".".join([section, *(str(p) for p in err["loc"])])
@@ -67,8 +68,8 @@ def _describe_error(section: str, model_cls: type[BaseModel], err: Mapping[str, 
     return f"`{key}` = {shown(err['input'])} is invalid: {err['msg']}"
 
 
-def _allowed_keys(model_cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    cls: Any = model_cls
+def _allowed_keys(model_cls: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    cls: object = model_cls  # a params class, then the annotation of each field along `loc`
     for part in loc:
         field = getattr(cls, "model_fields", {}).get(part)
         if field is None:
@@ -77,7 +78,7 @@ def _allowed_keys(model_cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]
     return sorted(getattr(cls, "model_fields", {}).keys())
 
 
-def validate_section(section: str, data: Any, model_cls: type[P], source: str = "params.yaml") -> P:
+def validate_section(section: str, data: object, model_cls: type[P], source: str = "params.yaml") -> P:
     """Validate one section's mapping into `model_cls`; raise ParamsError naming every bad key."""
     if data is None:
         data = {}
@@ -96,7 +97,7 @@ def validate_section(section: str, data: Any, model_cls: type[P], source: str = 
         ) from None
 
 
-def lookup(data: Any, dotted: str, default: Any = None) -> Any:
+def lookup(data: object, dotted: str, default: object = None) -> object:
     """The value at a dotted key (`finetune.epochs`) in nested mappings; `default` when a part is missing."""
     for part in dotted.split("."):
         if not isinstance(data, Mapping) or part not in data:
@@ -125,8 +126,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         self._size: dict[int, int] = {}  # id(node) -> its values once expanded (an alias counts in full)
         self._depth = 0
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: dict[Hashable, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
@@ -146,7 +147,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key, target = parent
             path.append(key)
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
