@@ -1,19 +1,20 @@
 """ftpipe's training core on a bare CUDA machine, in one short call: throughput, MFU, memory, accuracy.
 
-    make device-carry                                       # here: wheels, BBC splits, MiniLM in bf16; dry run
-    python3 -m bench.gpu_device_check --dry-run             # what one device call carries, and its total
-    PYTHONUNBUFFERED=1 python3 -m bench.gpu_device_check    # there, in the repository root; figures to $OUT
+    make device-carry                                      # here: wheels, BBC splits, MiniLM in bf16; dry run
+    python3 -m bench.gpu_device_check --dry-run            # what one device call carries, and its total
+    PYTHONUNBUFFERED=1 python3 -m bench.gpu_device_check   # there, in the repository root; figures to $OUT
     python3 -m bench.gpu_device_check --device cpu --steps 4 --model DIR --data DIR   # the CPU path (tests)
 
 The lent GPU machine reaches no package registry. Its own python3 has torch, transformers, accelerate,
 pyarrow, pandas, scikit-learn, pyyaml and matplotlib, but no datasets or pydantic, and its transformers
-(5.17) is older than the core needs (it lacks `SubConfigSpec`, which the mean-pool head's config uses, and
-`TrainingArguments(activation_checkpointing=...)`). `make device-wheels` downloads requirements.lock's
-pins of those into .device-carry/wheels/. This module imports only the standard library and `packaging`
-(which transformers needs, so it is there): it installs the carried wheels whose distribution the machine
-lacks, or has at a version the carried packages do not accept, into a fresh folder put first on
-sys.path, and only then imports the core and measures (bench/gpu_device_runs.py). Nothing is fetched:
-HF_HUB_OFFLINE=1. docs/training.md, "The training core on a bare GPU machine", says how to run it.
+(5.17) is older than the core needs (5.23 or later: it lacks `TrainingArguments(activation_checkpointing=
+...)` and `SubConfigSpec`, which the mean-pool head's config uses). `make device-wheels` downloads
+requirements.lock's pins of those into .device-carry/wheels/. This module imports only the standard
+library and `packaging` (which transformers needs, so it is there): it installs the carried wheels whose
+distribution the machine lacks, or has at a version the carried packages do not accept, into a fresh
+folder put first on sys.path, and only then imports the core and measures (bench/gpu_device_runs.py).
+Nothing is fetched: HF_HUB_OFFLINE=1. docs/training.md, "The training core on a bare GPU machine",
+says how to run it.
 """
 
 from __future__ import annotations
@@ -232,7 +233,8 @@ def dry_run(root: Path, carry: list[Path], limit: int = CARRY_LIMIT) -> int:
         print(f"  MISSING {m}")
     verdict = "fits" if total <= limit else "OVER THE LIMIT"
     print(
-        f"  total {mib(total)} of {mib(limit)}: {verdict} ({mib(abs(limit - total))} {'to spare' if total <= limit else 'too much'})"
+        f"  total {mib(total)} of {mib(limit)}: {verdict} "
+        f"({mib(abs(limit - total))} {'to spare' if total <= limit else 'too much'})"
     )
     print(f"  device call: run(command='{DEVICE_COMMAND}', carry={[str(c) for c in carry]}, timeout_s=480)")
     return 0 if total <= limit and not missing else 1

@@ -158,7 +158,8 @@ def model_archive(scratch: Path, out: Path = REPO / MODEL_ARCHIVE) -> int:
     save_file(half, str(folder / "model.safetensors"), metadata={"format": "pt"})
     size = pack(folder, out)
     print(
-        f"gpu_device_prep: {out.relative_to(REPO)} {mib(size)} (bf16 weights {mib((folder / 'model.safetensors').stat().st_size)})"
+        f"gpu_device_prep: {out.relative_to(REPO)} {mib(size)} "
+        f"(bf16 weights {mib((folder / 'model.safetensors').stat().st_size)})"
     )
     return size
 

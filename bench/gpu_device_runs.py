@@ -156,8 +156,8 @@ class Check:
             "machine": machine(self.name),
             "carry": boot,
             "peaks_tflops": {"bf16_dense_spec": self.spec_peak, "bf16_matmul_measured": self.matmul_peak},
-            "flops_formula": "per step: 3 x (2 x linear weights x tokens + 4 x layers x hidden x sum of tokens^2 "
-            "per sample); per token 6 x linear + 12 x layers x hidden x seq",
+            "flops_formula": "per step: 3 x (2 x linear weights x tokens + 4 x layers x hidden x the sum "
+            "over samples of tokens^2); per token: 6 x linear + 12 x layers x hidden x seq",
             "runs": {},
         }
 
@@ -390,11 +390,13 @@ def unmeasured(check: Check) -> list[str]:
     missing = []
     if not check.cuda:
         missing.append(
-            "GPU figures (MFU, TFLOP/s against a GPU peak, max_memory_allocated against the plan): no CUDA device"
+            "GPU figures (MFU, TFLOP/s against a GPU peak, max_memory_allocated against the plan): "
+            "no CUDA device"
         )
     elif check.spec_peak is None:
         missing.append(
-            f"MFU: no data-sheet bf16 peak for {check.name!r} (bench/gpu_check.py BF16_PEAK_TFLOPS) or not bf16"
+            f"MFU: no data-sheet bf16 peak for {check.name!r} (bench/gpu_check.py BF16_PEAK_TFLOPS) "
+            "or not bf16"
         )
     for name, r in check.figures["runs"].items():
         if "error" in r:
@@ -412,14 +414,16 @@ def print_summary(figures: dict[str, Any], path: Path) -> None:
         elif name == "accuracy":
             v = r["validation"]
             print(
-                f"  {name:<9} after 1 epoch: validation accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f}"
+                f"  {name:<9} after 1 epoch: validation accuracy {v['accuracy']:.4f}, "
+                f"macro-F1 {v['macro_f1']:.4f}"
             )
         else:
             mem = r["peak_memory_allocated_gib"]
             plan = r["planned_memory"]["tensors_gib"]
             print(
-                f"  {name:<9} {r['samples_per_s']} samples/s, {r['tokens_per_s']} tokens/s, {r['achieved_tflops']} TFLOP/s,"
-                f" MFU {r['mfu']}; peak memory {mem} GiB vs plan {plan} GiB (tensors); {r['timed_steps']} steps timed"
+                f"  {name:<9} {r['samples_per_s']} samples/s, {r['tokens_per_s']} tokens/s, "
+                f"{r['achieved_tflops']} TFLOP/s, MFU {r['mfu']}; peak memory {mem} GiB vs plan {plan} GiB "
+                f"(tensors); {r['timed_steps']} steps timed"
             )
     for line in figures.get("unmeasured", []):
         print(f"  unmeasured: {line}")

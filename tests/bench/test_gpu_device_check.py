@@ -1,4 +1,4 @@
-"""bench/gpu_device_check.py: the CPU path end to end on a tiny model, which wheels it installs, the dry run."""
+"""bench/gpu_device_check.py: the CPU path on a tiny model, which wheels it installs, the dry run."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bench.gpu_device_prep import lock_pins
 from bench.gpu_device_runs import train_flops
 from tests.conftest import REPO, TINY_BERT_SHAPE, build_splits
 
-TINY_LARGE = "hidden_size=48,num_hidden_layers=2,num_attention_heads=2,intermediate_size=96,max_position_embeddings=128"
+TINY_LARGE = "hidden_size=48,num_hidden_layers=2,num_attention_heads=2,intermediate_size=96"
 
 
 def test_the_cpu_path_runs_the_core_and_writes_every_figure(
@@ -118,7 +118,7 @@ def test_it_installs_the_roots_and_only_the_requirements_the_machine_does_not_me
 
 
 def make_wheel(folder: Path) -> Path:
-    """A one-module wheel, as pip builds them: the module, METADATA (one requirement, one extra), WHEEL, RECORD."""
+    """A one-module wheel as pip builds them: module, METADATA (a requirement, an extra), WHEEL, RECORD."""
     path = folder / "demo_pkg-1.0-py3-none-any.whl"
     info = "demo_pkg-1.0.dist-info"
     files = {
@@ -188,6 +188,6 @@ def test_the_dry_run_fails_over_the_limit_or_with_a_piece_missing(
 
 
 def test_every_carried_wheel_is_pinned_in_the_lock() -> None:
-    """`make device-wheels` downloads the lock's pins: a package dropped from the lock must leave WHEELS too."""
+    """`make device-wheels` downloads the lock's pins: a package the lock drops must leave WHEELS too."""
     pins = lock_pins()
     assert [n for n in gdc.WHEELS if n not in pins] == []
