@@ -26,6 +26,7 @@ from stages.config.register import RetryPolicy
 from stages.data.trained_on import TrainedOn
 from stages.registry import tags as registry_tags
 from stages.registry.history import canonical_version
+from stages.registry.smoke import SmokeRecord
 from stages.registry.tracking import RegistryError, connect, describe_failure, is_transient, with_retries
 
 R = TypeVar("R")
@@ -118,6 +119,19 @@ class RegistryReader:
                     f"version {mv.version}'s data profile could not be read: {describe_failure(exc)}"
                 )
         return rec
+
+    def smoke_record(self, version: str) -> SmokeRecord | None:
+        """The predictions `version` recorded at registration (stages/registry/smoke.py), or None when it
+        has none (registered before ftpipe recorded them); ValueError when the record cannot be read."""
+        mv = self.version(version)
+        if registry_tags.SMOKE not in mv.tags or not mv.run_id:
+            return None
+        run_id, path = mv.run_id, mv.tags[registry_tags.SMOKE]
+        what = f"version {mv.version}'s smoke record ({path})"
+        try:
+            return SmokeRecord.from_json(self._artifact(run_id, path), what)
+        except (MlflowException, OSError) as exc:
+            raise ValueError(f"{what} could not be read: {describe_failure(exc)}") from None
 
     def champion_record(self) -> VersionRecord | None:
         """The champion's record (labels, trained-on, profile), or None when there is no champion."""

@@ -31,10 +31,14 @@ TRACKING_URI = "tracking_uri"
 TRAINED_ON = "ftpipe.trained_on"
 TRAINED_ON_ROWS = "ftpipe.trained_on.rows"  # "train N, validation M; G groups"
 PROFILE = "ftpipe.profile"
+# the verify rows as the version predicted them at registration (stages/registry/smoke.py): the tag holds
+# the run artifact's path; `ftpipe serve` reproduces them before it serves the version
+SMOKE = "ftpipe.smoke"
 
 # --- artifacts of the registration run
 TRAINED_ON_ARTIFACT = "trained_on.json.gz"
 PROFILE_ARTIFACT = "profile.json"
+SMOKE_ARTIFACT = "smoke.json"
 MODEL_CARD_ARTIFACT = "model_card.md"
 GATE_ARTIFACT = "gate.json"  # the gate's decision (also the version tag `ftpipe.gate`)
 MODEL_ARTIFACT = "model"
