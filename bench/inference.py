@@ -26,7 +26,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -59,12 +58,14 @@ def _served_copy(dest: Path) -> Path:
 
 
 def _pyfunc(folder: Path, config: dict[str, Any]) -> Any:
+    from mlflow.pyfunc import PythonModelContext
+
     from stages.registry.integrity import served_manifest
     from stages.serving.textclf import HF_ARTIFACT, TextClassifier
 
     model = TextClassifier()
     config = {**config, "manifest": served_manifest(folder)}
-    model.load_context(SimpleNamespace(artifacts={HF_ARTIFACT: str(folder)}, model_config=config))
+    model.load_context(PythonModelContext(artifacts={HF_ARTIFACT: str(folder)}, model_config=config))
     return model
 
 

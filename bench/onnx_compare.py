@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -107,7 +107,7 @@ def export(model_dir: Path, dest: Path) -> tuple[Path, Path, float]:
 def compare(limit: int | None = None) -> dict[str, Any]:
     import torch
     from datasets import load_from_disk
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     from stages.serving.meanpool import load_classifier
     from stages.serving.textclf import encode, quantize_int8, window_probabilities
@@ -115,7 +115,7 @@ def compare(limit: int | None = None) -> dict[str, Any]:
     test = load_from_disk(str(SPLITS))["test"]
     texts = list(test["text"])[:limit] if limit else list(test["text"])
     cfg = _tokenize_config()
-    tok = AutoTokenizer.from_pretrained(MODEL)
+    tok = cast(PreTrainedTokenizerFast, AutoTokenizer.from_pretrained(MODEL))  # MODEL's is a fast one
     per_text = encode(tok, texts, cfg["max_length"], cfg["truncation"], cfg["head_fraction"], cfg["windows"])
     windows = [w for row in per_text for w in row]
     owner = [i for i, row in enumerate(per_text) for _ in row]

@@ -23,7 +23,7 @@ import argparse
 import hashlib
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -36,12 +36,33 @@ from stages.core.logs import setup_logging
 from stages.model.resolve import resolve_model
 from stages.serving.textclf import WindowEncoder
 
+if TYPE_CHECKING:  # transformers and datasets are imported where they are used
+    from datasets import Dataset
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
 
 class TokenizeError(ValueError):
     """The tokenizer cannot be used; the message says why and what to change."""
 
 
-def load_tokenizer(p: TokenizeParams) -> Any:
+class LengthReport(TypedDict):
+    """reports/tokenize.json: the tokenizer, and the texts' lengths in tokens and windows."""
+
+    model: str
+    tokenizer: str
+    vocab_size: int
+    max_length: int
+    windows: int
+    truncation: str
+    rows: int
+    tokens: dict[str, float]  # mean, p50, p90, p95, p99, max (before truncation)
+    windows_per_text: dict[str, float]  # mean, max
+    total_windows: int
+    truncated_fraction: float
+
+
+def load_tokenizer(p: TokenizeParams) -> PreTrainedTokenizerFast:
     """Load the fast tokenizer of `p.model`; a slow-only tokenizer is a clear error."""
     from transformers import AutoTokenizer
 
@@ -52,10 +73,10 @@ def load_tokenizer(p: TokenizeParams) -> Any:
             f"tokenize.model `{p.model}` has no fast tokenizer (tokenizer.json); ftpipe needs one for "
             "batched truncation. Convert it with `tokenizers` or pick another checkpoint."
         )
-    return tok
+    return cast("PreTrainedTokenizerFast", tok)  # is_fast: checked above
 
 
-def count_ids(backend: Any, text: str, span: int, unk: int | None) -> tuple[int, int]:
+def count_ids(backend: Tokenizer, text: str, span: int, unk: int | None) -> tuple[int, int]:
     """Tokens and unknown tokens of `text`, tokenizing at most `span` characters at a time.
 
     Each piece but the last counts the tokens before its last word (which the cut may have split), and
@@ -79,7 +100,9 @@ def count_ids(backend: Any, text: str, span: int, unk: int | None) -> tuple[int,
             return n, n_unk
 
 
-def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, list[Any]]:
+def encode_batch(
+    tok: PreTrainedTokenizerFast, texts: list[str], p: TokenizeParams
+) -> dict[str, list[object]]:
     """Encode `texts` into windows by the truncation policy (the served model's `WindowEncoder`), and
     count each text's tokens.
 
@@ -98,7 +121,7 @@ def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, lis
     keys = ["input_ids", "attention_mask", "n_tokens", "n_unk", "truncated", "windows", "n_windows"]
     if enc.want_types:
         keys += ["token_type_ids", "window_type_ids"]
-    out: dict[str, list[Any]] = {k: [] for k in keys}
+    out: dict[str, list[object]] = {k: [] for k in keys}
     unk = tok.unk_token_id
     for text, ids in zip(texts, enc.whole_ids(texts), strict=True):
         if ids is None:  # too long to tokenize whole
@@ -119,7 +142,9 @@ def encode_batch(tok: Any, texts: list[str], p: TokenizeParams) -> dict[str, lis
     return out
 
 
-def length_report(n_tokens: list[int], n_windows: list[int], p: TokenizeParams, tok: Any) -> dict[str, Any]:
+def length_report(
+    n_tokens: list[int], n_windows: list[int], p: TokenizeParams, tok: PreTrainedTokenizerFast
+) -> LengthReport:
     """Token-length percentiles (before truncation), windows per text and the fraction of texts that were cut."""
     arr = np.asarray(n_tokens)
     specials = tok.num_special_tokens_to_add(pair=False)
@@ -148,8 +173,8 @@ def length_report(n_tokens: list[int], n_windows: list[int], p: TokenizeParams, 
 
 
 def tokenize_table(
-    df: pd.DataFrame, p: TokenizeParams, tok: Any, work: Path | None = None
-) -> tuple[Any, dict[str, Any]]:
+    df: pd.DataFrame, p: TokenizeParams, tok: PreTrainedTokenizerFast, work: Path | None = None
+) -> tuple[Dataset, LengthReport]:
     """Return the tokenized `datasets.Dataset` and the length report.
 
     With `work` (a folder), the token ids are written there record batch by record batch and the

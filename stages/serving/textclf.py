@@ -35,17 +35,22 @@ import hashlib
 import importlib.util
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import PythonModel, PythonModelContext  # the context: read in predict's type hints
+
+if TYPE_CHECKING:  # torch and transformers are imported where a model is loaded or run
+    import torch
+    from tokenizers import Encoding, Tokenizer
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 HF_ARTIFACT = "hf_model"
 # ftpipe modules registered with the model (MLflow `code_paths`, under <model>/code/) and loaded by path
@@ -68,7 +73,12 @@ CHARS_PER_TOKEN = 16  # generous: English runs at 4-6 characters a token, Chines
 
 
 def encode(
-    tok: Any, texts: list[str], max_length: int, truncation: str, head_fraction: float, windows: int = 1
+    tok: PreTrainedTokenizerFast,
+    texts: list[str],
+    max_length: int,
+    truncation: str,
+    head_fraction: float,
+    windows: int = 1,
 ) -> list[list[dict[str, list[int]]]]:
     """Per text, its token windows (at most `windows` of `max_length` tokens, special tokens included).
 
@@ -91,7 +101,12 @@ class WindowEncoder:
     """
 
     def __init__(
-        self, tok: Any, max_length: int, truncation: str, head_fraction: float, windows: int
+        self,
+        tok: PreTrainedTokenizerFast,
+        max_length: int,
+        truncation: str,
+        head_fraction: float,
+        windows: int,
     ) -> None:
         self.backend = copy.deepcopy(tok.backend_tokenizer)  # the saved one may carry padding/truncation
         self.backend.no_truncation()
@@ -169,7 +184,7 @@ def _cut_windows(ids: list[int], window_budget: int) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, n, size)]
 
 
-def _whole_words(enc: Any, drop: str) -> list[int]:
+def _whole_words(enc: Encoding, drop: str) -> list[int]:
     """The ids of `enc` less those of its last (or first) word, unless that word is all there is."""
     words = enc.word_ids
     if not words or words[0] == words[-1]:
@@ -185,7 +200,9 @@ def _whole_words(enc: Any, drop: str) -> list[int]:
     return list(enc.ids[start:])
 
 
-def _special_template(backend: Any, specials: int) -> tuple[list[int], list[int], int, list[int], list[int]]:
+def _special_template(
+    backend: Tokenizer, specials: int
+) -> tuple[list[int], list[int], int, list[int], list[int]]:
     """What the post-processor puts around one sequence: ids and type ids before it, its type id, after it.
 
     Windows are sliced from token ids and wrapped the way `post_process` wraps a sequence (`[CLS] ...
@@ -204,8 +221,8 @@ def _special_template(backend: Any, specials: int) -> tuple[list[int], list[int]
 
 
 def window_probabilities(
-    model: Any,
-    pad: Callable[[list[dict[str, list[int]]]], Any],
+    model: PreTrainedModel,
+    pad: Callable[[list[dict[str, list[int]]]], Mapping[str, torch.Tensor]],
     windows: Sequence[dict[str, list[int]]],
     owner: Sequence[int],
     n_rows: int,
@@ -227,6 +244,8 @@ def window_probabilities(
 
     if len(windows) != len(owner):
         raise ValueError(f"{len(windows)} windows but {len(owner)} owners")
+    if model.config.num_labels is None:
+        raise ValueError("the model's config sets no num_labels")
     n_labels = int(model.config.num_labels)
     sums = torch.zeros(n_rows, n_labels, dtype=torch.float64)
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i]["input_ids"]))
@@ -265,7 +284,7 @@ def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return False
 
 
-def quantize_int8(model: Any) -> Any:
+def quantize_int8(model: PreTrainedModel) -> PreTrainedModel:
     """`model` with every nn.Linear replaced by torch's dynamic int8 version (weights int8, activations
     quantized per batch); CPU only. Its agreement with fp32 is measured by `python -m bench.inference`."""
     import torch
@@ -278,10 +297,11 @@ def quantize_int8(model: Any) -> Any:
         # and its quantized-tensor creation (torch.quantize_per_tensor) for the same reason
         warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
         quantize: Any = torch.ao.quantization.quantize_dynamic  # untyped in torch
-        return quantize(model, {torch.nn.Linear}, dtype=torch.qint8)
+        quantized: PreTrainedModel = quantize(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantized
 
 
-def _choice(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+def _choice(config: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> str:
     value = str(config[key])
     if value not in allowed:
         raise MlflowException(
@@ -300,7 +320,7 @@ class TextClassifier(PythonModel):
     that class's probability; the signature declares that param for versions registered since.
     """
 
-    def load_context(self, context: Any) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         import torch
         from transformers import AutoTokenizer
 
@@ -329,7 +349,10 @@ class TextClassifier(PythonModel):
         # the folder's own code never runs: the mean-pool head is the registered meanpool.py, and any other
         # custom code is refused as usual (trust_remote_code is never decided by a file in the folder)
         meanpool.register_auto_classes()  # so the tokenizer's look at config.json resolves it locally too
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        # a fast tokenizer: the tokenize stage refuses any other, so the registered one is fast
+        self.tokenizer = cast(
+            "PreTrainedTokenizerFast", AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        )
         self.model = meanpool.load_classifier(str(folder)).to(self.device).eval()
         if quantize == "int8":
             self.model = quantize_int8(self.model)
@@ -343,7 +366,7 @@ class TextClassifier(PythonModel):
     # MLflow reads the input's type hint: a DataFrame hint means "no schema from hints" (the logged
     # signature applies); no hint at all, or a non-list one, makes it warn on every load
     def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         texts = _texts(model_input)
         cfg = self.config
@@ -374,7 +397,7 @@ class TextClassifier(PythonModel):
                 out[f"p_{self.id2label[k]}"] = probs[:, k].astype(float)
         return out
 
-    def _pad(self, windows: list[dict[str, list[int]]]) -> Any:
+    def _pad(self, windows: list[dict[str, list[int]]]) -> Mapping[str, torch.Tensor]:
         return self.tokenizer.pad(windows, return_tensors="pt")
 
 
@@ -397,7 +420,7 @@ def _registered_module(code: Path, name: str) -> ModuleType:
     return sys.modules[key]
 
 
-def _texts(model_input: Any) -> list[str]:
+def _texts(model_input: object) -> list[str]:
     if isinstance(model_input, pd.DataFrame):
         if "text" not in model_input.columns:
             raise ValueError(
@@ -423,7 +446,7 @@ def _texts(model_input: Any) -> list[str]:
     return texts
 
 
-def why_refused(text: Any) -> str | None:
+def why_refused(text: object) -> str | None:
     """Why `text` cannot be classified (empty, blank, missing, not a string), or None. `ftpipe predict`
     applies the same rule."""
     if text is None or (not isinstance(text, str) and pd.api.types.is_scalar(text) and pd.isna(text)):
