@@ -5,6 +5,9 @@
 
 A function's length is `end_lineno - lineno + 1` of its `def` (decorators excluded; a nested function
 counts inside its parent and is measured on its own too). Methods count like functions.
+
+Tests mirror the tree: every folder of tests under tests/stages/, tests/flows/ and tests/bench/ has the
+source folder it tests (tests/stages/registry/ tests stages/registry/).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("stages", "flows")
 MAX_LINES = 60
 SHOWN = 5
+MIRRORED = {"tests/stages": "stages", "tests/flows": "flows", "tests/bench": "bench"}  # tests -> source
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,25 @@ def test_no_function_is_longer_than_the_limit() -> None:
         f"{len(too_long)} function(s) longer than {MAX_LINES} lines; split them into named steps:\n"
         + "\n".join(f"  {fn}" for fn in too_long)
     )
+
+
+def unmirrored_test_folders(repo: Path = REPO) -> list[str]:
+    """Folders of tests with no source folder at the same place: tests that moved away from their code."""
+    return [
+        str(folder.relative_to(repo))
+        for tests, source in MIRRORED.items()
+        for folder in sorted((repo / tests).rglob("*"))
+        if folder.is_dir()
+        and folder.name != "__pycache__"
+        and not (repo / source / folder.relative_to(repo / tests)).is_dir()
+    ]
+
+
+def test_every_test_folder_mirrors_a_source_folder(tmp_path: Path) -> None:
+    assert unmirrored_test_folders() == []
+    for folder in ("stages/data", "tests/stages/data", "tests/stages/common", "tests/flows/commands"):
+        (tmp_path / folder).mkdir(parents=True)
+    assert unmirrored_test_folders(tmp_path) == ["tests/stages/common", "tests/flows/commands"]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Each stage declares a pydantic model for its own section and calls `load_section
 stage before any work with one message naming the key, the bad value and what is allowed.
 
 Defaults live in the params classes only; the shipped params.yaml holds the same values (a test,
-tests/stages/test_params.py, compares every key), so a class's default is what a user gets.
+tests/stages/config/test_params.py, compares every key), so a class's default is what a user gets.
 
 A stage that needs another stage's keys reads them one way: `load_section(that_section, ThatClass,
 path)`, with the class of the stage that owns the section (validated exactly as that stage validates

@@ -24,9 +24,9 @@ from flows.params import apply_overrides
 from flows.runner import StageFailed, StageOutcome
 from flows.summary import build_summary, render_markdown
 from tests.conftest import REPO, make_corpus, make_pipeline_repo, run_cmd
+from tests.factories import new_store, register_version
 from tests.registry_support import make_profile
 from tests.stages.data.test_drift import cooking_rows, split
-from tests.stages.test_drift import register_champion
 
 NAME = "parity"
 DVC_ENV = {"DVC_NO_ANALYTICS": "1"}
@@ -91,10 +91,9 @@ def test_drift_gives_the_same_report_by_dvc_or_by_the_flow(
 ) -> None:
     from flows.retrain import retrain
 
-    uri = f"sqlite:///{tmp_path / 'registry' / 'mlflow.db'}"
-    (tmp_path / "registry").mkdir()
+    uri = new_store(tmp_path / "registry")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # for the stages DVC and the flow start
-    register_champion(uri, NAME, make_profile(split(make_corpus(n_per_class=40, seed=3), "a-")))
+    register_version(uri, NAME, profile=make_profile(split(make_corpus(n_per_class=40, seed=3), "a-")))
     repo = drift_repo(tmp_path / "repo")
     report = repo / "reports" / "drift.json"
 
@@ -124,7 +123,9 @@ def test_drift_gives_the_same_report_by_dvc_or_by_the_flow(
 
     # the model trained on this data becomes champion; a run with nothing new compares nothing (it used
     # to compare the new champion's data with itself) and says what the last comparison found
-    register_champion(uri, NAME, json.loads((repo / "data" / "processed" / "profile.json").read_text()))
+    register_version(
+        uri, NAME, profile=json.loads((repo / "data" / "processed" / "profile.json").read_text())
+    )
     noop = retrain(root=str(repo))
     assert stage_names(noop) == {"drift": "skipped", "train": "skipped"} and noop["up_to_date"]
     assert report.read_bytes() == by_flow

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from stages.config.register import GateParams, RegisterParams
+from stages.config.register import RetryPolicy
 from stages.registry.client import FP32_CONFIG, Registry
-from stages.registry.inputs import load_candidate, trained_on_from_splits
-from stages.registry.register_run import register
 from stages.serving.textclf import DEFAULT_CONFIG
 from tests.conftest import REPO, run_cmd
+from tests.factories import new_store, register_candidate
 from tests.registry_support import Workspace
 
 NOISE = (
@@ -83,30 +81,12 @@ class Records(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def registered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tiny model registered to a SQLite store (the real register stage's function)."""
     root = tmp_path_factory.mktemp("load-warnings")
-    ws = Workspace(root / "ws")
-    paths = ws.candidate("constant", "constant")
-    cand = load_candidate(
-        paths["model"], paths["metrics"], paths["predictions"], paths["splits"], paths["labels"]
-    )
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    p = RegisterParams(
-        model_name="quiet", gate=GateParams(min_primary=0.0, baseline_tolerance=1.0), retries=0, verify_rows=8
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        report = register(
-            p,
-            cand,
-            uri,
-            params={"register": p.model_dump()},
-            truncation=TRUNC,
-            trained_on=trained_on_from_splits(ws.splits),
-            repo=REPO,
-        )
-        yield {"uri": uri, "policy": p.policy(), "version": report["version"], "root": root}
+    uri = new_store(root)
+    report, _ = register_candidate(uri, Workspace(root / "ws"), "quiet", TRUNC)
+    return {"uri": uri, "policy": RetryPolicy(retries=0), "version": report["version"], "root": root}
 
 
 def test_the_logged_model_config_has_every_serving_option(registered: dict[str, Any]) -> None:

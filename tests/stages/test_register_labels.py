@@ -18,6 +18,7 @@ from stages.gate.checks import Candidate, LabelSetChanged
 from stages.registry.inputs import load_candidate, trained_on_from_splits
 from stages.registry.register_run import register
 from tests.conftest import REPO, build_splits, build_tokenizer, make_corpus
+from tests.factories import OPEN_GATE
 from tests.registry_support import Workspace
 
 TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
@@ -56,12 +57,12 @@ def _register(uri: str, ws: Workspace, gate: GateParams) -> dict[str, Any]:
     )
 
 
-def test_own_data_under_the_default_name_is_refused_not_registered(tmp_path: Path) -> None:
+def test_own_data_under_the_default_name_is_refused_not_registered(sqlite_store: str, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store
     name = RegisterParams().model_name
-    gate = GateParams(min_primary=0.0, baseline_tolerance=1.0)  # the constant models clear the floor
+    gate = OPEN_GATE  # the constant models clear the floor
     first = _register(uri, Workspace(tmp_path / "bbc"), gate)
     assert first["name"] == name and first["champion"] == "1"
 

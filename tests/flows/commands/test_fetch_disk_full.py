@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 
+from stages.registry import tags as registry_tags
 from tests.conftest import REPO
+from tests.factories import TINY_FILES, register_version
 from tests.flows.commands.test_registry_versions import make_model, run, store  # noqa: F401 (a fixture)
 
-WEIGHTS = "0.1 0.2 0.3\n"  # the two files of every tiny version: config.json and weights.txt
+WEIGHTS = TINY_FILES["weights.txt"]  # make_model's versions hold config.json and weights.txt
 
 
 def _disk_full_line(err: str, dest: Path) -> None:
@@ -81,28 +83,13 @@ ls -A "$FULL"
 
 @pytest.mark.skipif(not _namespaces_allowed(), reason="no user/mount namespaces here (unshare -Urm)")
 def test_fetch_on_a_real_full_filesystem(store: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
-    from mlflow import MlflowClient
-
     make_model(store, "real-full", 1, champion="1", challenger=None)
     # a weights file larger than the room left, logged as version 2
-    big = tmp_path / "big"
-    big.mkdir()
-    (big / "weights.txt").write_text("0.5 " * 4000)
-    from stages.registry import tags as registry_tags
-    from stages.serving import manifest
-
-    client: MlflowClient = store["client"]
-    client.log_artifacts(store["run_id"], str(big), "big")
-    (tmp_path / "full").mkdir()
-    client.create_model_version(
-        "real-full",
-        f"{store['source'].rsplit('/', 1)[0]}/big",
-        run_id=store["run_id"],
-        tags={
-            registry_tags.STATUS: registry_tags.COMPLETE,
-            registry_tags.MANIFEST: manifest.dumps(manifest.tree_manifest(big)),
-        },
+    complete = {registry_tags.STATUS: registry_tags.COMPLETE}
+    register_version(
+        store["uri"], "real-full", files={"weights.txt": "0.5 " * 4000}, tags=complete, aliases=()
     )
+    (tmp_path / "full").mkdir()
     env = {
         "FULL": str(tmp_path / "full"),
         "PYTHON": sys.executable,

@@ -17,6 +17,7 @@ from typing import Any
 
 from stages.registry import tags as registry_tags
 from tests.conftest import REPO
+from tests.factories import TINY_FILES, register_version
 
 # runs the real `ftpipe` entry point for each argv given (as JSON), then prints the heavy modules
 # loaded (at exit, so an import made anywhere during a command counts)
@@ -65,30 +66,16 @@ def test_check_imports_no_prefect_mlflow_or_dvc_repo(tiny_repo: Path) -> None:
     assert probe([["check"]], tiny_repo, NOT_FOR_CHECK) == []
 
 
-def test_the_registry_commands_import_no_prefect(tmp_path: Path) -> None:
+def test_the_registry_commands_import_no_prefect(sqlite_store: str, tmp_path: Path) -> None:
     """history, promote, rollback and fetch against a SQLite store: MLflow, and nothing of Prefect."""
     from mlflow import MlflowClient
 
-    from stages.serving import manifest
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri, registry_uri=uri)
-    run = client.create_run(client.create_experiment("m", artifact_location=(tmp_path / "art").as_uri()))
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "weights.txt").write_text("1 2 3\n")
-    client.log_artifacts(run.info.run_id, str(model), "model")
-    client.create_registered_model("m")
+    uri = sqlite_store
     for _ in range(2):
-        client.create_model_version(
-            "m",
-            f"{run.info.artifact_uri}/model",
-            run_id=run.info.run_id,
-            tags={
-                registry_tags.STATUS: registry_tags.COMPLETE,
-                registry_tags.MANIFEST: manifest.dumps(manifest.tree_manifest(model)),
-            },
+        register_version(
+            uri, "m", files=TINY_FILES, tags={registry_tags.STATUS: registry_tags.COMPLETE}, aliases=()
         )
+    client = MlflowClient(uri, registry_uri=uri)
     common = ["--name", "m", "--params", str(tmp_path / "absent.yaml")]
     argvs: list[list[Any]] = [
         ["history", *common],

@@ -3,7 +3,8 @@
 MLflow reads a version as an integer, the history used to compare them as strings: `ftpipe promote 01`
 moved the alias to v1 but recorded "3 -> 01", and rollback then went "1 -> 01" and never back to v3;
 ` 1` while v1 was champion recorded a change that never happened. These run the real CLI against a real
-SQLite MLflow store holding tiny registered versions (a two-file folder each, with its manifest).
+SQLite MLflow store holding tiny registered versions (a two-file folder each, with its manifest:
+tests/factories.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from flows.commands.cli import main as ftpipe
 from stages.registry import tags as registry_tags
 from stages.registry.client import Registry
-from stages.serving import manifest
+from tests.factories import TINY_FILES, new_store, register_version
 
 EQUIVALENT_TO_1 = ["01", " 1", "+1", "1.0"]
 NOT_VERSIONS = ["1.5", "-1", "0", "abc1"]
@@ -28,48 +29,24 @@ _NAMES = itertools.count(1)  # one model per test: parametrized ids differ only 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A SQLite MLflow store and one run whose `model` folder every tiny version serves."""
+    """A SQLite MLflow store of this module's own, and its client."""
     from mlflow import MlflowClient
 
-    root = tmp_path_factory.mktemp("versions-store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    client = MlflowClient(uri, registry_uri=uri)
-    exp = client.create_experiment("tiny", artifact_location=(root / "artifacts").as_uri())
-    run = client.create_run(exp)
-    model = root / "model"
-    model.mkdir()
-    (model / "config.json").write_text('{"tiny": true}\n')
-    (model / "weights.txt").write_text("0.1 0.2 0.3\n")
-    client.log_artifacts(run.info.run_id, str(model), "model")
-    return {
-        "uri": uri,
-        "client": client,
-        "run_id": run.info.run_id,
-        "source": f"{run.info.artifact_uri}/model",
-        "manifest": manifest.dumps(manifest.tree_manifest(model)),
-    }
+    uri = new_store(tmp_path_factory.mktemp("versions-store"))
+    return {"uri": uri, "client": MlflowClient(uri, registry_uri=uri)}
 
 
 def make_model(
     store: dict[str, Any], name: str, n: int, champion: str | None, challenger: str | None
 ) -> Registry:
-    """Registered model `name` with versions 1..n (READY, complete); the gate's champion and challenger."""
-    client = store["client"]
-    client.create_registered_model(name)
+    """Registered model `name` with versions 1..n of the tiny two-file folder (READY, complete, with its
+    manifest); the gate's champion and challenger."""
+    complete = {registry_tags.STATUS: registry_tags.COMPLETE, registry_tags.GATE_DECISION: "promote"}
     for _ in range(n):
-        client.create_model_version(
-            name,
-            store["source"],
-            run_id=store["run_id"],
-            tags={
-                registry_tags.STATUS: registry_tags.COMPLETE,
-                registry_tags.MANIFEST: store["manifest"],
-                registry_tags.GATE_DECISION: "promote",
-            },
-        )
+        register_version(store["uri"], name, files=TINY_FILES, tags=complete, aliases=())
     reg = Registry.connect(store["uri"], name)
     if challenger:
-        client.set_registered_model_alias(name, registry_tags.CHALLENGER, challenger)
+        store["client"].set_registered_model_alias(name, registry_tags.CHALLENGER, challenger)
     if champion:
         reg.set_champion(champion, "gate", "passed every gate check", who="gate")
     return reg

@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 
-from stages.config.register import GateParams, RegisterParams
 from stages.model.resolve import checkpoint_languages
-from stages.registry.inputs import load_candidate, trained_on_from_splits
 from stages.registry.lineage import model_hash
-from stages.registry.register_run import register
 from tests.conftest import REPO
+from tests.factories import new_store, register_candidate
 from tests.registry_support import Workspace
 
 TRUNC = {"max_length": 64, "truncation": "head", "head_fraction": 0.25, "windows": 2}
@@ -37,28 +35,14 @@ def card(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> dict[str,
     paths = ws.candidate("constant", "constant")
     base = {"model": str(tiny_bert), "source": str(tiny_bert), "trust_remote_code": False}
     (paths["model"] / "ftpipe_params.json").write_text(json.dumps({"base_model": base}))
-    cand = load_candidate(
-        paths["model"], paths["metrics"], paths["predictions"], paths["splits"], paths["labels"]
+    _, cand = register_candidate(
+        new_store(root),
+        ws,
+        "carded",
+        TRUNC,
+        sections={"ingest": {"source": "builtin:bbc-news"}},
+        lock_path=run / "dvc.lock",
     )
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    p = RegisterParams(
-        model_name="carded",
-        gate=GateParams(min_primary=0.0, baseline_tolerance=1.0),
-        retries=0,
-        verify_rows=8,
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        register(
-            p,
-            cand,
-            uri,
-            params={"register": p.model_dump(), "ingest": {"source": "builtin:bbc-news"}},
-            truncation=TRUNC,
-            trained_on=trained_on_from_splits(ws.splits),
-            repo=REPO,
-            lock_path=run / "dvc.lock",
-        )
     # the card served with the model (the run holds the same text as an artifact of its own)
     (path,) = (root / "mlartifacts").rglob("models/*/artifacts/artifacts/model_card.md")
     return {"text": path.read_text(encoding="utf-8"), "base": tiny_bert, "labels": cand.labels}

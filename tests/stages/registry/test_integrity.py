@@ -22,14 +22,14 @@ import pytest
 
 from flows.commands.predict.command import PredictError
 from flows.commands.predict.command import load_model as predict_load_model
-from stages.config.register import GateParams, RegisterParams, RetryPolicy
+from stages.config.register import RegisterParams, RetryPolicy
 from stages.registry import tags as registry_tags
 from stages.registry.client import Registry
-from stages.registry.inputs import load_candidate, trained_on_from_splits
 from stages.registry.register_run import register, score_champion
 from stages.registry.tracking import use_store
 from stages.serving.manifest import ManifestError
 from tests.conftest import REPO
+from tests.factories import new_store, register_candidate
 from tests.registry_support import Workspace
 
 NAME = "integrity"
@@ -37,32 +37,14 @@ TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One registered version (the constant model: no training) in a SQLite store of its own."""
     root = tmp_path_factory.mktemp("integrity")
-    ws = Workspace(root / "ws")
-    paths = ws.candidate("constant", "constant")
-    cand = load_candidate(
-        paths["model"], paths["metrics"], paths["predictions"], paths["splits"], paths["labels"]
-    )
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    p = RegisterParams(
-        model_name=NAME, gate=GateParams(min_primary=0.0, baseline_tolerance=1.0), retries=0, verify_rows=8
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        report = register(
-            p,
-            cand,
-            uri,
-            params={"register": p.model_dump()},
-            truncation=TRUNC,
-            trained_on=trained_on_from_splits(ws.splits),
-            repo=REPO,
-        )
-        assert report["action"] == "registered" and report["aliases"] == ["challenger", "champion"]
-        (weights,) = (root / "mlartifacts").rglob("artifacts/model/model.safetensors")
-        yield {"uri": uri, "cand": cand, "model": weights.parents[2], "root": root}
+    uri = new_store(root)
+    report, cand = register_candidate(uri, Workspace(root / "ws"), NAME, TRUNC)
+    assert report["action"] == "registered" and report["aliases"] == ["challenger", "champion"]
+    (weights,) = (root / "mlartifacts").rglob("artifacts/model/model.safetensors")
+    return {"uri": uri, "cand": cand, "model": weights.parents[2], "root": root}
 
 
 @contextlib.contextmanager

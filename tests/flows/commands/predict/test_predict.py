@@ -26,6 +26,7 @@ from flows.commands.predict.command import (
 )
 from stages.data import sources
 from tests.conftest import TOPICS, make_corpus
+from tests.factories import new_store, register_version
 
 KEYWORD_MODEL = """\
 import mlflow
@@ -232,49 +233,21 @@ mlflow.models.set_model(ConfigEcho())
 """
 
 
-def register_code_model(root: Path, name: str, source: str, model_config: dict | None = None) -> str:
-    """The pyfunc in `source` registered as `name` (alias champion, manifest tag) in a SQLite store in
-    `root`; the store's URI."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    from stages.registry import tags as T
-    from stages.registry.integrity import downloaded_manifest
-    from stages.serving.manifest import dumps
-
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    code = root / f"{name}_model.py"
-    code.write_text(source)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        exp = mlflow.create_experiment(name, artifact_location=(root / name).as_uri())
-        with mlflow.start_run(experiment_id=exp):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(code),
-                registered_model_name=name,
-                pip_requirements=["mlflow"],
-                model_config=model_config,
-            )
-        MlflowClient(uri).set_registered_model_alias(name, "champion", info.registered_model_version)
-        # what register records: the manifest every load is checked against
-        MlflowClient(uri).set_model_version_tag(
-            name, info.registered_model_version, T.MANIFEST, dumps(downloaded_manifest(info.model_uri))
-        )
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A keyword classifier registered as `kw` (alias champion) in a SQLite MLflow store in tmp."""
+    uri = new_store(tmp_path_factory.mktemp("mlflow"))
+    register_version(uri, "kw", code=KEYWORD_MODEL.format(topics=TOPICS))
     return uri
 
 
-@pytest.fixture(scope="module")
-def keyword_model_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A keyword classifier registered as `kw` (alias champion) in a SQLite MLflow store in tmp."""
-    return register_code_model(tmp_path_factory.mktemp("mlflow"), "kw", KEYWORD_MODEL.format(topics=TOPICS))
-
-
-def test_quantize_reaches_the_model_at_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quantize_reaches_the_model_at_load(
+    sqlite_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`--quantize` overrides the registered model_config (register.quantize); without it, the registered
     value applies. The model here labels every row with the `quantize` it was loaded with."""
-    uri = register_code_model(tmp_path, "echo", CONFIG_ECHO_MODEL, {"quantize": "none"})
+    uri = sqlite_store
+    register_version(uri, "echo", code=CONFIG_ECHO_MODEL, model_config={"quantize": "none"})
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     inp = write_input(tmp_path / "in.csv", [{"id": "a", "text": "some text"}, {"id": "b", "text": "more"}])
     for flag, want in (([], "none"), (["--quantize", "int8"], "int8"), (["--quantize", "none"], "none")):
@@ -289,9 +262,9 @@ def test_quantize_reaches_the_model_at_load(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_predict_command_on_a_registered_model(
-    keyword_model_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", keyword_model_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     rows = make_corpus(n_per_class=100)  # 300 rows: three batches of 128
     inp = write_input(tmp_path / "news.parquet", [{"id": r["id"], "text": r["text"]} for r in rows])
     out = tmp_path / "predictions.csv"
@@ -311,12 +284,13 @@ def test_predict_command_on_a_registered_model(
     assert "cannot load models:/kw@nope" in capsys.readouterr().err
 
 
-def test_the_gate_scores_a_champion_in_fp32_whatever_it_serves_with(tmp_path: Path) -> None:
+def test_the_gate_scores_a_champion_in_fp32_whatever_it_serves_with(sqlite_store: str) -> None:
     """The gate pairs the champion's labels with the candidate's fp32 evaluate predictions, so a champion
     registered with `register.quantize: int8` is still scored unquantized; `verify` loads it as served."""
     from stages.registry.client import Registry
 
-    uri = register_code_model(tmp_path, "echo8", CONFIG_ECHO_MODEL, {"quantize": "int8"})
+    uri = sqlite_store
+    register_version(uri, "echo8", code=CONFIG_ECHO_MODEL, model_config={"quantize": "int8"})
     reg = Registry.connect(uri, "echo8")
     assert reg.predict("1", ["a text"]) == ["none"]
     assert reg.verify("1", ["a text"], ["int8"]) == (1.0, None)

@@ -22,7 +22,8 @@ import pytest
 
 from flows.commands.cli import build_parser
 from tests.conftest import REPO, TOPICS
-from tests.flows.commands.predict.test_predict import KEYWORD_MODEL, register_code_model, write_input
+from tests.factories import new_store, register_version
+from tests.flows.commands.predict.test_predict import KEYWORD_MODEL, write_input
 
 URI = "models:/kw@champion"
 
@@ -30,7 +31,9 @@ URI = "models:/kw@champion"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The keyword classifier as `kw` (alias champion) in a SQLite store of its own; the store's URI."""
-    return register_code_model(tmp_path_factory.mktemp("mlflow"), "kw", KEYWORD_MODEL.format(topics=TOPICS))
+    uri = new_store(tmp_path_factory.mktemp("mlflow"))
+    register_version(uri, "kw", code=KEYWORD_MODEL.format(topics=TOPICS))
+    return uri
 
 
 @pytest.fixture
@@ -172,15 +175,11 @@ def test_a_full_disk_names_the_path_and_the_space_and_keeps_the_parts(
 
 
 def test_no_champion_names_the_versions_and_aliases_there_are(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sqlite_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Before: "Register a model first" though a version was registered (as challenger)."""
-    from mlflow import MlflowClient
-
-    uri = register_code_model(tmp_path, "kw2", KEYWORD_MODEL.format(topics=TOPICS))
-    client = MlflowClient(uri)
-    client.set_registered_model_alias("kw2", "challenger", "1")
-    client.delete_registered_model_alias("kw2", "champion")
+    uri = sqlite_store
+    register_version(uri, "kw2", code=KEYWORD_MODEL.format(topics=TOPICS), aliases=["challenger"])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     inp = write_input(tmp_path / "in.csv", [{"id": "a", "text": "shares"}])
     assert predict(str(inp), str(tmp_path / "out.csv"), "--model-uri", "models:/kw2@champion") == 1

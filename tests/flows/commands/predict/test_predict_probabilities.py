@@ -16,10 +16,8 @@ import pandas as pd
 import pytest
 
 from flows.commands.cli import build_parser
-from stages.config.register import GateParams, RegisterParams
-from stages.registry.inputs import load_candidate, trained_on_from_splits
-from stages.registry.register_run import register
-from tests.conftest import REPO, TOPICS
+from tests.conftest import TOPICS
+from tests.factories import new_store, register_candidate
 from tests.flows.commands.predict.test_predict import write_input
 from tests.registry_support import Workspace
 
@@ -31,26 +29,8 @@ TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One version of a tiny classifier registered as `probs` (champion); the store's URI."""
     root = tmp_path_factory.mktemp("probs")
-    ws = Workspace(root / "ws")
-    paths = ws.candidate("constant", "constant")
-    cand = load_candidate(
-        paths["model"], paths["metrics"], paths["predictions"], paths["splits"], paths["labels"]
-    )
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    p = RegisterParams(
-        model_name=NAME, gate=GateParams(min_primary=0.0, baseline_tolerance=1.0), retries=0, verify_rows=8
-    )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        report = register(
-            p,
-            cand,
-            uri,
-            params={"register": p.model_dump()},
-            truncation=TRUNC,
-            trained_on=trained_on_from_splits(ws.splits),
-            repo=REPO,
-        )
+    uri = new_store(root)
+    report, _ = register_candidate(uri, Workspace(root / "ws"), NAME, TRUNC)
     assert report["action"] == "registered"
     return uri
 

@@ -19,7 +19,8 @@ import pytest
 
 from flows.commands.cli import build_parser
 from tests.conftest import REPO, TOPICS
-from tests.flows.commands.predict.test_predict import register_code_model, write_input
+from tests.factories import new_store, register_version
+from tests.flows.commands.predict.test_predict import write_input
 
 STOPPABLE_MODEL = """\
 import os
@@ -57,9 +58,9 @@ N_ROWS, CRASH_ROW = 1000, 537
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return register_code_model(
-        tmp_path_factory.mktemp("mlflow"), "stop", STOPPABLE_MODEL.format(topics=TOPICS)
-    )
+    uri = new_store(tmp_path_factory.mktemp("mlflow"))
+    register_version(uri, "stop", code=STOPPABLE_MODEL.format(topics=TOPICS))
+    return uri
 
 
 def rows(n: int = N_ROWS, crash: int | None = CRASH_ROW) -> list[dict[str, object]]:

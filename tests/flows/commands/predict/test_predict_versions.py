@@ -16,13 +16,16 @@ import pytest
 from flows.commands.cli import build_parser
 from stages.registry.history import missing_alias_message
 from tests.conftest import TOPICS
-from tests.flows.commands.predict.test_predict import KEYWORD_MODEL, register_code_model, write_input
+from tests.factories import new_store, register_version
+from tests.flows.commands.predict.test_predict import KEYWORD_MODEL, write_input
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """`kv`: version 1 (champion) of the keyword classifier in a SQLite store of its own."""
-    return register_code_model(tmp_path_factory.mktemp("mlflow"), "kv", KEYWORD_MODEL.format(topics=TOPICS))
+    uri = new_store(tmp_path_factory.mktemp("mlflow"))
+    register_version(uri, "kv", code=KEYWORD_MODEL.format(topics=TOPICS))
+    return uri
 
 
 @pytest.fixture
@@ -76,15 +79,11 @@ def test_a_version_that_is_not_there_says_so(
 
 
 def test_a_missing_champion_gives_the_registry_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sqlite_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same sentence as `ftpipe fetch champion` (Registry.missing_alias), not a second wording."""
-    from mlflow import MlflowClient
-
-    uri = register_code_model(tmp_path, "kw3", KEYWORD_MODEL.format(topics=TOPICS))
-    client = MlflowClient(uri)
-    client.set_registered_model_alias("kw3", "challenger", "1")
-    client.delete_registered_model_alias("kw3", "champion")
+    uri = sqlite_store
+    register_version(uri, "kw3", code=KEYWORD_MODEL.format(topics=TOPICS), aliases=["challenger"])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     inp = write_input(tmp_path / "in.csv", [{"id": "a", "text": "shares"}])
     capsys.readouterr()  # the store's creation

@@ -16,8 +16,8 @@ from stages.config.params import ParamsError, StageParams, load_section, validat
 from stages.config.retrain import RetrainParams
 from stages.config.sections import STAGE_MODELS
 from stages.config.serve import ServeParams
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 REQUIRED = "(required)"
 
 
