@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from stages.config.params import load_section
@@ -49,6 +49,23 @@ from stages.reports.drift import DriftReport
 from stages.reports.profile import DataProfile, as_profile
 
 FIGURE_DIGITS = 6  # rounded in the report: last-digit float noise between machines changes no byte of it
+
+
+class Assessment(TypedDict):
+    """reports/drift.json as `assess` builds it (DriftReport reads it): the outcome, the figures (rounded;
+    None where nothing was compared), the params that decided it."""
+
+    outcome: str  # pass | warn | fail | skip
+    reason: str
+    champion: str | None
+    label_js: float | None
+    length_js: float | None
+    domain_auc: float | None
+    domain_classifier: str | None
+    texts: dict[str, int] | None
+    trained_on_record: bool | None  # None: no champion to compare with
+    notes: list[str]
+    params: dict[str, str | float | None]
 
 
 class DriftError(RuntimeError):
@@ -94,7 +111,7 @@ def read_champion(uri: str, p: RegisterParams) -> tuple[VersionRecord | None, st
     return record, ""
 
 
-def params_used(p: RegisterParams) -> dict[str, Any]:
+def params_used(p: RegisterParams) -> dict[str, str | float | None]:
     """The keys that decide the outcome (dvc.yaml tracks them, with the registry's retry keys)."""
     return {
         "register.model_name": p.model_name,
@@ -103,19 +120,19 @@ def params_used(p: RegisterParams) -> dict[str, Any]:
     }
 
 
-def _rounded(x: Any) -> Any:
+def _rounded(x: float | None) -> float | None:
     return round(x, FIGURE_DIGITS) if isinstance(x, float) else x
 
 
 def assess(
     profile: DataProfile, champion: VersionRecord | None, p: RegisterParams, no_champion: str = ""
-) -> dict[str, Any]:
+) -> Assessment:
     """The drift report of `profile` (validate's compact profile) against the champion's stored one.
 
     Pure: `champion` is the record read from the registry, None when there is none (`no_champion` says
     why). Outcome pass | warn | fail from `drift_check` under `p.gate`; skip when nothing can be compared.
     """
-    report: dict[str, Any] = {
+    report: Assessment = {
         "outcome": "skip",
         "reason": no_champion or f"`{p.model_name}` has no champion yet: nothing to compare",
         "champion": None,
@@ -138,12 +155,18 @@ def assess(
         return report
     figures = compare_profiles(champion.profile, profile, champion.trained_on)
     check = drift_check(figures, p.gate)
-    report.update({k: _rounded(v) for k, v in figures.items() if k in report})
-    report.update(outcome=check.outcome, reason=check.reason)
+    report["label_js"] = _rounded(figures["label_js"])
+    report["length_js"] = _rounded(figures["length_js"])
+    report["domain_auc"] = _rounded(figures["domain_auc"])
+    report["domain_classifier"] = figures["domain_classifier"]
+    report["texts"] = figures["texts"]
+    report["trained_on_record"] = figures["trained_on_record"]
+    report["notes"] = figures["notes"]
+    report["outcome"], report["reason"] = check.outcome, check.reason
     return report
 
 
-def failure_message(report: dict[str, Any], path: str | Path) -> str:
+def failure_message(report: Assessment, path: str | Path) -> str:
     """Why the stage stops, and what to change."""
     return (
         f"drift: the new data differs from champion v{report['champion']}'s beyond "
@@ -154,7 +177,7 @@ def failure_message(report: dict[str, Any], path: str | Path) -> str:
     )
 
 
-def check(profile_path: str | Path, p: RegisterParams, uri: str) -> dict[str, Any]:
+def check(profile_path: str | Path, p: RegisterParams, uri: str) -> Assessment:
     """Read the profile and the champion, and assess; a missing profile is an error naming the fix."""
     profile_path = Path(profile_path)
     if not profile_path.is_file():

@@ -22,7 +22,7 @@ How the figures decide anything is the gate's business (`stages.gate.checks.drif
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
@@ -33,6 +33,19 @@ from sklearn.pipeline import make_pipeline
 
 from stages.data.trained_on import TrainedOn
 from stages.reports.profile import DataProfile, as_profile
+
+
+class DriftFigures(TypedDict):
+    """What `compare_profiles` finds: the three figures (None where skipped), how, and why any was skipped."""
+
+    label_js: float | None
+    length_js: float | None
+    domain_auc: float | None
+    domain_classifier: str | None
+    texts: dict[str, int] | None  # champion, candidate_new, candidate_seen
+    trained_on_record: bool
+    notes: list[str]
+
 
 MIN_TEXTS = 20  # per side, below which the domain classifier is not trained
 FOLDS = 5
@@ -98,7 +111,7 @@ def compare_profiles(
     candidate_profile: object,
     champion_trained_on: TrainedOn | None,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> DriftFigures:
     """The three drift figures between the champion's profile and the candidate's, with notes on skips.
 
     Each profile is a `DataProfile` or one as stored (the champion's may come from any ftpipe version);
@@ -107,7 +120,7 @@ def compare_profiles(
     was computed), `texts` (champion / candidate_new / candidate_seen sample sizes), `trained_on_record`
     (whether the champion's record was used) and `notes` (one sentence per figure that was skipped).
     """
-    out: dict[str, Any] = {
+    out: DriftFigures = {
         "label_js": None,
         "length_js": None,
         "domain_auc": None,

@@ -22,14 +22,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import pandas as pd
 from scipy.stats import binomtest, chi2, norm
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from stages.config.register import GateParams
-from stages.data.drift import compare_profiles
+from stages.data.drift import DriftFigures, compare_profiles
 from stages.data.trained_on import TrainedOn
 from stages.reports.profile import DataProfile
 
@@ -100,12 +100,12 @@ class ChampionRecord(Protocol):
     @property
     def trained_on(self) -> TrainedOn | None: ...
     @property
-    def profile(self) -> dict[str, Any] | None: ...  # as stored, of any ftpipe version: drift parses it
+    def profile(self) -> dict[str, object] | None: ...  # as stored, of any ftpipe version: drift parses it
 
 
 def drift_against(
     record: ChampionRecord | None, profile: DataProfile | None, profile_note: str
-) -> tuple[dict[str, Any] | None, str]:
+) -> tuple[DriftFigures | None, str]:
     """The drift figures of `profile` against the champion's stored one, or None with the reason."""
     if record is None:
         return None, "no champion yet"
@@ -117,6 +117,36 @@ def drift_against(
 
 
 # --------------------------------------------------------------------------- statistics
+
+
+class ClassScores(TypedDict):
+    """One class on the compared rows: how many there are, and each model's recall and F1 on it."""
+
+    rows: int
+    candidate_recall: float
+    champion_recall: float
+    candidate_f1: float
+    champion_f1: float
+
+
+class Comparison(TypedDict):
+    """Candidate vs champion on the compared rows (`paired_comparison`); stored in the gate's decision."""
+
+    rows: int
+    test_rows: int
+    left_out_seen: int
+    champion_trained_on_record: bool
+    candidate_primary: float | None  # None: no row to compare on
+    champion_primary: float | None
+    candidate_errors: int
+    champion_errors: int
+    only_candidate_right: int
+    only_champion_right: int
+    mcnemar_p: float
+    mcnemar_method: str
+    mcnemar_p_worse: float
+    mcnemar_worse_method: str
+    per_class: dict[str, ClassScores]
 
 
 def primary_score(y_true: list[str], y_pred: list[str], metric: str, labels: list[str]) -> float:
@@ -153,9 +183,7 @@ def mcnemar_worse(b: int, c: int) -> tuple[float, str]:
     return float(norm.sf((c - b - 1) / math.sqrt(n))), "normal-continuity"
 
 
-def per_class(
-    y: list[str], cand: list[str], champ: list[str], classes: list[str]
-) -> dict[str, dict[str, Any]]:
+def per_class(y: list[str], cand: list[str], champ: list[str], classes: list[str]) -> dict[str, ClassScores]:
     """Per class: compared rows (true label), and recall and F1 of the candidate and of the champion."""
 
     def recall_f1(pred: list[str], c: str) -> tuple[float, float]:
@@ -166,7 +194,7 @@ def per_class(
         f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
         return recall, f1
 
-    out = {}
+    out: dict[str, ClassScores] = {}
     for c in classes:
         (cr, cf), (hr, hf) = recall_f1(cand, c), recall_f1(champ, c)
         out[c] = {
@@ -179,7 +207,7 @@ def per_class(
     return out
 
 
-def paired_comparison(cand: Candidate, champion: ChampionScore) -> dict[str, Any]:
+def paired_comparison(cand: Candidate, champion: ChampionScore) -> Comparison:
     """Candidate vs champion on the compared rows: primary scores, discordant counts, McNemar, per class."""
     assert champion.preds is not None
     test = cand.test
@@ -231,9 +259,9 @@ class Decision:
     promote: bool
     checks: list[Check]
     champion_before: str | None
-    comparison: dict[str, Any] | None = field(default=None)
+    comparison: Comparison | None = field(default=None)
     policy: str = "non_inferiority"
-    drift: dict[str, Any] | None = None
+    drift: DriftFigures | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -331,7 +359,7 @@ def require_same_labels(
     )
 
 
-def rows_phrase(cmp: dict[str, Any], version: str) -> str:
+def rows_phrase(cmp: Comparison, version: str) -> str:
     """'on 48 of 319 test rows (271 left out: champion v1 trained or validated on them)', or why all rows."""
     if not cmp["champion_trained_on_record"]:
         return (
@@ -344,11 +372,13 @@ def rows_phrase(cmp: dict[str, Any], version: str) -> str:
     )
 
 
-def policy_checks(gate: GateParams, cand: Candidate, cmp: dict[str, Any], version: str) -> list[Check]:
-    """The policy's two checks on the compared rows: (improvement | margin) and significance."""
+def policy_checks(gate: GateParams, cand: Candidate, cmp: Comparison, version: str) -> list[Check]:
+    """The policy's two checks on the compared rows (at least one): (improvement | margin) and significance."""
     m, v = cand.primary_metric, version
-    gain = cmp["candidate_primary"] - cmp["champion_primary"]
-    scores = f"{m} {cmp['candidate_primary']:.4f} vs champion v{v} {cmp['champion_primary']:.4f} {rows_phrase(cmp, v)}"
+    mine, theirs = cmp["candidate_primary"], cmp["champion_primary"]
+    assert mine is not None and theirs is not None  # scored: there are compared rows
+    gain = mine - theirs
+    scores = f"{m} {mine:.4f} vs champion v{v} {theirs:.4f} {rows_phrase(cmp, v)}"
     b, c = cmp["only_candidate_right"], cmp["only_champion_right"]
     counts = (
         f"only the candidate right on {b} rows, only the champion on {c}; errors "
@@ -402,7 +432,7 @@ def policy_checks(gate: GateParams, cand: Candidate, cmp: dict[str, Any], versio
     return [first, second]
 
 
-def per_class_check(gate: GateParams, cmp: dict[str, Any], version: str) -> Check:
+def per_class_check(gate: GateParams, cmp: Comparison, version: str) -> Check:
     """No class's recall or F1 may fall by more than `max_class_drop`; small classes are skipped by name."""
     limit, tol = gate.max_class_drop, 1e-12
     judged, small, failures = [], [], []
@@ -412,8 +442,10 @@ def per_class_check(gate: GateParams, cmp: dict[str, Any], version: str) -> Chec
             small.append(f"`{c}` ({s['rows']})")
             continue
         judged.append(c)
-        for metric in ("recall", "f1"):
-            cand, champ = s[f"candidate_{metric}"], s[f"champion_{metric}"]
+        for metric, cand, champ in (
+            ("recall", s["candidate_recall"], s["champion_recall"]),
+            ("f1", s["candidate_f1"], s["champion_f1"]),
+        ):
             drop = champ - cand
             if worst is None or drop > worst[0]:
                 worst = (drop, f"`{c}` {metric} {cand - champ:+.3f}")
@@ -449,9 +481,7 @@ def per_class_check(gate: GateParams, cmp: dict[str, Any], version: str) -> Chec
     )
 
 
-def drift_check(
-    drift: dict[str, Any] | None, gate: GateParams, unavailable: str = "no drift figures"
-) -> Check:
+def drift_check(drift: DriftFigures | None, gate: GateParams, unavailable: str = "no drift figures") -> Check:
     """Outcome of the drift figures (`stages.data.drift.compare_profiles`): pass, warn, or fail.
 
     Fails only when `max_drift_auc` is set and the domain AUC is above it; warns at `warn_drift_auc` or
@@ -461,7 +491,7 @@ def drift_check(
         return Check("drift", "skip", unavailable)
     auc = drift.get("domain_auc")
 
-    def f(x: Any) -> str:
+    def f(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
     figures = (
@@ -496,7 +526,7 @@ def run_gate(
     gate: GateParams,
     cand: Candidate,
     champion: ChampionScore | None,
-    drift: dict[str, Any] | None = None,
+    drift: DriftFigures | None = None,
     drift_unavailable: str = "no drift figures",
 ) -> Decision:
     """Every check with its outcome and reason; promote only when none fails."""

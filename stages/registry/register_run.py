@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,9 @@ def decision_tags(d: Decision) -> dict[str, str]:
         tags[registry_tags.gate_outcome(ch.name)] = ch.outcome
         tags[registry_tags.gate_reason(ch.name)] = ch.reason[:5000]
     if d.comparison:
+        comparison: Mapping[str, object] = d.comparison
         for k in COMPARISON_TAGS:
-            tags[f"{registry_tags.GATE_PREFIX}{k}"] = str(d.comparison[k])
+            tags[f"{registry_tags.GATE_PREFIX}{k}"] = str(comparison[k])
     return tags
 
 
