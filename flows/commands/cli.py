@@ -52,6 +52,7 @@ COMMAND_MODULES = (
     "flows.commands.init",
     "flows.commands.check",
     "flows.commands.predict.command",
+    "flows.commands.serve.command",
     "flows.commands.registry",
     "flows.commands.plan",
 )
@@ -281,7 +282,22 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     set_output_env(args.verbose, args.no_progress)
     mask_output()  # no command prints or logs the tracking password (MLflow copies it into its text)
-    sys.exit(args.func(args) or 0)
+    try:
+        code = args.func(args) or 0
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ftpipe history | head -2`: the reader has what it wanted
+        _stdout_to_devnull()
+        code = 0
+    sys.exit(code)
+
+
+def _stdout_to_devnull() -> None:
+    """After a closed pipe, stdout points at /dev/null: the flush at exit must not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

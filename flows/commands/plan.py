@@ -14,6 +14,8 @@ docs/training.md, "Reading the memory plan".
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +33,27 @@ if TYPE_CHECKING:
 BUDGET_ENV = "FTPIPE_MEMORY_BUDGET_GB"
 
 
+def budget_problem(budget_gb: float | None, env: dict[str, str] | None = None) -> str | None:
+    """Why the budget given (--budget-gb, else FTPIPE_MEMORY_BUDGET_GB) is no positive finite number of
+    GiB; None when it is one or none is given. Checked before torch is imported: a refusal is at once."""
+    if budget_gb is not None:
+        if not (math.isfinite(budget_gb) and budget_gb > 0):
+            return f"--budget-gb {budget_gb}: give a positive number of GiB, e.g. 8"
+        return None
+    raw = (os.environ if env is None else env).get(BUDGET_ENV, "").strip()
+    if raw and raw.lower() != "off":
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            return (
+                f"{BUDGET_ENV} = {raw[:40]!r} is not a positive number of GiB; set it to e.g. 8, or to `off` "
+                "to skip the memory check"
+            )
+    return None
+
+
 def plan_for(params: str, labels: str, budget_gb: float | None = None) -> Plan:
     """The memory plan of the finetune stage for the params file `params` on this machine."""
     # torch and transformers, imported when a plan is asked for (see BUDGET_ENV above)
@@ -40,8 +63,8 @@ def plan_for(params: str, labels: str, budget_gb: float | None = None) -> Plan:
     p = load_section("finetune", FinetuneParams, params)
     t = load_section("tokenize", TokenizeParams, params)
     rt = resolve_runtime(p)
-    if budget_gb is not None and budget_gb <= 0:
-        raise ParamsError(f"--budget-gb {budget_gb}: give a positive number of GiB, e.g. 8")
+    if budget_gb is not None and (problem := budget_problem(budget_gb)):
+        raise ParamsError(problem)
     budget = (int(budget_gb * GIB), f"--budget-gb {budget_gb:g}") if budget_gb else None
     return plan_run(
         p, t.model, t.trust_remote_code, t.max_length, Path(labels), rt.device, rt.precision, budget
@@ -49,13 +72,19 @@ def plan_for(params: str, labels: str, budget_gb: float | None = None) -> Plan:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    if problem := budget_problem(args.budget_gb):
+        print(f"ftpipe plan: {problem}.", file=sys.stderr)
+        return 2
     from stages.model.memplan import format_plan, refusal
     from stages.model.resolve import ModelRefError
     from stages.model.trainer import FinetuneError
 
     try:
         plan = plan_for(args.params, args.labels, args.budget_gb)
-    except (ParamsError, FinetuneError, ModelRefError, OSError) as exc:  # a bad budget is a FinetuneError too
+    except ParamsError as exc:  # bad params: bad input, as `ftpipe check` says it
+        print(f"ftpipe plan: {exc}", file=sys.stderr)
+        return 2
+    except (FinetuneError, ModelRefError, OSError) as exc:  # a model that cannot be read
         print(f"ftpipe plan: {exc}", file=sys.stderr)
         return 1
     print(format_plan(plan))

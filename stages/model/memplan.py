@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -406,9 +407,9 @@ def memory_budget(device: str, env: dict[str, str] | None = None) -> tuple[int, 
             gb = float(raw)
         except ValueError:
             gb = -1.0
-        if not gb > 0:
+        if not (gb > 0 and math.isfinite(gb)):  # inf: int() of it overflowed
             raise MemoryPlanError(
-                f"{BUDGET_ENV} = {raw!r} is not a positive number of GiB; set it to e.g. 8, or to `off` to "
+                f"{BUDGET_ENV} = {raw[:40]!r} is not a positive number of GiB; set it to e.g. 8, or to `off` to "
                 "skip the memory check."
             )
         return int(gb * GIB), f"{BUDGET_ENV}={raw}"
