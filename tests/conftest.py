@@ -243,7 +243,7 @@ def build_splits(
         import pandas as pd
 
         from stages.config.label import LabelParams
-        from stages.label import split_groups
+        from stages.data.split import split_groups
 
         frame = pd.DataFrame([{**r, "group": r["id"]} for r in rows])
         for split, part in split_groups(frame, LabelParams(seed=label_seed)).items():
@@ -301,6 +301,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from tests.registry_support import start_mlflow_server
 
     yield from start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> str:
+    """URI of a fresh SQLite tracking store, `mlflow.db` in tmp_path (tests/factories.py registers in it)."""
+    from tests.factories import new_store
+
+    return new_store(tmp_path)
 
 
 _MLFLOW_ENV_AT_START = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from stages.config.register import GateParams, RegisterParams
 from stages.drift import DriftError, assess, failure_message, local_store, main, read_champion
-from stages.registry import tags as registry_tags
 from stages.registry.reader import VersionRecord
-from stages.registry.tracking import default_artifact_location
+from stages.reports.profile import DataProfile
 from tests.conftest import make_corpus
+from tests.factories import register_version
 from tests.registry_support import make_profile
 from tests.stages.data.test_drift import cooking_rows, split
 
@@ -30,42 +29,12 @@ def record(profile: dict | None, version: str = "1", notes: list[str] | None = N
     return VersionRecord(version, "run-1", ["business", "sport", "tech"], None, profile, notes or [])
 
 
-def register_champion(uri: str, name: str, profile: dict) -> str:
-    """A new version of `name` in the store at `uri`, its profile stored as register stores it, made
-    champion (the model and its experiment are created on first use)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    exp = client.get_experiment_by_name(name)
-    exp_id = (
-        exp.experiment_id
-        if exp
-        else client.create_experiment(name, artifact_location=default_artifact_location(uri, name))
-    )
-    run = client.create_run(exp_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / registry_tags.PROFILE_ARTIFACT
-        local.write_text(json.dumps(profile), encoding="utf-8")
-        client.log_artifact(run.info.run_id, str(local))
-    client.set_terminated(run.info.run_id)
-    if not client.search_registered_models(f"name = '{name}'"):
-        client.create_registered_model(name)
-    mv = client.create_model_version(
-        name,
-        f"{run.info.artifact_uri}/model",
-        run.info.run_id,
-        tags={registry_tags.PROFILE: registry_tags.PROFILE_ARTIFACT},
-    )
-    client.set_registered_model_alias(name, registry_tags.CHAMPION, mv.version)
-    return str(mv.version)
-
-
 # ------------------------------------------------------------------------------ the pure core
 
 
 def test_data_like_the_champions_passes() -> None:
     p = RegisterParams(model_name=NAME)
-    candidate = make_profile(split(make_corpus(n_per_class=40, seed=4), "b-"))
+    candidate = DataProfile.model_validate(make_profile(split(make_corpus(n_per_class=40, seed=4), "b-")))
     report = assess(candidate, record(champion_profile()), p)
     assert report["outcome"] == "pass" and report["champion"] == "1", report
     assert 0.3 < report["domain_auc"] < 0.7 and report["texts"]["candidate_new"] == 100
@@ -79,7 +48,7 @@ def test_data_like_the_champions_passes() -> None:
 
 
 def test_data_from_another_domain_warns_and_fails_only_under_a_cap() -> None:
-    candidate = make_profile(split(cooking_rows(120), "b-"))
+    candidate = DataProfile.model_validate(make_profile(split(cooking_rows(120), "b-")))
     warned = assess(candidate, record(champion_profile()), RegisterParams(model_name=NAME))
     assert warned["outcome"] == "warn" and "register.gate.warn_drift_auc" in warned["reason"]
     capped = RegisterParams(model_name=NAME, gate=GateParams(max_drift_auc=0.8))
@@ -93,7 +62,7 @@ def test_data_from_another_domain_warns_and_fails_only_under_a_cap() -> None:
 
 def test_no_champion_or_no_stored_profile_skips_with_the_reason() -> None:
     p = RegisterParams(model_name=NAME)
-    profile = champion_profile()
+    profile = DataProfile.model_validate(champion_profile())
     none = assess(profile, None, p)
     assert none["outcome"] == "skip" and none["champion"] is None
     assert none["reason"] == f"`{NAME}` has no champion yet: nothing to compare"
@@ -140,10 +109,12 @@ def test_the_entry_point_skips_without_a_store_and_creates_none(
         main(["--profile", "profile.json", "--report", "reports/drift.json"])
 
 
-def test_a_champion_in_a_local_store_is_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_champion_in_a_local_store_is_compared(
+    sqlite_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The entry point against a real SQLite registry: a fail is written first, then stops the stage."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    register_champion(uri, NAME, champion_profile())
+    uri = sqlite_store
+    register_version(uri, NAME, profile=champion_profile())  # champion, its profile stored as register does
     p = RegisterParams(model_name=NAME)
     champion, why = read_champion(uri, p)
     assert champion is not None and champion.version == "1" and champion.profile == champion_profile()
