@@ -13,8 +13,14 @@ a manifest (flows/commands/predict/parts.py). A run stopped for any reason (Ctrl
 keeps its parts: the same command again continues after the last one, as long as the input, the model
 version and the settings are the same (`--no-resume` starts afresh). At the end the parts are joined
 into the output (tmp + rename) and the folder removed. Ids are written as strings, whatever type the
-input gave them. No Prefect: this command starts no server. Exit 0 done, 1 the model or store cannot be
-used, 2 the input or output cannot (one line naming the file, row and fix).
+input gave them. No Prefect: this command starts no server.
+
+Before the model loads, the command takes the output's lock (one writer per output: a second predict on
+it is refused at once, flows/commands/predict/lock.py; a folder it cannot write in is said here) and
+reads the whole input once (its columns, every text: `scan_input`), so a refusal costs no model load
+and leaves nothing behind. Texts shorter than any the version trained on (`lengths.py`) are counted in
+one warning line. Exit 0 done, 1 the model or store cannot be used or another predict is writing the
+output, 2 the input or output cannot (one line naming the file, row and fix).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import threading
 import time
@@ -34,16 +41,21 @@ from flows.commands.predict.inputs import (
     FORMATS,
     InputError,
     PredictError,
+    check_texts,
     count_rows,
     file_format,
     fingerprint,
     iter_batches,
+    scan_input,
 )
+from flows.commands.predict.lock import output_lock
 from flows.commands.predict.model import default_model_uri, load_model, load_version
 from flows.commands.predict.parts import PartsFolder, check_output, write_failed_message
 
 if TYPE_CHECKING:  # pandas is imported where a batch is made: the command's start does not wait for it
     import pandas as pd
+
+    from flows.commands.predict.lengths import TrainedLengths
 
 __all__ = ["FORMATS", "PredictError", "count_rows", "default_model_uri", "file_format", "iter_batches"]
 __all__ += ["load_model", "predict_batch", "predict_file"]
@@ -72,17 +84,8 @@ def predict_batch(
     """
     import pandas as pd
 
-    from stages.serving.textclf import why_refused
-
+    check_texts(batch, id_column, text_column, path, first_row)
     texts = batch[text_column]
-    why = [why_refused(t) for t in texts]
-    bad = [i for i, w in enumerate(why) if w]
-    if bad:
-        first = batch[id_column].iloc[bad[0]]
-        raise InputError(
-            f"{path} row {first_row + bad[0]} ({id_column} = {first!r}): `{text_column}` is {why[bad[0]]} "
-            f"({len(bad)} such row(s) in this batch). Drop or fill those rows first."
-        )
     frame = pd.DataFrame({"text": texts.tolist()})
     pred = model.predict(frame, params={"probabilities": True}) if probabilities else model.predict(frame)
     if (
@@ -155,14 +158,51 @@ def predict_file(
     resume: bool = True,
     part_rows: int | None = None,
     identity: dict[str, Any] | None = None,
+    lengths: TrainedLengths | None = None,
+    lock: bool = True,
 ) -> dict[str, Any]:
     """Predict every row of `input_path` in batches, saving parts as it goes; join them into `output_path`.
 
     `identity` names the model for a resume (its concrete version and files' hash): parts made by another
-    model, input or settings are never mixed in. The stats: rows, batches, labels, and how many rows this
-    call predicted (`predicted`) after resuming from `resumed_rows`.
+    model, input or settings are never mixed in. The output's lock is held throughout (`lock=False`: the
+    caller holds it). `lengths` counts the texts shorter than any the model trained on. The stats: rows,
+    batches, labels, how many rows this call predicted (`predicted`) after resuming from
+    `resumed_rows`, and the short texts (`short`, `first_short`).
     """
-    inp, out = Path(input_path), Path(output_path)
+    with output_lock(output_path) if lock else contextlib.nullcontext():
+        return _predict_file(
+            model,
+            Path(input_path),
+            Path(output_path),
+            id_column,
+            text_column,
+            batch_size,
+            progress,
+            encoding=encoding,
+            probabilities=probabilities,
+            resume=resume,
+            part_rows=part_rows,
+            identity=identity,
+            lengths=lengths,
+        )
+
+
+def _predict_file(
+    model: Any,
+    inp: Path,
+    out: Path,
+    id_column: str,
+    text_column: str,
+    batch_size: int,
+    progress: bool,
+    *,
+    encoding: str,
+    probabilities: bool,
+    resume: bool,
+    part_rows: int | None,
+    identity: dict[str, Any] | None,
+    lengths: TrainedLengths | None,
+) -> dict[str, Any]:
     part = _part_rows(batch_size, part_rows)
     opts = {"id_column": id_column, "text_column": text_column, "batch_size": batch_size, "part_rows": part}
     opts |= {"probabilities": probabilities, "encoding": encoding}
@@ -174,7 +214,7 @@ def predict_file(
     counter = _RowCounter(inp, encoding)
     counter.start()
     t0 = time.monotonic()
-    run = _PredictionPass(work, model, inp, opts, probabilities)
+    run = _PredictionPass(work, model, inp, opts, probabilities, lengths)
     with tqdm(total=None, initial=work.rows_done, unit="rows", desc="predict", disable=not progress) as bar:
         try:
             run.all_batches(bar, counter)
@@ -184,6 +224,8 @@ def predict_file(
             counter.join(5)
             raise InputError(write_failed_message(exc, work, counter.total)) from None
         except PredictError:
+            if not work.parts:  # refused before anything was saved: no empty folder left behind
+                shutil.rmtree(work.folder, ignore_errors=True)
             raise
         except BaseException:  # a model crash, Ctrl-C: the parts stay for the next run
             print(_stopped(work), file=sys.stderr, flush=True)
@@ -204,10 +246,20 @@ def _stopped(work: PartsFolder) -> str:
 class _PredictionPass:
     """One pass over the input: skip what the parts hold, predict the rest, save parts, join them."""
 
-    def __init__(self, work: PartsFolder, model: Any, inp: Path, opts: dict[str, Any], probabilities: bool):
+    def __init__(
+        self,
+        work: PartsFolder,
+        model: Any,
+        inp: Path,
+        opts: dict[str, Any],
+        probabilities: bool,
+        lengths: TrainedLengths | None = None,
+    ):
         self.work, self.model, self.inp, self.opts, self.probabilities = work, model, inp, opts, probabilities
+        self.lengths = lengths
         self.resumed_rows = work.rows_done
         self.pending: list[pd.DataFrame] = []
+        self.short, self.first_short = 0, ""  # of the pending rows: texts shorter than any trained on
         self.rows, self.batches, self.predicted = 0, 0, 0
         self.first_batch_s: float | None = None
         self.columns: list[str] = work.columns or [opts["id_column"], "label", "score"]
@@ -239,11 +291,24 @@ class _PredictionPass:
         )
         self.columns = list(out.columns)
         self.pending.append(out)
+        if self.lengths is not None:
+            self._count_short(batch)
         self.rows += len(out)
         self.predicted += len(out)
         bar.update(len(out))
         if sum(len(f) for f in self.pending) >= o["part_rows"]:
             self._flush()
+
+    def _count_short(self, batch: pd.DataFrame) -> None:
+        assert self.lengths is not None
+        o = self.opts
+        for i, text in enumerate(batch[o["text_column"]]):
+            if self.lengths.too_short(text):
+                self.short += 1
+                row = self.rows + i + 1  # self.rows: the rows before this batch
+                self.first_short = (
+                    self.first_short or f"row {row} ({o['id_column']} = {batch[o['id_column']].iloc[i]!r})"
+                )
 
     def _flush(self) -> None:
         if self.pending:
@@ -251,7 +316,10 @@ class _PredictionPass:
 
             frame = pd.concat(self.pending, ignore_index=True)
             self.pending = []
-            self.work.add_part(frame, dict(Counter(frame["label"])), self.columns)
+            self.work.add_part(
+                frame, dict(Counter(frame["label"])), self.columns, self.short, self.first_short
+            )
+            self.short, self.first_short = 0, ""
 
     def _output_columns(self) -> list[str]:
         return self.work.columns or self.columns
@@ -260,6 +328,8 @@ class _PredictionPass:
         labels: Counter[str] = Counter()
         for p in self.work.parts:
             labels.update(p["labels"])
+        short = sum(int(p.get("short", 0)) for p in self.work.parts)
+        first_short = next((p["first_short"] for p in self.work.parts if p.get("first_short")), "")
         return {
             "input": str(inp),
             "output": str(out),
@@ -271,18 +341,26 @@ class _PredictionPass:
             "predicted": self.predicted,
             "predict_s": round(seconds, 2),
             "first_batch_s": None if self.first_batch_s is None else round(self.first_batch_s, 2),
+            "short": short,
+            "first_short": first_short,
         }
 
 
 # -------------------------------------------------------------------------------------- the command
 
 
-def _load(args: argparse.Namespace, uri: str) -> tuple[Any, dict[str, Any]]:
-    """The model and what identifies it for a resume, after the input and output were seen to be usable."""
+def _check_input(args: argparse.Namespace) -> None:
+    """The output's path and the whole input (columns, every text), before any model is loaded."""
     check_output(Path(args.input), Path(args.output))
     if not Path(args.input).is_file():
         raise InputError(f"{args.input}: input file not found.")
     file_format(args.input)
+    _part_rows(args.batch_size, args.part_rows)
+    scan_input(args.input, args.id_column, args.text_column, args.encoding)
+
+
+def _load(args: argparse.Namespace, uri: str) -> tuple[Any, dict[str, Any], TrainedLengths | None]:
+    """The model, what identifies it for a resume, and how short a text it trained on."""
     loaded = load_version(uri, args.params, args.quantize)
     if args.probabilities and "probabilities" not in loaded.takes_params:
         raise PredictError(f"{loaded.uri}: {NO_PROBABILITIES}")
@@ -291,7 +369,7 @@ def _load(args: argparse.Namespace, uri: str) -> tuple[Any, dict[str, Any]]:
         "files_sha256": loaded.files_sha256,
         "quantize": args.quantize or "registered",
     }
-    return loaded.model, identity
+    return loaded.model, identity, loaded.lengths
 
 
 @contextlib.contextmanager
@@ -319,26 +397,35 @@ def _predict(args: argparse.Namespace, progress: bool) -> int:
     t0 = time.monotonic()
     try:
         uri = args.model_uri or default_model_uri(args.version, args.params)
-        model, identity = _load(args, uri)
-        load_s = time.monotonic() - t0
-        stats = predict_file(
-            model,
-            args.input,
-            args.output,
-            args.id_column,
-            args.text_column,
-            args.batch_size,
-            progress,
-            encoding=args.encoding,
-            probabilities=args.probabilities,
-            resume=args.resume,
-            part_rows=args.part_rows,
-            identity=identity,
-        )
+        check_output(Path(args.input), Path(args.output))
+        with output_lock(args.output):  # the whole run: one writer per output
+            _check_input(args)
+            model, identity, lengths = _load(args, uri)
+            load_s = time.monotonic() - t0
+            stats = predict_file(
+                model,
+                args.input,
+                args.output,
+                args.id_column,
+                args.text_column,
+                args.batch_size,
+                progress,
+                encoding=args.encoding,
+                probabilities=args.probabilities,
+                resume=args.resume,
+                part_rows=args.part_rows,
+                identity=identity,
+                lengths=lengths,
+                lock=False,
+            )
     except PredictError as exc:
         print(f"\nftpipe predict: {exc}", file=sys.stderr)
         return exc.exit_code
     print(summary(stats, uri, identity["uri"], load_s), flush=True)
+    if stats["short"] and lengths is not None:
+        print(
+            lengths.warning(stats["short"], stats["rows"], stats["first_short"]), file=sys.stderr, flush=True
+        )
     return 0
 
 

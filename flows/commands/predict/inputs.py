@@ -7,7 +7,9 @@ tab-separated), a JSONL file line by line, a Parquet file by record batches, so 
 memory is fine. Every batch is a DataFrame of the id and text columns, ids as strings (a JSONL file
 whose ids are numbers, then strings, gives one output schema). What cannot be read (no such
 column, a byte the encoding does not decode, a ragged CSV row, a broken JSONL line, a file that is not
-Parquet) raises `InputError` naming the file, the line or row and the fix.
+Parquet) raises `InputError` naming the file, the line or row and the fix; so does a text the model
+cannot take (`check_texts`: empty, blank, missing, not a string). `scan_input` applies all of it to the
+whole file in one streaming pass, which the command runs before it loads the model.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest 
 
 FORMATS = FILE_FORMATS  # predict reads what ingest reads: one table, in stages/data/formats.py
 FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of the input
+SCAN_ROWS = 8192  # rows per batch of the check before the model loads
 
 
 class PredictError(ValueError):
@@ -61,6 +64,54 @@ def check_columns(path: str | Path, have: list[str], want: list[str], where: str
             f"{path}{where}: no column {', '.join(f'`{c}`' for c in missing)}; it has: "
             f"{', '.join(map(str, have)) or 'nothing'}. Name the columns with --id-column / --text-column."
         )
+
+
+def check_texts(
+    batch: pd.DataFrame, id_column: str, text_column: str, path: str | Path, first_row: int
+) -> None:
+    """Raise InputError naming the first row of `batch` whose text the model cannot take (empty, blank,
+    missing, not a string: the served model's rule, `why_refused`); rows count from `first_row`."""
+    from stages.serving.textclf import why_refused
+
+    why = [why_refused(t) for t in batch[text_column]]
+    bad = [i for i, w in enumerate(why) if w]
+    if bad:
+        row, ident = first_row + bad[0], batch[id_column].iloc[bad[0]]
+        raise InputError(
+            _refusal(
+                path, row, id_column, ident, text_column, why[bad[0]], f"{len(bad)} such row(s) in this batch"
+            )
+        )
+
+
+def scan_input(path: str | Path, id_column: str, text_column: str, encoding: str = "utf-8") -> int:
+    """The whole input read once as the prediction will read it, every row and text checked, so that a
+    bad one is refused before the model loads (one streaming pass: about a second per 100 MB of CSV);
+    the number of rows. The refusal names the first bad text and counts them all."""
+    from stages.serving.textclf import why_refused
+
+    rows, bad, first = 0, 0, None
+    for batch in iter_batches(path, id_column, text_column, SCAN_ROWS, encoding):
+        for i, why in enumerate(why_refused(t) for t in batch[text_column]):
+            if why:
+                bad += 1
+                first = first or (rows + i + 1, batch[id_column].iloc[i], why)
+        rows += len(batch)
+    if first is not None:
+        row, ident, why = first
+        raise InputError(
+            _refusal(path, row, id_column, ident, text_column, why, f"{bad} such row(s) in the file")
+        )
+    return rows
+
+
+def _refusal(
+    path: str | Path, row: int, id_column: str, ident: Any, text_column: str, why: str | None, count: str
+) -> str:
+    return (
+        f"{path} row {row} ({id_column} = {ident!r}): `{text_column}` is {why} ({count}). "
+        "Drop or fill those rows first."
+    )
 
 
 def id_text(value: Any) -> str | None:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.commands.predict.inputs import InputError, PredictError
 from stages.config.params import load_section, read_params_file
 from stages.config.register import RegisterParams
 from stages.core.redact import mask_secrets, redact_uri
 from stages.registry import tags as registry_tags
+
+if TYPE_CHECKING:  # imported where used: it imports MLflow, which `ftpipe --help` does not pay for
+    from flows.commands.predict.lengths import TrainedLengths
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Loaded:
     uri: str  # models:/NAME/VERSION
     files_sha256: str  # of the version's recorded manifest: every file of it
     takes_params: list[str]  # the inference params its signature declares
+    lengths: TrainedLengths | None = None  # how short a text it trained on, where it records it
 
 
 def register_params(params_path: str | Path = "params.yaml") -> RegisterParams:
@@ -69,6 +73,7 @@ def load_version(
     under the registry's retry and timeout policy; `quantize` (none | int8) overrides its own setting."""
     from mlflow.exceptions import MlflowException
 
+    from flows.commands.predict.lengths import trained_lengths
     from stages.core.io import DiskFull
     from stages.registry import tracking
     from stages.registry.integrity import load_verified
@@ -77,7 +82,7 @@ def load_version(
     uri = tracking.tracking_uri()
     policy = register_params(params_path).policy()
     try:
-        mv = _resolve(model_uri, uri, policy)
+        reg, mv = _resolve(model_uri, uri, policy)
         model = load_verified(mv, uri, policy, None if quantize is None else {"quantize": quantize})
     except (ManifestError, DiskFull) as exc:  # DiskFull: no room for the copy it loads from
         raise PredictError(str(exc)) from None
@@ -90,12 +95,13 @@ def load_version(
     signature = model.metadata.signature
     takes = [p.name for p in signature.params.params] if signature and signature.params else []
     files = hashlib.sha256(mv.tags.get(registry_tags.MANIFEST, "").encode()).hexdigest()
-    return Loaded(model, f"models:/{mv.name}/{mv.version}", files, takes)
+    return Loaded(model, f"models:/{mv.name}/{mv.version}", files, takes, trained_lengths(reg, mv))
 
 
-def _resolve(model_uri: str, uri: str, policy: Any) -> Any:
-    """The ModelVersion `model_uri` names, its version read as `canonical_version` reads it and its alias
-    through `Registry.resolve`: what is not there ends with the message `ftpipe fetch` gives."""
+def _resolve(model_uri: str, uri: str, policy: Any) -> tuple[Any, Any]:
+    """The registry and the ModelVersion `model_uri` names, its version read as `canonical_version` reads
+    it and its alias through `Registry.resolve`: what is not there ends with the message `ftpipe fetch`
+    gives."""
     import re
 
     from stages.registry.client import Registry
@@ -111,6 +117,6 @@ def _resolve(model_uri: str, uri: str, policy: Any) -> Any:
     name, version, alias = found.groups()
     try:
         reg = Registry.connect(uri, name, policy)
-        return reg.version(reg.resolve(alias) if alias else version)
+        return reg, reg.version(reg.resolve(alias) if alias else version)
     except RegistryError as exc:
         raise PredictError(f"cannot load {model_uri} from {redact_uri(uri)}: {exc}") from None

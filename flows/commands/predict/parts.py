@@ -12,10 +12,16 @@ lists, any other starts fresh. Part boundaries fall every `part_rows` rows (a mu
 size), so an interrupted run, resumed, feeds the model the same batches and writes the same bytes as an
 uninterrupted one. The join streams: CSV and JSONL parts are copied, Parquet parts are read one at a
 time, each becoming one row group.
+
+Each part's manifest entry records the sha256 of its bytes and of the key that made it, and the join
+first checks that the manifest on disk is still this run's and every part still the one it wrote: parts
+of another writer (an older ftpipe without the output lock, a hand copy) fail the run, and nothing is
+written (flows/commands/predict/lock.py keeps a second `ftpipe predict` out in the first place).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from flows.commands.predict.inputs import FORMATS, InputError, file_format
+from flows.commands.predict.inputs import FORMATS, InputError, PredictError, file_format
 from stages.core.io import DISK_FULL_ERRNOS, DiskFull
 
 if TYPE_CHECKING:  # imported where used: `ftpipe --help`, `check` and the rest do not pay for them
@@ -118,6 +124,8 @@ class PartsFolder:
             work.parts = work._intact(old.get("parts", []))
             work.columns = list(old.get("columns", [])) if work.parts else []
             work.note = f"resumed after {work.rows_done} rows ({len(work.parts)} parts in {work.folder})"
+            if work.parts:  # the intact parts alone, each with its digests (a manifest of an older ftpipe)
+                work._write_manifest()
         elif old is not None:
             why = "--no-resume" if not resume else f"it was made from other {_differs(old.get('key'), key)}"
             work.note = f"started fresh: the parts in {work.folder} were not used ({why})"
@@ -133,23 +141,43 @@ class PartsFolder:
             return None
         return found if isinstance(found, dict) else None
 
+    @property
+    def key_sha256(self) -> str:
+        """What each part records of the key that made it."""
+        return hashlib.sha256(json.dumps(self.key, sort_keys=True).encode("utf-8")).hexdigest()
+
     def _intact(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The listed parts up to the first one missing or of another size."""
+        """The listed parts up to the first one missing, of another size or other bytes (digests are
+        added to the entries of a manifest that has none)."""
         kept = []
         for p in parts:
             f = self.folder / str(p.get("name"))
             if not f.is_file() or f.stat().st_size != p.get("bytes"):
                 break
-            kept.append(p)
+            digest = _sha256(f)
+            if p.get("sha256", digest) != digest or p.get("key_sha256", self.key_sha256) != self.key_sha256:
+                break
+            kept.append({**p, "sha256": digest, "key_sha256": self.key_sha256})
         return kept
 
-    def add_part(self, frame: pd.DataFrame, labels: dict[str, int], columns: list[str]) -> None:
-        """Write `frame` as the next part, then the manifest that lists it."""
+    def add_part(
+        self,
+        frame: pd.DataFrame,
+        labels: dict[str, int],
+        columns: list[str],
+        short: int = 0,
+        first_short: str = "",
+    ) -> None:
+        """Write `frame` as the next part, then the manifest that lists it (with its digests, and how many
+        of its texts are shorter than any the model trained on, and the first of them)."""
         fmt = self.key["output_format"]
         name = f"part-{len(self.parts):06d}{SUFFIX[fmt]}"
         write_file(self.folder / name, encode(frame, fmt))
         size = (self.folder / name).stat().st_size
-        self.parts.append({"name": name, "rows": len(frame), "bytes": size, "labels": labels})
+        entry = {"name": name, "rows": len(frame), "bytes": size, "labels": labels, "short": short}
+        entry |= {"first_short": first_short} if short else {}
+        entry |= {"sha256": _sha256(self.folder / name), "key_sha256": self.key_sha256}
+        self.parts.append(entry)
         self.columns = columns
         self._write_manifest()
 
@@ -164,8 +192,31 @@ class PartsFolder:
         text = json.dumps(body, indent=1, sort_keys=True).encode("utf-8")
         write_file(self.folder / MANIFEST, lambda fh: _put(fh, text))
 
+    def verify(self) -> None:
+        """That the manifest on disk and every part are still the ones this run wrote; PredictError
+        (exit 1) naming the first that is not."""
+        found = self._read_manifest()
+        if found is None and not self.parts:
+            return  # nothing written (an empty input): nothing of this run's to check
+        if found is None or found.get("key") != self.key or found.get("parts") != self.parts:
+            self._foreign(MANIFEST, "lists other parts or another model, input or settings")
+        for p in self.parts:
+            f = self.folder / p["name"]
+            if p.get("key_sha256") != self.key_sha256:
+                self._foreign(p["name"], "was made by another model, input or settings")
+            if not f.is_file() or _sha256(f) != p.get("sha256"):
+                self._foreign(p["name"], "is not the part this run wrote (its sha256 differs, or it is gone)")
+
+    def _foreign(self, name: str, why: str) -> None:
+        raise PredictError(
+            f"{self.folder / name} {why}: another writer used {self.output} meanwhile. Nothing was "
+            f"written to {self.output}; run the command again with --no-resume, one run per output."
+        )
+
     def join(self, columns: list[str]) -> None:
-        """The parts, in order, as the output (tmp + rename); then the work folder goes."""
+        """The parts, verified to be this run's, in order, as the output (tmp + rename); then the work
+        folder goes."""
+        self.verify()
         fmt = file_format(self.output, OUTPUT_FORMATS)
         write_file(
             self.output, self._join_csv_jsonl(columns) if fmt != "parquet" else self._join_parquet(columns)
@@ -200,6 +251,11 @@ class PartsFolder:
 
 def _put(fh: IO[bytes], data: bytes) -> None:
     fh.write(data)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _differs(old: Any, new: dict[str, Any]) -> str:
