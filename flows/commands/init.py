@@ -73,6 +73,7 @@ class InitResult:
     reject_reasons: dict[str, int] = field(default_factory=dict)
     copied_from: Path | None = None
     created: bool = False  # params.yaml did not exist
+    blank_labels: int = 0  # rows whose label is empty or whitespace: the label stage quarantines them
 
 
 # --------------------------------------------------------------------------- the pure core
@@ -219,6 +220,23 @@ def _read_csv(csv_path: Path, keys: dict[str, object]) -> IngestReport:
     return report
 
 
+def label_problem(labels: dict[str, int], label_column: str, csv: Path) -> str | None:
+    """Why the label column cannot train a classifier (all blank, or one class); None when it can."""
+    named = {k.strip().lower() for k, n in labels.items() if k.strip() and n}
+    if not named:
+        return (
+            f"--label-column `{label_column}`: every row of {csv} has an empty label. Name the column that "
+            "holds the labels with --label-column; nothing was changed."
+        )
+    if len(named) == 1:
+        return (
+            f"--label-column `{label_column}`: every labelled row of {csv} has the one class "
+            f"`{next(iter(named))}`; a classifier needs at least two. Name the column that holds the labels "
+            "with --label-column, or add rows of the other classes; nothing was changed."
+        )
+    return None
+
+
 def _problems(root: Path, text: str) -> list[str]:
     """The problems `ftpipe check` would find in `text` as ROOT's params.yaml: every stage's params class."""
     data = yaml.safe_load(text)
@@ -250,6 +268,8 @@ def init_project(
         dest, source = placement(csv, root, ingest_inputs(root / "dvc.yaml"))
         keys = dataset_keys(name, source, text_column, label_column, id_column)
         report = _read_csv(csv, keys)
+        if why := label_problem(report["labels"], label_column, csv):
+            raise InitError(why)
         new_text, changes = edit_params(text, keys, _defaults() if text is None else {})
         problems = _problems(root, new_text)
         if problems:
@@ -267,7 +287,8 @@ def init_project(
         changes=changes,
         rows=report["rows"],
         rejected=report["rejected"],
-        labels=report["labels"],
+        labels={k: n for k, n in report["labels"].items() if k.strip()},
+        blank_labels=sum(n for k, n in report["labels"].items() if not k.strip()),
         reject_reasons=report["reject_reasons"],
         copied_from=copied,
         created=text is None,
@@ -327,6 +348,11 @@ def render(result: InitResult) -> str:
         reasons = ", ".join(f"{k} ({v})" for k, v in result.reject_reasons.items())
         rejected = f", {result.rejected} rejected: {reasons}"
     lines.append(f"  {result.rows} rows{rejected}; {len(result.labels)} labels: {labels}")
+    if result.blank_labels:
+        lines.append(
+            f"  {result.blank_labels} rows with a blank label: the label stage will quarantine them "
+            "(reports/label_quarantine.jsonl)"
+        )
     if result.created:
         lines.append(f"  {PARAMS_FILE} was missing: written from the params classes' defaults")
     if result.changes:
