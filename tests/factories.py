@@ -33,7 +33,7 @@ from tests.registry_support import Workspace
 
 TINY_FILES = {"config.json": '{"tiny": true}\n', "weights.txt": "0.1 0.2 0.3\n"}  # a two-file model
 # a gate every candidate passes, the constant model too
-OPEN_GATE = GateParams(min_primary=0.0, baseline_tolerance=1.0)
+OPEN_GATE = GateParams(min_primary=0.0, baseline_tolerance=1.0, baseline_margin=-1.0)
 
 
 def new_store(root: Path) -> str:

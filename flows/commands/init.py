@@ -7,7 +7,8 @@ Run it in the repository root (or pass --root). It edits params.yaml in place, l
 rewriting only the lines of the keys it changes (comments kept), and it changes only the keys that name
 your data and your model: the whole `ingest` section (your CSV, its columns; the other ingest keys back
 to their defaults), `label.labels` and `label.aliases` (the previous data's label filter and aliases:
-back to null and {}) and `register.model_name`. The recipe (tokenize, finetune, evaluate, the gate, ...) stays as
+back to null and {}), `register.model_name` and `register.gate.min_primary` (null: no floor; a figure set
+for another dataset does not fit yours, and the first version is judged against the baseline). The recipe (tokenize, finetune, evaluate, the gate, ...) stays as
 params.yaml has it, which in a fresh clone is the shipped default. Without a params.yaml it writes one
 from the params classes' defaults (no comments then).
 
@@ -74,6 +75,7 @@ class InitResult:
     copied_from: Path | None = None
     created: bool = False  # params.yaml did not exist
     blank_labels: int = 0  # rows whose label is empty or whitespace: the label stage quarantines them
+    baseline_margin: float = 0.0  # register.gate.baseline_margin as params.yaml now has it
 
 
 # --------------------------------------------------------------------------- the pure core
@@ -119,6 +121,9 @@ def dataset_keys(
         "label.labels": label.labels,
         "label.aliases": dict(label.aliases),
         "register.model_name": name,
+        # a floor is a figure of one dataset (0.9 was BBC News's): a new task's first version is judged
+        # against the in-pipeline baseline instead (register.gate.baseline_margin), until the user sets one
+        "register.gate.min_primary": None,
     }
 
 
@@ -292,7 +297,15 @@ def init_project(
         reject_reasons=report["reject_reasons"],
         copied_from=copied,
         created=text is None,
+        baseline_margin=_baseline_margin(new_text),
     )
+
+
+def _baseline_margin(text: str) -> float:
+    """register.gate.baseline_margin of the params text (the class's default where it is not set)."""
+    value = lookup(yaml.safe_load(text), "register.gate.baseline_margin")
+    default: float = RegisterParams().gate.baseline_margin
+    return default if value is None else float(value)
 
 
 def _check_csv_path(csv: Path, name: str) -> None:
@@ -361,6 +374,12 @@ def render(result: InitResult) -> str:
         lines += [f"    {k.ljust(width)}  {_show(old)} -> {_show(new)}" for k, old, new in result.changes]
     else:
         lines.append(f"  {PARAMS_FILE} already said so: nothing changed")
+    lines.append(
+        f"  the gate for the first version of `{result.name}`: lead the TF-IDF baseline evaluate trains "
+        f"beside it by {result.baseline_margin:+.4f} (register.gate.baseline_margin) and not be significantly "
+        "worse on the same test rows (McNemar); no absolute floor (register.gate.min_primary: null): a floor "
+        "is a figure of one dataset, set one if your task has a known bar"
+    )
     model = f"models:/{result.name}@champion"
     lines += [
         "",

@@ -39,14 +39,26 @@ class GateParams(StageParams):
     policy: Literal["non_inferiority", "superiority"] = Field(
         "non_inferiority", description="non_inferiority for retraining on new data, superiority for recipes"
     )
-    min_primary: float = Field(
-        0.9, ge=0.0, le=1.0, description="floor on the primary metric (metrics.json `primary_metric`)"
+    min_primary: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="floor on the primary metric (metrics.json `primary_metric`); null = no floor: the "
+        "baseline (and the champion) decide",
+    )
+    baseline_margin: float = Field(
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="a model name's first version (no champion): how far it must lead the TF-IDF baseline "
+        "on the primary metric (negative: how far it may trail)",
     )
     baseline_tolerance: float = Field(
         0.02,
         ge=0.0,
         le=1.0,
-        description="how far the model may trail the TF-IDF baseline on the primary metric",
+        description="a later version (a champion exists): how far it may trail the TF-IDF baseline on the "
+        "primary metric",
     )
     margin: float = Field(
         0.01,

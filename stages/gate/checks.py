@@ -275,19 +275,47 @@ class Decision:
         }
 
 
-def _absolute_checks(gate: GateParams, cand: Candidate) -> list[Check]:
+def _absolute_checks(gate: GateParams, cand: Candidate, first: bool) -> list[Check]:
+    """The floor (only when `min_primary` is set) and the baseline: a first version (no champion) must lead
+    it by `baseline_margin`, a later one may trail it by at most `baseline_tolerance`."""
     m = cand.primary_metric
     value = float(cand.metrics["model"][m])
     base = float(cand.metrics["baseline"][m])
-    return [
-        Check(
-            "floor",
-            "pass" if value >= gate.min_primary else "fail",
-            f"{m} {value:.4f} {'>=' if value >= gate.min_primary else '<'} floor {gate.min_primary:.4f} "
-            "(register.gate.min_primary)",
-            value,
-            gate.min_primary,
-        ),
+    floor = gate.min_primary
+    if floor is None:
+        checks = [
+            Check(
+                "floor",
+                "skip",
+                f"no floor set (register.gate.min_primary is null): {m} {value:.4f} is judged against the "
+                "baseline" + (" (first version)" if first else " and the champion"),
+                value,
+            )
+        ]
+    else:
+        checks = [
+            Check(
+                "floor",
+                "pass" if value >= floor else "fail",
+                f"{m} {value:.4f} {'>=' if value >= floor else '<'} floor {floor:.4f} (register.gate.min_primary)",
+                value,
+                floor,
+            )
+        ]
+    if first:
+        need = gate.baseline_margin
+        checks.append(
+            Check(
+                "baseline",
+                "pass" if value - base >= need - 1e-12 else "fail",
+                f"{m} {value:.4f} vs baseline {base:.4f}: {value - base:+.4f}, a first version (no champion "
+                f"yet) must lead it by {need:+.4f} (register.gate.baseline_margin)",
+                value - base,
+                need,
+            )
+        )
+        return checks
+    checks.append(
         Check(
             "baseline",
             "pass" if value >= base - gate.baseline_tolerance else "fail",
@@ -295,8 +323,59 @@ def _absolute_checks(gate: GateParams, cand: Candidate) -> list[Check]:
             f"{gate.baseline_tolerance:.4f} (register.gate.baseline_tolerance)",
             value - base,
             -gate.baseline_tolerance,
-        ),
-    ]
+        )
+    )
+    return checks
+
+
+def baseline_significance_check(gate: GateParams, cand: Candidate) -> Check:
+    """First version: McNemar on the same test rows, the candidate against the TF-IDF baseline.
+
+    non_inferiority fails when the baseline is significantly better (one-sided); superiority needs the
+    candidate significantly better (two-sided, candidate ahead). Skipped when evaluate wrote no per-row
+    baseline predictions, or when the test set has too few discordant rows for any p below
+    `significance` (then the margin decides)."""
+    test = cand.test
+    if "baseline_pred" not in test.columns:
+        return Check(
+            "baseline_significance",
+            "skip",
+            "no per-row baseline predictions (reports/predictions.csv has no baseline_pred: rerun evaluate)",
+        )
+    cand_ok = test["correct"].astype(bool).tolist()
+    base_ok = [str(p) == str(t) for p, t in zip(test["baseline_pred"], test["label"], strict=True)]
+    b = sum(1 for a, o in zip(cand_ok, base_ok, strict=True) if a and not o)
+    c = sum(1 for a, o in zip(cand_ok, base_ok, strict=True) if o and not a)
+    counts = f"only the model right on {b} of {len(test)} test rows, only the baseline on {c}"
+    superiority = gate.policy == "superiority"
+    smallest_p = min(1.0, (2.0 if superiority else 1.0) * 0.5 ** (b + c))
+    if smallest_p >= gate.significance:
+        return Check(
+            "baseline_significance",
+            "skip",
+            f"too few rows where the model and the baseline disagree ({b + c}) for any McNemar p below "
+            f"{gate.significance} (register.gate.significance): the margin decides; {counts}",
+        )
+    if superiority:
+        p, method = mcnemar(b, c)
+        ok = p < gate.significance and b > c
+        verdict = "significantly better than" if ok else "not significantly better than"
+        reason = (
+            f"McNemar ({method}, two-sided) p = {p:.4g}, needed < {gate.significance} with the model ahead"
+        )
+    else:
+        p, method = mcnemar_worse(b, c)
+        ok = p >= gate.significance
+        verdict = "not significantly worse than" if ok else "significantly worse than"
+        reason = f"one-sided McNemar ({method}) p = {p:.4g}, fails below {gate.significance}"
+    return Check(
+        "baseline_significance",
+        "pass" if ok else "fail",
+        f"{verdict} the TF-IDF baseline on the same test rows: {reason} (register.gate.significance, policy "
+        f"{gate.policy}); {counts}",
+        p,
+        gate.significance,
+    )
 
 
 def labels_check(gate: GateParams, cand: Candidate, champion: ChampionScore) -> Check:
@@ -530,14 +609,18 @@ def run_gate(
     drift_unavailable: str = "no drift figures",
 ) -> Decision:
     """Every check with its outcome and reason; promote only when none fails."""
-    checks = _absolute_checks(gate, cand)
+    checks = _absolute_checks(gate, cand, first=champion is None)
     names = COMPARISON_CHECKS[gate.policy]
     comparison = None
     if champion is None:
-        skip = "no champion yet: the absolute checks decide"
+        checks.append(baseline_significance_check(gate, cand))
+        skip = "no champion yet: the floor and the baseline decide"
         checks += [Check(n, "skip", skip) for n in ("labels", *names, "per_class", "drift")]
         return Decision(not any(c.outcome == "fail" for c in checks), checks, None, None, gate.policy)
     v = champion.version
+    checks.append(
+        Check("baseline_significance", "skip", f"champion v{v} exists: the comparison with it decides")
+    )
     checks.append(labels_check(gate, cand, champion))
     if champion.preds is None:
         why = f"champion v{v} could not be scored on the test split: {champion.error}"

@@ -55,7 +55,7 @@ def load_candidate(
     metrics = read_metrics(metrics_path)
     primary = metrics.primary_metric
     # evaluate escaped formula-like cells (`'=...`); read_csv gives ids and labels back as they were
-    preds = read_csv(predictions_path, dtype={"id": str, "label": str, "pred": str})
+    preds = read_csv(predictions_path, dtype={"id": str, "label": str, "pred": str, "baseline_pred": str})
     missing_cols = {"id", "label", "pred", "correct"} - set(preds.columns)
     if missing_cols:
         raise RegisterError(
@@ -74,7 +74,9 @@ def load_candidate(
             f"{predictions_path} has {len(preds)} rows that do not match the {len(test_df)} test examples of "
             f"{splits} by id; the predictions are stale. Rerun evaluate (`dvc repro evaluate`)."
         )
-    merged = test_df.merge(preds[["id", "pred", "correct"]], on="id", how="left", validate="one_to_one")
+    # the baseline's per-row predictions: the first version's McNemar test against it
+    kept = ["id", "pred", "correct"] + (["baseline_pred"] if "baseline_pred" in preds.columns else [])
+    merged = test_df.merge(preds[kept], on="id", how="left", validate="one_to_one")
     merged["correct"] = merged["correct"].astype(int)
     return Candidate(model_dir, metrics.dump(), primary, labels, merged)
 

@@ -60,7 +60,7 @@ def test_a_second_clone_pulls_and_runs_nothing(
                 "retries": 1,
                 "backoff_s": 0.2,
                 "verify_rows": 8,
-                "gate": {"min_primary": 0.0, "baseline_tolerance": 1.0},
+                "gate": {"min_primary": 0.0, "baseline_tolerance": 1.0, "baseline_margin": -1.0},
             },
         },
     )

@@ -44,7 +44,7 @@ def make_repo(root: Path, tiny_bert: Path) -> Path:
                 "retries": 1,
                 "backoff_s": 0.2,
                 "verify_rows": 16,
-                "gate": {"min_primary": 0.5, "baseline_tolerance": 1.0},
+                "gate": {"min_primary": 0.5, "baseline_tolerance": 1.0, "baseline_margin": -1.0},
             },
         },
     )

@@ -42,6 +42,7 @@ TINY_RUN = (
     "register.retries=1",
     "register.gate.min_primary=0.0",
     "register.gate.baseline_tolerance=1.0",
+    "register.gate.baseline_margin=-1.0",
 )
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.M | re.S)
 

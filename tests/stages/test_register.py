@@ -35,7 +35,12 @@ TRUNC = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
 # permissive absolute checks, so the tiny models' quality decides through the champion comparison; the
 # superiority policy (significantly better) is the rule these lifecycle tests were written for
 GATE = GateParams(
-    policy="superiority", min_primary=0.1, baseline_tolerance=1.0, min_improvement=0.0, significance=0.05
+    policy="superiority",
+    min_primary=0.1,
+    baseline_tolerance=1.0,
+    baseline_margin=-1.0,
+    min_improvement=0.0,
+    significance=0.05,
 )
 
 
@@ -516,7 +521,9 @@ def test_champion_is_never_scored_on_its_own_training_rows(
         mlflow_server,
         name,
         _cand(reseeded, "trained", "trained"),
-        gate=GateParams(min_primary=0.1, baseline_tolerance=1.0),  # the default policy: non_inferiority
+        gate=GateParams(
+            min_primary=0.1, baseline_tolerance=1.0, baseline_margin=-1.0
+        ),  # the default policy: non_inferiority
         profile=reseeded.profile(),
     )
     assert len(scored) == 1 and scored[0] and not set(scored[0]) & v1_texts
@@ -588,7 +595,7 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
     p = ws.candidate("trained", "trained")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["register"].update(model_name="entry-point", retries=0)
-    params["register"]["gate"].update(min_primary=0.5, baseline_tolerance=0.5)
+    params["register"]["gate"].update(min_primary=0.5, baseline_tolerance=0.5, baseline_margin=-0.5)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "registry.json"
     proxy = Proxy(mlflow_server)  # the server through a URI with a password (the server ignores it)

@@ -78,7 +78,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> di
     import mlflow
 
     ws = Workspace(tmp_path_factory.mktemp("registry-ws"))
-    gate = GateParams(min_primary=0.1, baseline_tolerance=1.0, min_improvement=0.0)
+    gate = GateParams(min_primary=0.1, baseline_tolerance=1.0, baseline_margin=-1.0, min_improvement=0.0)
     p = RegisterParams(model_name="cli-registry", gate=gate, retries=0, verify_rows=8)
     trunc = {"max_length": 128, "truncation": "head", "head_fraction": 0.25}
     for kind in ("constant", "wrong"):
