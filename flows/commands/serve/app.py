@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
 
 from flows.commands.serve.follower import LOG, Follower, Served
-from flows.commands.serve.payload import BadRequest, parse
+from flows.commands.serve.payload import BadRequest, Parsed, parse
 from flows.commands.serve.reqlog import RequestLog
 from stages.config.serve import ServeParams
 from stages.registry.smoke import PROB_PREFIX, probability_columns
@@ -111,57 +111,67 @@ def build_app(follower: Follower, params: ServeParams, log: RequestLog) -> FastA
             )
         in_flight[0] += 1
         try:
-            return await _invocations(request)
+            # the version this request is answered by, whatever swaps meanwhile
+            return await answer(request, follower.current, params, log)
         finally:
             in_flight[0] -= 1
 
-    async def _invocations(request: Request) -> Response:
-        served = follower.current  # the version this request is answered by, whatever swaps meanwhile
-        if served is None:
-            return _error(
-                503,
-                "TEMPORARILY_UNAVAILABLE",
-                "no verified version is loaded yet; /version says why",
-                None,
-                params.retry_after_s,
-            )
-        try:
-            body = await _body(request, params.max_request_bytes)
-            parsed = parse(body, request.headers.get("content-type", ""), params.max_rows)
-        except _TooLarge:
-            return _error(
-                413,
-                "REQUEST_LIMIT_EXCEEDED",
-                f"the body is over serve.max_request_bytes = {params.max_request_bytes}; send fewer or shorter texts",
-                served,
-            )
-        except BadRequest as exc:
-            return _error(400, "BAD_REQUEST", str(exc), served)
-        if parsed.probabilities and not served.takes_probabilities:
-            return _error(
-                400,
-                "BAD_REQUEST",
-                f"version {served.version} was registered before ftpipe's served model gave class probabilities; "
-                "drop params.probabilities",
-                served,
-            )
-        if not parsed.texts:
-            return _answer(served, [])
-        try:
-            out = await anyio.to_thread.run_sync(served.predict, parsed.texts)
-        except MlflowException as exc:  # textclf refuses a text it cannot classify: the client's to fix
-            if exc.error_code == "INVALID_PARAMETER_VALUE":
-                return _error(400, "BAD_REQUEST", " ".join(exc.message.split()), served)
-            return _error(500, "INTERNAL_ERROR", describe_failure(exc), served)
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback to the client
-            return _error(500, "INTERNAL_ERROR", describe_failure(exc), served)
-        records = out.to_dict("records")
-        cols = probability_columns(out)
-        _log_rows(log, served, parsed.texts, records, cols)
-        keep = ["label", "score", *(cols if parsed.probabilities else [])]
-        return _answer(served, [{k: r[k] for k in keep} for r in records])
-
     return app
+
+
+async def answer(request: Request, served: Served | None, params: ServeParams, log: RequestLog) -> Response:
+    """One /invocations request answered by `served`: read within the bounds, predicted, logged."""
+    if served is None:
+        return _error(
+            503,
+            "TEMPORARILY_UNAVAILABLE",
+            "no verified version is loaded yet; /version says why",
+            None,
+            params.retry_after_s,
+        )
+    parsed = await _read(request, served, params)
+    if isinstance(parsed, Response):
+        return parsed
+    if not parsed.texts:
+        return _answer(served, [])
+    try:
+        out = await anyio.to_thread.run_sync(served.predict, parsed.texts)
+    except MlflowException as exc:  # textclf refuses a text it cannot classify: the client's to fix
+        if exc.error_code == "INVALID_PARAMETER_VALUE":
+            return _error(400, "BAD_REQUEST", " ".join(exc.message.split()), served)
+        return _error(500, "INTERNAL_ERROR", describe_failure(exc), served)
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback to the client
+        return _error(500, "INTERNAL_ERROR", describe_failure(exc), served)
+    records = out.to_dict("records")
+    cols = probability_columns(out)
+    _log_rows(log, served, parsed.texts, records, cols)
+    keep = ["label", "score", *(cols if parsed.probabilities else [])]
+    return _answer(served, [{k: r[k] for k in keep} for r in records])
+
+
+async def _read(request: Request, served: Served, params: ServeParams) -> Parsed | Response:
+    """The request's texts, or the 413 / 400 answer that says why there are none."""
+    try:
+        body = await _body(request, params.max_request_bytes)
+        parsed = parse(body, request.headers.get("content-type", ""), params.max_rows)
+    except _TooLarge:
+        return _error(
+            413,
+            "REQUEST_LIMIT_EXCEEDED",
+            f"the body is over serve.max_request_bytes = {params.max_request_bytes}; send fewer or shorter texts",
+            served,
+        )
+    except BadRequest as exc:
+        return _error(400, "BAD_REQUEST", str(exc), served)
+    if parsed.probabilities and not served.takes_probabilities:
+        return _error(
+            400,
+            "BAD_REQUEST",
+            f"version {served.version} was registered before ftpipe's served model gave class probabilities; "
+            "drop params.probabilities",
+            served,
+        )
+    return parsed
 
 
 def _answer(served: Served, predictions: list[dict[str, Any]]) -> Response:

@@ -25,15 +25,17 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING, Any
 
 from flows.commands.predict.model import register_params
 from stages.config.params import ParamsError, load_section, read_params_file
 from stages.config.serve import ServeParams
 from stages.core.redact import redact_uri
-from stages.registry.tracking import TrackingUnavailable, tracking_uri
+
+if (
+    TYPE_CHECKING
+):  # the server's stack (FastAPI, MLflow, torch) is imported when it starts: `--help` stays fast
+    from fastapi import FastAPI
 
 ARGS_ENV = "FTPIPE_SERVE_ARGS"  # what each worker of `--workers N` reads to build its app (`create_app`)
 LOG = logging.getLogger("ftpipe.serve")
@@ -56,6 +58,7 @@ def make_app(params_path: str | Path, name: str | None, params: ServeParams) -> 
     from flows.commands.serve.app import build_app
     from flows.commands.serve.follower import Follower, RegistrySource
     from flows.commands.serve.reqlog import RequestLog
+    from stages.registry.tracking import tracking_uri
 
     reg = register_params(params_path)
     source = RegistrySource(
@@ -75,6 +78,8 @@ def create_app() -> FastAPI:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from stages.registry.tracking import TrackingUnavailable, tracking_uri
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

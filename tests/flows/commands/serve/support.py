@@ -104,7 +104,7 @@ class Server:
         return self.log.read_text(errors="replace")[-6000:]
 
     def version(self) -> dict[str, Any]:
-        return request(f"{self.url}/version")[2]  # type: ignore[no-any-return]
+        return request(f"{self.url}/version")[2]
 
     def wait_for(self, predicate: Any, timeout: float, what: str) -> dict[str, Any]:
         """Poll /version until `predicate(status)` holds; the status."""
