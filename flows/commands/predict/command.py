@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from flows.commands.predict.inputs import (
     FORMATS,
@@ -54,6 +54,8 @@ from flows.commands.predict.parts import PartsFolder, check_output, write_failed
 
 if TYPE_CHECKING:  # pandas is imported where a batch is made: the command's start does not wait for it
     import pandas as pd
+    from mlflow.pyfunc import PyFuncModel
+    from tqdm.auto import tqdm
 
     from flows.commands.predict.lengths import TrainedLengths
 
@@ -68,8 +70,36 @@ NO_PROBABILITIES = (
 )
 
 
+class Options(TypedDict):
+    """The settings of a run that a resume must share (they are part of the parts folder's key)."""
+
+    id_column: str
+    text_column: str
+    batch_size: int
+    part_rows: int
+    probabilities: bool
+    encoding: str
+
+
+class PredictStats(TypedDict):
+    """What `predict_file` did: rows, batches, labels, what this call predicted, the short texts."""
+
+    input: str
+    output: str
+    rows: int
+    batches: int
+    batch_size: int
+    labels: dict[str, int]
+    resumed_rows: int
+    predicted: int
+    predict_s: float
+    first_batch_s: float | None
+    short: int  # texts shorter than any the model trained on
+    first_short: str
+
+
 def predict_batch(
-    model: Any,
+    model: PyFuncModel,
     batch: pd.DataFrame,
     id_column: str,
     text_column: str,
@@ -127,7 +157,7 @@ def _part_rows(batch_size: int, part_rows: int | None) -> int:
 
 
 def _parts_folder(
-    input_path: Path, output_path: Path, opts: dict[str, Any], identity: dict[str, Any] | None, resume: bool
+    input_path: Path, output_path: Path, opts: Options, identity: dict[str, str] | None, resume: bool
 ) -> PartsFolder:
     """The output's work folder, resumed when it was made from this input, model and settings."""
     fmt = check_output(input_path, output_path)
@@ -145,7 +175,7 @@ def _parts_folder(
 
 
 def predict_file(
-    model: Any,
+    model: PyFuncModel,
     input_path: str | Path,
     output_path: str | Path,
     id_column: str = "id",
@@ -157,10 +187,10 @@ def predict_file(
     probabilities: bool = False,
     resume: bool = True,
     part_rows: int | None = None,
-    identity: dict[str, Any] | None = None,
+    identity: dict[str, str] | None = None,
     lengths: TrainedLengths | None = None,
     lock: bool = True,
-) -> dict[str, Any]:
+) -> PredictStats:
     """Predict every row of `input_path` in batches, saving parts as it goes; join them into `output_path`.
 
     `identity` names the model for a resume (its concrete version and files' hash): parts made by another
@@ -188,7 +218,7 @@ def predict_file(
 
 
 def _predict_file(
-    model: Any,
+    model: PyFuncModel,
     inp: Path,
     out: Path,
     id_column: str,
@@ -200,12 +230,18 @@ def _predict_file(
     probabilities: bool,
     resume: bool,
     part_rows: int | None,
-    identity: dict[str, Any] | None,
+    identity: dict[str, str] | None,
     lengths: TrainedLengths | None,
-) -> dict[str, Any]:
+) -> PredictStats:
     part = _part_rows(batch_size, part_rows)
-    opts = {"id_column": id_column, "text_column": text_column, "batch_size": batch_size, "part_rows": part}
-    opts |= {"probabilities": probabilities, "encoding": encoding}
+    opts = Options(
+        id_column=id_column,
+        text_column=text_column,
+        batch_size=batch_size,
+        part_rows=part,
+        probabilities=probabilities,
+        encoding=encoding,
+    )
     work = _parts_folder(inp, out, opts, identity, resume)
     if work.note:
         print(f"ftpipe predict: {work.note}", flush=True)
@@ -249,9 +285,9 @@ class _PredictionPass:
     def __init__(
         self,
         work: PartsFolder,
-        model: Any,
+        model: PyFuncModel,
         inp: Path,
-        opts: dict[str, Any],
+        opts: Options,
         probabilities: bool,
         lengths: TrainedLengths | None = None,
     ):
@@ -264,7 +300,7 @@ class _PredictionPass:
         self.first_batch_s: float | None = None
         self.columns: list[str] = work.columns or [opts["id_column"], "label", "score"]
 
-    def all_batches(self, bar: Any, counter: _RowCounter) -> None:
+    def all_batches(self, bar: tqdm[object], counter: _RowCounter) -> None:
         o = self.opts
         t0 = time.monotonic()
         for batch in iter_batches(self.inp, o["id_column"], o["text_column"], o["batch_size"], o["encoding"]):
@@ -284,7 +320,7 @@ class _PredictionPass:
         bar.refresh()
         self.work.join(self._output_columns())
 
-    def _one(self, batch: pd.DataFrame, bar: Any) -> None:
+    def _one(self, batch: pd.DataFrame, bar: tqdm[object]) -> None:
         o = self.opts
         out = predict_batch(
             self.model, batch, o["id_column"], o["text_column"], self.inp, self.rows + 1, self.probabilities
@@ -324,7 +360,7 @@ class _PredictionPass:
     def _output_columns(self) -> list[str]:
         return self.work.columns or self.columns
 
-    def stats(self, inp: Path, out: Path, batch_size: int, seconds: float) -> dict[str, Any]:
+    def stats(self, inp: Path, out: Path, batch_size: int, seconds: float) -> PredictStats:
         labels: Counter[str] = Counter()
         for p in self.work.parts:
             labels.update(p["labels"])
@@ -359,7 +395,7 @@ def _check_input(args: argparse.Namespace) -> None:
     scan_input(args.input, args.id_column, args.text_column, args.encoding)
 
 
-def _load(args: argparse.Namespace, uri: str) -> tuple[Any, dict[str, Any], TrainedLengths | None]:
+def _load(args: argparse.Namespace, uri: str) -> tuple[PyFuncModel, dict[str, str], TrainedLengths | None]:
     """The model, what identifies it for a resume, and how short a text it trained on."""
     loaded = load_version(uri, args.params, args.quantize)
     if args.probabilities and "probabilities" not in loaded.takes_params:
@@ -429,7 +465,7 @@ def _predict(args: argparse.Namespace, progress: bool) -> int:
     return 0
 
 
-def summary(stats: dict[str, Any], uri: str, version_uri: str, load_s: float) -> str:
+def summary(stats: PredictStats, uri: str, version_uri: str, load_s: float) -> str:
     """What the run did, in a few lines."""
     if stats["rows"] == 0:
         return f"0 rows in {stats['input']}; wrote an empty {stats['output']} (model `{uri}`)."

@@ -20,7 +20,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stages.data.formats import FILE_FORMATS, csv_delimiter
 
@@ -106,7 +106,7 @@ def scan_input(path: str | Path, id_column: str, text_column: str, encoding: str
 
 
 def _refusal(
-    path: str | Path, row: int, id_column: str, ident: Any, text_column: str, why: str | None, count: str
+    path: str | Path, row: int, id_column: str, ident: object, text_column: str, why: str | None, count: str
 ) -> str:
     return (
         f"{path} row {row} ({id_column} = {ident!r}): `{text_column}` is {why} ({count}). "
@@ -114,7 +114,7 @@ def _refusal(
     )
 
 
-def id_text(value: Any) -> str | None:
+def id_text(value: object) -> str | None:
     """An id as a string, whatever type the file gave it (None stays None): 7 -> "7", 6.5 -> "6.5"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -129,7 +129,7 @@ def id_text(value: Any) -> str | None:
     return str(value)
 
 
-def _frame(rows_id: list[Any], rows_text: list[Any], id_column: str, text_column: str) -> pd.DataFrame:
+def _frame(rows_id: list[object], rows_text: list[object], id_column: str, text_column: str) -> pd.DataFrame:
     import pandas as pd
 
     ids = pd.Series([id_text(v) for v in rows_id], dtype=object)
@@ -163,8 +163,8 @@ def _parquet_batches(path: Path, id_column: str, text_column: str, batch_size: i
     try:
         pf = pq.ParquetFile(path)
         check_columns(path, pf.schema_arrow.names, [id_column, text_column])
-        ids: list[Any] = []
-        texts: list[Any] = []
+        ids: list[object] = []
+        texts: list[object] = []
         # record batches stop at row-group ends: re-cut to exactly `batch_size` (a resume skips whole batches)
         for rb in pf.iter_batches(batch_size=batch_size, columns=[id_column, text_column]):
             ids += rb.column(0).to_pylist()
@@ -216,8 +216,8 @@ def _has_content(path: Path) -> bool:
 def _jsonl_batches(
     path: Path, id_column: str, text_column: str, batch_size: int, encoding: str
 ) -> Iterator[pd.DataFrame]:
-    ids: list[Any] = []
-    texts: list[Any] = []
+    ids: list[object] = []
+    texts: list[object] = []
     with open(path, "rb") as fh:  # decoded line by line, so a bad byte is named by its line
         for lineno, raw in enumerate(fh, 1):
             obj = _json_line(path, lineno, raw, encoding)
@@ -233,7 +233,7 @@ def _jsonl_batches(
         yield _frame(ids, texts, id_column, text_column)
 
 
-def _json_line(path: Path, lineno: int, raw: bytes, encoding: str) -> dict[str, Any] | None:
+def _json_line(path: Path, lineno: int, raw: bytes, encoding: str) -> dict[str, object] | None:
     """Line `lineno` as a JSON object, or None for a blank line."""
     try:
         line = raw.decode(encoding)
@@ -290,7 +290,7 @@ def count_rows(path: str | Path, encoding: str = "utf-8") -> int | None:
         return None
 
 
-def fingerprint(path: str | Path) -> dict[str, Any]:
+def fingerprint(path: str | Path) -> dict[str, int | str]:
     """What identifies the input for a resume: its size, mtime and the sha256 of its first and last MiB.
 
     Not a hash of the whole file: that costs a second or more a GB on every start (the command's own

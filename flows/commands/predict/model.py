@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flows.commands.predict.inputs import InputError, PredictError
 from stages.config.params import load_section, read_params_file
@@ -22,14 +22,19 @@ from stages.core.redact import mask_secrets, redact_uri
 from stages.registry import tags as registry_tags
 
 if TYPE_CHECKING:  # imported where used: it imports MLflow, which `ftpipe --help` does not pay for
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.pyfunc import PyFuncModel
+
     from flows.commands.predict.lengths import TrainedLengths
+    from stages.config.register import RetryPolicy
+    from stages.registry.client import Registry
 
 
 @dataclass
 class Loaded:
     """A loaded version and what identifies it for a resume."""
 
-    model: Any  # an mlflow PyFuncModel
+    model: PyFuncModel
     uri: str  # models:/NAME/VERSION
     files_sha256: str  # of the version's recorded manifest: every file of it
     takes_params: list[str]  # the inference params its signature declares
@@ -61,7 +66,9 @@ def default_model_uri(version: str | None = None, params_path: str | Path = "par
         raise InputError(str(exc)) from None
 
 
-def load_model(model_uri: str, params_path: str | Path = "params.yaml", quantize: str | None = None) -> Any:
+def load_model(
+    model_uri: str, params_path: str | Path = "params.yaml", quantize: str | None = None
+) -> PyFuncModel:
     """The pyfunc model of `load_version` (the register and integrity tests load through here)."""
     return load_version(model_uri, params_path, quantize).model
 
@@ -98,7 +105,7 @@ def load_version(
     return Loaded(model, f"models:/{mv.name}/{mv.version}", files, takes, trained_lengths(reg, mv))
 
 
-def _resolve(model_uri: str, uri: str, policy: Any) -> tuple[Any, Any]:
+def _resolve(model_uri: str, uri: str, policy: RetryPolicy) -> tuple[Registry, ModelVersion]:
     """The registry and the ModelVersion `model_uri` names, its version read as `canonical_version` reads
     it and its alias through `Registry.resolve`: what is not there ends with the message `ftpipe fetch`
     gives."""

@@ -98,7 +98,7 @@ class PartsFolder:
     stands."""
 
     output: Path
-    key: dict[str, Any]
+    key: dict[str, object]  # the input's fingerprint, the model, the output format and the Options
     parts: list[dict[str, Any]] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # the output's, once a part is written
     note: str = ""  # what happened to an earlier run's parts, said once at the start
@@ -116,7 +116,7 @@ class PartsFolder:
         return sum(int(p["bytes"]) for p in self.parts)
 
     @classmethod
-    def open(cls, output: Path, key: dict[str, Any], resume: bool = True) -> PartsFolder:
+    def open(cls, output: Path, key: dict[str, object], resume: bool = True) -> PartsFolder:
         """The work for `output`: an earlier run's parts when `resume` and its key is `key`, else fresh."""
         work = cls(output, key)
         old = work._read_manifest()
@@ -170,7 +170,7 @@ class PartsFolder:
     ) -> None:
         """Write `frame` as the next part, then the manifest that lists it (with its digests, and how many
         of its texts are shorter than any the model trained on, and the first of them)."""
-        fmt = self.key["output_format"]
+        fmt = str(self.key["output_format"])  # csv | jsonl | parquet
         name = f"part-{len(self.parts):06d}{SUFFIX[fmt]}"
         write_file(self.folder / name, encode(frame, fmt))
         size = (self.folder / name).stat().st_size
@@ -258,7 +258,7 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _differs(old: Any, new: dict[str, Any]) -> str:
+def _differs(old: object, new: dict[str, object]) -> str:
     """Which keys of the manifest differ, for the message."""
     if not isinstance(old, dict):
         return "settings (an unreadable manifest)"
