@@ -36,6 +36,7 @@ from flows.dag import RetrainError, find_root
 from flows.lock import workspace_lock
 from flows.params import ParamsProblems, apply_overrides, load_retrain_params
 from flows.runner import NO_PROGRESS_ENV, QUIET_BARS, StageFailed, progress_bars
+from flows.watchdog import start_watchdog
 from stages.config.params import ParamsError
 from stages.core.logs import VERBOSE_ENV, verbose_requested
 from stages.core.redact import mask_output
@@ -63,7 +64,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         root = find_root(args.root)
         with workspace_lock(root):  # for the whole run: the -S trial below writes params.yaml too
-            return _run_locked(root, args)
+            dog = start_watchdog(root)  # a kill -9 of this process leaves nothing running (flows/watchdog.py)
+            try:
+                return _run_locked(root, args)
+            finally:
+                dog.done()
     except RetrainError as exc:  # another run holds the workspace, or not a DVC repo
         print(f"\nftpipe run: {exc}", file=sys.stderr)
         return 1
