@@ -32,7 +32,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, SupportsFloat, cast
 
 import yaml
 from pydantic import ValidationError
@@ -305,7 +305,7 @@ def _baseline_margin(text: str) -> float:
     """register.gate.baseline_margin of the params text (the class's default where it is not set)."""
     value = lookup(yaml.safe_load(text), "register.gate.baseline_margin")
     default: float = RegisterParams().gate.baseline_margin
-    return default if value is None else float(value)
+    return default if value is None else float(cast("SupportsFloat | str", value))  # checked by `_problems`
 
 
 def _check_csv_path(csv: Path, name: str) -> None:

@@ -11,6 +11,7 @@ Parquet and JSONL keep every value as it is.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +21,21 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
 
 
-def escape_cell(value: Any) -> Any:
+def escape_cell(value: object) -> object:
     """`'` + `value` when it is a string starting with a formula character or a quote; else `value`."""
     if isinstance(value, str) and value.startswith((*FORMULA_STARTS, QUOTE)):
         return QUOTE + value
     return value
 
 
-def unescape_cell(value: Any) -> Any:
+def unescape_cell(value: object) -> object:
     """`escape_cell` undone: one leading `'` off a string."""
     if isinstance(value, str) and value.startswith(QUOTE):
         return value[1:]
     return value
 
 
-def _text_columns(df: pd.DataFrame) -> list[Any]:
+def _text_columns(df: pd.DataFrame) -> list[Hashable]:
     return [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype)]
 
 

@@ -16,6 +16,7 @@ import json
 import platform
 import re
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def canonical_hash(obj: Any) -> str:
+def canonical_hash(obj: object) -> str:
     """sha256 of the JSON with sorted keys: equal for equal content, whatever the key order."""
     return sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode())
 
@@ -47,7 +48,7 @@ def model_hash(model_dir: str | Path) -> str:
     return digest
 
 
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(d: object, prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
     if not isinstance(d, dict):
         return {prefix: d} if prefix else {}
@@ -61,7 +62,7 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def loggable_params(params: dict[str, Any]) -> dict[str, str]:
+def loggable_params(params: Mapping[str, object]) -> dict[str, str]:
     """params.yaml flattened to strings, with anything that looks like a secret left out."""
     out = {}
     for k, v in flatten(params).items():
