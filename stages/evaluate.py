@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,6 +56,9 @@ from stages.serving.manifest import verify_folder
 from stages.serving.meanpool import load_classifier, load_tokenizer
 from stages.serving.textclf import window_probabilities
 
+if TYPE_CHECKING:  # datasets is imported where the splits are read
+    from datasets import Dataset
+
 MODEL_FIX = (
     "Rerun `dvc repro finetune` (or `dvc checkout models/model` to restore the folder DVC recorded); "
     "`dvc status` shows what changed."
@@ -63,7 +66,7 @@ MODEL_FIX = (
 
 
 def predict_proba(
-    model_dir: Path, ds: Any, batch_size: int, trust_remote_code: bool = False
+    model_dir: Path, ds: Dataset, batch_size: int, trust_remote_code: bool = False
 ) -> tuple[np.ndarray, float, str]:
     """Class probabilities for every row of `ds` (in order), examples/s and the device used.
 
@@ -82,6 +85,7 @@ def predict_proba(
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tok = load_tokenizer(str(model_dir), trust_remote_code)
+    # Any: transformers types `PreTrainedModel.to` through a wrapper that mypy reads as taking the model
     model: Any = load_classifier(str(model_dir), trust_remote_code, dtype=torch.float32)
     model.to(device).eval()
     windows, owner = flatten(row_windows(ds, list(tok.model_input_names)))
