@@ -15,8 +15,9 @@ import html
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -28,6 +29,27 @@ from stages.data.words import count_words
 
 class CleanError(ValueError):
     """Too much of the input was rejected; the message names the top reasons."""
+
+
+class Quarantined(TypedDict):
+    """One line of clean's rejects.jsonl: a rejected row or a dropped duplicate, and why."""
+
+    id: str
+    label: str
+    reason: str  # empty | too_short | too_long | conflicting_labels | duplicate
+    detail: str
+    text: str  # its first 200 characters
+
+
+class LengthWarning(TypedDict):
+    """A length limit that removed more than `clean.warn_class_fraction` of a class."""
+
+    label: str
+    reason: str  # too_short | too_long
+    rejected: int
+    rows: int
+    fraction: float
+    message: str
 
 
 _BLOCK_TAGS = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
@@ -62,7 +84,7 @@ def clean_text(text: str, p: CleanParams) -> tuple[str, list[str]]:
     """Apply the enabled rules in order; return the clean text and the names of rules that changed it."""
     changed: list[str] = []
 
-    def apply(name: str, fn: Any) -> None:
+    def apply(name: str, fn: Callable[[str], str]) -> None:
         nonlocal text
         new = fn(text)
         if new != text:
@@ -74,7 +96,8 @@ def clean_text(text: str, p: CleanParams) -> tuple[str, list[str]]:
     if p.strip_html:
         apply("html", strip_markup)
     if p.unicode_form != "none":
-        apply("unicode", lambda t: unicodedata.normalize(p.unicode_form, t))
+        form = p.unicode_form  # NFC | NFD | NFKC | NFKD here
+        apply("unicode", lambda t: unicodedata.normalize(form, t))
     if p.strip_control:
         apply("control", strip_controls)
     if p.fold_whitespace:
@@ -92,13 +115,11 @@ def group_key(text: str) -> str:
 LENGTH_LIMITS = {"too_short": "clean.min_words", "too_long": "clean.max_chars"}
 
 
-def length_warnings(
-    rows: Counter[str], cut: Counter[tuple[str, str]], p: CleanParams
-) -> list[dict[str, Any]]:
+def length_warnings(rows: Counter[str], cut: Counter[tuple[str, str]], p: CleanParams) -> list[LengthWarning]:
     """Each (class, length limit) whose rejects exceed `warn_class_fraction` of the class's rows.
 
     `rows`: rows per class; `cut`: rows rejected per (class, reason), both by the folded label."""
-    out = []
+    out: list[LengthWarning] = []
     for (label, reason), n in sorted(cut.items()):
         fraction = n / rows[label]
         if fraction > p.warn_class_fraction:
@@ -122,13 +143,13 @@ class Screened:
     """Rows after cleaning and the length rules: kept, rejected, and the counts the report needs."""
 
     kept: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[Quarantined] = field(default_factory=list)
     class_rows: Counter[str] = field(default_factory=Counter)  # rows per folded class, before any rule
     length_cut: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, reason) -> rows cut
     rule_counts: Counter[str] = field(default_factory=Counter)  # rows each cleaning rule changed
 
 
-def rejected(row: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
+def rejected(row: dict[str, Any], reason: str, detail: str) -> Quarantined:
     """One line of rejects.jsonl: the row's id and label, why, and the start of its text."""
     return {
         "id": row["id"],
@@ -163,7 +184,7 @@ def screen_rows(df: pd.DataFrame, p: CleanParams, labels: LabelParams) -> Screen
 
 def dedupe(
     rows: list[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], int, int]:
+) -> tuple[list[dict[str, Any]], list[Quarantined], list[Quarantined], int, int]:
     """Keep the first of each exact text; drop every copy of a text whose copies disagree on the folded
     label. Returns (kept, rejects: the conflicting copies, duplicates: the dropped copies of a kept row,
     duplicate groups, conflicting groups)."""
@@ -171,8 +192,8 @@ def dedupe(
     for row in rows:
         by_text.setdefault(row["text"], []).append(row)
     kept: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    duplicates: list[dict[str, Any]] = []
+    rejects: list[Quarantined] = []
+    duplicates: list[Quarantined] = []
     duplicate_groups = conflicts = 0
     for copies in by_text.values():
         folded = sorted({r["_class"] for r in copies})
@@ -193,7 +214,7 @@ def dedupe(
 
 def clean_table(
     df: pd.DataFrame, p: CleanParams, labels: LabelParams | None = None
-) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[pd.DataFrame, list[Quarantined], dict[str, Any]]:
     """Clean every row; return (kept rows, quarantine: rejects and dropped duplicates with reasons, report).
 
     Only rejects (unusable rows, copies with conflicting labels) count against `max_reject_fraction`;
@@ -203,7 +224,7 @@ def clean_table(
     copies of a text conflict only when their labels differ after that fold.
     """
     s = screen_rows(df, p, LabelParams() if labels is None else labels)
-    duplicates: list[dict[str, Any]] = []
+    duplicates: list[Quarantined] = []
     kept, rejects, duplicate_groups, conflicts = s.kept, s.rejects, 0, 0
     if p.dedupe and kept:
         kept, more, duplicates, duplicate_groups, conflicts = dedupe(kept)
