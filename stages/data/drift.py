@@ -152,7 +152,16 @@ def compare_profiles(
     champ_texts = [r.text for r in a.sample]
     new_texts, seen = new_sample(a, b, champion_trained_on)
     out["texts"] = {"champion": len(champ_texts), "candidate_new": len(new_texts), "candidate_seen": seen}
-    auc, how = domain_auc(champ_texts, new_texts, seed=seed)
+    if not new_texts and seen:  # the champion's own data again: nothing new, rather than "too few"
+        auc, how = (
+            None,
+            (
+                f"all {seen} of the candidate's sample texts are the champion's own (trained or validated on, or "
+                f"in its {len(champ_texts)}-text sample): no new text to tell apart from the champion's data"
+            ),
+        )
+    else:
+        auc, how = domain_auc(champ_texts, new_texts, seed=seed)
     out["domain_auc"], out["domain_classifier"] = auc, how
     if auc is None:
         out["notes"].append(f"domain AUC skipped: {how}")

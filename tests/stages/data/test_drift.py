@@ -52,7 +52,9 @@ def test_identical_profiles_show_no_drift() -> None:
     same = compare_profiles(prof, prof, None)
     assert same["label_js"] == 0.0 and same["length_js"] == 0.0
     assert same["domain_auc"] is None and same["texts"]["candidate_new"] == 0  # nothing new to tell apart
-    assert any("too few texts" in n for n in same["notes"])
+    # issue #33, item 4: not "too few texts (300 vs 0)", which read as a champion sample missing or unread
+    assert any("all 150 of the candidate's sample texts are the champion's own" in n for n in same["notes"])
+    assert not any("too few texts" in n for n in same["notes"])
     copies = {
         **prof,
         "sample": [{**r, "id": f"x{r['id']}", "group": f"x{r['group']}"} for r in prof["sample"]],
