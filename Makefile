@@ -50,7 +50,7 @@ lint: $(STAMP) ## ruff check and format check; lint-imports: the import layers i
 	$(BIN)/ruff format --check stages flows tests bench
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP) ## mypy: strict on the library packages under stages/, gradual elsewhere (pyproject.toml)
+typecheck: $(STAMP) ## mypy: strict on stages/ and flows/, gradual on bench/ (pyproject.toml)
 	$(BIN)/mypy
 
 format: $(STAMP) ## ruff format and autofix
