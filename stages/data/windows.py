@@ -9,12 +9,18 @@ probabilities of all of a text's windows (`mean_by_row`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
+if TYPE_CHECKING:  # datasets is imported by the stages that read the splits
+    from datasets import Dataset
 
-def row_windows(ds: Any, input_names: list[str]) -> list[list[dict[str, list[int]]]]:
+# one window as a model input, with its label: input_ids, attention_mask (token_type_ids) and labels
+Item: TypeAlias = dict[str, list[int] | int]
+
+
+def row_windows(ds: Dataset, input_names: list[str]) -> list[list[dict[str, list[int]]]]:
     """Per row of `ds`, its windows as model inputs (only the keys in `input_names`)."""
     want_types = "token_type_ids" in input_names
     want_mask = "attention_mask" in input_names
@@ -86,9 +92,9 @@ class WindowSampler:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, i: int) -> Item:
         row = self.rows[i]
-        item: dict[str, Any] = dict(row[pick_window(len(row), self.seed, self.epoch, i)])
+        item: Item = dict(row[pick_window(len(row), self.seed, self.epoch, i)])
         item["labels"] = self.labels[i]
         return item
 
@@ -96,11 +102,11 @@ class WindowSampler:
 class WindowList:
     """A map-style dataset over fixed items (every window of every validation text, with its label)."""
 
-    def __init__(self, items: list[dict[str, Any]]) -> None:
+    def __init__(self, items: list[Item]) -> None:
         self.items = items
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, i: int) -> Item:
         return self.items[i]

@@ -26,7 +26,7 @@ from stages.reports.finetune import FinetuneReport
 from stages.reports.validate import DataProfileReport
 
 
-def _fmt(x: Any) -> str:
+def _fmt(x: object) -> str:
     return f"{x:.4f}" if isinstance(x, int | float) and not isinstance(x, bool) else str(x)
 
 
@@ -282,7 +282,7 @@ def sources_section(prov: Provenance) -> str:
     return "## Sources\n\n" + "\n".join(lines)
 
 
-def _share(x: Any) -> str:
+def _share(x: object) -> str:
     return f"{float(x):.2%}" if isinstance(x, int | float) else "not measured"
 
 
