@@ -314,7 +314,16 @@ def _drift_md(summary: Summary) -> list[str]:
         if status == "restored"
         else "unchanged since the last run"
     )
-    return ["", f"Drift{against} (before training, {when}): recorded outcome **{outcome}**: {reason}"]
+    line = f"Drift{against} (before training, {when}): recorded outcome **{outcome}**: {reason}"
+    champion = (
+        RegistryReport.model_validate(summary["registry"]).champion if summary.get("registry") else None
+    )
+    if outcome == "skip" and drift.champion is None and champion is not None:
+        line += (
+            f" (recorded before champion v{champion} existed: the drift stage compares again when the data "
+            "changes)"
+        )
+    return ["", line]
 
 
 def _registry_md(summary: Summary) -> list[str]:
