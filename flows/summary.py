@@ -396,8 +396,12 @@ def render_markdown(summary: Summary, error_inline: bool = True) -> str:
         head = f"**FAILED** at stage `{summary['failed_stage']}`{error}"
     elif summary["up_to_date"]:
         head = _up_to_date_head(summary)
-    else:
-        ran = summary["changed_stages"]
+    else:  # every stage the table shows as run or restored, the ones that changed nothing named so
+        ran = [
+            s["name"] + (" (changed nothing)" if s["changed_nothing"] else "")
+            for s in stages
+            if s["status"] in ("ran", "restored")
+        ]
         head = f"**Ran {len(ran)} of {len(stages)} stages**: {', '.join(ran)}."
     lines = ["## ftpipe retrain", "", head]
     if summary["target"] or summary["force"]:
@@ -420,4 +424,22 @@ def render_markdown(summary: Summary, error_inline: bool = True) -> str:
         lines += ["", "### Data warnings (clean)", "", *(f"- {m}" for m in summary["data_warnings"])]
     if summary.get("unreadable_reports"):
         lines += ["", "### Reports not shown", "", *(f"- {m}" for m in summary["unreadable_reports"])]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _next_step_md(summary)) + "\n"
+
+
+def _next_step_md(summary: Summary) -> list[str]:
+    """After a rejection (this run's or the recorded one, with no champion on it): the step that works."""
+    if summary.get("registry") is None or summary["status"] == "failed":
+        return []
+    r = RegistryReport.model_validate(summary["registry"])
+    if r.gate is None or r.gate.promote or r.champion == r.version:
+        return []
+    failed = ", ".join(c.name for c in r.gate.checks if c.outcome == "fail") or "none"
+    return [
+        "",
+        f"**Next**: version {r.version} was not promoted (failed: {failed}). If the gate's keys do not fit "
+        f"this task, change `register.gate` in params.yaml (each reason above names its key) and run "
+        f"`ftpipe gate {r.version}`: it judges the version again and makes it champion if it passes "
+        f"(`ftpipe run -S register.gate...` does not: the model is registered already). Or, after a look, "
+        f'`ftpipe promote {r.version} --reason "..."`.',
+    ]

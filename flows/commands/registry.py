@@ -1,6 +1,7 @@
-"""`ftpipe promote | rollback | history | fetch`: move the `champion` alias by hand, with an audit trail.
+"""`ftpipe promote | gate | rollback | history | fetch`: move the `champion` alias, with an audit trail.
 
     ftpipe promote 3 --reason "validated on the March sample"
+    ftpipe gate 1                              # re-judge v1 under params.yaml's register.gate
     ftpipe rollback --reason "v3 mislabels sport headlines"
     ftpipe history
     ftpipe history --versions
@@ -159,6 +160,39 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     return _run(go, args)
 
 
+def _cmd_gate(args: argparse.Namespace) -> int:
+    def go(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from stages.config.params import load_section
+        from stages.config.register import RegisterParams
+        from stages.registry.regate import regate
+
+        reg = _registry(args)
+        gate = load_section("register", RegisterParams, args.params).gate
+        decision, event = regate(reg, gate, args.version, args.reason, Path(args.splits))
+        verdict = "promote" if decision.promote else "reject"
+        for c in decision.checks:
+            print(f"  {c.name:<22} {c.outcome:<5} {c.reason}")
+        if event is None:
+            print(
+                f"{reg.name}: version {args.version} is already the champion ({verdict} under {args.params}); nothing changed"
+            )
+        elif decision.promote:
+            print(
+                f"{reg.name}: version {event['to']} passes the gate of {args.params}: champion {event['from'] or '-'} -> {event['to']}; by {event['who']}"
+            )
+        else:
+            print(
+                f"{reg.name}: version {event['to']} is still rejected under {args.params} (champion stays "
+                f"{event['from'] or '-'}); recorded in `ftpipe history`. Change register.gate there and run "
+                f"`ftpipe gate {event['to']}` again, or `ftpipe promote {event['to']} --reason ...` to overrule it"
+            )
+        return 0
+
+    return _run(go, args)
+
+
 def _cmd_rollback(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
         reg = _registry(args)
@@ -212,7 +246,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`ftpipe promote`, `ftpipe rollback`, `ftpipe history` and `ftpipe fetch`."""
+    """`ftpipe promote`, `ftpipe gate`, `ftpipe rollback`, `ftpipe history` and `ftpipe fetch`."""
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--name", help="registered model (default: register.model_name in the params file)")
@@ -227,6 +261,25 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--reason", required=True, help="why (kept in the registry's history)")
     common(p)
     p.set_defaults(func=_cmd_promote)
+
+    g = sub.add_parser(
+        "gate",
+        help="re-judge a registered version under the params file's register.gate (champion if it passes)",
+        description="Run the gate again on VERSION with the current register.gate of the params file, from "
+        "what the version recorded at registration, against the champion of now; record the verdict in the "
+        "history (who, when, why) and make it the champion if it passes.",
+    )
+    g.add_argument("version", help="the model version number")
+    g.add_argument(
+        "--reason", default="re-judged under the current register.gate", help="why (kept in the history)"
+    )
+    g.add_argument(
+        "--splits",
+        default="data/processed/splits",
+        help="the test split's texts, to score a champion on (default data/processed/splits)",
+    )
+    common(g)
+    g.set_defaults(func=_cmd_gate)
 
     r = sub.add_parser(
         "rollback",

@@ -332,10 +332,17 @@ def baseline_significance_check(gate: GateParams, cand: Candidate) -> Check:
     """First version: McNemar on the same test rows, the candidate against the TF-IDF baseline.
 
     non_inferiority fails when the baseline is significantly better (one-sided); superiority needs the
-    candidate significantly better (two-sided, candidate ahead). Skipped when evaluate wrote no per-row
-    baseline predictions, or when the test set has too few discordant rows for any p below
+    candidate significantly better (two-sided, candidate ahead). Skipped when `baseline_margin` lets the
+    model trail the baseline, when evaluate wrote no per-row baseline predictions, or when the test set has too few discordant rows for any p below
     `significance` (then the margin decides)."""
     test = cand.test
+    if gate.baseline_margin < 0:  # the user lets the model trail the baseline: nothing to test
+        return Check(
+            "baseline_significance",
+            "skip",
+            f"register.gate.baseline_margin {gate.baseline_margin:+.4f} lets the model trail the baseline: "
+            "no test that it is not worse",
+        )
     if "baseline_pred" not in test.columns:
         return Check(
             "baseline_significance",

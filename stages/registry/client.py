@@ -516,6 +516,21 @@ class Registry(RegistryReader):
             version, "promote", reason, who=who, gate=mv.tags.get(registry_tags.GATE_DECISION, "unknown")
         )
 
+    def record_judgement(
+        self, version: str, promote: bool, reason: str, who: str | None = None
+    ) -> HistoryEvent:
+        """The gate's new verdict on `version` (`ftpipe gate`) as a history event: the champion moved to it
+        when it passed; else the event is kept, marked not applied, and the alias stays where it is."""
+        version = canonical_version(version)
+        if promote:
+            return self.set_champion(version, "gate", reason, who=who, gate="promote")
+        self.reconcile_history()
+        event = make_event("gate", self.champion(), version, reason, who=who)
+        event["gate"] = "reject"
+        event["not_applied"] = "the gate rejected it: the champion stays"
+        self._write_event(next_history_key(self._model_tags()), event)
+        return event
+
     def rollback(self, reason: str, who: str | None = None) -> HistoryEvent:
         """Return the champion to the one before it in the history."""
         if not reason.strip():

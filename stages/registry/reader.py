@@ -92,6 +92,10 @@ class RegistryReader:
             local = self._call(lambda: self.client.download_artifacts(run_id, path, tmp))
             return Path(local).read_bytes()
 
+    def artifact(self, run_id: str, path: str) -> bytes:
+        """The bytes of run `run_id`'s artifact `path` (`ftpipe gate` reads a version's reports back)."""
+        return self._artifact(run_id, path)
+
     def record(self, version: str) -> VersionRecord:
         """Labels, trained-on record and data profile of `version`; a missing one is noted, not raised."""
         mv = self.version(version)
