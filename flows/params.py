@@ -59,12 +59,12 @@ class ParamsProblems(ParamsError):
         self.problems = problems
 
 
-def params_problems(root: str | Path) -> list[str]:
-    """Every problem of ROOT/params.yaml (against ROOT/dvc.yaml's tracked keys), one line each."""
+def params_problems(root: str | Path, params: str | Path | None = None) -> list[str]:
+    """Every problem of ROOT/params.yaml, or of `params` (against ROOT/dvc.yaml's tracked keys), one line each."""
     root = Path(root).resolve()
     if root.is_relative_to(Path.cwd()):  # name the file as the user would: params.yaml from the root
         root = root.relative_to(Path.cwd())
-    return check_file(root / "params.yaml", root / "dvc.yaml", ALL_MODELS)
+    return check_file(root / "params.yaml" if params is None else Path(params), root / "dvc.yaml", ALL_MODELS)
 
 
 def load_retrain_params(root: str | Path) -> RetrainParams:

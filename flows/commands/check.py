@@ -1,6 +1,7 @@
 """ftpipe check: every params.yaml section against its typed model, before DVC touches anything.
 
     ftpipe check                # one line per problem; exit 2 on problems, 0 when params.yaml is clean
+    ftpipe check --params experiment.yaml   # another params file, against the root's dvc.yaml
 
 The check of dvc.yaml's `check` stage (stages/check.py: each stage's section, unknown keys and sections,
 the keys dvc.yaml tracks), plus the flow's own `retrain` section. The check itself, `params_problems`,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from flows.dag import RetrainError, find_root
 from flows.params import params_problems
@@ -23,12 +25,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     except RetrainError as exc:
         print(f"ftpipe check: {exc}", file=sys.stderr)
         return 1
-    problems = params_problems(root)
+    path = root / "params.yaml" if args.params is None else Path(args.params)
+    if not path.is_file():
+        print(f"ftpipe check: no params file at {path}", file=sys.stderr)
+        return 2
+    problems = params_problems(root, path)
     if problems:
         print("\n".join(problems), file=sys.stderr)
-        print(f"ftpipe check: {len(problems)} problem(s) in params.yaml", file=sys.stderr)
+        print(f"ftpipe check: {len(problems)} problem(s) in {path.name}", file=sys.stderr)
         return 2
-    print(f"ftpipe check: {root / 'params.yaml'} is valid")
+    print(f"ftpipe check: {path} is valid")
     return 0
 
 
@@ -42,4 +48,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "Prints one line per problem; exit status 2 when there are problems, 0 when there are none.",
     )
     p.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    p.add_argument(
+        "--params", default=None, help="the params file to check (default: params.yaml in the root)"
+    )
     p.set_defaults(func=_cmd_check)
