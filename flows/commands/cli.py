@@ -54,6 +54,7 @@ COMMAND_MODULES = (
     "flows.commands.check",
     "flows.commands.predict.command",
     "flows.commands.serve.command",
+    "flows.commands.monitor.command",
     "flows.commands.registry",
     "flows.commands.plan",
 )

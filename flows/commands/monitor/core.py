@@ -1,0 +1,249 @@
+"""The monitor's pure core: served rows of a window against the champion's stored profile and test predictions.
+
+    rows = read_log(Path("serve-logs"), start)                     # the request log's rows since `start`
+    report = compare(rows, Reference(version, profile, test_predictions), MonitorParams(), start, end)
+    report.outcome                                                 # pass | warn | fail | insufficient
+
+Four figures, each judged by its two thresholds in the `monitor` section (docs/params.md):
+
+- `label_js`: Jensen-Shannon distance (base 2) between the labels the champion gave served rows and the
+  labels it gave its own test split (reports/predictions.csv logged with the version).
+- `confidence_drop`: the champion's mean top probability on its test split minus the served rows' mean.
+- `length_js`: JS distance between the served texts' character lengths and the test split's, in the stored
+  profile's bins (needs texts in the log: `serve.log_texts`).
+- `domain_auc`: `stages.data.drift.domain_auc` between the profile's sample texts and served texts, both cut
+  to the sample's length (needs texts in the log).
+
+Rows answered by another version than the champion are counted, not compared (their labels are another
+model's). Fewer rows than `monitor.min_rows`, or no figure at all, is `insufficient`, never `pass`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stages.config.monitor import MonitorParams
+from stages.data.drift import domain_auc, js_distance, label_distance
+from stages.reports.base import ReportModel
+from stages.reports.profile import DataProfile
+
+REPORT_FORMAT = 1
+PREFIX, SUFFIX = "requests-", ".parquet"  # the request log's segment names (flows/commands/serve/reqlog.py)
+COLUMNS = ("time", "version", "label", "score", "text")
+Outcome = Literal["pass", "warn", "fail", "insufficient"]
+FigureOutcome = Literal["pass", "warn", "fail", "skip"]
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the champion recorded at registration: its version, data profile and test predictions."""
+
+    version: str
+    profile: DataProfile
+    predictions: pd.DataFrame  # reports/predictions.csv: one row per test text, `pred` and `score` at least
+
+
+class Figure(ReportModel):
+    """One figure, its thresholds and what they make of it (`skip` with the reason when not computed)."""
+
+    name: str
+    value: float | None
+    warn: float
+    fail: float
+    outcome: FigureOutcome
+    reason: str
+
+
+class MonitorReport(ReportModel):
+    """reports/monitor/<window end>.json: the window, the champion, the rows, each figure and the outcome."""
+
+    format: int
+    outcome: Outcome
+    reason: str
+    window: dict[str, str | float]  # start, end (UTC ISO), hours
+    champion: str
+    rows: dict[str, int]  # champion, other_versions, with_text
+    label_shares: dict[str, dict[str, float]]  # served, champion_test
+    confidence: dict[str, float | None]  # served_mean, champion_test_mean
+    figures: list[Figure]
+    notes: list[str]
+
+
+def parse_since(text: str) -> float:
+    """`30m`, `24h`, `7d` (or a bare number of hours) as hours; ValueError names the form."""
+    if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", text):
+        hours = float(text)
+    elif m := _SINCE.match(text):
+        hours = float(m[1]) * {"m": 1 / 60, "h": 1.0, "d": 24.0}[m[2]]
+    else:
+        raise ValueError(f"--since {text!r}: give a duration such as 30m, 24h or 7d")
+    if hours <= 0:
+        raise ValueError(f"--since {text!r}: the window must be longer than zero")
+    return hours
+
+
+def read_log(folder: Path, start: datetime) -> pd.DataFrame:
+    """The request log's rows answered at or after `start` (UTC), from every segment written since then."""
+    cutoff = start.timestamp()
+    tables = []
+    for seg in sorted(folder.glob(f"{PREFIX}*{SUFFIX}")) if folder.is_dir() else []:
+        if seg.stat().st_mtime < cutoff:  # written before the window opened: every row in it is older
+            continue
+        table = pq.read_table(seg)
+        tables.append(table.select([c for c in COLUMNS if c in table.column_names]))
+    if not tables:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+    df = pa.concat_tables(tables, promote_options="default").to_pandas()
+    df = df[df["time"] >= pd.Timestamp(start)]
+    return df.reset_index(drop=True)
+
+
+def _judge(name: str, value: float | None, warn: float, fail: float, what: str, skipped: str) -> Figure:
+    if value is None:
+        return Figure(name=name, value=None, warn=warn, fail=fail, outcome="skip", reason=skipped)
+    outcome: FigureOutcome = "fail" if value >= fail else "warn" if value >= warn else "pass"
+    return Figure(
+        name=name,
+        value=round(value, 4),
+        warn=warn,
+        fail=fail,
+        outcome=outcome,
+        reason=f"{what} {value:.3f} (monitor.{name}_warn {warn}, monitor.{name}_fail {fail})",
+    )
+
+
+def _shares(counts: pd.Series) -> dict[str, float]:
+    total = float(counts.sum())
+    return {str(k): round(float(v) / total, 4) for k, v in counts.sort_index().items()} if total else {}
+
+
+def _length_js(texts: pd.Series, profile: DataProfile) -> tuple[float | None, str]:
+    """JS distance between served character lengths and the profile's test (else train) histogram."""
+    edges = profile.length_bins.get("chars")
+    hists = profile.length_hist.get("chars", {})
+    split = "test" if hists.get("test") else "train"
+    if not edges or not hists.get(split):
+        return None, "the champion's profile has no character-length histogram"
+    lengths = np.clip(texts.str.len().to_numpy(), 0, edges[-1] - 1)
+    served = np.histogram(lengths, bins=edges)[0]
+    return js_distance(served.tolist(), hists[split]), split
+
+
+def compare(
+    rows: pd.DataFrame, ref: Reference, p: MonitorParams, start: datetime, end: datetime
+) -> MonitorReport:
+    """The monitor's report on `rows` (read_log's frame) against the champion's `ref`, judged by `p`."""
+    notes: list[str] = []
+    mine = rows[rows["version"].astype(str) == ref.version]
+    others = len(rows) - len(mine)
+    if others:
+        notes.append(
+            f"{others} row(s) answered by other versions than the champion {ref.version} were left out"
+        )
+    texts = mine["text"].dropna() if "text" in mine else pd.Series(dtype=object)
+    texts = texts[texts.astype(str).str.len() > 0].astype(str)
+    preds = ref.predictions
+    served_counts = mine["label"].astype(str).value_counts()
+    test_counts = preds["pred"].astype(str).value_counts()
+    served_conf = float(mine["score"].mean()) if len(mine) else None
+    test_conf = float(preds["score"].mean()) if len(preds) else None
+    no_text = "the request log holds no texts (serve.log_texts is false)"
+
+    figures = [
+        _judge(
+            "label_js",
+            label_distance(
+                {str(k): int(v) for k, v in served_counts.items()},
+                {str(k): int(v) for k, v in test_counts.items()},
+            )
+            if len(mine) and len(preds)
+            else None,
+            p.label_js_warn,
+            p.label_js_fail,
+            "predicted-label distance from the champion's test predictions",
+            "no served rows or no test predictions",
+        ),
+        _judge(
+            "confidence_drop",
+            None if served_conf is None or test_conf is None else test_conf - served_conf,
+            p.confidence_drop_warn,
+            p.confidence_drop_fail,
+            "mean top probability fell by",
+            "no served rows or no test predictions",
+        ),
+    ]
+    length, how = _length_js(texts, ref.profile) if len(texts) else (None, no_text)
+    figures.append(
+        _judge(
+            "length_js",
+            length,
+            p.length_js_warn,
+            p.length_js_fail,
+            f"text-length distance from the {how} split",
+            how,
+        )
+    )
+    if len(mine) < p.min_rows:
+        auc, auc_how = None, f"too few rows for a domain classifier (monitor.min_rows {p.min_rows})"
+    elif len(texts):
+        sample = [r.text for r in ref.profile.sample]
+        cut = max((len(t) for t in sample), default=1000)
+        served = [t[:cut] for t in texts.iloc[-p.max_texts :]]
+        auc, auc_how = domain_auc(sample, served)
+    else:
+        auc, auc_how = None, no_text
+    figures.append(
+        _judge(
+            "domain_auc",
+            auc,
+            p.domain_auc_warn,
+            p.domain_auc_fail,
+            f"served texts told from the champion's sample ({auc_how}) with ROC AUC",
+            auc_how,
+        )
+    )
+
+    judged = [f for f in figures if f.outcome != "skip"]
+    outcome: Outcome
+    if len(mine) < p.min_rows:
+        outcome = "insufficient"
+        reason = f"{len(mine)} row(s) answered by the champion {ref.version} in the window; monitor.min_rows is {p.min_rows}"
+    elif not judged:
+        outcome, reason = (
+            "insufficient",
+            "no figure could be computed: " + "; ".join(f.reason for f in figures),
+        )
+    else:
+        worst = max(judged, key=lambda f: _RANK[f.outcome])
+        outcome = worst.outcome if worst.outcome != "skip" else "pass"
+        bad = [f for f in judged if f.outcome == outcome]
+        reason = (
+            "; ".join(f.reason for f in bad) if outcome != "pass" else "every figure under its warn threshold"
+        )
+    return MonitorReport(
+        format=REPORT_FORMAT,
+        outcome=outcome,
+        reason=reason,
+        window={
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "hours": round((end - start) / timedelta(hours=1), 4),
+        },
+        champion=ref.version,
+        rows={"champion": len(mine), "other_versions": others, "with_text": len(texts)},
+        label_shares={"served": _shares(served_counts), "champion_test": _shares(test_counts)},
+        confidence={"served_mean": served_conf, "champion_test_mean": test_conf},
+        figures=figures,
+        notes=notes,
+    )
