@@ -70,7 +70,7 @@ def model_card(
         intended_use_section(cand),
         sources_section(prov),
         limits_section(cand, prov, truncation),
-        use_section(name, truncation),
+        use_section(name, truncation, promoted=decision.promote),
         data_section(cand, trained_on, profile_note),
         f"## Training\n\n{training_section(training)}",
         metrics_section(cand),
@@ -82,17 +82,39 @@ def model_card(
     return "\n\n".join(sections) + "\n"
 
 
-def use_section(name: str, truncation: dict[str, Any]) -> str:
-    """How to load the model, and how it reads a text (windows, tokens, truncation policy)."""
+def use_section(name: str, truncation: dict[str, Any], promoted: bool = True) -> str:
+    """How to load the model (by the alias it gets at registration), and how it reads a text."""
+    alias = registry_tags.CHAMPION if promoted else registry_tags.CHALLENGER
+    note = (
+        ""
+        if promoted
+        else f"\n\nThe gate did not promote this version, so `@{registry_tags.CHAMPION}` is not it: "
+        f"`@{registry_tags.CHALLENGER}` is the newest version (or load it by number, `models:/{name}/N`); "
+        "`ftpipe gate N` judges it again, `ftpipe promote N` makes it champion."
+    )
     return f"""## Use
 
 ```python
 import mlflow, pandas as pd
-model = mlflow.pyfunc.load_model("models:/{name}@champion")
+model = mlflow.pyfunc.load_model("models:/{name}@{alias}")
 model.predict(pd.DataFrame({{"text": ["..."]}}))  # columns: label, score
 ```
 
-Input is read like the training data: up to {truncation.get("windows", 1)} window(s) of {truncation["max_length"]} tokens (the prediction is the mean of the windows' probabilities), truncation policy `{truncation["truncation"]}`."""
+Input is read like the training data: up to {truncation.get("windows", 1)} window(s) of {truncation["max_length"]} tokens (the prediction is the mean of the windows' probabilities), truncation policy `{truncation["truncation"]}`.{note}"""
+
+
+DESCRIPTION_MAX = 4900  # under the 5,000 characters a version description holds in MLflow's stores
+CONTINUED = f"(continued in {registry_tags.MODEL_CARD_ARTIFACT})"
+
+
+def description(card: str, most: int = DESCRIPTION_MAX) -> str:
+    """The card as a version description: whole when it fits, else cut at a line end and marked."""
+    if len(card) <= most:
+        return card
+    head = card[: most - len(CONTINUED) - 2]
+    cut = head.rfind("\n")
+    head = head[:cut] if cut > 0 else head.rsplit(" ", 1)[0]
+    return f"{head.rstrip()}\n\n{CONTINUED}"
 
 
 def data_section(cand: Candidate, trained_on: TrainedOn | None, profile_note: str) -> str:

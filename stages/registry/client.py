@@ -48,6 +48,7 @@ from stages.core.io import DiskFull, as_disk_full
 from stages.core.redact import redact_uri
 from stages.data.trained_on import TrainedOn
 from stages.registry import tags as registry_tags
+from stages.registry.card import description
 from stages.registry.history import (
     ALIAS_NAME,
     HistoryEvent,
@@ -399,7 +400,9 @@ class Registry(RegistryReader):
     def describe(self, version: str, card: str) -> None:
         """The model card as the version's description (and a description for the registered model)."""
         version = canonical_version(version)
-        self._call(lambda: self.client.update_model_version(self.name, version, description=card[:4900]))
+        self._call(
+            lambda: self.client.update_model_version(self.name, version, description=description(card))
+        )
         if not self._call(lambda: self.client.get_registered_model(self.name)).description:
             self._call(
                 lambda: self.client.update_registered_model(
