@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -42,6 +42,12 @@ class FinetuneParams(StageParams):
     )
     patience: int = Field(
         2, ge=0, description="epochs without improvement before stopping; 0 = never stop early"
+    )
+    class_weights: Literal["none", "balanced"] = Field(
+        "none",
+        description="none = plain cross-entropy | balanced = cross-entropy weighted by sklearn's "
+        "'balanced' class weights from the train split (rare classes count more; probabilities shift "
+        "toward them, so calibration usually worsens: docs/training.md)",
     )
     freeze: Literal["none", "encoder"] = Field(
         "none", description="none = full-parameter fine-tuning | encoder = train the classification head only"
@@ -87,6 +93,14 @@ class FinetuneParams(StageParams):
     rdzv_id: str = Field(
         "ftpipe-finetune", min_length=1, description="rendezvous id: the same on every node of one run"
     )
+
+    def record(self) -> dict[str, Any]:
+        """The params as saved beside the model and hashed for resumes; `class_weights` only when set, so
+        the records of an unweighted run keep the bytes they had before the key existed."""
+        d = self.model_dump()
+        if self.class_weights == "none":
+            del d["class_weights"]
+        return d
 
     @field_validator("warmup")
     @classmethod

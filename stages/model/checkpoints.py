@@ -28,7 +28,7 @@ _CKPT = re.compile(r"^checkpoint-(\d+)$")
 def run_fingerprint(p: FinetuneParams, base: BaseModelRef, splits_dir: Path, labels_path: Path) -> str:
     """What a checkpoint must match to be resumed: the params, the base model and the data, hashed."""
     h = hashlib.sha256()
-    h.update(json.dumps({"finetune": p.model_dump(), "base": base.model_dump()}, sort_keys=True).encode())
+    h.update(json.dumps({"finetune": p.record(), "base": base.model_dump()}, sort_keys=True).encode())
     h.update(labels_path.read_bytes())
     for f in sorted(x for x in splits_dir.rglob("*") if x.is_file()):
         h.update(str(f.relative_to(splits_dir)).encode())

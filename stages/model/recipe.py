@@ -44,6 +44,7 @@ from stages.model.splits import load_splits
 from stages.model.trainer import FinetuneTrainer
 from stages.model.training import (
     VALIDATION_METRICS,
+    balanced_class_weights,
     compute_validation_metrics,
     training_arguments,
     window_datasets,
@@ -80,6 +81,7 @@ class Setup:
     resume: Path | None  # the checkpoint this run resumes from
     trainable: int
     total: int
+    class_weights: dict[str, float] | None = None  # `class_weights: balanced`: per class name, from train
 
 
 def run_finetune(
@@ -129,7 +131,15 @@ def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: logging.Logg
     model, tok = load_model_and_tokenizer(base, names, p.freeze, p.pooling)
     trainable, total = count_params(model)
     train_ds, val_ds, val_owner = window_datasets(train, val, list(tok.model_input_names), p.seed)
-    return Setup(rt, names, train, val, train_ds, val_ds, val_owner, model, tok, resume, trainable, total)
+    weights = None
+    if p.class_weights == "balanced":  # the weights trained with are the rounded ones recorded
+        w = balanced_class_weights(np.asarray(train["label"]), len(names))
+        weights = {n: round(float(x), 6) for n, x in zip(names, w, strict=True)}
+        if rt.rank == 0:
+            log.info("class weights (balanced, from %d train rows): %s", len(train), weights)
+    return Setup(
+        rt, names, train, val, train_ds, val_ds, val_owner, model, tok, resume, trainable, total, weights
+    )
 
 
 def train(
@@ -148,6 +158,7 @@ def train(
     fsdp = fsdp_config(s.model, recompute) if p.strategy == "fsdp" else None
     trainer = FinetuneTrainer(
         log,
+        class_weights=torch.tensor(list(s.class_weights.values())) if s.class_weights else None,
         model=s.model,
         args=training_arguments(p, s.rt, paths.checkpoints, fsdp),
         data_collator=DataCollatorWithPadding(s.tok),
@@ -200,9 +211,10 @@ def save(
 def resolved_params(p: FinetuneParams, base: BaseModelRef, s: Setup) -> dict[str, Any]:
     """How the model was made, saved beside it (`ftpipe_params.json`): params, base, labels, runtime."""
     return {
-        "finetune": p.model_dump(),
+        "finetune": p.record(),
         "base_model": {**base.model_dump(), "source": model_source(base.model)},
         "labels": s.names,
+        **({"class_weights": s.class_weights} if s.class_weights else {}),
         "device": s.rt.device,
         "precision": s.rt.precision,
         "num_processes": s.rt.world_size,
@@ -247,4 +259,5 @@ def finetune_report(
         trainable_params=s.trainable,
         total_params=s.total,
         resumed_from=str(s.resume) if s.resume else None,
+        **({"class_weights": s.class_weights} if s.class_weights else {}),  # unweighted: the key stays out
     )

@@ -8,6 +8,8 @@
 samples and the seconds spent inside optimizer steps (`Progress`: pure training throughput, data loading
 and evaluation excluded), logs about four lines an epoch and four a validation pass with the time left,
 and tells a windowed training set which epoch starts (`EpochWindows`), so it draws that epoch's windows.
+Given `class_weights` (one per class id, `finetune.class_weights: balanced`), its loss is the weighted
+cross-entropy, in training and in validation alike.
 """
 
 from __future__ import annotations
@@ -155,8 +157,9 @@ class FinetuneTrainer(Trainer):
     Takes `Trainer`'s keyword arguments; its own callbacks are added after the caller's. Under FSDP
     (`args.fsdp`, stages/model/sharding.py) in bf16, gradients are reduced in fp32."""
 
-    def __init__(self, log: logging.Logger, **kw: Any) -> None:
+    def __init__(self, log: logging.Logger, class_weights: torch.Tensor | None = None, **kw: Any) -> None:
         super().__init__(**kw)
+        self.class_weights = class_weights  # per class id (`class_weights: balanced`); None = plain CE
         # The heads trained here return the mean cross-entropy of their batch and ignore `num_items_in_batch`.
         # Left True (Trainer infers it from `**kwargs` in `forward`), the Trainer would multiply that mean by
         # the number of processes and skip dividing by the accumulation steps: the loss and the gradients of
@@ -183,6 +186,26 @@ class FinetuneTrainer(Trainer):
         if self.is_fsdp_enabled and output_dir is not None:
             os.makedirs(output_dir, exist_ok=True)
         super().save_model(output_dir, _internal_call)
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """The head's own mean cross-entropy, or with `class_weights` the weighted one computed here.
+
+        Weighted, it is torch's weighted mean (`sum w[y] * ce / sum w[y]` over the batch): still a per-batch
+        mean, so the Trainer's division by the accumulation steps stays right (see `__init__`)."""
+        if self.class_weights is None or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs["labels"]
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        weight = self.class_weights.to(device=logits.device, dtype=torch.float32)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels.view(-1), weight=weight)
+        return (loss, outputs) if return_outputs else loss
 
     def training_step(
         self,

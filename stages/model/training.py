@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset
+from sklearn.utils.class_weight import compute_class_weight
 from transformers import EvalPrediction, TrainingArguments
 
 from stages.config.finetune import FinetuneParams
@@ -83,6 +84,18 @@ def compute_validation_metrics(
     probs = mean_by_row(softmax(logits), owner, len(labels))
     m = classification_metrics(labels, probs.argmax(axis=1), names, probs)
     return {k: m[k] for k in VALIDATION_METRICS}
+
+
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """sklearn's 'balanced' weights, n_rows / (n_present_classes x rows of the class), one per class id.
+
+    A class absent from `labels` (a `max_train_samples` draw can miss a rare one) gets 1.0: no training
+    row carries it, so its weight only touches the validation loss."""
+    y = np.asarray(labels, dtype=np.int64)
+    present = np.unique(y)
+    weights = np.ones(n_classes, dtype=np.float64)
+    weights[present] = compute_class_weight("balanced", classes=present, y=y)
+    return weights
 
 
 def window_datasets(

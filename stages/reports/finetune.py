@@ -35,3 +35,4 @@ class FinetuneReport(ReportModel):
     trainable_params: int
     total_params: int
     resumed_from: str | None  # the checkpoint this run resumed from
+    class_weights: dict[str, float] | None = None  # class_weights: balanced only: the weight of each class

@@ -9,13 +9,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
 from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.config.params import ParamsError, validate_section
 from stages.model.recipe import Paths, run_finetune
+from stages.model.splits import load_splits
 from stages.model.trainer import NonFiniteLossError, format_duration
+from stages.model.training import balanced_class_weights
 from stages.serving.manifest import MANIFEST_FILE, verify_folder
 from tests.conftest import REPO, build_splits, run_cmd
 
@@ -197,6 +200,27 @@ def test_head_only_leaves_the_encoder_bit_identical(
     assert same_body(encoder_state(tiny_bert), encoder_state(tmp_path / "model")) == []
 
 
+def test_balanced_class_weights_train_and_are_recorded(
+    tmp_path: Path, reference: Path, tiny_bert: Path, bert_data: tuple[Path, Path]
+) -> None:
+    report = train(tmp_path, tiny_bert, bert_data, class_weights="balanced", epochs=2, max_train_samples=30)
+    names = ["business", "sport", "tech"]
+    train_rows, _ = load_splits(bert_data[0], names, 30, FinetuneParams().seed)
+    expected = balanced_class_weights(np.asarray(train_rows["label"]), len(names))
+    assert list(report["class_weights"]) == names
+    assert list(report["class_weights"].values()) == pytest.approx(expected.tolist(), abs=1e-6)
+    assert len(set(report["class_weights"].values())) > 1  # the 30-row draw is skewed: the weights differ
+    resolved = json.loads((tmp_path / "model" / "ftpipe_params.json").read_text())
+    assert resolved["finetune"]["class_weights"] == "balanced"
+    assert resolved["class_weights"] == report["class_weights"]
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in history)
+    # unweighted (the default), the records keep their bytes of before the key existed: no class_weights
+    plain = json.loads((reference / "model" / "ftpipe_params.json").read_text())
+    assert "class_weights" not in plain and "class_weights" not in plain["finetune"]
+    assert "class_weights" not in json.loads((reference / "finetune.json").read_text())
+
+
 class Killed(Exception):
     """Stands in for the process being killed right after a checkpoint was written."""
 
@@ -342,4 +366,7 @@ def test_params_are_validated() -> None:
         validate_section("finetune", {"freeze": "all"}, FinetuneParams)
     with pytest.raises(ParamsError, match=r"`finetune.pooling` = 'cls'"):
         validate_section("finetune", {"pooling": "cls"}, FinetuneParams)
+    with pytest.raises(ParamsError, match=r"`finetune.class_weights` = 'inverse'") as exc:
+        validate_section("finetune", {"class_weights": "inverse"}, FinetuneParams)
+    assert "\n" not in str(exc.value)
     assert validate_section("finetune", {"warmup": 50}, FinetuneParams).warmup == 50
