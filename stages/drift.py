@@ -40,6 +40,7 @@ from stages.config.paths import add_path_args
 from stages.config.register import RegisterParams
 from stages.core.io import read_json, write_json
 from stages.core.logs import setup_logging
+from stages.core.notify import notify
 from stages.core.redact import mask_output
 from stages.data.drift import compare_profiles
 from stages.gate.checks import drift_check
@@ -208,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.report, typed.dump())  # before a failure, so its reason is on disk
     against = f" against champion v{typed.champion}" if typed.champion else ""
     log.info("drift%s: %s: %s", against, typed.outcome, typed.reason)
+    if typed.outcome in ("warn", "fail"):
+        notify(f"ftpipe drift: {typed.outcome}{against}", typed.reason, args.report)
     if typed.outcome == "fail":
         raise DriftError(failure_message(report, args.report))
 

@@ -41,6 +41,7 @@ from stages.config.register import RegisterParams
 from stages.config.tokenize import TokenizeParams
 from stages.core.io import write_json
 from stages.core.logs import VERBOSE_ENV, setup_logging, verbose_requested
+from stages.core.notify import notify
 from stages.core.redact import mask_output, mask_secrets
 from stages.registry.inputs import load_candidate, read_finetune_report, read_profile, trained_on_from_splits
 from stages.registry.register_run import failure_paragraph, register
@@ -111,6 +112,20 @@ def _main(args: argparse.Namespace, log: logging.Logger) -> None:
         report["version"],
         report["aliases"],
     )
+    _tell(masked, args.out)
+
+
+def _tell(report: RegistryReport, path: str) -> None:
+    """FTPIPE_NOTIFY told of a rejected candidate (the failed checks) or a promotion (every check)."""
+    if report.action != "registered" or report.gate is None:
+        return
+    checks = report.gate.checks
+    if not report.gate.promote:
+        failed = "; ".join(f"{c.name}: {c.reason}" for c in checks if c.outcome == "fail")
+        notify(f"ftpipe gate: rejected {report.name} version {report.version}", failed or "rejected", path)
+    elif report.promoted:
+        said = "; ".join(f"{c.name} {c.outcome}: {c.reason}" for c in checks)
+        notify(f"ftpipe: {report.name} version {report.version} promoted to champion", said, path)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from stages.config.evaluate import EvaluateParams
 from stages.config.finetune import FinetuneParams
 from stages.config.ingest import IngestParams
 from stages.config.label import LabelParams
+from stages.config.monitor import MonitorParams
 from stages.config.register import RegisterParams
 from stages.config.retrain import RetrainParams
 from stages.config.serve import ServeParams
@@ -30,7 +31,13 @@ STAGE_MODELS: dict[str, type[BaseModel]] = {
     "evaluate": EvaluateParams,
     "register": RegisterParams,
 }
-# sections that belong to no stage: known here, validated by flows/commands/check.py (`serve`: `ftpipe serve`)
-FLOW_SECTIONS = ("retrain", "serve")
+# sections that belong to no stage: known here, validated by flows/commands/check.py (`serve`: `ftpipe serve`,
+# `monitor`: `ftpipe monitor`)
+FLOW_SECTIONS = ("retrain", "serve", "monitor")
 # every section's class, in params.yaml order: what `ftpipe check` validates and docs/params.md describes
-ALL_MODELS: dict[str, type[BaseModel]] = {**STAGE_MODELS, "retrain": RetrainParams, "serve": ServeParams}
+ALL_MODELS: dict[str, type[BaseModel]] = {
+    **STAGE_MODELS,
+    "retrain": RetrainParams,
+    "serve": ServeParams,
+    "monitor": MonitorParams,
+}

@@ -9,7 +9,8 @@ the user name (`https://TOKEN@host`, 20 characters or more), the value of any cr
 (`?token=`, `access_token`, `api_key`, `sig`, ...: `CREDENTIAL_PARAMS`, and any name holding a word of
 `CREDENTIAL_WORDS`: `private_token`, `x-api-key`, ...), and the
 values of the credential variables (`MLFLOW_TRACKING_PASSWORD`, `MLFLOW_TRACKING_TOKEN`, and the password
-and credential parameters of `MLFLOW_TRACKING_URI`) wherever they appear, also URL-encoded. No imports beyond the standard library: the
+and credential parameters of `MLFLOW_TRACKING_URI`, and the Apprise URLs of `FTPIPE_NOTIFY` with their
+tokens) wherever they appear, also URL-encoded. No imports beyond the standard library: the
 retrain flow and the CLI use it without loading MLflow.
 """
 
@@ -25,6 +26,10 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
 SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+# Apprise URLs of stages/core/notify.py: each URL, its password and every long part of it (Slack, Discord
+# and Teams put their tokens in the path) are secrets
+NOTIFY_ENV = "FTPIPE_NOTIFY"
+NOTIFY_TOKEN_CHARS = 16
 # scheme://user:password@ : the password is anything up to the `@` that ends the authority
 _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)(?P<pw>[^\s/@]+)(?=@)")
 # scheme://TOKEN@ : a user name with no password, long enough to be a token (GitHub, GitLab, Slack put
@@ -92,6 +97,17 @@ def known_secrets() -> list[str]:
     except ValueError:
         pass
     values.extend(unquote(v) for v in _query_secrets(uri))
+    for url in re.split(r"[\s,]+", os.environ.get(NOTIFY_ENV, "")):
+        if not url:
+            continue
+        values.append(url)
+        try:
+            values.append(urlsplit(url).password or "")
+        except ValueError:
+            pass
+        values.extend(unquote(v) for v in _query_secrets(url))
+        rest = url.split("://", 1)[-1].split("?", 1)[0]
+        values.extend(part for part in re.split(r"[/@:]", rest) if len(part) >= NOTIFY_TOKEN_CHARS)
     out: set[str] = set()
     for v in values:
         if len(v) >= 3:  # a one- or two-character "secret" would mask ordinary text

@@ -28,6 +28,7 @@ from flows.commands.serve.command import serve_params
 from stages.config.monitor import MonitorParams
 from stages.config.params import ParamsError, load_section, read_params_file
 from stages.core.io import write_json
+from stages.core.notify import notify
 from stages.core.redact import mask_secrets
 from stages.reports.profile import as_profile
 
@@ -91,6 +92,8 @@ def run_monitor(params_path: str | Path, since: str | None, name: str | None, ro
     start = end - timedelta(hours=hours)
     report = compare(read_log(root / log_dir, start), ref, p, start, end)
     path = write_report(report, root / REPORT_DIR)
+    if report.outcome in ("warn", "fail"):
+        notify(f"ftpipe monitor: {report.outcome} on champion {report.champion}", report.reason, path)
     print(
         f"ftpipe monitor: {report.outcome} (champion {report.champion}, {report.rows['champion']} row(s) in "
         f"{hours:g} h): {report.reason}. Report: {path}"

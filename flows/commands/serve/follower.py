@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 
 from stages.config.register import RetryPolicy
 from stages.core.io import DiskFull
+from stages.core.notify import notify
 from stages.core.redact import mask_secrets, redact_uri
 from stages.registry import tags as registry_tags
 from stages.registry.integrity import download_verified
@@ -288,6 +289,7 @@ class Follower:
             )
             self.refused = [*self.refused, Refusal(version, exc.step, now_iso(), paragraph)][-KEEP_REFUSALS:]
             LOG.error("%s", paragraph)
+            notify(f"ftpipe serve: refused {self.source.name} version {version}", paragraph, "/version")
             return
         self.current = cand  # the swap: one assignment; requests in flight keep the Served they took
         self.swaps += 1
@@ -298,6 +300,11 @@ class Follower:
             old.version if old else "none",
             cand.load_seconds,
             cand.smoke,
+        )
+        notify(
+            f"ftpipe serve: serving {cand.name} version {cand.version}",
+            f"Swapped in version {cand.version} (was {old.version if old else 'none'}); smoke test: {cand.smoke}.",
+            "/version",
         )
 
     def _serving(self) -> str:

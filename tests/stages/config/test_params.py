@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from stages.config.clean import CleanParams
 from stages.config.ingest import IngestParams
+from stages.config.monitor import MonitorParams
 from stages.config.params import ParamsError, StageParams, load_section, validate_section
 from stages.config.retrain import RetrainParams
 from stages.config.sections import STAGE_MODELS
@@ -101,7 +102,7 @@ def default_mismatches(section: str, shipped: Any, defaults: dict[str, Any]) -> 
 def test_shipped_params_equal_the_model_defaults() -> None:
     """The typed models are where defaults live; params.yaml ships exactly them (README, "Params")."""
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())
-    models = {**STAGE_MODELS, "retrain": RetrainParams, "serve": ServeParams}
+    models = {**STAGE_MODELS, "retrain": RetrainParams, "serve": ServeParams, "monitor": MonitorParams}
     assert set(shipped) == set(models), "params.yaml's sections and the params classes differ"
     problems = [
         p for s, cls in models.items() for p in default_mismatches(s, shipped[s], model_defaults(cls))
