@@ -60,6 +60,12 @@ class MonitorParams(StageParams):
         "(stages/data/drift.py `domain_auc`; 0.5 = indistinguishable) for `warn`; needs `serve.log_texts`",
     )
     domain_auc_fail: float = Field(0.9, gt=0.5, le=1.0, description="... and `fail`")
+    cooldown_hours: float = Field(
+        24.0,
+        gt=0.0,
+        description="after a warn/fail event starts a retrain, further events start none for this long "
+        "(prefect.yaml's trigger `within`, in seconds: keep them equal)",
+    )
 
     @model_validator(mode="after")
     def _warn_below_fail(self) -> Self:

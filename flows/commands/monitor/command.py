@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from flows.commands.monitor.core import MonitorReport, Reference, compare, parse_since, read_log
+from flows.commands.monitor.event import emit_drift
 from flows.commands.predict.model import register_params
 from flows.commands.serve.command import serve_params
 from stages.config.monitor import MonitorParams
@@ -94,6 +95,7 @@ def run_monitor(params_path: str | Path, since: str | None, name: str | None, ro
     path = write_report(report, root / REPORT_DIR)
     if report.outcome in ("warn", "fail"):
         notify(f"ftpipe monitor: {report.outcome} on champion {report.champion}", report.reason, path)
+        emit_drift(report, name or register_params(params_path).model_name)
     print(
         f"ftpipe monitor: {report.outcome} (champion {report.champion}, {report.rows['champion']} row(s) in "
         f"{hours:g} h): {report.reason}. Report: {path}"
