@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from stages.check import STAGE_MODELS, check_file, check_params, tracked_keys
+from stages.config.sections import FLOW_SECTIONS
 from tests.conftest import REPO, make_pipeline_repo, run_cmd
 
 TRACKED = {"clean.min_words": ["clean"], "clean.dedupe": ["clean"], "label.seed": ["label"]}
@@ -43,8 +44,7 @@ def test_every_problem_is_one_line_in_file_order() -> None:
         "warn_class_fraction",
         "`clean.dedupe` is missing; dvc.yaml's stage `clean` tracks it (DVC would run that stage and fail "
         "only after removing its outputs)",
-        "unknown section `notes`; the sections are: clean, evaluate, finetune, ingest, label, register, "
-        "retrain, tokenize, validate",
+        f"unknown section `notes`; the sections are: {', '.join(sorted({*STAGE_MODELS, *FLOW_SECTIONS}))}",
         "`finetune.learning_rate` = -0.0001 is invalid: Input should be greater than 0",
         "section `label` is missing; dvc.yaml's stage `label` tracks keys in it. Add a `label:` block "
         "(docs/params.md lists its keys).",
