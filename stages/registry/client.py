@@ -254,7 +254,12 @@ class Registry(RegistryReader):
                     0.0,
                     f"unexpected output: columns {list(out.columns)}, {len(out)} rows for {len(texts)}",
                 )
-            self.record_smoke(version, SmokeRecord.from_output(texts, out))
+            try:
+                smoke: SmokeRecord | None = SmokeRecord.from_output(texts, out)
+            except ValueError:  # a model without per-class probabilities: the server's fixed-text rule
+                smoke = None
+            if smoke is not None:
+                self.record_smoke(version, smoke)
         except Exception as exc:
             return 0.0, describe_failure(exc)
         got = out["label"].astype(str).tolist()
