@@ -2,6 +2,7 @@
 
     ftpipe promote 3 --reason "validated on the March sample"
     ftpipe gate 1                              # re-judge v1 under params.yaml's register.gate
+    ftpipe card 1                              # v1's whole model card (default: the champion)
     ftpipe rollback --reason "v3 mislabels sport headlines"
     ftpipe history
     ftpipe history --versions
@@ -22,6 +23,8 @@ import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypedDict
+
+from stages.core.notify import notify
 
 if TYPE_CHECKING:
     from stages.registry.client import Registry
@@ -154,7 +157,9 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         note = (
             "" if ev["gate"] in ("promote", "unknown") else f" (overruling the gate's verdict: {ev['gate']})"
         )
-        print(f"{reg.name}: champion {ev['from'] or '-'} -> {ev['to']}{note}; by {ev['who']}: {ev['reason']}")
+        said = f"{reg.name}: champion {ev['from'] or '-'} -> {ev['to']}{note}; by {ev['who']}: {ev['reason']}"
+        print(said)
+        notify(f"ftpipe: {reg.name} version {ev['to']} promoted", said)
         return 0
 
     return _run(go, args)
@@ -193,11 +198,40 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     return _run(go, args)
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    def go(args: argparse.Namespace) -> int:
+        from stages.registry import tags as registry_tags
+        from stages.registry.tracking import RegistryError
+
+        reg = _registry(args)
+        if args.version is not None:
+            version = reg.resolve(args.version)
+        else:  # the champion, else the newest version
+            numbers = [int(mv.version) for mv in reg.versions()]
+            if not numbers:
+                raise RegistryError(f"registered model `{reg.name}` has no versions yet; run the pipeline.")
+            version = reg.champion() or str(max(numbers))
+        mv = reg.version(version)
+        try:
+            card = reg.artifact(str(mv.run_id), registry_tags.MODEL_CARD_ARTIFACT).decode("utf-8")
+        except Exception as exc:
+            raise RegistryError(
+                f"version {version} has no readable {registry_tags.MODEL_CARD_ARTIFACT} in its run "
+                f"({type(exc).__name__}); its description holds the card's first part."
+            ) from None
+        sys.stdout.write(card if card.endswith("\n") else card + "\n")
+        return 0
+
+    return _run(go, args)
+
+
 def _cmd_rollback(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
         reg = _registry(args)
         ev = reg.rollback(args.reason)
-        print(f"{reg.name}: rolled back champion {ev['from']} -> {ev['to']}; by {ev['who']}: {ev['reason']}")
+        said = f"{reg.name}: rolled back champion {ev['from']} -> {ev['to']}; by {ev['who']}: {ev['reason']}"
+        print(said)
+        notify(f"ftpipe: {reg.name} rolled back to version {ev['to']}", said)
         return 0
 
     return _run(go, args)
@@ -246,7 +280,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`ftpipe promote`, `ftpipe gate`, `ftpipe rollback`, `ftpipe history` and `ftpipe fetch`."""
+    """`ftpipe promote`, `ftpipe gate`, `ftpipe card`, `ftpipe rollback`, `ftpipe history` and `ftpipe fetch`."""
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--name", help="registered model (default: register.model_name in the params file)")
@@ -261,6 +295,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--reason", required=True, help="why (kept in the registry's history)")
     common(p)
     p.set_defaults(func=_cmd_promote)
+
+    c = sub.add_parser(
+        "card",
+        help="print a version's full model card (default: the champion, else the newest version)",
+        description="Print the model card logged with VERSION (model_card.md), whole: MLflow's version "
+        "description holds only its first 4,900 characters.",
+    )
+    c.add_argument("version", nargs="?", default=None, help="a version number or an alias")
+    common(c)
+    c.set_defaults(func=_cmd_card)
 
     g = sub.add_parser(
         "gate",

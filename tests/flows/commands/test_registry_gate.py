@@ -83,6 +83,13 @@ def test_the_documented_command_gives_a_version_rejected_by_a_floor_its_champion
     ]
     assert events[1]["who"] == "first-day" and events[1]["reason"].startswith("0.9 was BBC's figure")
 
+    # the whole card (#33 item 6): the champion's by default; it was rejected when registered, so its Use
+    # section names the alias it had then
+    assert run("card") == 0
+    card = capsys.readouterr().out
+    assert card.startswith(f"# {NAME}") and "## Lineage" in card and f'"models:/{NAME}@challenger"' in card
+    assert run("card", "1") == 0 and capsys.readouterr().out == card
+
 
 def test_against_a_champion_the_version_is_compared_on_the_test_split(
     tmp_path: Path, sqlite_store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
