@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# the default run's reports as the stages wrote them (the workspace's reports/ are DVC outputs)
+FIXTURE_REPORTS = REPO / "tests" / "fixtures" / "reports"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -16,7 +16,7 @@ import pytest
 
 from stages.model.resolve import checkpoint_languages
 from stages.registry.lineage import model_hash
-from tests.conftest import REPO
+from tests.conftest import FIXTURE_REPORTS, REPO
 from tests.factories import new_store, register_candidate
 from tests.registry_support import Workspace
 
@@ -30,7 +30,7 @@ def card(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> dict[str,
     (run / "reports").mkdir(parents=True)
     shutil.copy(REPO / "dvc.lock", run / "dvc.lock")
     for name in ("ingest.json", "data_profile.json"):
-        shutil.copy(REPO / "reports" / name, run / "reports" / name)
+        shutil.copy(FIXTURE_REPORTS / name, run / "reports" / name)
     ws = Workspace(root / "ws")
     paths = ws.candidate("constant", "constant")
     base = {"model": str(tiny_bert), "source": str(tiny_bert), "trust_remote_code": False}
@@ -62,7 +62,7 @@ def test_the_card_names_the_base_checkpoint_and_its_hash(card: dict[str, Any]) -
 
 def test_the_card_names_the_data_source_and_its_hashes(card: dict[str, Any]) -> None:
     sources = section(card["text"], "Sources")
-    ingest = json.loads((REPO / "reports" / "ingest.json").read_text())
+    ingest = json.loads((FIXTURE_REPORTS / "ingest.json").read_text())
     assert f"`{ingest['source']}`" in sources and ingest["source_sha256"] in sources
     lock = (REPO / "dvc.lock").read_text()
     raw = lock.split("outs:\n    - path: data/raw\n", 1)[1].split("md5: ", 1)[1].split()[0]
@@ -77,13 +77,13 @@ def test_the_card_says_what_it_is_for(card: dict[str, Any]) -> None:
 
 def test_the_card_states_its_limits_with_the_validate_figures(card: dict[str, Any]) -> None:
     limits = section(card["text"], "Limitations")
-    head = json.loads((REPO / "reports" / "data_profile.json").read_text())["headline"]
+    head = json.loads((FIXTURE_REPORTS / "data_profile.json").read_text())["headline"]
     assert f"{head['unk_share']:.2%} of the tokens were unknown" in limits
     assert f"{head['truncated_share']:.2%} of the training texts were cut" in limits
     assert "2 window(s) of 64 tokens" in limits and "`tokenize.truncation` = `head`" in limits
     assert "the base checkpoint's card states no language" in limits  # the tiny BERT has no README
     assert "`BertTokenizer`" not in limits or "vocabulary" in limits
-    classes = json.loads((REPO / "reports" / "data_profile.json").read_text())["splits"]
+    classes = json.loads((FIXTURE_REPORTS / "data_profile.json").read_text())["splits"]
     train = classes["train"]["classes"]["business"]["rows"]
     test = classes["test"]["classes"]["business"]["rows"]
     assert "| class | train | validation | test |" in limits and f"| business | {train} |" in limits
