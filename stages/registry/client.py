@@ -48,7 +48,6 @@ from stages.core.io import DiskFull, as_disk_full
 from stages.core.redact import redact_uri
 from stages.data.trained_on import TrainedOn
 from stages.registry import tags as registry_tags
-from stages.registry.card import description
 from stages.registry.history import (
     ALIAS_NAME,
     HistoryEvent,
@@ -404,6 +403,10 @@ class Registry(RegistryReader):
 
     def describe(self, version: str, card: str) -> None:
         """The model card as the version's description (and a description for the registered model)."""
+        # here, not at the top: the card imports the gate and scikit-learn, which `ftpipe history` and the
+        # other plain registry commands do not need (tests/flows/commands/test_plain_commands.py)
+        from stages.registry.card import description
+
         version = canonical_version(version)
         self._call(
             lambda: self.client.update_model_version(self.name, version, description=description(card))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.commands.monitor.command import run_monitor
+from flows.commands.monitor.run import run_monitor
 
 
 @flow(name="monitor", log_prints=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.commands.monitor import command
+from flows.commands.monitor import run as command
 from flows.commands.monitor.core import Reference
 from stages.core.notify import NOTIFY_ENV
 from tests.flows.commands.monitor.support import World, now, pick, served_rows, write_log
