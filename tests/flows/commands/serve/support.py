@@ -32,7 +32,10 @@ def register_versions(root: Path, uri: str, name: str, n: int) -> Workspace:
     """`n` versions of tiny constant classifiers (no training: fast) registered as `name` in `uri`."""
     ws = Workspace(root / "ws")
     p = RegisterParams(
-        model_name=name, gate=GateParams(min_primary=0.0, baseline_tolerance=1.0), retries=0, verify_rows=8
+        model_name=name,
+        gate=GateParams(min_primary=0.0, baseline_tolerance=1.0, baseline_margin=-1.0),
+        retries=0,
+        verify_rows=8,
     )
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
