@@ -126,6 +126,8 @@ QUIET_BARS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 WARNING_LINE = re.compile(r"^\d\d:\d\d:\d\d \S+ (WARNING|ERROR|CRITICAL) ")  # stages/core/logs.py's format
+# what the quiet console shows of a stage: its warnings and errors, and finetune's line per epoch
+SHOWN_WHEN_QUIET = re.compile(r"^\d\d:\d\d:\d\d \S+ ((WARNING|ERROR|CRITICAL) |INFO epoch \d+/\d+ done: )")
 DVC_BUSY = ("is busy, it is being blocked by", "Unable to acquire lock")
 
 
@@ -292,8 +294,9 @@ def run_stage(
 ) -> StageOutcome:
     """Run one stage through `dvc repro --single-item`; raise StageFailed with its own message.
 
-    Its output goes to `stage_log(root, spec)`, to `log` line by line, and its WARNING/ERROR log lines
-    (stages/core/logs.py's format) to `warn` as well, when they are given.
+    Its output goes to `stage_log(root, spec)`, to `log` line by line, and the lines the quiet console
+    shows (its WARNING/ERROR log lines and finetune's line per epoch: SHOWN_WHEN_QUIET) to `warn` as well,
+    when they are given.
     """
     from dvc.lock import LockError
 
@@ -321,7 +324,7 @@ def run_stage(
                     stream.append(line)
                 if log is not None:
                     log(line)
-                if warn is not None and WARNING_LINE.match(line):
+                if warn is not None and SHOWN_WHEN_QUIET.match(line):
                     warn(line)
 
             return take

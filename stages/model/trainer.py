@@ -62,6 +62,7 @@ class Progress(TrainerCallback):
         self._eval_start = 0.0
         self._eval_batches = 0
         self._evals_done = 0
+        self._epoch_start = 0.0
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
@@ -128,6 +129,11 @@ class Progress(TrainerCallback):
                 format_duration(self._eta(args, state, in_eval=spent)),
             )
 
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        self._epoch_start = time.perf_counter()
+
     def on_evaluate(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
@@ -136,6 +142,23 @@ class Progress(TrainerCallback):
             self._eval_wall += self._eval_last
         self._eval_batches = 0
         self._evals_done += 1
+        if state.is_world_process_zero:
+            self._epoch_line(args, state, kw.get("metrics") or {})
+
+    def _epoch_line(self, args: TrainingArguments, state: TrainerState, metrics: dict[str, float]) -> None:
+        """One line per epoch (the quiet `ftpipe run` shows it: flows/runner.py's SHOWN_WHEN_QUIET)."""
+        metric = (args.metric_for_best_model or "loss").removeprefix("eval_")
+        value = metrics.get(f"eval_{metric}")
+        losses = [row["loss"] for row in state.log_history if "loss" in row]
+        self._log.info(
+            "epoch %d/%d done: train loss %s, validation %s %s, %s",
+            round(state.epoch or 0),
+            int(np.ceil(args.num_train_epochs)),
+            f"{losses[-1]:.4f}" if losses else "n/a",
+            metric,
+            f"{value:.4f}" if isinstance(value, float | int) else "n/a",
+            format_duration(time.perf_counter() - (self._epoch_start or self._begin)),
+        )
 
 
 class EpochWindows(TrainerCallback):

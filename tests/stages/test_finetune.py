@@ -159,6 +159,21 @@ def test_progress_lines_give_the_time_left_in_training_and_in_validation(referen
     assert [format_duration(s) for s in (0.4, 45, 185, 3725)] == ["0s", "45s", "3m05s", "1h02m"]
 
 
+def test_each_epoch_ends_with_one_line_the_quiet_output_shows(reference: Path) -> None:
+    """Issue #33, item 5: without a terminal, `ftpipe run` showed nothing for the minutes of finetune."""
+    from flows.runner import SHOWN_WHEN_QUIET
+
+    lines = (reference / "train.log").read_text().splitlines()
+    ends = [ln for ln in lines if ln.startswith("epoch ") and " done: " in ln]
+    epochs = json.loads((reference / "finetune.json").read_text())["epochs_run"]
+    assert len(ends) == epochs, lines
+    assert re.fullmatch(
+        r"epoch 1/\d+ done: train loss \d+\.\d{4}, validation macro_f1 \d\.\d{4}, \d+s", ends[0]
+    ), ends[0]
+    assert SHOWN_WHEN_QUIET.match(f"12:00:01 finetune INFO {ends[0]}")
+    assert not SHOWN_WHEN_QUIET.match("12:00:01 finetune INFO step 3/9 (epoch 0.33): 9.1 samples/s, ETA 5s")
+
+
 def test_windowed_texts_train_on_a_fresh_window_each_epoch(
     tmp_path: Path, tiny_bert: Path, corpus: list[dict]
 ) -> None:
