@@ -41,12 +41,14 @@ from ruamel.yaml import YAML
 from flows.dag import RetrainError, find_root
 from flows.lock import workspace_lock
 from stages.check import check_params, ingest_inputs, source_problems, tracked_keys
+from stages.config.clean import CleanParams
 from stages.config.ingest import IngestParams
 from stages.config.label import LabelParams
 from stages.config.params import lookup
 from stages.config.register import RegisterParams
 from stages.config.sections import ALL_MODELS
 from stages.core.io import atomic_file
+from stages.data.words import count_words
 
 if TYPE_CHECKING:
     from stages.data.raw import IngestReport  # pandas: imported when init reads a CSV
@@ -75,6 +77,8 @@ class InitResult:
     copied_from: Path | None = None
     created: bool = False  # params.yaml did not exist
     blank_labels: int = 0  # rows whose label is empty or whitespace: the label stage quarantines them
+    lengths: str = ""  # the texts' lengths in words (length_line)
+    min_words: tuple[int, int] | None = None  # clean.min_words lowered (from, to) to keep 99% of short texts
     baseline_margin: float = 0.0  # register.gate.baseline_margin as params.yaml now has it
 
 
@@ -210,19 +214,49 @@ def _defaults() -> dict[str, object]:
     return {s: m().model_dump(mode="json") for s, m in ALL_MODELS.items()}
 
 
-def _read_csv(csv_path: Path, keys: dict[str, object]) -> IngestReport:
-    """The ingest stage's report on the CSV, read with its own reader and the new `ingest` keys."""
+def _read_csv(csv_path: Path, keys: dict[str, object]) -> tuple[IngestReport, list[int]]:
+    """The ingest stage's report on the CSV, read with its own reader and the new `ingest` keys, and the
+    number of words of each row's text (as clean counts them)."""
     from stages.data.raw import IngestError, ingest  # pandas: when init reads a CSV, not for every command
 
     ingest_keys = {k.removeprefix("ingest."): v for k, v in keys.items() if k.startswith("ingest.")}
     try:
-        _, _, report = ingest(IngestParams.model_validate({**ingest_keys, "source": str(csv_path)}))
+        rows, _, report = ingest(IngestParams.model_validate({**ingest_keys, "source": str(csv_path)}))
     except IngestError as exc:
         raise InitError(
             f"{exc} With `ftpipe init`, name the columns with --text-column, --label-column and "
             "--id-column; nothing was changed."
         ) from None
-    return report
+    return report, [count_words(str(t)) for t in rows["text"]]
+
+
+KEEP_SHARE = 0.99  # init lowers clean.min_words until it keeps this share of the rows
+
+
+def short_text_floor(words: list[int], min_words: int) -> int:
+    """`min_words`, or the largest floor below it that keeps KEEP_SHARE of the rows when more would go."""
+    n = len(words)
+    if not n:
+        return min_words
+    floor = min_words
+    while floor > 1 and sum(w < floor for w in words) > (1 - KEEP_SHARE) * n:
+        floor -= 1
+    return floor
+
+
+def length_line(words: list[int]) -> str:
+    """The texts' lengths in words: median, the 1st and 99th percentiles, the extremes."""
+    if not words:
+        return "text lengths: no rows"
+    s = sorted(words)
+
+    def at(q: float) -> int:
+        return s[min(len(s) - 1, int(q * len(s)))]
+
+    return (
+        f"text lengths: median {at(0.5)} words (shortest {s[0]}, 1st percentile {at(0.01)}, 99th "
+        f"percentile {at(0.99)}, longest {s[-1]})"
+    )
 
 
 def label_problem(labels: dict[str, int], label_column: str, csv: Path) -> str | None:
@@ -272,9 +306,13 @@ def init_project(
             raise InitError(why)
         dest, source = placement(csv, root, ingest_inputs(root / "dvc.yaml"))
         keys = dataset_keys(name, source, text_column, label_column, id_column)
-        report = _read_csv(csv, keys)
+        report, words = _read_csv(csv, keys)
         if why := label_problem(report["labels"], label_column, csv):
             raise InitError(why)
+        current_min = _current_min_words(text)
+        floor = short_text_floor(words, current_min)
+        if floor < current_min:
+            keys["clean.min_words"] = floor
         new_text, changes = edit_params(text, keys, _defaults() if text is None else {})
         problems = _problems(root, new_text)
         if problems:
@@ -298,6 +336,8 @@ def init_project(
         copied_from=copied,
         created=text is None,
         baseline_margin=_baseline_margin(new_text),
+        lengths=length_line(words),
+        min_words=(current_min, floor) if floor < current_min else None,
     )
 
 
@@ -336,6 +376,12 @@ def _copy_csv(csv: Path, dest: Path, root: Path, force: bool) -> Path | None:
     return csv
 
 
+def _current_min_words(text: str | None) -> int:
+    """clean.min_words of the params text, else the params class's default."""
+    value = lookup(yaml.safe_load(text), "clean.min_words") if text else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else CleanParams().min_words
+
+
 def _current_name(text: str | None) -> str | None:
     """register.model_name of the params text (None: no file, or no name set: the default applies)."""
     if text is None:
@@ -361,6 +407,14 @@ def render(result: InitResult) -> str:
         reasons = ", ".join(f"{k} ({v})" for k, v in result.reject_reasons.items())
         rejected = f", {result.rejected} rejected: {reasons}"
     lines.append(f"  {result.rows} rows{rejected}; {len(result.labels)} labels: {labels}")
+    if result.lengths:
+        lines.append(f"  {result.lengths}")
+    if result.min_words is not None:
+        before, after = result.min_words
+        lines.append(
+            f"  short texts: clean.min_words {before} -> {after}, so that cleaning keeps at least "
+            f"{KEEP_SHARE:.0%} of the rows (set it back in params.yaml to drop shorter texts)"
+        )
     if result.blank_labels:
         lines.append(
             f"  {result.blank_labels} rows with a blank label: the label stage will quarantine them "
