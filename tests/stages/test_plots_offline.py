@@ -1,6 +1,6 @@
 """`dvc plots show` renders every declared plot without a network, and its output is git-ignored.
 
-The real `dvc plots show` runs in a copy of the committed reports, dvc.yaml and .dvc/ (config and the
+The real `dvc plots show` runs in a copy of the default run's reports (tests/fixtures/reports), dvc.yaml and .dvc/ (config and the
 HTML template); the page it writes must load nothing from elsewhere (DVC's own page takes the Vega
 libraries from a CDN, so offline 3 of the 5 plots were blank), show each plot declared in dvc.yaml, and,
 where node is installed, its inline Vega libraries must draw each chart's spec to an SVG with marks.
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_cmd
+from tests.conftest import FIXTURE_REPORTS, REPO, run_cmd
 
 REMOTE = re.compile(r"^\s*(https?:)?//", re.I)
 
@@ -67,14 +67,16 @@ def declared_plots() -> tuple[list[str], list[str]]:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """`dvc plots show` run in a copy of the repo's committed reports; (the page's path, its text)."""
+    """`dvc plots show` run in a copy of the default run's reports; (the page's path, its text)."""
     root = tmp_path_factory.mktemp("plots")
     # what a clone has: tracked files, and new ones not ignored (the template before its first commit)
     listing = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
-    tracked = run_cmd([*listing, "reports", ".dvc", ".dvcignore"], REPO).stdout.split()
+    tracked = run_cmd([*listing, ".dvc", ".dvcignore"], REPO).stdout.split()
     for rel in [*tracked, "dvc.yaml", "params.yaml"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, root / rel)
+    # the reports are DVC outputs (a clone gets them from `dvc pull`): the default run's, from the fixtures
+    shutil.copytree(FIXTURE_REPORTS, root / "reports")
     run_cmd(["git", "init", "-q"], root)
     run_cmd(["dvc", "plots", "show"], root, env={"DVC_NO_ANALYTICS": "1"})
     html = root / "dvc_plots" / "index.html"
