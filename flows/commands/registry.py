@@ -279,13 +279,19 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return _run(go, args)
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="registered model (default: register.model_name in the params file)")
+    p.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`ftpipe promote`, `ftpipe gate`, `ftpipe card`, `ftpipe rollback`, `ftpipe history` and `ftpipe fetch`."""
+    _add_moves(sub)
+    _add_reads(sub)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--name", help="registered model (default: register.model_name in the params file)")
-        p.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
 
+def _add_moves(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands that move the champion: promote, gate, rollback."""
     p = sub.add_parser(
         "promote",
         help="make a model version the champion, with a reason",
@@ -293,18 +299,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("version", help="the model version number")
     p.add_argument("--reason", required=True, help="why (kept in the registry's history)")
-    common(p)
+    _common(p)
     p.set_defaults(func=_cmd_promote)
-
-    c = sub.add_parser(
-        "card",
-        help="print a version's full model card (default: the champion, else the newest version)",
-        description="Print the model card logged with VERSION (model_card.md), whole: MLflow's version "
-        "description holds only its first 4,900 characters.",
-    )
-    c.add_argument("version", nargs="?", default=None, help="a version number or an alias")
-    common(c)
-    c.set_defaults(func=_cmd_card)
 
     g = sub.add_parser(
         "gate",
@@ -322,7 +318,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default="data/processed/splits",
         help="the test split's texts, to score a champion on (default data/processed/splits)",
     )
-    common(g)
+    _common(g)
     g.set_defaults(func=_cmd_gate)
 
     r = sub.add_parser(
@@ -331,8 +327,21 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Point @champion back at the champion before the current one.",
     )
     r.add_argument("--reason", required=True, help="why (kept in the registry's history)")
-    common(r)
+    _common(r)
     r.set_defaults(func=_cmd_rollback)
+
+
+def _add_reads(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands that read the registry: card, history, fetch."""
+    c = sub.add_parser(
+        "card",
+        help="print a version's full model card (default: the champion, else the newest version)",
+        description="Print the model card logged with VERSION (model_card.md), whole: MLflow's version "
+        "description holds only its first 4,900 characters.",
+    )
+    c.add_argument("version", nargs="?", default=None, help="a version number or an alias")
+    _common(c)
+    c.set_defaults(func=_cmd_card)
 
     h = sub.add_parser(
         "history",
@@ -344,7 +353,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         action="store_true",
         help="also list every version: status, gate decision, test metrics, aliases",
     )
-    common(h)
+    _common(h)
     h.set_defaults(func=_cmd_history)
 
     f = sub.add_parser(
@@ -355,5 +364,5 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     f.add_argument("version", help="the model version number, or an alias (champion, challenger)")
     f.add_argument("dest", help="a new folder for the checked copy")
-    common(f)
+    _common(f)
     f.set_defaults(func=_cmd_fetch)

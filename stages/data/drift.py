@@ -87,6 +87,18 @@ def domain_auc(
     return float(np.mean(scores)), f"TF-IDF + logistic regression, {k}-fold CV, {n_a} vs {n_b} texts"
 
 
+def _domain_figure(
+    champ_texts: list[str], new_texts: list[str], seen: int, seed: int
+) -> tuple[float | None, str]:
+    """The domain AUC of the new texts against the champion's, or why there is none."""
+    if not new_texts and seen:  # the champion's own data again: nothing new, rather than "too few"
+        return None, (
+            f"all {seen} of the candidate's sample texts are the champion's own (trained or validated on, or "
+            f"in its {len(champ_texts)}-text sample): no new text to tell apart from the champion's data"
+        )
+    return domain_auc(champ_texts, new_texts, seed=seed)
+
+
 def new_sample(
     champion_profile: DataProfile, candidate_profile: DataProfile, trained_on: TrainedOn | None
 ) -> tuple[list[str], int]:
@@ -152,16 +164,7 @@ def compare_profiles(
     champ_texts = [r.text for r in a.sample]
     new_texts, seen = new_sample(a, b, champion_trained_on)
     out["texts"] = {"champion": len(champ_texts), "candidate_new": len(new_texts), "candidate_seen": seen}
-    if not new_texts and seen:  # the champion's own data again: nothing new, rather than "too few"
-        auc, how = (
-            None,
-            (
-                f"all {seen} of the candidate's sample texts are the champion's own (trained or validated on, or "
-                f"in its {len(champ_texts)}-text sample): no new text to tell apart from the champion's data"
-            ),
-        )
-    else:
-        auc, how = domain_auc(champ_texts, new_texts, seed=seed)
+    auc, how = _domain_figure(champ_texts, new_texts, seen, seed)
     out["domain_auc"], out["domain_classifier"] = auc, how
     if auc is None:
         out["notes"].append(f"domain AUC skipped: {how}")

@@ -140,6 +140,92 @@ def _length_js(texts: pd.Series, profile: DataProfile) -> tuple[float | None, st
     return js_distance(served.tolist(), hists[split]), split
 
 
+NO_TEXT = "the request log holds no texts (serve.log_texts is false)"
+
+
+def _prediction_figures(
+    served_counts: pd.Series,
+    test_counts: pd.Series,
+    served_conf: float | None,
+    test_conf: float | None,
+    p: MonitorParams,
+) -> list[Figure]:
+    """The figures of what the champion predicted: the label mix and the confidence."""
+    both = bool(len(served_counts)) and bool(len(test_counts))
+    return [
+        _judge(
+            "label_js",
+            label_distance(
+                {str(k): int(v) for k, v in served_counts.items()},
+                {str(k): int(v) for k, v in test_counts.items()},
+            )
+            if both
+            else None,
+            p.label_js_warn,
+            p.label_js_fail,
+            "predicted-label distance from the champion's test predictions",
+            "no served rows or no test predictions",
+        ),
+        _judge(
+            "confidence_drop",
+            None if served_conf is None or test_conf is None else test_conf - served_conf,
+            p.confidence_drop_warn,
+            p.confidence_drop_fail,
+            "mean top probability fell by",
+            "no served rows or no test predictions",
+        ),
+    ]
+
+
+def _text_figures(rows: int, texts: pd.Series, ref: Reference, p: MonitorParams) -> list[Figure]:
+    """The figures of the served texts themselves: their lengths and a domain classifier."""
+    length, how = _length_js(texts, ref.profile) if len(texts) else (None, NO_TEXT)
+    if rows < p.min_rows:
+        auc, auc_how = None, f"too few rows for a domain classifier (monitor.min_rows {p.min_rows})"
+    elif len(texts):
+        sample = [r.text for r in ref.profile.sample]
+        cut = max((len(t) for t in sample), default=1000)
+        served = [t[:cut] for t in texts.iloc[-p.max_texts :]]
+        auc, auc_how = domain_auc(sample, served)
+    else:
+        auc, auc_how = None, NO_TEXT
+    return [
+        _judge(
+            "length_js",
+            length,
+            p.length_js_warn,
+            p.length_js_fail,
+            f"text-length distance from the {how} split",
+            how,
+        ),
+        _judge(
+            "domain_auc",
+            auc,
+            p.domain_auc_warn,
+            p.domain_auc_fail,
+            f"served texts told from the champion's sample ({auc_how}) with ROC AUC",
+            auc_how,
+        ),
+    ]
+
+
+def _verdict(figures: list[Figure], rows: int, ref: Reference, p: MonitorParams) -> tuple[Outcome, str]:
+    """The window's outcome: insufficient below min_rows or without a figure, else the worst figure's."""
+    judged = [f for f in figures if f.outcome != "skip"]
+    if rows < p.min_rows:
+        return "insufficient", (
+            f"{rows} row(s) answered by the champion {ref.version} in the window; monitor.min_rows is {p.min_rows}"
+        )
+    if not judged:
+        return "insufficient", "no figure could be computed: " + "; ".join(f.reason for f in figures)
+    worst = max(judged, key=lambda f: _RANK[f.outcome])
+    outcome: Outcome = worst.outcome if worst.outcome != "skip" else "pass"
+    bad = [f for f in judged if f.outcome == outcome]
+    return outcome, (
+        "; ".join(f.reason for f in bad) if outcome != "pass" else "every figure under its warn threshold"
+    )
+
+
 def compare(
     rows: pd.DataFrame, ref: Reference, p: MonitorParams, start: datetime, end: datetime
 ) -> MonitorReport:
@@ -158,79 +244,9 @@ def compare(
     test_counts = preds["pred"].astype(str).value_counts()
     served_conf = float(mine["score"].mean()) if len(mine) else None
     test_conf = float(preds["score"].mean()) if len(preds) else None
-    no_text = "the request log holds no texts (serve.log_texts is false)"
-
-    figures = [
-        _judge(
-            "label_js",
-            label_distance(
-                {str(k): int(v) for k, v in served_counts.items()},
-                {str(k): int(v) for k, v in test_counts.items()},
-            )
-            if len(mine) and len(preds)
-            else None,
-            p.label_js_warn,
-            p.label_js_fail,
-            "predicted-label distance from the champion's test predictions",
-            "no served rows or no test predictions",
-        ),
-        _judge(
-            "confidence_drop",
-            None if served_conf is None or test_conf is None else test_conf - served_conf,
-            p.confidence_drop_warn,
-            p.confidence_drop_fail,
-            "mean top probability fell by",
-            "no served rows or no test predictions",
-        ),
-    ]
-    length, how = _length_js(texts, ref.profile) if len(texts) else (None, no_text)
-    figures.append(
-        _judge(
-            "length_js",
-            length,
-            p.length_js_warn,
-            p.length_js_fail,
-            f"text-length distance from the {how} split",
-            how,
-        )
-    )
-    if len(mine) < p.min_rows:
-        auc, auc_how = None, f"too few rows for a domain classifier (monitor.min_rows {p.min_rows})"
-    elif len(texts):
-        sample = [r.text for r in ref.profile.sample]
-        cut = max((len(t) for t in sample), default=1000)
-        served = [t[:cut] for t in texts.iloc[-p.max_texts :]]
-        auc, auc_how = domain_auc(sample, served)
-    else:
-        auc, auc_how = None, no_text
-    figures.append(
-        _judge(
-            "domain_auc",
-            auc,
-            p.domain_auc_warn,
-            p.domain_auc_fail,
-            f"served texts told from the champion's sample ({auc_how}) with ROC AUC",
-            auc_how,
-        )
-    )
-
-    judged = [f for f in figures if f.outcome != "skip"]
-    outcome: Outcome
-    if len(mine) < p.min_rows:
-        outcome = "insufficient"
-        reason = f"{len(mine)} row(s) answered by the champion {ref.version} in the window; monitor.min_rows is {p.min_rows}"
-    elif not judged:
-        outcome, reason = (
-            "insufficient",
-            "no figure could be computed: " + "; ".join(f.reason for f in figures),
-        )
-    else:
-        worst = max(judged, key=lambda f: _RANK[f.outcome])
-        outcome = worst.outcome if worst.outcome != "skip" else "pass"
-        bad = [f for f in judged if f.outcome == outcome]
-        reason = (
-            "; ".join(f.reason for f in bad) if outcome != "pass" else "every figure under its warn threshold"
-        )
+    figures = _prediction_figures(served_counts, test_counts, served_conf, test_conf, p)
+    figures += _text_figures(len(mine), texts, ref, p)
+    outcome, reason = _verdict(figures, len(mine), ref, p)
     return MonitorReport(
         format=REPORT_FORMAT,
         outcome=outcome,
