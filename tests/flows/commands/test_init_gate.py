@@ -13,7 +13,9 @@ SHIPPED = (REPO / "params.yaml").read_text(encoding="utf-8")
 def test_an_old_floor_set_for_another_dataset_is_cleared() -> None:
     old = SHIPPED.replace("min_primary: null", "min_primary: 0.9")
     assert old != SHIPPED
-    text, changes = edit_params(old, dataset_keys("tickets", "data/external/t.csv", "text", "label", None), {})
+    text, changes = edit_params(
+        old, dataset_keys("tickets", "data/external/t.csv", "text", "label", None), {}
+    )
     assert ("register.gate.min_primary", 0.9, None) in changes
     assert yaml.safe_load(text)["register"]["gate"]["min_primary"] is None
 

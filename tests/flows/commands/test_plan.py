@@ -68,7 +68,9 @@ def test_budget_flag_and_a_bad_budget(
     assert cli("plan", "--params", str(params), "--labels", labels, "--budget-gb", "0.05") == 2
     assert "(--budget-gb 0.05)" in capsys.readouterr().out
     monkeypatch.setenv(BUDGET_ENV, "plenty")
-    assert cli("plan", "--params", str(params), "--labels", labels) == 2  # bad input (#34 item 9), said before torch is imported
+    assert (
+        cli("plan", "--params", str(params), "--labels", labels) == 2
+    )  # bad input (#34 item 9), said before torch is imported
     assert f"{BUDGET_ENV} = 'plenty' is not a positive number" in capsys.readouterr().err
 
 
