@@ -327,6 +327,7 @@ def test_decoder_only_without_pad_token(tmp_path: Path, tiny_gpt2: Path, corpus:
     assert metrics["test_rows"] == 15 and metrics["model"]["accuracy"] > 0.5
 
 
+@pytest.mark.slow  # 2 gloo processes (the marker's definition); `make test-slow`
 def test_two_processes_on_gloo(tmp_path: Path, tiny_bert: Path, bert_data: tuple[Path, Path]) -> None:
     """`num_processes: 2` relaunches the stage under torchrun: DDP with the gloo backend on the CPU."""
     params = tmp_path / "params.yaml"

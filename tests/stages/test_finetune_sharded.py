@@ -100,6 +100,7 @@ def runs(
     return out
 
 
+@pytest.mark.slow  # 2 gloo processes (the marker's definition); `make test-slow`
 def test_fsdp_matches_one_process_on_the_same_global_batch(runs: dict[str, Path]) -> None:
     one, fsdp = history(runs["one"]), history(runs["fsdp"])
     assert len(one) == len(fsdp) == SHARED["epochs"]
@@ -116,6 +117,7 @@ def test_fsdp_matches_one_process_on_the_same_global_batch(runs: dict[str, Path]
     assert gaps["fsdp_vs_ddp"] < WEIGHTS_TOL, gaps
 
 
+@pytest.mark.slow  # 2 gloo processes (the marker's definition); `make test-slow`
 def test_fsdp_writes_the_folder_a_ddp_run_writes(runs: dict[str, Path]) -> None:
     fsdp, ddp = runs["fsdp"], runs["ddp"]
     assert sorted(f.name for f in (fsdp / "model").iterdir()) == sorted(
@@ -139,6 +141,7 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=30)
 
 
+@pytest.mark.slow  # 2 gloo processes (the marker's definition); `make test-slow`
 def test_fsdp_resumes_after_kill_9_to_the_same_weights(
     tmp_path: Path, runs: dict[str, Path], no_dropout_bert: Path, data: tuple[Path, Path]
 ) -> None:
@@ -169,6 +172,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow  # 2 gloo processes (the marker's definition); `make test-slow`
 def test_two_nodes_on_localhost_train_as_two_processes(
     tmp_path: Path, runs: dict[str, Path], no_dropout_bert: Path, data: tuple[Path, Path]
 ) -> None:
