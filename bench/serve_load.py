@@ -35,7 +35,7 @@ import json, os
 from locust import HttpUser, constant, task
 from locust.exception import StopUser
 
-TEXTS = json.loads(os.environ["BENCH_TEXTS"])
+TEXTS = json.loads(open(os.environ["BENCH_TEXTS"]).read())  # a file: news texts overflow an environment variable
 ROWS, MAX = int(os.environ["BENCH_ROWS"]), int(os.environ["BENCH_MAX_REQUESTS"])
 LOG = os.environ["BENCH_VERSIONS"]
 
@@ -102,7 +102,9 @@ def _locust(
     versions = work / f"versions-{rows}.txt"
     versions.write_text("")
     prefix = work / f"locust-{rows}"
-    env = {**os.environ, "BENCH_TEXTS": json.dumps(texts), "BENCH_ROWS": str(rows)}
+    texts_file = work / "texts.json"
+    texts_file.write_text(json.dumps(texts))
+    env = {**os.environ, "BENCH_TEXTS": str(texts_file), "BENCH_ROWS": str(rows)}
     env |= {"BENCH_MAX_REQUESTS": str(max_requests), "BENCH_VERSIONS": str(versions)}
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url]
     cmd += [
