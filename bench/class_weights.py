@@ -25,19 +25,15 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
-from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedTokenizerFast
+from datasets import Dataset, DatasetDict
+from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from stages.config.finetune import BaseModelRef, FinetuneParams
-from stages.config.label import LabelParams
-from stages.config.tokenize import TokenizeParams
 from stages.data.sources import resolve_source
-from stages.data.split import split_groups
 from stages.model.metrics import classification_metrics
 from stages.model.recipe import Paths, run_finetune
 from stages.model.resolve import resolve_model
 from stages.serving.meanpool import load_classifier
-from stages.tokenize import encode_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "builtin:minilm-l6"
@@ -64,37 +60,13 @@ def skewed_bbc(rare: str, keep: float) -> pd.DataFrame:
 
 
 def build_splits(df: pd.DataFrame, seed: int, max_length: int, out: Path) -> tuple[Path, Path, list[str]]:
-    """The label stage's contract (splits DatasetDict + labels.json) for one seed of the stable split."""
-    names = sorted(set(df["label"]))
-    path = resolve_model(MODEL)
-    tok = cast(PreTrainedTokenizerFast, AutoTokenizer.from_pretrained(path))
-    p = TokenizeParams(model=MODEL, max_length=max_length, windows=1)
-    feats: dict[str, Any] = {
-        "id": Value("string"),
-        "text": Value("string"),
-        "label": ClassLabel(names=names),
-        "group": Value("string"),
-        "input_ids": List(Value("int32")),
-        "attention_mask": List(Value("int8")),
-        "n_tokens": Value("int64"),
-        "n_unk": Value("int64"),
-        "truncated": Value("bool"),
-        "windows": List(List(Value("int32"))),
-        "n_windows": Value("int64"),
-    }
-    if "token_type_ids" in tok.model_input_names:
-        feats |= {"token_type_ids": List(Value("int8")), "window_type_ids": List(List(Value("int8")))}
-    parts = split_groups(df, LabelParams(seed=seed))
-    dd = {}
-    for split, part in parts.items():
-        enc = encode_batch(tok, list(part["text"]), p)
-        data = {**{k: list(part[k]) for k in ("id", "text", "group")}, **enc}
-        data["label"] = [names.index(x) for x in part["label"]]
-        dd[split] = Dataset.from_dict(data, features=Features(feats))
-    out.mkdir(parents=True, exist_ok=True)
-    DatasetDict(dd).save_to_disk(str(out / "splits"))
-    (out / "labels.json").write_text(json.dumps({str(i): n for i, n in enumerate(names)}))
-    return out / "splits", out / "labels.json", names
+    """The label stage's contract (splits DatasetDict + labels.json) for one seed of the stable split: the
+    tests' builder (tokenize's encode_batch, label's split_groups; each row its own group)."""
+    from tests.conftest import build_splits as splits_from_rows
+
+    rows = cast(list[dict[str, str]], df[["id", "text", "label"]].to_dict(orient="records"))
+    splits, labels = splits_from_rows(resolve_model(MODEL), rows, out, max_length=max_length, label_seed=seed)
+    return splits, labels, sorted(set(df["label"]))
 
 
 def test_scores(model_dir: Path, test: Dataset, names: list[str], rare: str) -> dict[str, float]:
