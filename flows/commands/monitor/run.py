@@ -6,9 +6,9 @@
 Reads the request log `ftpipe serve` writes (`serve.log_dir`; texts only with `serve.log_texts`), the
 champion's data profile and its test predictions (reports/predictions.csv, logged with the version), and
 compares them (flows/commands/monitor/core.py). Writes reports/monitor/<window end>.json and
-reports/monitor/latest.json, and says the outcome in one line: pass | warn | fail | insufficient. Exit 0
-whatever the outcome (the report says it); 1 when there is no champion or the registry cannot be read;
-2 for a bad `--since` or params.
+reports/monitor/latest.json, each with its page beside it (.html: flows/commands/monitor/page.py), and
+says the outcome in one line: pass | warn | fail | insufficient. Exit 0 whatever the outcome (the report
+says it); 1 when there is no champion or the registry cannot be read; 2 for a bad `--since` or params.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pandas as pd
 
 from flows.commands.monitor.core import MonitorReport, Reference, compare, parse_since, read_log
 from flows.commands.monitor.event import emit_drift
+from flows.commands.monitor.page import monitor_series, render_monitor_page, write_page
 from flows.commands.predict.model import register_params
 from flows.commands.serve.command import serve_params
 from stages.config.monitor import MonitorParams
@@ -89,8 +90,10 @@ def run_monitor(params_path: str | Path, since: str | None, name: str | None, ro
         return 1
     end = datetime.now(timezone.utc)
     start = end - timedelta(hours=hours)
-    report = compare(read_log(root / log_dir, start), ref, p, start, end)
+    rows = read_log(root / log_dir, start)
+    report = compare(rows, ref, p, start, end)
     path = write_report(report, root / REPORT_DIR)
+    write_page(render_monitor_page(report, monitor_series(rows, ref, start, end)), path)  # beside it, .html
     if report.outcome in ("warn", "fail"):
         notify(f"ftpipe monitor: {report.outcome} on champion {report.champion}", report.reason, path)
         emit_drift(report, name or register_params(params_path).model_name)
