@@ -31,6 +31,7 @@ from flows.runner import (
     dvc_holders,
     run_stage,
     stale_stages,
+    tell_failure,
 )
 from flows.summary import Summary, build_summary, render_markdown
 from stages.core.io import remove_leftovers
@@ -106,12 +107,17 @@ def _retrain(
     `overrides` (`-S key=value`) hold for this run only: params.yaml is put back byte for byte when it
     ends (flows/params.py).
     """
-    repo = find_root(root)
-    with workspace_lock(repo):  # held by `ftpipe run` already; taken here by scheduled runs
-        if holders := dvc_holders(repo):  # a `dvc repro` by hand: say who, before anything starts
-            raise RetrainError(busy_message(repo, holders) + " Nothing ran.")
-        with overridden_params(repo, list(overrides or [])) as applied:
-            return _run_dag(repo, force, target, applied)
+    repo = Path(root or ".")
+    try:
+        repo = find_root(root)
+        with workspace_lock(repo):  # held by `ftpipe run` already; taken here by scheduled runs
+            if holders := dvc_holders(repo):  # a `dvc repro` by hand: say who, before anything starts
+                raise RetrainError(busy_message(repo, holders) + " Nothing ran.")
+            with overridden_params(repo, list(overrides or [])) as applied:
+                return _run_dag(repo, force, target, applied)
+    except Exception as exc:  # FTPIPE_NOTIFY hears of it, however the run was started
+        tell_failure(exc, repo)
+        raise
 
 
 def _run_dag(repo: Path, force: bool, target: str | None, applied: list[Override]) -> Summary:

@@ -32,7 +32,9 @@ from typing import IO
 
 import psutil
 
-from flows.dag import StageSpec
+from flows.dag import RetrainError, StageSpec
+from stages.config.params import ParamsError
+from stages.core.notify import notify
 from stages.core.redact import mask_secrets
 
 STOP_GRACE_S = 10.0  # how long a stopped stage gets to exit after SIGTERM before SIGKILL
@@ -47,6 +49,23 @@ class StageFailed(RuntimeError):
         super().__init__(f"stage '{stage}' failed: {message}")
         self.stage, self.message, self.seconds, self.stderr_tail = stage, message, seconds, stderr_tail
         self.log_file = log_file  # the stage's whole output (flows/runner.py, stage_log)
+
+
+FAILURE_TITLE = "ftpipe run failed"
+_TOLD = "ftpipe_failure_told"  # set on an exception whose notification is sent
+
+
+def tell_failure(exc: BaseException, root: Path) -> None:
+    """The run-failure notification (FTPIPE_NOTIFY), once per failure: the retrain flow sends it, however
+    it was started (`ftpipe run`, a schedule, a trigger), and `ftpipe run` sends it for a failure the flow
+    never saw (Prefect could not start it)."""
+    if getattr(exc, _TOLD, False):
+        return
+    said = isinstance(exc, (StageFailed, RetrainError, ParamsError))
+    body = str(exc) if said else f"{type(exc).__name__}: {exc}"
+    log = exc.log_file if isinstance(exc, StageFailed) and exc.log_file else root / ".dvc/tmp/ftpipe-logs"
+    notify(FAILURE_TITLE, body, log)
+    setattr(exc, _TOLD, True)
 
 
 @dataclasses.dataclass

@@ -35,11 +35,10 @@ from types import FrameType
 from flows.dag import RetrainError, find_root
 from flows.lock import workspace_lock
 from flows.params import ParamsProblems, apply_overrides, load_retrain_params
-from flows.runner import NO_PROGRESS_ENV, QUIET_BARS, StageFailed, progress_bars
+from flows.runner import NO_PROGRESS_ENV, QUIET_BARS, StageFailed, progress_bars, tell_failure
 from flows.watchdog import start_watchdog
 from stages.config.params import ParamsError
 from stages.core.logs import VERBOSE_ENV, verbose_requested
-from stages.core.notify import notify
 from stages.core.redact import mask_output
 
 # Set before Prefect is imported: its settings are read at import. Without them Prefect's telemetry
@@ -110,14 +109,13 @@ def _run_locked(root: Path, args: argparse.Namespace) -> int:
             retrain(root=str(root), force=args.force, target=args.target, overrides=args.overrides)
     except (StageFailed, RetrainError, ParamsError) as exc:
         print(f"\nftpipe run: {exc}", file=sys.stderr)
-        log = exc.log_file if isinstance(exc, StageFailed) and exc.log_file else root / ".dvc/tmp/ftpipe-logs"
-        notify("ftpipe run failed", str(exc), log)
+        tell_failure(exc, root)  # sent by the flow already, unless the failure came before it
         return 1
     except Exception as exc:  # noqa: BLE001 - said in one line; the traceback with -v
         if verbose_requested():
             traceback.print_exc()
         print(f"\nftpipe run: {type(exc).__name__}: {exc}", file=sys.stderr)
-        notify("ftpipe run failed", f"{type(exc).__name__}: {exc}", root / ".dvc/tmp/ftpipe-logs")
+        tell_failure(exc, root)
         return 1
     return 0
 

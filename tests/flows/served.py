@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import REPO
 
@@ -24,7 +25,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def api(url: str, path: str, body: dict | None = None) -> object:
+def api(url: str, path: str, body: dict | None = None) -> Any:
     """POST `body` to the Prefect API at `url` + `path`; the decoded JSON answer."""
     req = urllib.request.Request(
         f"{url}{path}",
@@ -71,10 +72,26 @@ class Served:
 
 
 @contextlib.contextmanager
-def served_flow(
-    tmp_path: Path, root: Path, interval: int, extra_env: dict[str, str] | None = None
-) -> Iterator[Served]:
-    """Start `prefect server start` and `ftpipe serve-schedule --interval` for `root`; stop both at exit."""
+def started(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> Iterator[subprocess.Popen]:
+    """`cmd` in its own session, its output in `log`; it and what it started are stopped at exit, always."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def prefect_server(
+    tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """`prefect server start` (its services included) on a free port of 127.0.0.1 with its own PREFECT_HOME.
+
+    Yields the API URL and the environment for its clients (PREFECT_API_URL set); stopped at exit.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
@@ -90,47 +107,19 @@ def served_flow(
             **(extra_env or {}),
         }
     )
-    server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
-    procs: list[subprocess.Popen] = []
-    try:
-        with open(server_log, "w") as log:
-            cmd = [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ]
-            procs.append(
-                subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            )
-        wait_healthy(url, procs[0], server_log)
-        with open(serve_log, "w") as log:
-            cmd = [
-                sys.executable,
-                "-m",
-                "flows.commands.cli",
-                "serve-schedule",
-                "--interval",
-                str(interval),
-                "--root",
-                str(root),
-            ]
-            procs.append(
-                subprocess.Popen(
-                    cmd,
-                    cwd=REPO,
-                    env={**env, "PREFECT_API_URL": url},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-        yield Served(url, procs[1], serve_log)
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with started(cmd, env, tmp_path / "server.log") as server:
+        wait_healthy(url, server, tmp_path / "server.log")
+        yield url, {**env, "PREFECT_API_URL": url}
+
+
+@contextlib.contextmanager
+def served_flow(
+    tmp_path: Path, root: Path, interval: int, extra_env: dict[str, str] | None = None
+) -> Iterator[Served]:
+    """Start `prefect server start` and `ftpipe serve-schedule --interval` for `root`; stop both at exit."""
+    serve_log = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "flows.commands.cli", "serve-schedule", "--interval", str(interval)]
+    with prefect_server(tmp_path, extra_env) as (url, env):
+        with started([*cmd, "--root", str(root)], env, serve_log) as proc:
+            yield Served(url, proc, serve_log)

@@ -20,7 +20,7 @@ from flows.commands import cli
 from flows.commands import registry as registry_cmd
 from flows.commands.serve.follower import Follower, Refused, Served
 from flows.runner import StageFailed
-from stages.core.notify import NOTIFY_ENV
+from stages.core.redact import NOTIFY_ENV
 from stages.reports.register import RegistryReport
 from tests.notify_receiver import Receiver, receiver, refused_url
 
@@ -58,6 +58,25 @@ def test_a_failed_run(got: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert got.titles() == ["ftpipe run failed"] and no_secret(got)
     assert "stage 'finetune' failed: CUDA out of memory" in got.messages[0]["message"]
     assert "Report: x.log" in got.messages[0]["message"]
+
+
+def test_a_failed_flow_tells_once_however_it_was_started(
+    prefect_harness, got: Receiver, tiny_repo: Path
+) -> None:
+    """The flow itself sends it (a deployment's or a schedule's run has no `ftpipe run` around it), and
+    `ftpipe run` around the flow adds no second message."""
+    from flows.retrain import retrain
+
+    (tiny_repo / "data.txt").write_text("alpha\nbeta\nFAIL\n")
+    with pytest.raises(StageFailed):
+        retrain(root=str(tiny_repo))  # as a worker runs a deployment's flow
+    assert got.titles() == ["ftpipe run failed"]
+    args = cli.build_parser().parse_args(["run", "--root", str(tiny_repo)])
+    assert args.func(args) == 1
+    assert got.titles() == ["ftpipe run failed"] * 2 and no_secret(got)
+    for message in got.messages:
+        assert "stage 'prepare' failed: ValueError: prepare: data.txt line 3 says FAIL" in message["message"]
+        assert "Report: " in message["message"] and "prepare.log" in message["message"]
 
 
 def gate_report(promote: bool) -> RegistryReport:
