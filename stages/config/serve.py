@@ -5,6 +5,8 @@ No DVC stage reads it: the resident server (flows/commands/serve/) does, like `r
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from stages.config.params import StageParams
@@ -31,6 +33,16 @@ class ServeParams(StageParams):
         8, ge=1, description="requests answered at once; one more is answered 503 with Retry-After"
     )
     retry_after_s: int = Field(1, ge=1, le=3600, description="the Retry-After of a 503")
+    precision: Literal["fp32", "auto"] = Field(
+        "auto",
+        description="the served forward pass: auto runs it under bf16 autocast where the CPU or GPU computes "
+        "bf16 natively (as finetune's `precision: auto` trains), else fp32; fp32 always fp32",
+    )
+    quantize: Literal["registered", "none", "int8"] = Field(
+        "registered",
+        description="int8: dynamic quantization of the Linear layers (CPU; probabilities move by up to "
+        "~0.2, so raise smoke_tolerance with it); none: unquantized; registered: as register.quantize set",
+    )
     smoke_tolerance: float = Field(
         0.01,
         gt=0.0,

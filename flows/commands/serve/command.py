@@ -53,6 +53,13 @@ def serve_params(params_path: str | Path, **overrides: Any) -> ServeParams:
     return ServeParams.model_validate({**params.model_dump(), **given}) if given else params
 
 
+def served_config(params: ServeParams) -> dict[str, str]:
+    """What each version is loaded with, over its own model_config: serve.precision, and serve.quantize
+    unless it keeps the version's registered setting."""
+    keep = params.quantize == "registered"
+    return {"precision": params.precision} | ({} if keep else {"quantize": params.quantize})
+
+
 def make_app(params_path: str | Path, name: str | None, params: ServeParams) -> FastAPI:
     """The app for the registered model `name` (default register.model_name), reaching the store once."""
     from flows.commands.serve.app import build_app
@@ -62,7 +69,12 @@ def make_app(params_path: str | Path, name: str | None, params: ServeParams) -> 
 
     reg = register_params(params_path)
     source = RegistrySource(
-        tracking_uri(), name or reg.model_name, params.alias, reg.policy(), params.smoke_tolerance
+        tracking_uri(),
+        name or reg.model_name,
+        params.alias,
+        reg.policy(),
+        params.smoke_tolerance,
+        served_config(params),
     )
     log = RequestLog(Path(params.log_dir), params)
     return build_app(Follower(source, params.poll_seconds), params, log)

@@ -63,6 +63,7 @@ class Served:
     loaded_at: str = ""
     load_seconds: float = 0.0
     smoke: str = ""  # what the smoke test found
+    computes_in: str = ""  # bf16 | fp32 | int8: what serve.precision and serve.quantize resolved to here
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def predict(self, texts: list[str]) -> pd.DataFrame:
@@ -83,6 +84,7 @@ class Served:
             "loaded_at": self.loaded_at,
             "load_seconds": self.load_seconds,
             "smoke_test": self.smoke,
+            "computes_in": self.computes_in,
         }
 
 
@@ -120,8 +122,17 @@ class Source(Protocol):
 class RegistrySource:
     """Candidates from the MLflow registry, checked as `ftpipe fetch` checks them before they load."""
 
-    def __init__(self, uri: str, name: str, alias: str, policy: RetryPolicy, tolerance: float) -> None:
+    def __init__(
+        self,
+        uri: str,
+        name: str,
+        alias: str,
+        policy: RetryPolicy,
+        tolerance: float,
+        model_config: dict[str, str] | None = None,
+    ) -> None:
         self.uri, self.name, self.alias, self.policy, self.tolerance = uri, name, alias, policy, tolerance
+        self.model_config = dict(model_config or {})  # merged over the version's own (precision, quantize)
         self.reader = RegistryReader.connect(uri, name, policy)
         use_store(uri)  # `models:/` downloads read the process-wide store
 
@@ -144,7 +155,7 @@ class RegistrySource:
             except Exception as exc:  # noqa: BLE001 - the store's own errors, said in one line
                 raise Refused("download", describe_failure(exc)) from None
             try:
-                model = mlflow.pyfunc.load_model(local)
+                model = mlflow.pyfunc.load_model(local, model_config=self.model_config or None)
             except Exception as exc:  # noqa: BLE001 - whatever the model's load raises is a refusal
                 raise Refused("loading", describe_failure(exc)) from None
         signature = model.metadata.signature
@@ -164,7 +175,11 @@ class RegistrySource:
         )
         smoke = self.smoke(served, tags)
         return replace(
-            served, smoke=smoke, loaded_at=now_iso(), load_seconds=round(time.perf_counter() - t0, 2)
+            served,
+            smoke=smoke,
+            loaded_at=now_iso(),
+            load_seconds=round(time.perf_counter() - t0, 2),
+            computes_in=_computes_in(model),
         )
 
     def smoke(self, served: Served, tags: dict[str, str]) -> str:
@@ -203,6 +218,19 @@ class RegistrySource:
 
     def where(self) -> str:
         return redact_uri(self.uri)
+
+
+def _computes_in(model: Any) -> str:
+    """bf16, fp32 or int8: how the loaded pyfunc runs its forward pass on this machine ("" for a pyfunc
+    that is not ftpipe's text classifier)."""
+    try:
+        inner = model.unwrap_python_model()
+    except Exception:  # noqa: BLE001 - a model of another flavour: nothing to say
+        return ""
+    config = getattr(inner, "config", {}) or {}
+    if config.get("quantize") == "int8":
+        return "int8"
+    return "bf16" if getattr(inner, "autocast_bf16", False) else "fp32"
 
 
 def _sha256(text: str) -> str:

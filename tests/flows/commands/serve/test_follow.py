@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 
 from stages.registry import tags as registry_tags
 from stages.registry.smoke import SmokeRecord
+from stages.serving.textclf import native_bf16
 from tests.flows.commands.serve.support import Server, copy_version, register_versions, request, serve
 
 NAME = "served"
@@ -120,6 +121,7 @@ def test_it_serves_the_alias_and_moves_with_it_without_a_failed_request(
         and status["loaded_at"]
         and "reproduced its 8 recorded rows" in status["smoke_test"]
     )
+    assert status["computes_in"] == ("bf16" if native_bf16() else "fp32")  # serve.precision: auto
     with Traffic(server.url, store["texts"]) as traffic:
         for target in ("2", "1"):
             time.sleep(0.5)
@@ -232,3 +234,28 @@ def test_sigterm_drains_then_the_log_holds_one_row_per_answered_text(
     assert set(rows["version"]) <= {"1", "2"} and rows["text"].isna().all()  # serve.log_texts: false
     assert rows["probabilities"].map(len).min() >= 2
     assert "Finished server process" in server.output()
+
+
+def test_serve_precision_and_quantize_reach_the_loaded_version(store: dict[str, Any], tmp_path: Path) -> None:
+    """serve.precision / serve.quantize become the model_config each version loads with, and /version's
+    `computes_in` says what they resolved to on this machine."""
+    import mlflow.pyfunc
+
+    from flows.commands.serve.command import served_config
+    from flows.commands.serve.follower import _computes_in
+    from stages.config.register import RetryPolicy
+    from stages.config.serve import ServeParams
+    from stages.registry.integrity import download_verified
+    from stages.registry.tracking import use_store
+
+    assert served_config(ServeParams()) == {"precision": "auto"}  # quantize as registered
+    int8 = served_config(ServeParams(precision="fp32", quantize="int8"))
+    assert int8 == {"precision": "fp32", "quantize": "int8"}
+    mv = store["client"].get_model_version(NAME, "1")
+    use_store(store["uri"])  # as the server's RegistrySource does: `models:/` downloads read it
+    local = download_verified(mv, store["uri"], str(tmp_path), RetryPolicy())
+    found = {
+        str(cfg): _computes_in(mlflow.pyfunc.load_model(local, model_config=cfg))
+        for cfg in ({"precision": "fp32"}, served_config(ServeParams()), int8)
+    }
+    assert list(found.values()) == ["fp32", "bf16" if native_bf16() else "fp32", "int8"]
