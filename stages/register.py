@@ -2,7 +2,8 @@
 
     python -m stages.register --model models/model --metrics reports/metrics.json \
         --predictions reports/predictions.csv --splits data/processed/splits \
-        --labels data/processed/labels.json --profile data/processed/profile.json --out reports/registry.json
+        --labels data/processed/labels.json --profile data/processed/profile.json --out reports/registry.json \
+        --drift reports/drift.json --page reports/report.html
 
 A thin entry point: it reads the params and the inputs (stages/registry/inputs.py), runs the registration
 (stages/registry/register_run.py: gather, gate, publish, verify, over stages/registry/client.py's MLflow
@@ -21,6 +22,11 @@ now), and reconciles a champion change whose history event a killed run left as 
 call is under `register.retries` / `backoff_s` / `timeout_s`. A failure logs one masked paragraph (the
 traceback too only with `-v` or FTPIPE_VERBOSE=1) and leaves the last reports/registry.json in place
 (`persist: true` in dvc.yaml, so DVC does not delete it before the stage runs; written only on success).
+
+After the report, the run's page (reports/report.html: metrics against the baseline and the champion,
+confusion, per class, calibration, drift, the gate) is written, also for an `unchanged` version, and
+logged as the artifact `report.html` of the version's run (stages/registry/page.py); a page that cannot
+be logged is one warning, not a failed registration.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from stages.core.logs import VERBOSE_ENV, setup_logging, verbose_requested
 from stages.core.notify import notify
 from stages.core.redact import mask_output, mask_secrets
 from stages.registry.inputs import load_candidate, read_finetune_report, read_profile, trained_on_from_splits
+from stages.registry.page import log_run_page, write_run_page
 from stages.registry.register_run import failure_paragraph, register
 from stages.registry.tracking import tracking_uri
 from stages.reports.register import RegistryReport
@@ -105,6 +112,8 @@ def _main(args: argparse.Namespace, log: logging.Logger) -> None:
     )
     masked = RegistryReport.model_validate(json.loads(mask_secrets(json.dumps(report))))  # summary reads it
     write_json(args.out, masked.dump())  # nothing secret reaches the file
+    page = write_run_page(args.page, masked, args.metrics, args.predictions, args.drift, cand.labels)
+    log_run_page(p, tracking_uri(), masked.run_id, page, log)
     log.info(
         "%s: %s version %s, aliases %s",
         report["action"],

@@ -65,6 +65,7 @@ PATHS: dict[str, dict[str, str | list[str]]] = {
         "profile": "data/processed/profile.json",
         "history": "reports/finetune_history.json",
         "finetune_report": "reports/finetune.json",  # device, precision and why, for the model card
+        "drift": "reports/drift.json",  # the drift stage's figures, for the run's page
         "artifacts": [  # logged with the run when present
             "reports/confusion.json",
             "reports/confusion.png",
@@ -72,6 +73,7 @@ PATHS: dict[str, dict[str, str | list[str]]] = {
             "reports/worst_errors.csv",
         ],
         "out": "reports/registry.json",
+        "page": "reports/report.html",  # the run's page (stages/reports/run_page.py)
     },
 }
 

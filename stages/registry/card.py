@@ -59,7 +59,7 @@ def model_card(
     training: FinetuneReport | None = None,
     provenance: Provenance | None = None,
 ) -> str:
-    """Markdown: intended use, sources, limits, use, data and labels, how it was trained, test metrics vs
+    """Markdown: the report page's link, intended use, sources, limits, use, data and labels, how it was trained, test metrics vs
     baseline, gate decision, how to reproduce, lineage.
 
     `training` is the finetune stage's report (reports/finetune.json): device, precision and why;
@@ -67,6 +67,7 @@ def model_card(
     prov = provenance or Provenance()
     sections = [
         f"# {name}\n\nText classifier fine-tuned (all parameters) by ftpipe. Registered from MLflow run `{run_id}`.",
+        report_page_section(run_id),
         intended_use_section(cand),
         sources_section(prov),
         limits_section(cand, prov, truncation),
@@ -80,6 +81,17 @@ def model_card(
         + "\n".join(f"- `{k}`: {v}" for k, v in sorted(tags.items()) if k != registry_tags.LABELS),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def report_page_section(run_id: str) -> str:
+    """Where the run's page is: an artifact of the registration run, and the register stage's output."""
+    page = registry_tags.REPORT_PAGE_ARTIFACT
+    return (
+        f"## Report\n\n[{page}](runs:/{run_id}/{page}) (artifact `{page}` of run `{run_id}`; "
+        "`reports/report.html` in the workspace that registered it): one offline page with the test metrics "
+        "against the TF-IDF baseline and the champion, the confusion matrix, per-class figures, the "
+        "calibration curve, the drift figures and the gate's checks."
+    )
 
 
 def use_section(name: str, truncation: dict[str, Any], promoted: bool = True) -> str:

@@ -344,6 +344,13 @@ class Registry(RegistryReader):
 
             self._call(log_file)
 
+    def log_page(self, run_id: str, page: Path) -> None:
+        """The run's HTML page as the artifact `report.html` of the registration run (again: overwritten)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            named = Path(tmp) / registry_tags.REPORT_PAGE_ARTIFACT  # the artifact's name, whatever the file's
+            named.write_bytes(page.read_bytes())
+            self._call(lambda: self.client.log_artifact(run_id, str(named)))
+
     def _log_records(self, run_id: str, reg: Registration, tmp: Path) -> None:
         """The trained-on record and the data profile, as run artifacts (the gate and drift read them back)."""
         if reg.trained_on is not None:

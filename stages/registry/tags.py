@@ -41,6 +41,7 @@ PROFILE_ARTIFACT = "profile.json"
 SMOKE_ARTIFACT = "smoke.json"
 MODEL_CARD_ARTIFACT = "model_card.md"
 GATE_ARTIFACT = "gate.json"  # the gate's decision (also the version tag `ftpipe.gate`)
+REPORT_PAGE_ARTIFACT = "report.html"  # the run's page (stages/reports/run_page.py), linked from the card
 MODEL_ARTIFACT = "model"
 REPORTS_DIR = "reports"
 

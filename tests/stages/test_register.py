@@ -626,6 +626,10 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
             str(tmp_path / "dvc.lock"),
             "--out",
             str(out),
+            "--drift",
+            str(tmp_path / "absent-drift.json"),
+            "--page",
+            str(tmp_path / "report.html"),
         ],
         cwd=REPO,
         env={"MLFLOW_TRACKING_URI": proxy.uri(f"ftp:{PASSWORD}")},
@@ -645,6 +649,11 @@ def test_entry_point_writes_the_registry_report(ws: Workspace, mlflow_server: st
     assert mv.tags["tracking_uri"] == proxy.uri("ftp:***")
     stored = json.dumps([mv.tags, mv.description, run.data.tags, run.data.params])
     assert PASSWORD not in out.read_text() + proc.stdout + proc.stderr + stored
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")  # the run's page, logged with the version
+    (tmp_path / "got").mkdir()
+    logged = client.download_artifacts(report["run_id"], "report.html", str(tmp_path / "got"))
+    assert Path(logged).read_text(encoding="utf-8") == page and "entry-point version" in page
+    assert PASSWORD not in page and "data-chart='confusion'" in page
 
 
 def _serve(model_uri: str, tracking: str, tmp: Path) -> tuple[subprocess.Popen, str]:

@@ -88,6 +88,7 @@ if pathlib.Path("fail").exists():
     sys.exit("register failed")
 pathlib.Path("reports").mkdir(exist_ok=True)
 pathlib.Path("reports/registry.json").write_text('{"version": "1"}')
+pathlib.Path("reports/report.html").write_text("<html></html>")  # the run's page, an output too
 """
 
 
