@@ -188,7 +188,7 @@ def heatmap(
                 f"<rect x='{x}' y='{y}' width='{cell - 1}' height='{cell - 1}' fill='hsl(212,60%,{light}%)'>"
                 f"<title>actual {esc(row)}, predicted {esc(cols[j])}: {n}</title></rect>"
             )
-            colour = " fill='#fff'" if light < 60 else ""
+            colour = " style='fill:#fff'" if light < 60 else ""  # CSS, to win over the stylesheet's text fill
             marks.append(_text(x + cell / 2, y + cell / 2 + 4, n, "middle", colour))
     return _svg(name, width, height, title, marks)
 
