@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from stages.registry.tracking import use_store
 from tests.conftest import REPO
 from tests.flows.commands.serve.support import register_versions, request, serve
-from tests.registry_support import free_port, wait_http
+from tests.registry_support import NO_JOB_RUNNER, free_port, wait_http
 
 NAME = "team"
 
@@ -51,6 +51,7 @@ def mlflow_on_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         "1",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env |= NO_JOB_RUNNER
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
     uri = f"http://127.0.0.1:{port}"
     try:
