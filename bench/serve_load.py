@@ -173,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-requests", type=int, default=5000, help="requests per locust user and run")
     ap.add_argument("--users", type=int, default=4, help="concurrent locust users")
     ap.add_argument("--predict-runs", type=int, default=3)
+    ap.add_argument(
+        "--precision", choices=("fp32", "auto"), help="serve.precision (default: serve's own, auto)"
+    )
+    ap.add_argument("--texts-per-request", type=int, nargs="+", default=[1, 32], help="one load run each")
     ap.add_argument("--out", default="bench/serve_load.json")
     args = ap.parse_args(argv)
 
@@ -197,11 +201,13 @@ def main(argv: list[str] | None = None) -> None:
         new, old = str(versions[0]), str(versions[1])
         client.set_registered_model_alias(name, ALIAS, new)
         settings = {"poll_seconds": 1.0, "log_dir": str(work / "log"), "max_rows": 64, "max_in_flight": 32}
+        settings |= {"precision": args.precision} if args.precision else {}
         results: dict[str, Any] = {"model": name, "tiny": args.tiny, "served": [], "predict_process": []}
         with serve(work / "serve", uri, name, settings, "--alias", ALIAS) as srv:
             assert srv.url.startswith(f"http://{HOST}:")
             results["load_seconds"] = srv.version()["load_seconds"]
-            for rows in (1, 32):
+            results["computes_in"] = srv.version().get("computes_in")
+            for rows in args.texts_per_request:
                 request(f"{srv.url}/invocations", {"instances": texts[:rows]})  # warm
 
                 def move(at: float, to: str) -> None:
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                 run["swaps_so_far"] = srv.version()["swaps"]
                 results["served"].append(run)
             results["server_rss_mib"] = _rss_mib(srv.proc.pid)
-        for rows in (1, 32):
+        for rows in args.texts_per_request if args.predict_runs else ():
             results["predict_process"].append(
                 _predict_process(uri, name, texts, rows, args.predict_runs, work)
             )
@@ -237,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['rows_per_s']} rows/s"
         )
     print(
-        f"server RSS {results['server_rss_mib']} MiB; a version loads in {results['load_seconds']} s; wrote {args.out}"
+        f"server RSS {results['server_rss_mib']} MiB, computing in {results['computes_in']}; a version loads in "
+        f"{results['load_seconds']} s; wrote {args.out}"
     )
 
 
