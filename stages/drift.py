@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 from urllib.parse import urlsplit
 
 from stages.config.params import load_section
@@ -67,6 +67,7 @@ class Assessment(TypedDict):
     trained_on_record: bool | None  # None: no champion to compare with
     notes: list[str]
     params: dict[str, str | float | None]
+    cardinality_js: NotRequired[float | None]  # label sets (label.task multi_label) only
 
 
 class DriftError(RuntimeError):
@@ -164,6 +165,8 @@ def assess(
     report["trained_on_record"] = figures["trained_on_record"]
     report["notes"] = figures["notes"]
     report["outcome"], report["reason"] = check.outcome, check.reason
+    if "cardinality_js" in figures:  # label sets (label.task multi_label) only
+        report["cardinality_js"] = _rounded(figures["cardinality_js"])
     return report
 
 

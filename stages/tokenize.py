@@ -172,6 +172,14 @@ def length_report(
     }
 
 
+def hashable(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a label set column (label.task multi_label: a list per row) as one string per row, for
+    the content hash only; a table of single labels is returned as it is."""
+    if df.empty or "label" not in df or isinstance(df["label"].iloc[0], str):
+        return df
+    return df.assign(label=["\x1f".join(map(str, s)) for s in df["label"]])
+
+
 def tokenize_table(
     df: pd.DataFrame, p: TokenizeParams, tok: PreTrainedTokenizerFast, work: Path | None = None
 ) -> tuple[Dataset, LengthReport]:
@@ -187,7 +195,7 @@ def tokenize_table(
     ds = Dataset.from_pandas(df[columns], preserve_index=False)
     # datasets cannot hash the closure, and an in-memory dataset's own fingerprint is random: derive it
     # from the content and the settings instead, so the saved dataset is byte-identical on a rerun
-    content = pd.util.hash_pandas_object(df[columns], index=False).to_numpy()
+    content = pd.util.hash_pandas_object(hashable(df[columns]), index=False).to_numpy()
     fingerprint = hashlib.sha256(
         content.tobytes() + f"|{p.model_dump_json()}|{len(tok)}".encode()
     ).hexdigest()[:16]

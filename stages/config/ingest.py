@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from stages.config.params import StageParams
 
@@ -38,3 +38,28 @@ class IngestParams(StageParams):
     max_rows: int | None = Field(
         None, ge=1, description="debug knob: keep only the first N rows (of all batch files together)"
     )
+    label_separator: str | None = Field(
+        None,
+        min_length=1,
+        description='label.task multi_label: split a string label cell on this, e.g. "|" '
+        "(null: a label set must be a list in a JSON/Parquet cell)",
+    )
+    label_columns: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="label.task multi_label: several 0/1 columns, each a label named by its column "
+        "(`label_field` is then unused); null reads `label_field`",
+    )
+
+    @model_validator(mode="after")
+    def _label_sets(self) -> IngestParams:
+        if self.label_separator is not None and self.label_columns is not None:
+            raise ValueError(
+                "`ingest.label_separator` and `ingest.label_columns` are two ways to read label sets; set one of them "
+                "(a delimited string in `label_field`, or several 0/1 columns) and leave the other null"
+            )
+        if self.label_columns is not None and len(set(self.label_columns)) != len(self.label_columns):
+            raise ValueError(
+                f"`ingest.label_columns` names a column twice: {self.label_columns}; list each once"
+            )
+        return self

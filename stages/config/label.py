@@ -24,12 +24,22 @@ class LabelParams(StageParams):
         0.15, gt=0.0, lt=1.0, description="share of rows (by group) for validation"
     )
     test_size: float = Field(0.15, gt=0.0, lt=1.0, description="share of rows (by group) for test")
-    min_class_rows: int = Field(10, ge=3, description="fewest rows a class needs to be stratified")
+    min_class_rows: int = Field(
+        10,
+        ge=3,
+        description="fewest rows a class needs to be stratified (multi_label: a label with fewer rows is "
+        "removed from the sets, with its reason in the quarantine)",
+    )
     split: Literal["stable", "random"] = Field(
         "stable",
         description="stable: a group's side is a keyed hash of its key and the seed (growing data moves no row) | random: seeded train_test_split",
     )
     seed: int = Field(42, description="seed of the split (the hash key under `stable`)")
+    task: Literal["single_label", "multi_label"] = Field(
+        "single_label",
+        description="single_label: one label per text | multi_label: a set of labels per text (ingest reads "
+        "lists, `ingest.label_separator` or `ingest.label_columns`; docs/your-data.md)",
+    )
 
     @model_validator(mode="after")
     def _sizes(self) -> LabelParams:

@@ -4,8 +4,10 @@
 
 Every rule is a param of the `clean` section. A rejected row goes to the quarantine with its reason; an
 exact copy of a kept row is dropped and quarantined as `duplicate`; two copies of a text conflict only
-when their labels differ after the label stage's fold (`stages.data.labels.canonical`). Each kept row
-gets a near-duplicate `group` key, which the label split keeps on one side.
+when their labels differ after the label stage's fold (`stages.data.labels.canonical`); under
+`label.task: multi_label` a row's label is a set, folded label by label, and two copies conflict when
+their folded sets differ. Each kept row gets a near-duplicate `group` key, which the label split keeps on
+one side.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Quarantined(TypedDict):
     """One line of clean's rejects.jsonl: a rejected row or a dropped duplicate, and why."""
 
     id: str
-    label: str
+    label: str | list[str]  # label.task multi_label: the row's label set
     reason: str  # empty | too_short | too_long | conflicting_labels | duplicate
     detail: str
     text: str  # its first 200 characters
@@ -160,23 +162,35 @@ def rejected(row: dict[str, Any], reason: str, detail: str) -> Quarantined:
     }
 
 
+def folded_class(label: str | list[str], labels: LabelParams) -> str | tuple[str, ...]:
+    """The label folded as the label stage folds it; multi_label: the sorted set of folded labels."""
+    if isinstance(label, list):  # screen_rows makes every multi_label cell a list
+        return tuple(sorted({canonical(x, labels) for x in label}))
+    return canonical(label, labels)
+
+
 def screen_rows(df: pd.DataFrame, p: CleanParams, labels: LabelParams) -> Screened:
     """Clean each row's text and reject the empty, too short and too long ones; rows keep a `_class`
-    (the label folded as the label stage will fold it)."""
+    (the label folded as the label stage will fold it; multi_label: the folded set, and the length
+    counts are per label of the set)."""
     s = Screened()
+    multi = labels.task == "multi_label"
     for row in df.to_dict(orient="records"):
         text, changed = clean_text(row["text"], p)
         s.rule_counts.update(changed)
-        row = {**row, "text": text, "_class": canonical(row["label"], labels)}
-        s.class_rows[row["_class"]] += 1
+        if multi:  # Parquet gives a list cell back as an array; JSON and the next Parquet want a list
+            row["label"] = [str(x) for x in row["label"]]
+        row = {**row, "text": text, "_class": folded_class(row["label"], labels)}
+        classes = list(row["_class"]) if multi else [row["_class"]]
+        s.class_rows.update(classes)
         if not text:
             s.rejects.append(rejected(row, "empty", "no text left after cleaning"))
         elif (words := count_words(text)) < p.min_words:
             s.rejects.append(rejected(row, "too_short", f"{words} words < min_words {p.min_words}"))
-            s.length_cut[row["_class"], "too_short"] += 1
+            s.length_cut.update((c, "too_short") for c in classes)
         elif len(text) > p.max_chars:
             s.rejects.append(rejected(row, "too_long", f"{len(text)} chars > max_chars {p.max_chars}"))
-            s.length_cut[row["_class"], "too_long"] += 1
+            s.length_cut.update((c, "too_long") for c in classes)
         else:
             s.kept.append(row)
     return s
@@ -196,10 +210,11 @@ def dedupe(
     duplicates: list[Quarantined] = []
     duplicate_groups = conflicts = 0
     for copies in by_text.values():
-        folded = sorted({r["_class"] for r in copies})
+        folded = sorted({r["_class"] for r in copies})  # multi_label: sets (tuples); different sets conflict
         if len(folded) > 1:
             conflicts += 1
             ids = ", ".join(r["id"] for r in copies)
+            folded = [list(f) if isinstance(f, tuple) else f for f in folded]
             rejects += [
                 rejected(r, "conflicting_labels", f"same text with labels {folded} in rows {ids}")
                 for r in copies
@@ -210,6 +225,13 @@ def dedupe(
         kept.append(copies[0])
         duplicates += [rejected(r, "duplicate", f"exact duplicate of {copies[0]['id']}") for r in copies[1:]]
     return kept, rejects, duplicates, duplicate_groups, conflicts
+
+
+def _each_label(column: pd.Series, labels: LabelParams | None) -> list[str]:
+    """Every label of the column (multi_label: each label of each set) for the report's counts."""
+    if labels is not None and labels.task == "multi_label":
+        return [x for s in column for x in s]
+    return list(column)
 
 
 def clean_table(
@@ -244,7 +266,7 @@ def clean_table(
         "conflicting_duplicate_groups": conflicts,
         "near_duplicate_groups": sum(1 for n in Counter(out["group"]).values() if n > 1),
         "rows_changed_by_rule": dict(sorted(s.rule_counts.items())),
-        "labels": dict(Counter(out["label"]).most_common()),
+        "labels": dict(Counter(_each_label(out["label"], labels)).most_common()),
         "length_warnings": length_warnings(s.class_rows, s.length_cut, p),
     }
     if report["reject_fraction"] > p.max_reject_fraction:

@@ -9,7 +9,9 @@ with `length_hist` per split (chars and tokens), and a `sample` of up to ~300 tr
 group, split, label, text cut to 1000 characters). The register stage stores it with every model version; the flow compares the new profile with
 the champion's before finetune, and the gate does it again at registration. Three figures:
 
-- `label_js`: Jensen-Shannon distance (base 2: 0 = same, 1 = disjoint) between the train class counts.
+- `label_js`: Jensen-Shannon distance (base 2: 0 = same, 1 = disjoint) between the train class counts
+  (label sets, `label.task: multi_label`: each label's rows, so the per-label shares; and a fourth figure,
+  `cardinality_js`, the same distance between the train splits' labels-per-text histograms).
 - `length_js`: the same distance between the train token-length histograms (skipped if the bins differ).
 - `domain_auc`: TF-IDF + logistic regression telling the champion's sample texts from the candidate's
   sample texts that the champion never trained on (not in its trained-on record), as stratified k-fold
@@ -22,7 +24,7 @@ How the figures decide anything is the gate's business (`stages.gate.checks.drif
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
@@ -45,6 +47,7 @@ class DriftFigures(TypedDict):
     texts: dict[str, int] | None  # champion, candidate_new, candidate_seen
     trained_on_record: bool
     notes: list[str]
+    cardinality_js: NotRequired[float | None]  # label sets (label.task multi_label) only
 
 
 MIN_TEXTS = 20  # per side, below which the domain classifier is not trained
@@ -118,6 +121,27 @@ def new_sample(
     return [r.text for r, s in zip(sample, seen, strict=True) if not s], sum(seen)
 
 
+def label_set_figures(a: DataProfile, b: DataProfile, out: DriftFigures) -> None:
+    """Label sets (label.task multi_label): `label_js` compares each label's share of the label occurrences
+    (class_counts count, per label, the rows whose set holds it); add `cardinality_js`, the distance
+    between the train splits' labels-per-text histograms. A profile of label sets against one of single
+    labels gets a note instead."""
+    if a.label_sets is None and b.label_sets is None:
+        return
+    if a.label_sets is None or b.label_sets is None:
+        out["cardinality_js"] = None
+        sets = "champion" if a.label_sets is not None else "candidate"
+        out["notes"].append(
+            f"only the {sets}'s profile holds label sets: label distance compares unlike counts"
+        )
+        return
+    ha = a.label_sets.cardinality.get("train", {}).get("hist", {})
+    hb = b.label_sets.cardinality.get("train", {}).get("hist", {})
+    out["cardinality_js"] = label_distance(ha, hb)
+    if out["cardinality_js"] is None:
+        out["notes"].append("cardinality distance skipped: a train split has no label sets")
+
+
 def compare_profiles(
     champion_profile: object,
     candidate_profile: object,
@@ -149,6 +173,7 @@ def compare_profiles(
             return out
         parsed.append(found)
     a, b = parsed
+    label_set_figures(a, b, out)
     out["label_js"] = label_distance(a.class_counts.get("train", {}), b.class_counts.get("train", {}))
     if out["label_js"] is None:
         out["notes"].append("label distance skipped: a profile has no train class counts")

@@ -138,7 +138,14 @@ def headline(profile: dict[str, Any], checks: list[dict[str, Any]]) -> dict[str,
         "median_tokens": train["tokens"].get("p50"),
         "truncated_share": train["truncated_share"],
         "unk_share": train["unk_share"],
-    }
+    } | _cardinality(profile)
+
+
+def _cardinality(profile: dict[str, Any]) -> dict[str, Any]:
+    """Label sets only (label.task multi_label): the train split's mean labels per text."""
+    if "label_sets" not in profile:
+        return {}
+    return {"label_cardinality": profile["label_sets"]["cardinality"]["train"]["mean"]}
 
 
 def validate(

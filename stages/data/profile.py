@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from datasets import load_from_disk
+from datasets.features import List
 from sklearn.feature_extraction.text import CountVectorizer
 
 from stages.config.validate import ValidateParams
+from stages.data.label_profile import each_label, has_label, is_multi, label_set_profile
 from stages.reports.profile import PROFILE_FORMAT, DataProfile
 
 SPLITS = ("train", "validation", "test")
@@ -33,16 +35,19 @@ QUANTILES = (5, 25, 50, 75, 95)
 
 
 def load_frames(splits_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """The labelled splits as DataFrames with the label as its name, without the token ids."""
+    """The labelled splits as DataFrames with the label as its name (a label set: a list of names),
+    without the token ids."""
     dd = load_from_disk(str(splits_dir))
     out = {}
     for name in SPLITS:
         ds = dd[name]
-        names = ds.features["label"].names
+        feature = ds.features["label"]
+        multi = isinstance(feature, List)  # label.task multi_label: a list of class ids per row
+        names = feature.feature.names if multi else feature.names
         keep = [c for c in ds.column_names if c not in ("windows", "window_type_ids", "input_ids")]
         keep = [c for c in keep if c not in ("attention_mask", "token_type_ids")]
         df = ds.select_columns(keep).to_pandas()
-        df["label"] = [names[i] for i in df["label"]]
+        df["label"] = [[names[i] for i in s] if multi else names[s] for s in df["label"]]
         out[name] = df
     return out
 
@@ -86,7 +91,7 @@ def top_ngrams(texts: pd.Series, labels: pd.Series, classes: list[str], n: int) 
     vocab = vec.get_feature_names_out()
     out = {}
     for c in classes:
-        mask = (labels == c).to_numpy()
+        mask = has_label(labels, c).to_numpy()
         totals = np.asarray(counts[mask].sum(axis=0)).ravel() if mask.any() else np.zeros(len(vocab))
         order = sorted(range(len(vocab)), key=lambda i: (-totals[i], vocab[i]))[:n]
         out[c] = [str(vocab[i]) for i in order if totals[i] > 0]
@@ -106,13 +111,14 @@ def batch_profile(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
         out[str(file)] = {
             "rows": len(part),
             "splits": {k: int(v) for k, v in part["split"].value_counts().sort_index().items()},
-            "classes": {k: int(v) for k, v in part["label"].value_counts().sort_index().items()},
+            # a row counts once for each label of its set
+            "classes": {k: int(v) for k, v in each_label(part["label"]).value_counts().sort_index().items()},
             "median_chars": float(part["text"].str.len().median()),
         }
     return out
 
 
-def bottom_k_sample(frames: dict[str, pd.DataFrame], k: int, chars: int) -> list[dict[str, str]]:
+def bottom_k_sample(frames: dict[str, pd.DataFrame], k: int, chars: int) -> list[dict[str, str | list[str]]]:
     """The `k` train/validation rows whose id hashes lowest: as data grows, a row stays in the sample
     until `k` rows hash lower, so the sample changes as little as the data does."""
     parts = [frames[s][["id", "group", "label", "text"]].assign(split=s) for s in ("train", "validation")]
@@ -126,7 +132,7 @@ def bottom_k_sample(frames: dict[str, pd.DataFrame], k: int, chars: int) -> list
             "id": str(r.id),
             "group": str(r.group),
             "split": str(r.split),
-            "label": str(r.label),
+            "label": str(r.label) if isinstance(r.label, str) else list(r.label),
             "text": r.text[:chars],
         }
         for r in df.itertuples()
@@ -138,16 +144,29 @@ def build_profile(frames: dict[str, pd.DataFrame], classes: list[str], p: Valida
     group_sizes = Counter(g for df in frames.values() for g in df["group"])
     splits = {}
     for name, df in frames.items():
-        per_class = {c: describe(df[df["label"] == c], group_sizes) for c in classes}
+        per_class = {c: describe(df[has_label(df["label"], c)], group_sizes) for c in classes}
         splits[name] = {"all": describe(df, group_sizes), "classes": per_class}
     train = frames["train"]
-    return {
+    out = {
         "classes": classes,
         "rows": {k: len(v) for k, v in frames.items()},
         "splits": splits,
         "batches": batch_profile(frames),
         "top_ngrams": top_ngrams(train["text"], train["label"], classes, p.top_ngrams),
     }
+    if is_multi(train["label"]):  # label sets: labels per text and the pairs seen together
+        out["label_sets"] = label_set_profile(frames)
+    return out
+
+
+def compact_label_sets(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The compact profile's `label_sets` (label.task multi_label only: {} for one label per row): per
+    split, the cardinality; for train, the top co-occurring pairs. `class_counts` then counts, per
+    label, the rows whose set holds it."""
+    if not is_multi(frames["train"]["label"]):
+        return {}
+    sets = label_set_profile(frames)
+    return {"label_sets": {"cardinality": sets["cardinality"], "top_pairs": sets["top_pairs"]["train"]}}
 
 
 def compact_profile(frames: dict[str, pd.DataFrame], classes: list[str], p: ValidateParams) -> DataProfile:
@@ -162,8 +181,9 @@ def compact_profile(frames: dict[str, pd.DataFrame], classes: list[str], p: Vali
             "classes": classes,
             "rows": {k: len(v) for k, v in frames.items()},
             "class_counts": {
-                k: {c: int((v["label"] == c).sum()) for c in classes} for k, v in frames.items()
+                k: {c: int(has_label(v["label"], c).sum()) for c in classes} for k, v in frames.items()
             },
+            **compact_label_sets(frames),
             "length_bins": {"chars": CHAR_BINS, "tokens": TOKEN_BINS},
             "length_hist": {
                 "chars": {k: hist(v["text"].str.len(), CHAR_BINS) for k, v in frames.items()},

@@ -36,7 +36,7 @@ class IngestReport(TypedDict):
     rejected: int
     reject_reasons: dict[str, int]
     decoded_with_fallback: int
-    labels: dict[str, int]
+    labels: dict[str, int]  # rows per label (multi_label: per label of the sets)
     batches: dict[str, dict[str, int]]  # batch name -> records, rows, rejected, cut_by_max_rows
     skipped_files: list[str]
 
@@ -50,17 +50,42 @@ class Batch:
     cut_by_max_rows: int = 0
 
 
-def read_source(src: Source, p: IngestParams) -> list[Batch]:
-    """Read every file of the source, in order; a batch file's rows are named by its relative path."""
+def read_source(src: Source, p: IngestParams, multi: bool = False) -> list[Batch]:
+    """Read every file of the source, in order; a batch file's rows are named by its relative path.
+    `multi` (label.task multi_label) reads a label set per row."""
     if src.fmt == "folder":
+        if multi:
+            raise IngestError(
+                f"ingest.source: `{p.source}` is a class-per-folder tree, which gives each text one label, "
+                "but label.task is multi_label. Put the texts and their label sets in a CSV, JSONL or Parquet "
+                "file (a list cell, `ingest.label_separator` or `ingest.label_columns`), or set label.task "
+                "to single_label."
+            )
         return [Batch(src.name, read_folder(src.root, p, src.name))]
     if src.fmt != "batches":
-        return [Batch(src.name, FILE_READERS[src.fmt](src.root, p, src.name))]
+        return [Batch(src.name, FILE_READERS[src.fmt](src.root, p, src.name, multi))]
     batches = []
     for rel in src.files:
         reader = FILE_READERS[FILE_FORMATS[PurePosixPath(rel).suffix.lower()]]
-        batches.append(Batch(rel, reader(src.root / rel, p, rel)))
+        batches.append(Batch(rel, reader(src.root / rel, p, rel, multi)))
     return batches
+
+
+def check_task(p: IngestParams, task: str) -> None:
+    """`ingest.label_separator` and `ingest.label_columns` read label sets: refuse them for one label."""
+    used = [k for k in ("label_separator", "label_columns") if getattr(p, k) is not None]
+    if used and task != "multi_label":
+        raise IngestError(
+            f"ingest.{used[0]} = {getattr(p, used[0])!r} reads a set of labels per text, but label.task is "
+            f"{task}. Set label.task to multi_label, or set ingest.{used[0]} to null for one label per text."
+        )
+
+
+def label_counts(labels: pd.Series, multi: bool) -> dict[str, int]:
+    """Rows per label, most first (multi_label: a row counts once for each label of its set)."""
+    if not multi:
+        return dict(Counter(labels).most_common())
+    return dict(Counter(x for s in labels for x in s).most_common())
 
 
 def reject_duplicate_ids(batches: list[Batch]) -> None:
@@ -115,10 +140,13 @@ def rows_frame(batches: list[Batch]) -> pd.DataFrame:
     return df
 
 
-def ingest(p: IngestParams) -> tuple[pd.DataFrame, list[Reject], IngestReport]:
-    """Read the source; return (rows, rejects, report)."""
+def ingest(p: IngestParams, task: str = "single_label") -> tuple[pd.DataFrame, list[Reject], IngestReport]:
+    """Read the source; return (rows, rejects, report). `task` is label.task: under multi_label each
+    row's `label` is its sorted label set (a list of strings)."""
+    check_task(p, task)
+    multi = task == "multi_label"
     src = resolve_source(p.source, p.format)
-    batches = read_source(src, p)
+    batches = read_source(src, p, multi)
     if p.id_field is not None:
         reject_duplicate_ids(batches)
     if p.max_rows is not None:
@@ -138,7 +166,7 @@ def ingest(p: IngestParams) -> tuple[pd.DataFrame, list[Reject], IngestReport]:
         "rejected": len(rejects),
         "reject_reasons": dict(Counter(r["reason"] for r in rejects).most_common()),
         "decoded_with_fallback": sum(b.result.fallback_decoded for b in batches),
-        "labels": dict(Counter(df["label"]).most_common()),
+        "labels": label_counts(df["label"], multi),
         "batches": {b.name: batch_counts(b) for b in batches},
         "skipped_files": list(src.skipped),
     }

@@ -23,6 +23,7 @@ import pandas as pd
 from stages.config.ingest import IngestParams
 from stages.data.decode import SURROGATE, check_text_file, decode, redecode_cells, strip_bom
 from stages.data.formats import csv_delimiter
+from stages.data.label_sets import label_fields, read_label_set
 from stages.data.sources import HIDDEN_PREFIXES, IngestError
 
 RAW_EXCERPT = 200
@@ -36,7 +37,7 @@ class RawRow(TypedDict):
 
     id: str
     text: str
-    label: str
+    label: str | list[str]  # label.task multi_label: the sorted label set
     source_file: str
     source_line: int | None  # None: a whole file of a class-per-folder source
 
@@ -72,13 +73,28 @@ def _coerce_label(value: object) -> str | None:
     return None
 
 
+def _read_label(rec: dict[str, object], p: IngestParams, multi: bool) -> tuple[str | list[str] | None, str]:
+    """The record's label (multi_label: its label set), or None and why it is rejected."""
+    if multi:
+        labels, why = read_label_set(rec, p)
+        return (labels or None), why
+    label = _coerce_label(rec[p.label_field])
+    return label, "" if label is not None else f"label `{p.label_field}` is not a string or integer"
+
+
 def _add_record(
-    res: IngestResult, rec: object, file: str, line: int, p: IngestParams, default_id: str
+    res: IngestResult,
+    rec: object,
+    file: str,
+    line: int,
+    p: IngestParams,
+    default_id: str,
+    multi: bool = False,
 ) -> None:
     if not isinstance(rec, dict):
         res.reject(file, line, f"not an object (got {type(rec).__name__})", rec)
         return
-    for key in (p.text_field, p.label_field):
+    for key in (p.text_field, *label_fields(p, multi)):
         if key not in rec or rec[key] is None or (isinstance(rec[key], float) and pd.isna(rec[key])):
             res.reject(file, line, f"missing field `{key}`", rec)
             return
@@ -89,9 +105,9 @@ def _add_record(
     if SURROGATE.search(text):
         res.reject(file, line, f"undecodable bytes (not {p.encoding})", text)
         return
-    label = _coerce_label(rec[p.label_field])
+    label, why = _read_label(rec, p, multi)
     if label is None:
-        res.reject(file, line, f"label `{p.label_field}` is not a string or integer", rec)
+        res.reject(file, line, why, rec)
         return
     row_id = default_id
     if p.id_field is not None:
@@ -102,7 +118,7 @@ def _add_record(
     res.rows.append({"id": row_id, "text": text, "label": label, "source_file": file, "source_line": line})
 
 
-def read_csv(path: Path, p: IngestParams, name: str) -> IngestResult:
+def read_csv(path: Path, p: IngestParams, name: str, multi: bool = False) -> IngestResult:
     """Read a CSV/TSV with a header row; ragged rows and rows no encoding decodes are rejected."""
     data = strip_bom(path.read_bytes())
     check_text_file(path, data, "csv")
@@ -114,11 +130,11 @@ def read_csv(path: Path, p: IngestParams, name: str) -> IngestResult:
         header = next(reader)
     except StopIteration:
         raise IngestError(f"{path}: empty file, no header row. Add a header naming the columns.") from None
-    missing = [k for k in (p.text_field, p.label_field) if k not in header]
+    missing = [k for k in (p.text_field, *label_fields(p, multi)) if k not in header]
     if missing:
         raise IngestError(
             f"{path}: the header has no column {', '.join(repr(m) for m in missing)} (columns: "
-            f"{', '.join(header)}). Set `ingest.text_field` / `ingest.label_field` to the right names."
+            f"{', '.join(header)}). Set `ingest.text_field` / `{_label_key(p, multi)}` to the right names."
         )
     res = IngestResult()
     start = reader.line_num + 1
@@ -127,14 +143,19 @@ def read_csv(path: Path, p: IngestParams, name: str) -> IngestResult:
             line = start
             start = reader.line_num + 1
             if row:
-                _add_csv_row(res, header, row, name, line, p)
+                _add_csv_row(res, header, row, name, line, p, multi)
     except csv.Error as exc:
         raise IngestError(f"{path}: line {reader.line_num}: not valid CSV ({exc}).") from None
     return res
 
 
+def _label_key(p: IngestParams, multi: bool) -> str:
+    """The param naming the label's columns, for an error message."""
+    return "ingest.label_columns" if multi and p.label_columns is not None else "ingest.label_field"
+
+
 def _add_csv_row(
-    res: IngestResult, header: list[str], row: list[str], name: str, line: int, p: IngestParams
+    res: IngestResult, header: list[str], row: list[str], name: str, line: int, p: IngestParams, multi: bool
 ) -> None:
     """Count the record, then keep it or reject it with its reason."""
     res.records += 1
@@ -146,10 +167,10 @@ def _add_csv_row(
         res.reject(name, line, f"undecodable bytes (not {p.encoding})", row)
         return
     res.fallback_decoded += used_fallback
-    _add_record(res, dict(zip(header, cells, strict=True)), name, line, p, f"{name}:{line}")
+    _add_record(res, dict(zip(header, cells, strict=True)), name, line, p, f"{name}:{line}", multi)
 
 
-def read_jsonl(path: Path, p: IngestParams, name: str) -> IngestResult:
+def read_jsonl(path: Path, p: IngestParams, name: str, multi: bool = False) -> IngestResult:
     """Read JSON Lines; a broken line, a non-object or a missing field is rejected with its line."""
     data = path.read_bytes()
     check_text_file(path, data, "jsonl")
@@ -171,7 +192,7 @@ def read_jsonl(path: Path, p: IngestParams, name: str) -> IngestResult:
             res.reject(name, i, f"broken JSON ({exc.msg} at column {exc.colno})", text)
             continue
         parsed += 1
-        _add_record(res, rec, name, i, p, f"{name}:{i}")
+        _add_record(res, rec, name, i, p, f"{name}:{i}", multi)
     if parsed == 0 and res.rejects:
         try:
             json.loads(data)
@@ -182,7 +203,7 @@ def read_jsonl(path: Path, p: IngestParams, name: str) -> IngestResult:
     return res
 
 
-def read_parquet(path: Path, p: IngestParams, name: str) -> IngestResult:
+def read_parquet(path: Path, p: IngestParams, name: str, multi: bool = False) -> IngestResult:
     """Read a Parquet table; rows with missing or non-string text are rejected with their row number."""
     try:
         df = pd.read_parquet(path)
@@ -191,15 +212,15 @@ def read_parquet(path: Path, p: IngestParams, name: str) -> IngestResult:
             f"{path}: the extension says Parquet but it cannot be read as Parquet ({exc}). "
             "Fix the file or its extension."
         ) from None
-    missing = [k for k in (p.text_field, p.label_field) if k not in df.columns]
+    missing = [k for k in (p.text_field, *label_fields(p, multi)) if k not in df.columns]
     if missing:
         raise IngestError(
             f"{path}: no column {', '.join(repr(m) for m in missing)} (columns: "
-            f"{', '.join(map(str, df.columns))}). Set `ingest.text_field` / `ingest.label_field`."
+            f"{', '.join(map(str, df.columns))}). Set `ingest.text_field` / `{_label_key(p, multi)}`."
         )
     res = IngestResult(records=len(df))
     for i, rec in enumerate(df.to_dict(orient="records"), start=1):
-        _add_record(res, rec, name, i, p, f"{name}:{i}")
+        _add_record(res, rec, name, i, p, f"{name}:{i}", multi)
     return res
 
 
@@ -233,5 +254,5 @@ def read_folder(root: Path, p: IngestParams, name: str) -> IngestResult:
     return res
 
 
-Reader = Callable[[Path, IngestParams, str], IngestResult]
+Reader = Callable[[Path, IngestParams, str, bool], IngestResult]  # the bool: label.task is multi_label
 FILE_READERS: dict[str, Reader] = {"csv": read_csv, "jsonl": read_jsonl, "parquet": read_parquet}

@@ -6,6 +6,8 @@
 
 `label.split: stable` (the default) places a group by a keyed hash of its key and `label.seed`, so adding
 or removing rows never moves another row; `random` is the earlier seeded, stratified `train_test_split`.
+Label sets (`label.task: multi_label`) are placed the same way, a set standing for its rarest label
+wherever a class is needed (`rarest_labels`); their `label` column is a list of class ids.
 The splits are written Arrow record batch by record batch: no token id is ever a Python object.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict, List
 from sklearn.model_selection import train_test_split
 
 from stages.config.label import LabelParams
@@ -97,9 +99,18 @@ def random_sides(groups: pd.Series, p: LabelParams) -> dict[str, str]:
     return {g: name for name, ids in zip(SPLITS, (train, val, test), strict=True) for g in ids}
 
 
+def rarest_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with each label set (label.task multi_label) replaced by its rarest label (fewest rows
+    overall; on a tie, the first by name): the stratum `stable_sides` and `random_sides` keep whole."""
+    counts = Counter(x for labels in df["label"] for x in labels)
+    return df.assign(label=[min(labels, key=lambda x: (counts[x], x)) for labels in df["label"]])
+
+
 def split_groups(df: pd.DataFrame, p: LabelParams) -> dict[str, pd.DataFrame]:
-    """Split rows by their group's side, so a near-duplicate group never straddles two splits."""
-    groups = group_labels(df)
+    """Split rows by their group's side, so a near-duplicate group never straddles two splits. Label
+    sets are placed by the rarest label of each set (the only use of the label under `stable`: the
+    rescue of a class missing from a split)."""
+    groups = group_labels(rarest_labels(df) if p.task == "multi_label" else df)
     side = stable_sides(groups, p) if p.split == "stable" else random_sides(groups, p)
     where = df["group"].map(side)
     return {name: df[where == name].reset_index(drop=True) for name in SPLITS}
@@ -137,10 +148,12 @@ def label_report(
     p: LabelParams,
     moves: dict[str, Any],
 ) -> dict[str, Any]:
-    """Rows and class counts per split, each class's share of each split against its share overall."""
+    """Rows and class counts per split, each class's share of each split against its share overall.
+    Label sets (label.task multi_label): a row counts once for each label of its set."""
+    multi = p.task == "multi_label"
     total = sum(len(v) for v in splits.values())
-    overall = {n: sum(int((v["label"] == n).sum()) for v in splits.values()) for n in names}
-    counts = {k: {n: int((v["label"] == n).sum()) for n in names} for k, v in splits.items()}
+    overall = {n: sum(_rows_with(v["label"], n, multi) for v in splits.values()) for n in names}
+    counts = {k: {n: _rows_with(v["label"], n, multi) for n in names} for k, v in splits.items()}
     share_gap = {
         k: {n: round(counts[k][n] / max(len(v), 1) - overall[n] / max(total, 1), 4) for n in names}
         for k, v in splits.items()
@@ -155,8 +168,18 @@ def label_report(
         "max_class_share_gap": max((abs(x) for d in share_gap.values() for x in d.values()), default=0.0),
         "movement": moves,
         "quarantined": len(quarantine),
-        "quarantined_labels": dict(Counter(q["label"] for q in quarantine).most_common()),
+        "quarantined_labels": dict(Counter(_each(q["label"]) for q in quarantine).most_common()),
     }
+
+
+def _rows_with(labels: pd.Series, name: str, multi: bool) -> int:
+    """Rows whose label is `name` (multi: whose label set holds it)."""
+    return sum(name in s for s in labels) if multi else int((labels == name).sum())
+
+
+def _each(label: str | list[str]) -> str:
+    """A quarantined row's label as one key: a set's labels joined by `|`."""
+    return label if isinstance(label, str) else "|".join(label)
 
 
 def read_columns(ds: Dataset) -> pd.DataFrame:
@@ -167,28 +190,38 @@ def read_columns(ds: Dataset) -> pd.DataFrame:
     return df
 
 
-def split_fingerprint(ds: Dataset, name: str, rows: np.ndarray, ids: np.ndarray, names: list[str]) -> str:
+def split_fingerprint(
+    ds: Dataset, name: str, rows: np.ndarray, ids: np.ndarray | pa.Array, names: list[str]
+) -> str:
     """A split's datasets fingerprint: a digest of the tokenized dataset's, the rows and their classes,
     so that a rerun on the same data saves the same `state.json`."""
     h = hashlib.sha256(f"{ds._fingerprint}|{name}|{names}".encode())
     h.update(rows.tobytes())
-    h.update(ids.tobytes())
+    if isinstance(ids, pa.ListArray):  # label sets: their offsets and flat ids
+        h.update(ids.offsets.to_numpy().tobytes())
+        h.update(ids.flatten().to_numpy().tobytes())
+    else:
+        h.update(ids.tobytes())
     return h.hexdigest()[:16]
 
 
 def split_datasets(ds: Dataset, splits: dict[str, pd.DataFrame], names: list[str], work: Path) -> DatasetDict:
-    """Each split as a dataset: its rows of `ds` with the label as a class id, written record batch by
-    record batch into `work` (Arrow all the way: no split, and no token id, is ever a Python object)."""
+    """Each split as a dataset: its rows of `ds` with the label as a class id (label sets: a list of class
+    ids, `List(ClassLabel)`, which datasets also calls `Sequence`), written record batch by record batch into `work` (Arrow all the way: no
+    split, and no token id, is ever a Python object)."""
     features = ds.features.copy()
-    features["label"] = ClassLabel(names=names)
+    multi = isinstance(features["label"], List)  # label.task multi_label: tokenize kept list<string>
+    features["label"] = List(ClassLabel(names=names)) if multi else ClassLabel(names=names)
     at = ds.column_names.index("label")
     to_id = {n: i for i, n in enumerate(names)}
     out = {}
     for name, part in splits.items():
         rows = part["_row"].to_numpy(dtype=np.int64)
-        ids = part["label"].map(to_id).to_numpy(dtype=np.int64)
+        ids = set_ids(part["label"], to_id) if multi else part["label"].map(to_id).to_numpy(dtype=np.int64)
 
-        def relabel(t: pa.Table, idx: list[int], ids: np.ndarray = ids) -> pa.Table:
+        def relabel(t: pa.Table, idx: list[int], ids: np.ndarray | pa.ListArray = ids) -> pa.Table:
+            if isinstance(ids, pa.ListArray):
+                return t.set_column(at, "label", ids.take(pa.array(idx, pa.int64())))
             return t.set_column(at, "label", pa.array(ids[idx], pa.int64()))
 
         sub = ds.select(rows, keep_in_memory=True).with_format("arrow")
@@ -202,3 +235,8 @@ def split_datasets(ds: Dataset, splits: dict[str, pd.DataFrame], names: list[str
             desc=f"label {name}",
         ).with_format(None)
     return DatasetDict(out)
+
+
+def set_ids(labels: pd.Series, to_id: dict[str, int]) -> pa.ListArray:
+    """Each row's label set as its sorted class ids (an Arrow list array, indexed by row of the split)."""
+    return pa.array([sorted(to_id[x] for x in s) for s in labels], pa.list_(pa.int64()))

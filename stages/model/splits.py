@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict, List, load_from_disk
 
 from stages.model.trainer import FinetuneError
 
@@ -22,6 +22,7 @@ def load_splits(
     missing = {"train", "validation"} - set(dd)
     if missing:
         raise FinetuneError(f"{splits_dir}: split(s) {sorted(missing)} missing; rerun the label stage.")
+    refuse_label_sets(dd["train"], splits_dir)
     have = list(dd["train"].features["label"].names)
     if have != names:
         raise FinetuneError(
@@ -35,3 +36,16 @@ def load_splits(
             range(max_train_samples), keep_in_memory=True
         )
     return train, val
+
+
+def refuse_label_sets(train: Dataset, splits_dir: Path) -> None:
+    """Label sets (label.task multi_label) need a multi-label head, loss and metrics, which are not built:
+    stop before any training rather than train a single-label model on them."""
+    if isinstance(train.features["label"], List):
+        raise FinetuneError(
+            f"label.task multi_label: the model side (finetune, evaluate, register) is not built yet; "
+            f"{splits_dir} holds a set of labels per text (a list of class ids), and a single-label head "
+            "trained on it would be wrong, so nothing was trained. The data stages (ingest to drift) "
+            "handle label sets: run `dvc repro drift` to profile and check them, or set label.task to "
+            "single_label to train on one label per text (issue 31 tracks the multi-label model)."
+        )

@@ -12,6 +12,8 @@ as before, also where MLflow logs it without sorting.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 from stages.reports.base import ReportModel, problems
@@ -25,9 +27,17 @@ class ProfileSample(ReportModel):
 
     group: str
     id: str
-    label: str
+    label: str | list[str]  # label.task multi_label: the row's label set
     split: str
     text: str
+
+
+class LabelSets(ReportModel):
+    """Label sets (label.task multi_label): per split, labels per text (mean, median, max, and `hist`,
+    rows per count "1", "2", ...); the train split's most frequent label pairs (labels, rows, share)."""
+
+    cardinality: dict[str, dict[str, Any]]  # split -> mean | median | max | hist
+    top_pairs: list[dict[str, Any]]
 
 
 class DataProfile(ReportModel):
@@ -37,6 +47,7 @@ class DataProfile(ReportModel):
     class_counts: dict[str, dict[str, int]]  # split -> class -> rows
     classes: list[str] | None = None  # names in id order; drift does not read them
     format: int
+    label_sets: LabelSets | None = None  # label.task multi_label only
     length_bins: dict[str, list[int]]  # chars | tokens -> bin edges
     length_hist: dict[str, dict[str, list[int]]]  # chars | tokens -> split -> counts per bin
     rows: dict[str, int] | None = None  # per split; drift does not read them
