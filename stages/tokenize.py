@@ -38,7 +38,6 @@ from stages.serving.textclf import WindowEncoder
 
 if TYPE_CHECKING:  # transformers and datasets are imported where they are used
     from datasets import Dataset
-    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
 
@@ -76,30 +75,6 @@ def load_tokenizer(p: TokenizeParams) -> PreTrainedTokenizerFast:
     return cast("PreTrainedTokenizerFast", tok)  # is_fast: checked above
 
 
-def count_ids(backend: Tokenizer, text: str, span: int, unk: int | None) -> tuple[int, int]:
-    """Tokens and unknown tokens of `text`, tokenizing at most `span` characters at a time.
-
-    Each piece but the last counts the tokens before its last word (which the cut may have split), and
-    the next piece starts at that word: the counts of the whole text, with memory bounded by the budget
-    (a 10 MB text tokenized whole held 1.5 GB). A piece that is one word (no ordinary text has a word
-    of `span` characters) is counted as it is, so the count of such a text is approximate.
-    """
-    n = n_unk = pos = 0
-    while True:
-        enc = backend.encode(text[pos : pos + span], add_special_tokens=False)
-        ids, words, step = enc.ids, enc.word_ids, span
-        if pos + span < len(text) and ids and words[0] != words[-1]:
-            last = len(ids) - 1
-            while words[last] == words[-1]:
-                last -= 1
-            if enc.offsets[last + 1][0] > 0:  # where the last word starts: the next piece starts there
-                ids, step = ids[: last + 1], enc.offsets[last + 1][0]
-        n, n_unk = n + len(ids), n_unk + (0 if unk is None else ids.count(unk))
-        pos += step
-        if pos >= len(text):
-            return n, n_unk
-
-
 def encode_batch(
     tok: PreTrainedTokenizerFast, texts: list[str], p: TokenizeParams
 ) -> dict[str, list[object]]:
@@ -111,8 +86,9 @@ def encode_batch(
     whole budget); the kept tokens are then cut into windows of near-equal size. `input_ids` and its companions
     hold the first window (with `windows: 1`, the whole model input); `windows` holds every window's ids.
     A text of at most 2 x 16 x budget characters (textclf's `CHARS_PER_TOKEN`) is tokenized whole; a longer one is
-    counted piece by piece (`count_ids`) and its kept tokens come from its ends, as the served model
-    reads it, so no text costs more memory than the budget allows.
+    counted piece by piece (`WindowEncoder.count_ids`) and its kept tokens come from its ends, as the served model
+    reads it, so no text costs more memory than the budget allows. `WindowEncoder.read` gives both the
+    windows and the counts, the same routine `ftpipe serve` counts its request log with.
     """
     try:
         enc = WindowEncoder(tok, p.max_length, p.truncation, p.head_fraction, p.windows)
@@ -124,18 +100,14 @@ def encode_batch(
     out: dict[str, list[object]] = {k: [] for k in keys}
     unk = tok.unk_token_id
     for text, ids in zip(texts, enc.whole_ids(texts), strict=True):
-        if ids is None:  # too long to tokenize whole
-            n, n_unk = count_ids(enc.backend, text, enc.span, unk)
-        else:
-            n, n_unk = len(ids), 0 if unk is None else ids.count(unk)
-        windows = enc.windows(enc.kept_ids(text, ids))
+        windows, counts = enc.read(text, ids, unk)  # a text too long to tokenize whole is counted in pieces
         out["input_ids"].append(windows[0]["input_ids"])
         out["attention_mask"].append(windows[0]["attention_mask"])
-        out["n_tokens"].append(n + enc.specials)
-        out["n_unk"].append(n_unk)
-        out["truncated"].append(n > enc.budget)
+        out["n_tokens"].append(counts.tokens)
+        out["n_unk"].append(counts.unknown)
+        out["truncated"].append(counts.truncated)
         out["windows"].append([w["input_ids"] for w in windows])
-        out["n_windows"].append(len(windows))
+        out["n_windows"].append(counts.windows)
         if enc.want_types:
             out["token_type_ids"].append(windows[0]["token_type_ids"])
             out["window_type_ids"].append([w["token_type_ids"] for w in windows])

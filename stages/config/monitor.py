@@ -60,6 +60,24 @@ class MonitorParams(StageParams):
         "(stages/data/drift.py `domain_auc`; 0.5 = indistinguishable) for `warn`; needs `serve.log_texts`",
     )
     domain_auc_fail: float = Field(0.9, gt=0.5, le=1.0, description="... and `fail`")
+    windows_js_warn: float = Field(
+        0.15,
+        gt=0.0,
+        le=1.0,
+        description="JS distance between the shares of served texts read as 1, 2, ... windows (or cut: longer "
+        "than the windows hold) and the champion's train split's, counted with its tokenizer, for `warn`; "
+        "skipped for a champion whose profile predates the windows histogram",
+    )
+    windows_js_fail: float = Field(0.35, gt=0.0, le=1.0, description="... and `fail`")
+    unk_rate_increase_warn: float = Field(
+        0.01,
+        gt=0.0,
+        le=1.0,
+        description="share of served tokens that are the champion tokenizer's unknown token, minus that share "
+        "on its train split, for `warn` (0.01: one token in a hundred more); skipped for a champion whose "
+        "profile predates the share",
+    )
+    unk_rate_increase_fail: float = Field(0.05, gt=0.0, le=1.0, description="... and `fail`")
     cooldown_hours: float = Field(
         24.0,
         gt=0.0,
@@ -69,7 +87,14 @@ class MonitorParams(StageParams):
 
     @model_validator(mode="after")
     def _warn_below_fail(self) -> Self:
-        for name in ("label_js", "length_js", "confidence_drop", "domain_auc"):
+        for name in (
+            "label_js",
+            "length_js",
+            "confidence_drop",
+            "domain_auc",
+            "windows_js",
+            "unk_rate_increase",
+        ):
             warn, fail = getattr(self, f"{name}_warn"), getattr(self, f"{name}_fail")
             if warn > fail:
                 raise ValueError(

@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from stages.config.validate import ValidateParams
 from stages.data.label_profile import each_label, has_label, is_multi, label_set_profile
-from stages.reports.profile import PROFILE_FORMAT, DataProfile
+from stages.reports.profile import PROFILE_FORMAT, DataProfile, windows_key
 
 SPLITS = ("train", "validation", "test")
 # Fixed, log-spaced bin edges so histograms of different runs compare bin for bin (the last edge is a cap).
@@ -159,6 +159,27 @@ def build_profile(frames: dict[str, pd.DataFrame], classes: list[str], p: Valida
     return out
 
 
+def windows_counts(n_windows: pd.Series, truncated: pd.Series) -> dict[str, int]:
+    """Rows per number of windows a text is read as, the truncated ones apart under `cut` (`windows_key`,
+    with which `ftpipe monitor` counts served rows)."""
+    keys = Counter(windows_key(int(w), bool(t)) for w, t in zip(n_windows, truncated, strict=True))
+    return dict(sorted(keys.items()))
+
+
+def token_figures(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Per split, the unknown-token share and the windows histogram; {} where the tokenize stage's columns
+    (n_tokens, n_unk, n_windows, truncated) are missing."""
+    needed = ("n_tokens", "n_unk", "n_windows", "truncated")
+    if not all(c in df for df in frames.values() for c in needed):
+        return {}
+    return {
+        "unk_share": {
+            k: round(int(v["n_unk"].sum()) / max(int(v["n_tokens"].sum()), 1), 6) for k, v in frames.items()
+        },
+        "windows_hist": {k: windows_counts(v["n_windows"], v["truncated"]) for k, v in frames.items()},
+    }
+
+
 def compact_label_sets(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """The compact profile's `label_sets` (label.task multi_label only: {} for one label per row): per
     split, the cardinality; for train, the top co-occurring pairs. `class_counts` then counts, per
@@ -170,7 +191,8 @@ def compact_label_sets(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
 
 
 def compact_profile(frames: dict[str, pd.DataFrame], classes: list[str], p: ValidateParams) -> DataProfile:
-    """What register stores with a model version: small, stable across reruns, enough to measure drift."""
+    """What register stores with a model version: small, stable across reruns, enough to measure drift
+    (and for `ftpipe monitor`, the windows per text and the unknown-token share)."""
 
     def hist(values: pd.Series, edges: list[int]) -> list[int]:
         return [int(x) for x in np.histogram(np.clip(values.to_numpy(), 0, edges[-1] - 1), bins=edges)[0]]
@@ -190,5 +212,6 @@ def compact_profile(frames: dict[str, pd.DataFrame], classes: list[str], p: Vali
                 "tokens": {k: hist(v["n_tokens"], TOKEN_BINS) for k, v in frames.items()},
             },
             "sample": bottom_k_sample(frames, p.sample_size, p.sample_chars),
+            **token_figures(frames),
         }
     )

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from stages.reports.base import ReportModel, problems
 
 PROFILE_FORMAT = 1
+CUT = "cut"  # windows_hist's key of the texts longer than their windows hold (read as the most windows)
 COMPARED = ("class_counts", "length_bins", "length_hist", "sample")  # what drift cannot do without
 
 
@@ -42,7 +43,8 @@ class LabelSets(ReportModel):
 
 class DataProfile(ReportModel):
     """data/processed/profile.json (format 1): per split rows and class counts, fixed-bin length
-    histograms (`chars`, `tokens`), and a stable sample of train/validation rows."""
+    histograms (`chars`, `tokens`), a stable sample of train/validation rows and, since the monitor compares
+    served traffic with them, the windows per text and the unknown-token share (None in older profiles)."""
 
     class_counts: dict[str, dict[str, int]]  # split -> class -> rows
     classes: list[str] | None = None  # names in id order; drift does not read them
@@ -52,6 +54,16 @@ class DataProfile(ReportModel):
     length_hist: dict[str, dict[str, list[int]]]  # chars | tokens -> split -> counts per bin
     rows: dict[str, int] | None = None  # per split; drift does not read them
     sample: list[ProfileSample]
+    unk_share: dict[str, float] | None = None  # split -> unknown tokens / tokens (special tokens included)
+    windows_hist: dict[str, dict[str, int]] | None = (
+        None  # split -> windows a text is read as ("cut") -> rows
+    )
+
+
+def windows_key(windows: int, truncated: bool) -> str:
+    """`windows_hist`'s key of a text read as `windows` windows: that number, or `cut` when it was longer
+    than they hold. The validate stage counts the training data and `ftpipe monitor` served rows with it."""
+    return CUT if truncated else str(int(windows))
 
 
 def as_profile(raw: object) -> DataProfile | str:

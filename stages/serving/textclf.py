@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import mlflow
 import numpy as np
@@ -91,13 +91,22 @@ def encode(
     return [enc.windows(enc.kept_ids(t, ids)) for t, ids in zip(texts, enc.whole_ids(texts), strict=True)]
 
 
+class TextCounts(NamedTuple):
+    """How the model reads one text: what the tokenize stage records per row and `ftpipe serve` logs."""
+
+    tokens: int  # the whole text's tokens, special tokens included (before truncation)
+    unknown: int  # of them, the tokenizer's unknown token (0 where it has none)
+    windows: int  # the windows the model reads it as
+    truncated: bool  # longer than the windows hold
+
+
 class WindowEncoder:
     """How a tokenizer turns texts into windows under one truncation policy: ftpipe's one encoder.
 
-    The served model (`encode`) and the tokenize stage (stages/tokenize.py, which also counts each
-    text's tokens) both use it, so a served text is read as the training data was. Its steps are
-    methods so that the stage can count from the same tokenization: `whole_ids`, then per text
-    `kept_ids` (the truncation policy), then `windows`.
+    The served model (`encode`), the tokenize stage (stages/tokenize.py) and `ftpipe serve`'s request
+    log (`counts`) all use it, so a served text is read, and counted, as the training data was. Its
+    steps are methods so that the stage can count from the same tokenization: `whole_ids`, then per
+    text `read` (`kept_ids`, the truncation policy, then `windows`, and the text's `TextCounts`).
     """
 
     def __init__(
@@ -158,6 +167,46 @@ class WindowEncoder:
         if len(ids) <= self.head_n + self.tail_n:
             return list(ids)
         return ids[: self.head_n] + ids[len(ids) - self.tail_n :]
+
+    def count_ids(self, text: str, unk: int | None) -> tuple[int, int]:
+        """Tokens and unknown tokens of `text` (no special tokens), tokenizing at most `span` characters
+        at a time.
+
+        Each piece but the last counts the tokens before its last word (which the cut may have split), and
+        the next piece starts at that word: the counts of the whole text, with memory bounded by the budget
+        (a 10 MB text tokenized whole held 1.5 GB). A piece that is one word (no ordinary text has a word
+        of `span` characters) is counted as it is, so the count of such a text is approximate.
+        """
+        n = n_unk = pos = 0
+        span = self.span
+        while True:
+            enc = self.backend.encode(text[pos : pos + span], add_special_tokens=False)
+            ids, words, step = enc.ids, enc.word_ids, span
+            if pos + span < len(text) and ids and words[0] != words[-1]:
+                last = len(ids) - 1
+                while words[last] == words[-1]:
+                    last -= 1
+                if enc.offsets[last + 1][0] > 0:  # where the last word starts: the next piece starts there
+                    ids, step = ids[: last + 1], enc.offsets[last + 1][0]
+            n, n_unk = n + len(ids), n_unk + (0 if unk is None else ids.count(unk))
+            pos += step
+            if pos >= len(text):
+                return n, n_unk
+
+    def read(
+        self, text: str, ids: list[int] | None, unk: int | None
+    ) -> tuple[list[dict[str, list[int]]], TextCounts]:
+        """`text`'s windows and counts, from its `whole_ids` entry; `unk` is the tokenizer's unk_token_id."""
+        if ids is None:  # too long to tokenize whole: counted piece by piece
+            n, n_unk = self.count_ids(text, unk)
+        else:
+            n, n_unk = len(ids), 0 if unk is None else ids.count(unk)
+        windows = self.windows(self.kept_ids(text, ids))
+        return windows, TextCounts(n + self.specials, n_unk, len(windows), n > self.budget)
+
+    def counts(self, texts: list[str], unk: int | None) -> list[TextCounts]:
+        """Each text's `TextCounts` (what `read` gives, without keeping the windows)."""
+        return [self.read(t, ids, unk)[1] for t, ids in zip(texts, self.whole_ids(texts), strict=True)]
 
     def windows(self, ids: list[int]) -> list[dict[str, list[int]]]:
         """`ids` cut into windows of near-equal size, each with the model's special tokens around it."""

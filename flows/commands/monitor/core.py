@@ -4,7 +4,7 @@
     report = compare(rows, Reference(version, profile, test_predictions), MonitorParams(), start, end)
     report.outcome                                                 # pass | warn | fail | insufficient
 
-Four figures, each judged by its two thresholds in the `monitor` section (docs/params.md):
+Six figures, each judged by its two thresholds in the `monitor` section (docs/params.md):
 
 - `label_js`: Jensen-Shannon distance (base 2) between the labels the champion gave served rows and the
   labels it gave its own test split (reports/predictions.csv logged with the version).
@@ -13,6 +13,14 @@ Four figures, each judged by its two thresholds in the `monitor` section (docs/p
   profile's bins (needs texts in the log: `serve.log_texts`).
 - `domain_auc`: `stages.data.drift.domain_auc` between the profile's sample texts and served texts, both cut
   to the sample's length (needs texts in the log).
+- `windows_js`: JS distance between the shares of served texts read as 1, 2, ... windows or `cut` (the
+  counts `ftpipe serve` logs per row, with the champion's own tokenizer) and the train split's
+  (the profile's `windows_hist`). No texts needed.
+- `unk_rate_increase`: the share of served tokens that are the tokenizer's unknown token, minus the train
+  split's (the profile's `unk_share`): a language or script the model never read. No texts needed.
+
+A champion whose profile predates `windows_hist`/`unk_share`, or a log without the counts (a server older
+than them), skips those two figures with the reason.
 
 Rows answered by another version than the champion are counted, not compared (their labels are another
 model's). Fewer rows than `monitor.min_rows`, or no figure at all, is `insufficient`, never `pass`.
@@ -30,15 +38,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from stages.config.monitor import MonitorParams
 from stages.data.drift import domain_auc, js_distance, label_distance
 from stages.reports.base import ReportModel
-from stages.reports.profile import DataProfile
+from stages.reports.profile import DataProfile, windows_key
 
 REPORT_FORMAT = 1
 PREFIX, SUFFIX = "requests-", ".parquet"  # the request log's segment names (flows/commands/serve/reqlog.py)
-COLUMNS = ("time", "version", "label", "score", "text")
+COLUMNS = ("time", "version", "label", "score", "tokens", "unknown_tokens", "windows", "truncated", "text")
+COUNTS = ("tokens", "unknown_tokens", "windows", "truncated")  # how the served version read each text
 Outcome = Literal["pass", "warn", "fail", "insufficient"]
 FigureOutcome = Literal["pass", "warn", "fail", "skip"]
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
@@ -76,6 +86,9 @@ class MonitorReport(ReportModel):
     rows: dict[str, int]  # champion, other_versions, with_text
     label_shares: dict[str, dict[str, float]]  # served, champion_test
     confidence: dict[str, float | None]  # served_mean, champion_test_mean
+    # served, champion_train: share of texts per number of windows (or `cut`); {} where not known
+    window_shares: dict[str, dict[str, float]] = Field(default_factory=dict)
+    unknown: dict[str, float | None] = Field(default_factory=dict)  # served_rate, champion_train_share
     figures: list[Figure]
     notes: list[str]
 
@@ -209,6 +222,66 @@ def _text_figures(rows: int, texts: pd.Series, ref: Reference, p: MonitorParams)
     ]
 
 
+NO_COUNTS = (
+    "the request log holds no token counts (rows written by a server older than them, or a model that is "
+    "not ftpipe's text classifier)"
+)
+
+
+def counted_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose log holds how the served version read the text (tokens, windows, unknown tokens)."""
+    if not all(c in rows for c in COUNTS):
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in COUNTS})
+    return rows.dropna(subset=list(COUNTS))
+
+
+def served_windows(counted: pd.DataFrame) -> dict[str, int]:
+    """Served rows per number of windows (or `cut`), keyed as the profile's `windows_hist`."""
+    keys = [
+        windows_key(int(w), bool(t)) for w, t in zip(counted["windows"], counted["truncated"], strict=True)
+    ]
+    return {k: keys.count(k) for k in sorted(set(keys))}
+
+
+def _token_figures(
+    counted: pd.DataFrame, ref: Reference, p: MonitorParams
+) -> tuple[list[Figure], dict[str, dict[str, float]], dict[str, float | None]]:
+    """How the champion's tokenizer read the served texts against its train split: windows per text and
+    the unknown-token rate; with the window shares and the rates the report keeps."""
+    split = "train"
+    hist = (ref.profile.windows_hist or {}).get(split)
+    unk_ref = (ref.profile.unk_share or {}).get(split)
+    tokens = float(counted["tokens"].sum()) if len(counted) else 0.0
+    unk = float(counted["unknown_tokens"].sum()) / tokens if tokens > 0 else None
+    mine = served_windows(counted) if len(counted) else {}
+    old = f"the champion's profile has no {{}} (version {ref.version} was registered before ftpipe kept it)"
+    win_skip = NO_COUNTS if not mine else old.format("windows-per-text histogram")
+    unk_skip = NO_COUNTS if unk is None else old.format("unknown-token share")
+    figures = [
+        _judge(
+            "windows_js",
+            label_distance(mine, hist) if mine and hist else None,
+            p.windows_js_warn,
+            p.windows_js_fail,
+            f"windows-per-text distance from the champion's {split} split",
+            win_skip,
+        ),
+        _judge(
+            "unk_rate_increase",
+            None if unk is None or unk_ref is None else unk - unk_ref,
+            p.unk_rate_increase_warn,
+            p.unk_rate_increase_fail,
+            f"unknown-token rate above the champion's {split} split's ({unk_ref}) by",
+            unk_skip,
+        ),
+    ]
+    shares = {
+        "served": _shares(pd.Series(mine, dtype=float)),
+        f"champion_{split}": _shares(pd.Series(hist or {}, dtype=float)),
+    }
+    return figures, shares, {"served_rate": unk, f"champion_{split}_share": unk_ref}
+
+
 def _verdict(figures: list[Figure], rows: int, ref: Reference, p: MonitorParams) -> tuple[Outcome, str]:
     """The window's outcome: insufficient below min_rows or without a figure, else the worst figure's."""
     judged = [f for f in figures if f.outcome != "skip"]
@@ -246,6 +319,8 @@ def compare(
     test_conf = float(preds["score"].mean()) if len(preds) else None
     figures = _prediction_figures(served_counts, test_counts, served_conf, test_conf, p)
     figures += _text_figures(len(mine), texts, ref, p)
+    token_figures, window_shares, unknown = _token_figures(counted_rows(mine), ref, p)
+    figures += token_figures
     outcome, reason = _verdict(figures, len(mine), ref, p)
     return MonitorReport(
         format=REPORT_FORMAT,
@@ -260,6 +335,8 @@ def compare(
         rows={"champion": len(mine), "other_versions": others, "with_text": len(texts)},
         label_shares={"served": _shares(served_counts), "champion_test": _shares(test_counts)},
         confidence={"served_mean": served_conf, "champion_test_mean": test_conf},
+        window_shares=window_shares,
+        unknown=unknown,
         figures=figures,
         notes=notes,
     )

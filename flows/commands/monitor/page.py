@@ -5,8 +5,9 @@
 
 It shows the outcome and each figure with its thresholds (the alarms), the share of each predicted label
 and the mean confidence over time (equal time bins across the window: hours for a window up to two days),
-the label mix against the champion's test predictions, and the served texts' lengths against the
-champion's test (else train) split. Drawn with stages/reports/html.py: no script, nothing fetched,
+the label mix against the champion's test predictions, the served texts' lengths against the
+champion's test (else train) split, and the windows per text and unknown-token rates against its train
+split. Drawn with stages/reports/html.py: no script, nothing fetched,
 every text escaped.
 """
 
@@ -201,6 +202,33 @@ def lengths_section(series: MonitorSeries) -> str:
     return section("Text lengths", chart)
 
 
+def tokens_section(report: MonitorReport) -> str:
+    """How the champion's tokenizer read the served texts against its train split: the share of texts per
+    number of windows (and cut), and the unknown-token rates (from the report: no text needed)."""
+    shares = report.window_shares
+    served, train = shares.get("served", {}), shares.get("champion_train", {})
+    rates = report.unknown
+    rate = paragraph(
+        f"Unknown tokens: {_share(rates.get('served_rate'))} of the served tokens, "
+        f"{_share(rates.get('champion_train_share'))} on the champion's train split."
+    )
+    if not served or not train:
+        why = "the request log holds no token counts" if not served else "the champion's profile has none"
+        return section("Windows and unknown tokens", paragraph(f"No windows distribution: {why}."), rate)
+    keys = sorted(set(served) | set(train), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0))
+    chart = bar_chart(
+        "windows",
+        keys,
+        {"served": [served.get(k, 0.0) for k in keys], "champion train": [train.get(k, 0.0) for k in keys]},
+        "share of texts read as 1, 2, ... windows (cut: longer than the windows hold)",
+    )
+    return section("Windows and unknown tokens", chart, rate)
+
+
+def _share(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.2%}"
+
+
 def render_monitor_page(report: MonitorReport, series: MonitorSeries) -> str:
     """The whole page for one window, as one HTML string."""
     w = report.window
@@ -213,7 +241,12 @@ def render_monitor_page(report: MonitorReport, series: MonitorSeries) -> str:
     return document(
         f"ftpipe monitor: champion {report.champion}, {report.outcome}",
         head,
-        [alarms_section(report), over_time_section(report, series), lengths_section(series)],
+        [
+            alarms_section(report),
+            over_time_section(report, series),
+            lengths_section(series),
+            tokens_section(report),
+        ],
     )
 
 

@@ -29,6 +29,7 @@ from flows.commands.serve.reqlog import RequestLog
 from stages.config.serve import ServeParams
 from stages.registry.smoke import PROB_PREFIX, probability_columns
 from stages.registry.tracking import describe_failure
+from stages.serving.textclf import TextCounts
 
 VERSION_HEADER = "X-Model-Version"
 
@@ -144,7 +145,8 @@ async def answer(request: Request, served: Served | None, params: ServeParams, l
         return _error(500, "INTERNAL_ERROR", describe_failure(exc), served)
     records = out.to_dict("records")
     cols = probability_columns(out)
-    _log_rows(log, served, parsed.texts, records, cols)
+    counts = await anyio.to_thread.run_sync(served.counts, parsed.texts)  # never raises: None on failure
+    _log_rows(log, served, parsed.texts, records, cols, counts)
     keep = ["label", "score", *(cols if parsed.probabilities else [])]
     return _answer(served, [{k: r[k] for k in keep} for r in records])
 
@@ -182,11 +184,17 @@ def _answer(served: Served, predictions: list[dict[str, Any]]) -> Response:
 
 
 def _log_rows(
-    log: RequestLog, served: Served, texts: list[str], records: list[dict[str, Any]], cols: list[str]
+    log: RequestLog,
+    served: Served,
+    texts: list[str],
+    records: list[dict[str, Any]],
+    cols: list[str],
+    counts: list[TextCounts] | None,
 ) -> None:
     """One request-log row per answered text; never raises (the log never fails a request)."""
     try:
         when, request_id = datetime.now(timezone.utc), uuid.uuid4().hex
+        read = counts if counts is not None and len(counts) == len(texts) else [None] * len(texts)
         log.add(
             [
                 {
@@ -197,9 +205,13 @@ def _log_rows(
                     "label": str(r["label"]),
                     "score": float(r["score"]),
                     "probabilities": [(c[len(PROB_PREFIX) :], float(r[c])) for c in cols],
+                    "tokens": None if n is None else n.tokens,
+                    "unknown_tokens": None if n is None else n.unknown,
+                    "windows": None if n is None else n.windows,
+                    "truncated": None if n is None else n.truncated,
                     "text": text,
                 }
-                for i, (text, r) in enumerate(zip(texts, records, strict=True))
+                for i, (text, r, n) in enumerate(zip(texts, records, read, strict=True))
             ]
         )
     except Exception:  # noqa: BLE001 - said in the server's log; the answer goes out regardless

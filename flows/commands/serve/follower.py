@@ -18,6 +18,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ from stages.registry.reader import RegistryReader
 from stages.registry.smoke import FALLBACK_TEXTS, sanity
 from stages.registry.tracking import RegistryError, TrackingUnavailable, describe_failure, use_store
 from stages.serving.manifest import ManifestError
+from stages.serving.textclf import TextCounts, WindowEncoder
 
 LOG = logging.getLogger("ftpipe.serve")
 KEEP_REFUSALS = 20  # the latest refusals shown on /version
@@ -64,6 +66,7 @@ class Served:
     load_seconds: float = 0.0
     smoke: str = ""  # what the smoke test found
     computes_in: str = ""  # bf16 | fp32 | int8: what serve.precision and serve.quantize resolved to here
+    counter: Callable[[list[str]], list[TextCounts]] | None = field(default=None, compare=False, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def predict(self, texts: list[str]) -> pd.DataFrame:
@@ -73,6 +76,17 @@ class Served:
         with self.lock:
             out: pd.DataFrame = self.model.predict(pd.DataFrame({"text": texts}), params=params)
         return out
+
+    def counts(self, texts: list[str]) -> list[TextCounts] | None:
+        """Each text's tokens, unknown tokens and windows as this version reads them (the request log's
+        figures); None where the version is not ftpipe's text classifier or counting failed."""
+        if self.counter is None:
+            return None
+        try:  # outside the lock: the encoder's tokenizer is never changed after its set-up, so threads share it
+            return self.counter(texts)
+        except Exception:  # noqa: BLE001 - the request is answered regardless; its log rows carry nulls
+            LOG.exception("request log: the texts of a request could not be counted")
+            return None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -180,6 +194,7 @@ class RegistrySource:
             loaded_at=now_iso(),
             load_seconds=round(time.perf_counter() - t0, 2),
             computes_in=_computes_in(model),
+            counter=text_counter(model),
         )
 
     def smoke(self, served: Served, tags: dict[str, str]) -> str:
@@ -231,6 +246,31 @@ def _computes_in(model: Any) -> str:
     if config.get("quantize") == "int8":
         return "int8"
     return "bf16" if getattr(inner, "autocast_bf16", False) else "fp32"
+
+
+def text_counter(model: Any) -> Callable[[list[str]], list[TextCounts]] | None:
+    """How the loaded pyfunc reads texts, for the request log: its own tokenizer and windowing policy
+    (`model_config`: max_length, windows, truncation) through ftpipe's one encoder (`WindowEncoder`, the
+    tokenize stage's and the served model's), so a served text is counted as its training data was.
+    None for a pyfunc that is not ftpipe's text classifier (its log rows then carry nulls)."""
+    try:
+        inner = model.unwrap_python_model()
+        tok, cfg = inner.tokenizer, inner.config
+        enc = WindowEncoder(
+            tok,
+            int(cfg["max_length"]),
+            str(cfg["truncation"]),
+            float(cfg["head_fraction"]),
+            int(cfg["windows"]),
+        )
+        unk = tok.unk_token_id
+    except Exception:  # noqa: BLE001 - a model of another flavour or shape: nothing to count with
+        return None
+
+    def count(texts: list[str]) -> list[TextCounts]:
+        return enc.counts(texts, unk)
+
+    return count
 
 
 def _sha256(text: str) -> str:

@@ -9,6 +9,9 @@ several workers write their own segments in the same folder). After each write t
 `serve.log_retention_days` go, then the oldest until the folder holds at most `serve.log_max_bytes`.
 Rows beyond `serve.log_queue_rows` waiting, or in a segment that cannot be written (a full disk), are
 dropped and counted: `/version` shows the counts and the server's log says so once per streak.
+Each row holds the version, label, score and class probabilities, and how the version read the text
+(tokens, unknown tokens, windows, truncated: `ftpipe monitor` compares them with the training data), but
+the text itself only with `serve.log_texts`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ SCHEMA = pa.schema(
         ("label", pa.string()),
         ("score", pa.float64()),
         ("probabilities", pa.map_(pa.string(), pa.float64())),
+        # how the version read the text (textclf's WindowEncoder); null where it cannot say (another flavour)
+        ("tokens", pa.int32()),  # special tokens included, before truncation
+        ("unknown_tokens", pa.int32()),  # the tokenizer's unknown token (0 where it has none)
+        ("windows", pa.int16()),
+        ("truncated", pa.bool_()),  # longer than the windows hold
         ("text", pa.string()),  # null unless serve.log_texts
     ]
 )

@@ -8,5 +8,5 @@ from tests.flows.commands.monitor.support import World, build_world
 
 
 @pytest.fixture(scope="package")
-def world() -> World:
-    return build_world()
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("champion-tokenizer"))

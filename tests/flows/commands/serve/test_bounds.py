@@ -132,6 +132,35 @@ def test_sigterm_lets_the_requests_in_flight_finish(app_server: Any) -> None:
         time.sleep(0.05)
     rows = pq.read_table(log.folder).to_pandas()
     assert len(rows) == 2 and list(rows["row"]) == [0, 1] and set(rows["version"]) == {"7"}
+    assert (
+        rows["tokens"].isna().all() and rows["windows"].isna().all()
+    )  # not ftpipe's classifier: null counts
+
+
+def test_the_server_counts_texts_as_the_tokenize_stage_does(tmp_path: Path) -> None:
+    """`text_counter` reads a loaded version's tokenizer and windowing config; its counts are the tokenize
+    stage's columns (n_tokens, n_unk, n_windows, truncated), words of an unknown script included."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from flows.commands.serve.follower import text_counter
+    from stages.config.tokenize import TokenizeParams
+    from stages.tokenize import encode_batch
+    from tests.conftest import build_tokenizer, make_corpus
+
+    corpus = [r["text"] for r in make_corpus()]
+    tok = AutoTokenizer.from_pretrained(build_tokenizer(corpus, tmp_path / "tok"))
+    config = {"max_length": 16, "truncation": "head+tail", "head_fraction": 0.25, "windows": 3}
+    inner = SimpleNamespace(tokenizer=tok, config=config)
+    counter = text_counter(SimpleNamespace(unwrap_python_model=lambda: inner))
+    assert counter is not None and text_counter(SlowModel(0)) is None  # another flavour: no counts
+    texts = [corpus[0], " ".join(corpus[:6]), "λογος και αριθμος " + corpus[1], "x" * 20_000]
+    want = encode_batch(tok, texts, TokenizeParams(model="x", **config))
+    got = counter(texts)
+    assert [c.tokens for c in got] == want["n_tokens"] and [c.unknown for c in got] == want["n_unk"]
+    assert [c.windows for c in got] == want["n_windows"] and [c.truncated for c in got] == want["truncated"]
+    assert got[2].unknown == 3 and got[1].windows == 3 and got[1].truncated
 
 
 @pytest.mark.parametrize(

@@ -209,6 +209,35 @@ def test_bounds_a_bad_row_and_the_probabilities_on_request(server: Server) -> No
     ANSWERED["texts"] += 2 + 1
 
 
+# Latin letters to Greek ones: words the version's tokenizer (built from the corpus's texts) never saw
+GREEK = str.maketrans("abcdefghijklmnopqrstuvwxyz", "αβψδεφγηιξκλμνοπθρστυωςχυζ")
+
+
+def test_the_request_log_holds_how_the_version_read_each_text(store: dict[str, Any], server: Server) -> None:
+    """Tokens, unknown tokens and windows per answered row, from the version's own tokenizer; no text."""
+    known = store["texts"][0].lower()
+    status, _, body = request(f"{server.url}/invocations", {"inputs": [known, known.translate(GREEK)]})
+    assert status == 200 and len(body["predictions"]) == 2
+    ANSWERED["texts"] += 2
+    words = sum(any(c.isalpha() for c in w) for w in known.split())  # each one unknown token in Greek
+    deadline, rows = time.monotonic() + 20, None
+    while rows is None or not (rows["unknown_tokens"] >= words).any():  # the Greek row is written
+        assert time.monotonic() < deadline, "the request's rows were not logged"
+        time.sleep(0.3)
+        rows = pq.read_table(store["root"] / "log").to_pandas() if (store["root"] / "log").exists() else None
+    greek = rows.loc[rows["unknown_tokens"].idxmax()]  # earlier requests' texts are the corpus's own
+    ours = rows[rows["request_id"] == greek["request_id"]].set_index("row")
+    assert len(ours) == 2 and ours["text"].isna().all()  # serve.log_texts: false
+    assert ours.loc[0, "tokens"] >= ours.loc[1, "tokens"] > 2  # a known word may be several pieces
+    # every Greek word is one unknown token; [CLS], [SEP], digits and punctuation are known
+    assert ours.loc[1, "unknown_tokens"] == words > (ours.loc[1, "tokens"] - 2) / 2
+    assert (
+        ours.loc[0, "unknown_tokens"] * 5 < ours.loc[1, "unknown_tokens"]
+    )  # (a text it trained on may hold one)
+    assert list(ours["windows"]) == [1, 1]  # registered with one window (tokenize.windows' default)
+    assert list(ours["truncated"]) == [t > 128 for t in ours["tokens"]]
+
+
 def test_sigterm_drains_then_the_log_holds_one_row_per_answered_text(
     store: dict[str, Any], server: Server
 ) -> None:
@@ -233,6 +262,7 @@ def test_sigterm_drains_then_the_log_holds_one_row_per_answered_text(
     assert len(rows) == ANSWERED["texts"], (len(rows), ANSWERED)
     assert set(rows["version"]) <= {"1", "2"} and rows["text"].isna().all()  # serve.log_texts: false
     assert rows["probabilities"].map(len).min() >= 2
+    assert rows[["tokens", "unknown_tokens", "windows", "truncated"]].notna().all().all()  # every row counted
     assert "Finished server process" in server.output()
 
 
