@@ -61,6 +61,7 @@ class RequestLog:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.closed = threading.Event()  # set once close() has written the last rows
         self._seq = 0
         self.written = self.dropped_queue_full = self.dropped_write_failed = self.removed_segments = 0
         self._failing = False
@@ -103,6 +104,7 @@ class RequestLog:
         if self._thread is not None:
             self._thread.join(timeout=60)
         self.flush()
+        self.closed.set()
 
     def _run(self) -> None:
         while not self._stop.wait(self.p.log_flush_seconds):

@@ -127,7 +127,7 @@ def test_sigterm_lets_the_requests_in_flight_finish(app_server: Any) -> None:
     t.join()
     assert answers[0][0] == 200 and answers[0][2]["version"] == "7"
     deadline = time.monotonic() + 10
-    while not server.started or not log._stop.is_set():  # the lifespan's end: the log is closed
+    while not server.started or not log.closed.is_set():  # the lifespan's end: the last rows written
         assert time.monotonic() < deadline
         time.sleep(0.05)
     rows = pq.read_table(log.folder).to_pandas()
