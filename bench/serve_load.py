@@ -176,6 +176,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--precision", choices=("fp32", "auto"), help="serve.precision (default: serve's own, auto)"
     )
+    ap.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        help="serve.quantize (int8 also widens serve.smoke_tolerance to 0.5: its probabilities move by up to 0.27)",
+    )
+    ap.add_argument(
+        "--max-chars", type=int, help="cut each text to its first N characters (e.g. 500: one window)"
+    )
     ap.add_argument("--texts-per-request", type=int, nargs="+", default=[1, 32], help="one load run each")
     ap.add_argument("--out", default="bench/serve_load.json")
     args = ap.parse_args(argv)
@@ -192,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             uri, name, texts = _tiny_store(work)
         else:
             uri, name, texts = tracking_uri(), args.name or register_params().model_name, _texts()
+        texts = [t[: args.max_chars] for t in texts] if args.max_chars else texts
         client = MlflowClient(uri, uri)
         versions = sorted(
             (int(v.version) for v in client.search_model_versions(f"name='{name}'")), reverse=True
@@ -202,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
         client.set_registered_model_alias(name, ALIAS, new)
         settings = {"poll_seconds": 1.0, "log_dir": str(work / "log"), "max_rows": 64, "max_in_flight": 32}
         settings |= {"precision": args.precision} if args.precision else {}
+        settings |= {"quantize": args.quantize} if args.quantize else {}
+        settings |= {"smoke_tolerance": 0.5} if args.quantize == "int8" else {}
         results: dict[str, Any] = {"model": name, "tiny": args.tiny, "served": [], "predict_process": []}
         with serve(work / "serve", uri, name, settings, "--alias", ALIAS) as srv:
             assert srv.url.startswith(f"http://{HOST}:")

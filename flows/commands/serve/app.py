@@ -12,18 +12,18 @@ request changes nothing for it. Bounds: a body over `serve.max_request_bytes` is
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any
 
-import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
 
-from flows.commands.serve.follower import LOG, Follower, Served
+from flows.commands.serve.follower import LOG, PREDICTOR, Follower, Served
 from flows.commands.serve.payload import BadRequest, Parsed, parse
 from flows.commands.serve.reqlog import RequestLog
 from stages.config.serve import ServeParams
@@ -32,6 +32,11 @@ from stages.registry.tracking import describe_failure
 from stages.serving.textclf import TextCounts
 
 VERSION_HEADER = "X-Model-Version"
+
+
+async def on_predictor(fn: Callable[[list[str]], Any], texts: list[str]) -> Any:
+    """`fn(texts)` on the one prediction thread, awaited."""
+    return await asyncio.get_running_loop().run_in_executor(PREDICTOR, fn, texts)
 
 
 class _TooLarge(Exception):
@@ -136,7 +141,7 @@ async def answer(request: Request, served: Served | None, params: ServeParams, l
     if not parsed.texts:
         return _answer(served, [])
     try:
-        out = await anyio.to_thread.run_sync(served.predict, parsed.texts)
+        out = await on_predictor(served.predict, parsed.texts)
     except MlflowException as exc:  # textclf refuses a text it cannot classify: the client's to fix
         if exc.error_code == "INVALID_PARAMETER_VALUE":
             return _error(400, "BAD_REQUEST", " ".join(exc.message.split()), served)
@@ -145,7 +150,7 @@ async def answer(request: Request, served: Served | None, params: ServeParams, l
         return _error(500, "INTERNAL_ERROR", describe_failure(exc), served)
     records = out.to_dict("records")
     cols = probability_columns(out)
-    counts = await anyio.to_thread.run_sync(served.counts, parsed.texts)  # never raises: None on failure
+    counts = await on_predictor(served.counts, parsed.texts)  # never raises: None on failure
     _log_rows(log, served, parsed.texts, records, cols, counts)
     keep = ["label", "score", *(cols if parsed.probabilities else [])]
     return _answer(served, [{k: r[k] for k in keep} for r in records])

@@ -121,7 +121,7 @@ def test_it_serves_the_alias_and_moves_with_it_without_a_failed_request(
         and status["loaded_at"]
         and "reproduced its 8 recorded rows" in status["smoke_test"]
     )
-    assert status["computes_in"] == ("bf16" if native_bf16() else "fp32")  # serve.precision: auto
+    assert status["computes_in"] == "fp32"  # serve.precision's default
     with Traffic(server.url, store["texts"]) as traffic:
         for target in ("2", "1"):
             time.sleep(0.5)
@@ -278,7 +278,8 @@ def test_serve_precision_and_quantize_reach_the_loaded_version(store: dict[str, 
     from stages.registry.integrity import download_verified
     from stages.registry.tracking import use_store
 
-    assert served_config(ServeParams()) == {"precision": "auto"}  # quantize as registered
+    assert served_config(ServeParams()) == {"precision": "fp32"}  # quantize as registered
+    auto = served_config(ServeParams(precision="auto"))
     int8 = served_config(ServeParams(precision="fp32", quantize="int8"))
     assert int8 == {"precision": "fp32", "quantize": "int8"}
     mv = store["client"].get_model_version(NAME, "1")
@@ -286,6 +287,6 @@ def test_serve_precision_and_quantize_reach_the_loaded_version(store: dict[str, 
     local = download_verified(mv, store["uri"], str(tmp_path), RetryPolicy())
     found = {
         str(cfg): _computes_in(mlflow.pyfunc.load_model(local, model_config=cfg))
-        for cfg in ({"precision": "fp32"}, served_config(ServeParams()), int8)
+        for cfg in ({"precision": "fp32"}, auto, int8)
     }
     assert list(found.values()) == ["fp32", "bf16" if native_bf16() else "fp32", "int8"]
