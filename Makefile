@@ -39,8 +39,8 @@ push: $(STAMP) ## upload data and model to the DVC remote (default ~/.cache/ftpi
 pull: $(STAMP) ## fetch the data and model of the committed dvc.lock from the DVC remote; `make run` then retrains nothing
 	$(BIN)/dvc pull
 
-test: $(STAMP) ## the default test suite (slow tests excluded)
-	$(BIN)/pytest
+test: $(STAMP) ## the default test suite (slow tests excluded), one pytest-xdist worker per CPU core
+	$(BIN)/pytest -n auto --dist loadscope
 
 test-slow: $(STAMP) ## only the slow tests
 	$(BIN)/pytest -m slow

@@ -113,7 +113,13 @@ def test_ctrl_c_and_kill_9_leave_params_as_they_were(tiny_repo: Path) -> None:
     before = params.read_bytes()
     for sig in (signal.SIGINT, signal.SIGKILL):
         proc = subprocess.Popen(
-            [sys.executable, "-c", HOLD, str(tiny_repo)], cwd=REPO, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", HOLD, str(tiny_repo)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            # Ctrl-C as a terminal gives it: a parent that ignores SIGINT (a pytest-xdist worker) would
+            # otherwise pass the ignoring on, and Python then installs no KeyboardInterrupt
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "overridden"
         assert b"factor: 7" in params.read_bytes()
