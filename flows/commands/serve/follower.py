@@ -88,7 +88,7 @@ class Served:
         figures); None where the version is not ftpipe's text classifier or counting failed."""
         if self.counter is None:
             return None
-        try:  # outside the lock: the encoder's tokenizer is never changed after its set-up, so threads share it
+        try:  # outside the model's lock: the encoder's tokenizer is never changed after its set-up
             return self.counter(texts)
         except Exception:  # noqa: BLE001 - the request is answered regardless; its log rows carry nulls
             LOG.exception("request log: the texts of a request could not be counted")
@@ -264,15 +264,10 @@ def text_counter(model: Any) -> Callable[[list[str]], list[TextCounts]] | None:
     None for a pyfunc that is not ftpipe's text classifier (its log rows then carry nulls)."""
     try:
         inner = model.unwrap_python_model()
-        tok, cfg = inner.tokenizer, inner.config
-        enc = WindowEncoder(
-            tok,
-            int(cfg["max_length"]),
-            str(cfg["truncation"]),
-            float(cfg["head_fraction"]),
-            int(cfg["windows"]),
-        )
-        unk = tok.unk_token_id
+        # the version's own encoder where its registered code keeps one that counts, else one alike
+        own: Any = getattr(inner, "encoder", None)
+        enc = own if hasattr(own, "counts") else WindowEncoder.from_config(inner.tokenizer, inner.config)
+        unk = inner.tokenizer.unk_token_id
     except Exception:  # noqa: BLE001 - a model of another flavour or shape: nothing to count with
         return None
 
