@@ -149,35 +149,19 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
 NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
-def start_mlflow_server(root: Path) -> Iterator[str]:
-    """Run `mlflow server` on 127.0.0.1 (SQLite + artifact folder under `root`); yield its URI."""
+def start_mlflow_server(root: Path, backend: str | None = None, ready_s: float = 90) -> Iterator[str]:
+    """Run `mlflow server` on 127.0.0.1 with its artifact folder under `root` and `backend` as its store
+    (default: SQLite under `root`); yield its URI. None of the test process's MLFLOW_ settings reach it."""
     port = free_port()
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-        env={**os.environ, "MLFLOW_TRACKING_URI": "", **NO_JOB_RUNNER},
-    )
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--backend-store-uri", backend or f"sqlite:///{root / 'mlflow.db'}"]
+    cmd += ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | NO_JOB_RUNNER
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
     uri = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{uri}/health", 90, proc)
+        wait_http(f"{uri}/health", ready_s, proc)
     except Exception:
         proc.terminate()
         log.close()
@@ -187,7 +171,7 @@ def start_mlflow_server(root: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()

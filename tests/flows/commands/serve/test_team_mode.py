@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from stages.registry.tracking import use_store
 from tests.conftest import REPO
 from tests.flows.commands.serve.support import register_versions, request, serve
-from tests.registry_support import NO_JOB_RUNNER, free_port, wait_http
+from tests.registry_support import start_mlflow_server
 
 NAME = "team"
 
@@ -39,31 +39,9 @@ def mlflow_on_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         pg_uri = pg.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
     except Exception as exc:  # noqa: BLE001 - any reason it cannot start is the skip's reason
         pytest.skip(f"pgserver cannot start a PostgreSQL here ({type(exc).__name__}: {exc})")
-    port = free_port()
-    log = open(root / "mlflow.log", "wb")  # noqa: SIM115 - closed at teardown
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += [
-        "--backend-store-uri",
-        pg_uri,
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env |= NO_JOB_RUNNER
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
-    uri = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{uri}/health", 120, proc)
-        yield uri
+        yield from start_mlflow_server(root, backend=pg_uri, ready_s=120)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         pg.cleanup()
         shutil.rmtree(pg_dir, ignore_errors=True)
 
