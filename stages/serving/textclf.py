@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # torch and transformers are imported where a model is loaded
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 HF_ARTIFACT = "hf_model"
+MULTI_LABEL = "multi_label_classification"  # a model config's problem_type for label sets (label.task)
 # ftpipe modules registered with the model (MLflow `code_paths`, under <model>/code/) and loaded by path
 REGISTERED_CODE = ("manifest.py", "meanpool.py")
 DEFAULT_CONFIG = {
@@ -304,7 +305,8 @@ def window_probabilities(
     takes windows while its padded size (rows x its longest window) stays within `batch_tokens`, so short
     texts go in wide batches and long ones in narrow batches (at least one window per batch). Under
     `torch.inference_mode`; `autocast_bf16` runs the forward pass under bf16 autocast (the softmax is in
-    float32 either way).
+    float32 either way). A multi-label head (`problem_type` multi_label_classification) gives each label its
+    own sigmoid probability, averaged over the windows the same way.
     """
     import torch
 
@@ -313,6 +315,8 @@ def window_probabilities(
     if model.config.num_labels is None:
         raise ValueError("the model's config sets no num_labels")
     n_labels = int(model.config.num_labels)
+    # a multi-label head scores each label on its own (sigmoid); a single-label one shares 1 (softmax)
+    multi_label = model.config.problem_type == MULTI_LABEL
     sums = torch.zeros(n_rows, n_labels, dtype=torch.float64)
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i]["input_ids"]))
     start = 0
@@ -325,7 +329,8 @@ def window_probabilities(
             end = start + max(1, batch_tokens // max(1, longest))
             idx = order[start:end]
             batch = {k: v.to(device) for k, v in pad([windows[i] for i in idx]).items()}
-            probs = torch.softmax(model(**batch).logits.float(), dim=-1).double().cpu()
+            logits = model(**batch).logits.float()
+            probs = (torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)).double().cpu()
             sums.index_add_(0, torch.tensor([int(owner[i]) for i in idx]), probs)
             start = end
     counts = torch.bincount(torch.tensor([int(o) for o in owner], dtype=torch.long), minlength=n_rows)
