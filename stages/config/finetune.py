@@ -37,8 +37,10 @@ class FinetuneParams(StageParams):
     ] = Field("linear", description="learning-rate schedule after warmup (transformers' names)")
     max_grad_norm: float = Field(1.0, ge=0.0, description="gradient clipping norm; 0 disables clipping")
     seed: int = Field(42, description="seed of initialisation, shuffling and dropout")
-    metric: Literal["macro_f1", "accuracy", "weighted_f1"] = Field(
-        "macro_f1", description="validation metric for early stopping and the best epoch"
+    metric: Literal["macro_f1", "accuracy", "weighted_f1", "micro_f1"] = Field(
+        "macro_f1",
+        description="validation metric for early stopping and the best epoch (micro_f1: label.task "
+        "multi_label only; there `accuracy` is subset accuracy, the whole set right)",
     )
     patience: int = Field(
         2, ge=0, description="epochs without improvement before stopping; 0 = never stop early"
@@ -47,7 +49,9 @@ class FinetuneParams(StageParams):
         "none",
         description="none = plain cross-entropy | balanced = cross-entropy weighted by sklearn's "
         "'balanced' class weights from the train split (rare classes count more; probabilities shift "
-        "toward them, so calibration usually worsens: docs/training.md)",
+        "toward them, so calibration usually worsens: docs/training.md); under label.task multi_label, "
+        "balanced gives each label's positives the weight negatives/positives of the train split in the "
+        "binary cross-entropy",
     )
     freeze: Literal["none", "encoder"] = Field(
         "none", description="none = full-parameter fine-tuning | encoder = train the classification head only"

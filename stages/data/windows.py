@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # datasets is imported by the stages that read the splits
     from datasets import Dataset
 
 # one window as a model input, with its label: input_ids, attention_mask (token_type_ids) and labels
-Item: TypeAlias = dict[str, list[int] | int]
+Item: TypeAlias = dict[str, list[int] | list[float] | int]  # labels: a class id, or a 0/1 row of floats
 
 
 def row_windows(ds: Dataset, input_names: list[str]) -> list[list[dict[str, list[int]]]]:
@@ -81,10 +81,12 @@ class WindowSampler:
     seed, the epoch and the row. Items are model inputs plus `labels`.
     """
 
-    def __init__(self, rows: list[list[dict[str, list[int]]]], labels: list[int], seed: int) -> None:
+    def __init__(
+        self, rows: list[list[dict[str, list[int]]]], labels: list[int] | list[list[float]], seed: int
+    ) -> None:
         if len(rows) != len(labels):
             raise ValueError(f"{len(rows)} rows but {len(labels)} labels")
-        self.rows, self.labels, self.seed, self.epoch = rows, list(labels), seed, 0
+        self.rows, self.labels, self.seed, self.epoch = rows, labels[:], seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -34,7 +34,7 @@ PARAMS_FILE = "ftpipe_params.json"
 
 
 def load_model_and_tokenizer(
-    base: BaseModelRef, names: list[str], freeze: str, pooling: str = "mean"
+    base: BaseModelRef, names: list[str], freeze: str, pooling: str = "mean", multi_label: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The base checkpoint with a fresh classification head (fp32 master weights) and its tokenizer.
 
@@ -44,7 +44,7 @@ def load_model_and_tokenizer(
     reads the last non-pad token, so the model config must know the pad id). The tokenizer's own padding/truncation
     settings are dropped: inputs arrive pre-tokenized and the saved tokenizer must not pad every input.
     """
-    from stages.serving.meanpool import MeanPoolForSequenceClassification
+    from stages.serving.meanpool import MULTI_LABEL, MeanPoolForSequenceClassification
 
     path = resolve_model(base.model)
     tok = cast(
@@ -67,7 +67,8 @@ def load_model_and_tokenizer(
         "num_labels": len(names),
         "id2label": dict(enumerate(names)),
         "label2id": {n: i for i, n in enumerate(names)},
-        "problem_type": "single_label_classification",
+        # multi_label: one sigmoid per label and binary cross-entropy (native heads do the same for it)
+        "problem_type": MULTI_LABEL if multi_label else "single_label_classification",
     }
     model: PreTrainedModel
     if pooling == "mean":

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from stages.core.io import atomic_file
 from stages.model.trainer import FinetuneError
-from stages.model.training import VALIDATION_METRICS
+from stages.model.training import MULTI_LABEL_VALIDATION_METRICS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,7 +35,7 @@ def epoch_history(log_history: list[dict[str, Any]]) -> list[Row]:
             row["train_loss"] = float(entry["loss"])
             if "learning_rate" in entry:
                 row["learning_rate"] = float(entry["learning_rate"])
-        for key in ("loss", *VALIDATION_METRICS):
+        for key in ("loss", *MULTI_LABEL_VALIDATION_METRICS):  # those an epoch logged
             if f"eval_{key}" in entry:
                 row[f"val_{key}"] = float(entry[f"eval_{key}"])
     return [rows[s] for s in sorted(rows) if "val_loss" in rows[s]]

@@ -34,18 +34,21 @@ from transformers.trainer_utils import TrainOutput
 from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.core.io import write_json
 from stages.data.label_map import read_label_names
-from stages.data.windows import WindowList, WindowSampler
+from stages.data.windows import WindowList, WindowSampler, mean_by_row
 from stages.model.build import count_params, load_model_and_tokenizer, model_source, save_model
 from stages.model.checkpoints import find_resume, prepare_checkpoints, run_fingerprint
 from stages.model.history import Row, best_row, epoch_history, plot_history
+from stages.model.multilabel import multi_hot, sigmoid, tune_thresholds
 from stages.model.runtime import Runtime, resolve_runtime, single_process
 from stages.model.sharding import fsdp_config, full_state_dict, is_sharded
-from stages.model.splits import load_splits
-from stages.model.trainer import FinetuneTrainer
+from stages.model.splits import is_label_sets, load_splits
+from stages.model.trainer import FinetuneError, FinetuneTrainer
 from stages.model.training import (
+    MULTI_LABEL_VALIDATION_METRICS,
     VALIDATION_METRICS,
     balanced_class_weights,
     compute_validation_metrics,
+    positive_weights,
     training_arguments,
     window_datasets,
 )
@@ -82,6 +85,13 @@ class Setup:
     trainable: int
     total: int
     class_weights: dict[str, float] | None = None  # `class_weights: balanced`: per class name, from train
+    multi_label: bool = False  # label sets (`label.task: multi_label`): class_weights are positive weights
+    thresholds: dict[str, float] | None = None  # label sets: each label's threshold, tuned on validation
+
+    @property
+    def weights_key(self) -> str:
+        """What the recorded weights are called: per class (cross-entropy) or per label (BCE positives)."""
+        return "positive_weights" if self.multi_label else "class_weights"
 
 
 def run_finetune(
@@ -95,6 +105,9 @@ def run_finetune(
     t_start = time.time()
     s = setup(p, base, paths, log)
     trainer, out = train(p, s, paths, log, callbacks)
+    if s.multi_label:  # every rank: the validation pass is collective under ddp and fsdp
+        s.thresholds = tune_validation_thresholds(trainer, s)
+        cast(PreTrainedModel, trainer.model).config.ftpipe_thresholds = s.thresholds
     # fsdp: every rank sends its shard of the best model; rank 0 receives the whole of it
     model = cast(torch.nn.Module, trainer.model)
     state = full_state_dict(model) if is_sharded(model) else None
@@ -108,6 +121,12 @@ def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: logging.Logg
     rt = resolve_runtime(p)
     names = read_label_names(paths.labels)
     train, val = load_splits(paths.splits, names, p.max_train_samples, p.seed)
+    multi = is_label_sets(train)
+    if p.metric == "micro_f1" and not multi:
+        raise FinetuneError(
+            "finetune.metric micro_f1 is for label sets (label.task multi_label); with one label per text "
+            "it equals accuracy. Set finetune.metric to accuracy, macro_f1 or weighted_f1."
+        )
     fingerprint = run_fingerprint(p, base, paths.splits, paths.labels)
     if single_process(rt):
         resume = prepare_checkpoints(paths.checkpoints, fingerprint, log)
@@ -128,18 +147,55 @@ def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: logging.Logg
             p.pooling,
         )
     set_seed(p.seed)  # before the head is initialised
-    model, tok = load_model_and_tokenizer(base, names, p.freeze, p.pooling)
+    model, tok = load_model_and_tokenizer(base, names, p.freeze, p.pooling, multi_label=multi)
     trainable, total = count_params(model)
-    train_ds, val_ds, val_owner = window_datasets(train, val, list(tok.model_input_names), p.seed)
+    n_labels = len(names) if multi else None
+    train_ds, val_ds, val_owner = window_datasets(train, val, list(tok.model_input_names), p.seed, n_labels)
     weights = None
     if p.class_weights == "balanced":  # the weights trained with are the rounded ones recorded
-        w = balanced_class_weights(np.asarray(train["label"]), len(names))
+        if multi:
+            w = positive_weights(multi_hot(train["label"], len(names)))
+        else:
+            w = balanced_class_weights(np.asarray(train["label"]), len(names))
         weights = {n: round(float(x), 6) for n, x in zip(names, w, strict=True)}
         if rt.rank == 0:
-            log.info("class weights (balanced, from %d train rows): %s", len(train), weights)
+            what = "positive weights per label" if multi else "class weights"
+            log.info("%s (balanced, from %d train rows): %s", what, len(train), weights)
     return Setup(
-        rt, names, train, val, train_ds, val_ds, val_owner, model, tok, resume, trainable, total, weights
+        rt,
+        names,
+        train,
+        val,
+        train_ds,
+        val_ds,
+        val_owner,
+        model,
+        tok,
+        resume,
+        trainable,
+        total,
+        weights,
+        multi,
     )
+
+
+def validation_labels(s: Setup) -> np.ndarray:
+    """The validation split's labels: a class id per text, or for label sets a 0/1 row per text."""
+    if s.multi_label:
+        return multi_hot(s.val["label"], len(s.names))
+    return np.asarray(s.val["label"])
+
+
+def tune_validation_thresholds(trainer: FinetuneTrainer, s: Setup) -> dict[str, float]:
+    """Each label's decision threshold (label sets): the one that maximises its F1 on the validation split,
+    read by the best model as every prediction reads it (the mean of a text's window probabilities).
+    Saved in the model's config.json (`ftpipe_thresholds`), where evaluate and the served model read it."""
+    logits = trainer.predict(cast(Any, s.val_ds)).predictions
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    probs = mean_by_row(sigmoid(np.asarray(logits)), s.val_owner, len(s.val))
+    tuned = tune_thresholds(validation_labels(s), probs)
+    return {n: round(float(t), 6) for n, t in zip(s.names, tuned, strict=True)}
 
 
 def train(
@@ -153,12 +209,13 @@ def train(
     callbacks = [*(callbacks or [])]
     if p.patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.patience))
-    val_y = np.asarray(s.val["label"])
+    val_y = validation_labels(s)
     recompute = p.activation_checkpointing or p.gradient_checkpointing
     fsdp = fsdp_config(s.model, recompute) if p.strategy == "fsdp" else None
     trainer = FinetuneTrainer(
         log,
         class_weights=torch.tensor(list(s.class_weights.values())) if s.class_weights else None,
+        multi_label=s.multi_label,
         model=s.model,
         args=training_arguments(p, s.rt, paths.checkpoints, fsdp),
         data_collator=DataCollatorWithPadding(s.tok),
@@ -214,7 +271,8 @@ def resolved_params(p: FinetuneParams, base: BaseModelRef, s: Setup) -> dict[str
         "finetune": p.record(),
         "base_model": {**base.model_dump(), "source": model_source(base.model)},
         "labels": s.names,
-        **({"class_weights": s.class_weights} if s.class_weights else {}),
+        **({s.weights_key: s.class_weights} if s.class_weights else {}),
+        **({"task": "multi_label", "thresholds": s.thresholds} if s.multi_label else {}),
         "device": s.rt.device,
         "precision": s.rt.precision,
         "num_processes": s.rt.world_size,
@@ -252,12 +310,18 @@ def finetune_report(
         stopped_early=bool(history) and history[-1]["epoch"] < p.epochs,
         best_epoch=best["epoch"],
         best_metric=p.metric,
-        best_validation={k: best[f"val_{k}"] for k in ("loss", *VALIDATION_METRICS)},
+        best_validation={k: best[f"val_{k}"] for k in ("loss", *validation_metrics(s))},
         train_samples_per_s=round(samples / step_s, 3) if step_s > 0 else None,
         train_runtime_s=round(float(out.metrics.get("train_runtime", 0.0)), 2),
         wall_time_s=round(time.time() - t_start, 2),
         trainable_params=s.trainable,
         total_params=s.total,
         resumed_from=str(s.resume) if s.resume else None,
-        **({"class_weights": s.class_weights} if s.class_weights else {}),  # unweighted: the key stays out
+        **({s.weights_key: s.class_weights} if s.class_weights else {}),  # unweighted: the key stays out
+        **({"task": "multi_label", "thresholds": s.thresholds} if s.multi_label else {}),
     )
+
+
+def validation_metrics(s: Setup) -> tuple[str, ...]:
+    """The validation figures of each epoch: label sets add micro-F1 and the Hamming loss."""
+    return MULTI_LABEL_VALIDATION_METRICS if s.multi_label else VALIDATION_METRICS

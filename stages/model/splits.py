@@ -1,5 +1,8 @@
 """The train/validation splits finetune trains on, checked against the class names of labels.json.
 
+A split's `label` is a class id per text, or under `label.task: multi_label` a list of class ids
+(`is_label_sets`), which finetune trains with a multi-label head.
+
 names = read_label_names(Path("data/processed/labels.json"))      # stages/data/label_map.py
 train, val = load_splits(Path("data/processed/splits"), names, max_train_samples=None, seed=42)
 """
@@ -22,8 +25,8 @@ def load_splits(
     missing = {"train", "validation"} - set(dd)
     if missing:
         raise FinetuneError(f"{splits_dir}: split(s) {sorted(missing)} missing; rerun the label stage.")
-    refuse_label_sets(dd["train"], splits_dir)
-    have = list(dd["train"].features["label"].names)
+    feature = dd["train"].features["label"]
+    have = list((feature.feature if is_label_sets(dd["train"]) else feature).names)
     if have != names:
         raise FinetuneError(
             f"{splits_dir}: label names {have} differ from labels.json {names}; the two come from different "
@@ -38,14 +41,6 @@ def load_splits(
     return train, val
 
 
-def refuse_label_sets(train: Dataset, splits_dir: Path) -> None:
-    """Label sets (label.task multi_label) need a multi-label head, loss and metrics, which are not built:
-    stop before any training rather than train a single-label model on them."""
-    if isinstance(train.features["label"], List):
-        raise FinetuneError(
-            f"label.task multi_label: the model side (finetune, evaluate, register) is not built yet; "
-            f"{splits_dir} holds a set of labels per text (a list of class ids), and a single-label head "
-            "trained on it would be wrong, so nothing was trained. The data stages (ingest to drift) "
-            "handle label sets: run `dvc repro drift` to profile and check them, or set label.task to "
-            "single_label to train on one label per text (issue 31 tracks the multi-label model)."
-        )
+def is_label_sets(split: Dataset) -> bool:
+    """Whether a split holds a set of labels per text (`label.task: multi_label`: a list of class ids)."""
+    return isinstance(split.features["label"], List)

@@ -9,7 +9,8 @@ samples and the seconds spent inside optimizer steps (`Progress`: pure training 
 and evaluation excluded), logs about four lines an epoch and four a validation pass with the time left,
 and tells a windowed training set which epoch starts (`EpochWindows`), so it draws that epoch's windows.
 Given `class_weights` (one per class id, `finetune.class_weights: balanced`), its loss is the weighted
-cross-entropy, in training and in validation alike.
+cross-entropy, in training and in validation alike; for label sets (`multi_label`) they are the positive
+weight of each label in the binary cross-entropy.
 """
 
 from __future__ import annotations
@@ -180,9 +181,16 @@ class FinetuneTrainer(Trainer):
     Takes `Trainer`'s keyword arguments; its own callbacks are added after the caller's. Under FSDP
     (`args.fsdp`, stages/model/sharding.py) in bf16, gradients are reduced in fp32."""
 
-    def __init__(self, log: logging.Logger, class_weights: torch.Tensor | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        log: logging.Logger,
+        class_weights: torch.Tensor | None = None,
+        multi_label: bool = False,
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self.class_weights = class_weights  # per class id (`class_weights: balanced`); None = plain CE
+        self.multi_label = multi_label  # label sets: class_weights are per-label positive weights of BCE
         # The heads trained here return the mean cross-entropy of their batch and ignore `num_items_in_batch`.
         # Left True (Trainer infers it from `**kwargs` in `forward`), the Trainer would multiply that mean by
         # the number of processes and skip dividing by the accumulation steps: the loss and the gradients of
@@ -227,6 +235,11 @@ class FinetuneTrainer(Trainer):
         outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         weight = self.class_weights.to(device=logits.device, dtype=torch.float32)
+        if self.multi_label:  # the mean over (row, label) of BCE, each label's positive terms x its weight
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits.float(), labels.float(), pos_weight=weight
+            )
+            return (loss, outputs) if return_outputs else loss
         loss = torch.nn.functional.cross_entropy(logits.float(), labels.view(-1), weight=weight)
         return (loss, outputs) if return_outputs else loss
 

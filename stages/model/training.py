@@ -21,9 +21,12 @@ from transformers import EvalPrediction, TrainingArguments
 from stages.config.finetune import FinetuneParams
 from stages.data.windows import WindowList, WindowSampler, flatten, mean_by_row, row_windows
 from stages.model.metrics import classification_metrics, softmax
+from stages.model.multilabel import decide, multi_hot, multilabel_metrics, sigmoid
 from stages.model.runtime import Runtime
 
 VALIDATION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall", "ece")
+# label sets: `accuracy` is subset accuracy (the whole set right), plus micro-F1 and the Hamming loss
+MULTI_LABEL_VALIDATION_METRICS = (*VALIDATION_METRICS, "micro_f1", "hamming_loss")
 
 
 def training_arguments(
@@ -81,9 +84,25 @@ def compute_validation_metrics(
     logits = eval_pred.predictions
     if isinstance(logits, tuple):
         logits = logits[0]
+    if labels.ndim == 2:  # label sets: a 0/1 row per text, each label decided at 0.5 while training
+        probs = mean_by_row(sigmoid(logits), owner, len(labels))
+        m = multilabel_metrics(labels, decide(probs, np.full(len(names), 0.5)), names, probs)
+        return {k: m[k] for k in MULTI_LABEL_VALIDATION_METRICS}
     probs = mean_by_row(softmax(logits), owner, len(labels))
     m = classification_metrics(labels, probs.argmax(axis=1), names, probs)
     return {k: m[k] for k in VALIDATION_METRICS}
+
+
+def positive_weights(hot: np.ndarray) -> np.ndarray:
+    """A positive weight per label for binary cross-entropy (`class_weights: balanced`, label sets): its
+    negative rows over its positive rows in train, so each label's positives weigh as much as its
+    negatives; a label no train row carries (or every row does) gets 1.0."""
+    pos = hot.sum(axis=0).astype(np.float64)
+    neg = len(hot) - pos
+    out = np.ones(hot.shape[1], dtype=np.float64)
+    both = (pos > 0) & (neg > 0)
+    out[both] = neg[both] / pos[both]
+    return out
 
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -99,11 +118,23 @@ def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def window_datasets(
-    train: Dataset, val: Dataset, input_names: list[str], seed: int
+    train: Dataset, val: Dataset, input_names: list[str], seed: int, n_labels: int | None = None
 ) -> tuple[WindowSampler, WindowList, np.ndarray]:
-    """Training set (one window per text per epoch), validation set (every window) and its window->text map."""
-    train_ds = WindowSampler(row_windows(train, input_names), list(train["label"]), seed)
+    """Training set (one window per text per epoch), validation set (every window) and its window->text map.
+
+    With `n_labels` (label sets, `label.task: multi_label`) a window's `labels` is its text's 0/1 row of
+    `n_labels` floats, what binary cross-entropy reads; otherwise its text's class id."""
     flat, owner = flatten(row_windows(val, input_names))
+    if n_labels is not None:
+        train_hot = multi_hot(train["label"], n_labels).astype(float).tolist()
+        val_hot = multi_hot(val["label"], n_labels).astype(float).tolist()
+        train_ds = WindowSampler(row_windows(train, input_names), train_hot, seed)
+        return (
+            train_ds,
+            WindowList([{**w, "labels": val_hot[o]} for w, o in zip(flat, owner, strict=True)]),
+            owner,
+        )
+    train_ds = WindowSampler(row_windows(train, input_names), list(train["label"]), seed)
     val_y = np.asarray(val["label"])
     val_ds = WindowList([{**w, "labels": int(val_y[o])} for w, o in zip(flat, owner, strict=True)])
     return train_ds, val_ds, owner

@@ -36,3 +36,8 @@ class FinetuneReport(ReportModel):
     total_params: int
     resumed_from: str | None  # the checkpoint this run resumed from
     class_weights: dict[str, float] | None = None  # class_weights: balanced only: the weight of each class
+    positive_weights: dict[str, float] | None = (
+        None  # label sets + balanced: each label's BCE positive weight
+    )
+    task: str | None = None  # multi_label only (label sets); absent for one label per text
+    thresholds: dict[str, float] | None = None  # label sets: each label's threshold, tuned on validation

@@ -27,6 +27,8 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 MODEL_TYPE = "ftpipe_mean_pool"
+# a config's problem_type for a set of labels per text (label.task multi_label); textclf.py's MULTI_LABEL
+MULTI_LABEL = "multi_label_classification"
 
 
 @strict
@@ -42,7 +44,8 @@ class MeanPoolConfig(PreTrainedConfig):
 
 
 class MeanPoolForSequenceClassification(PreTrainedModel):
-    """Body -> masked mean over tokens -> dropout -> linear; cross-entropy when labels are given."""
+    """Body -> masked mean over tokens -> dropout -> linear; cross-entropy when labels are given (binary
+    cross-entropy per label for a multi-label config, whose labels are 0/1 rows)."""
 
     config_class = MeanPoolConfig
     base_model_prefix = "encoder"  # `model.base_model` is the body (freeze: encoder freezes exactly it)
@@ -104,7 +107,9 @@ class MeanPoolForSequenceClassification(PreTrainedModel):
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         logits = self.classifier(self.dropout(pooled))
         loss = None
-        if labels is not None:
+        if labels is not None and self.config.problem_type == MULTI_LABEL:  # labels: (batch, k) of 0/1
+            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        elif labels is not None:
             loss = nn.functional.cross_entropy(logits.float(), labels.view(-1))
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

@@ -19,8 +19,7 @@ from stages.data.labels import canonicalise
 from stages.data.raw import ingest
 from stages.data.sources import IngestError
 from stages.data.split import split_groups
-from stages.model.splits import refuse_label_sets
-from stages.model.trainer import FinetuneError
+from stages.model.splits import is_label_sets
 
 MULTI = "multi_label"
 TEXTS = [
@@ -150,10 +149,10 @@ def test_drift_compares_label_shares_and_cardinality() -> None:
     assert moved["cardinality_js"] == 1.0
 
 
-def test_finetune_refuses_label_sets(tmp_path: Path) -> None:
+def test_finetune_tells_label_sets_from_class_ids() -> None:
     from datasets import ClassLabel, Features, List
 
-    features = Features({"label": List(ClassLabel(names=["a", "b"]))})
-    train = Dataset.from_dict({"label": [[0, 1], [1]]}, features=features)
-    with pytest.raises(FinetuneError, match="label.task multi_label: the model side"):
-        refuse_label_sets(train, tmp_path)
+    sets = Features({"label": List(ClassLabel(names=["a", "b"]))})
+    ids = Features({"label": ClassLabel(names=["a", "b"])})
+    assert is_label_sets(Dataset.from_dict({"label": [[0, 1], [1]]}, features=sets))
+    assert not is_label_sets(Dataset.from_dict({"label": [0, 1]}, features=ids))

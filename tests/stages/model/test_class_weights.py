@@ -43,7 +43,7 @@ def hand_weighted_ce(logits: list[list[float]], labels: list[int], weights: list
 
 def loss_of(class_weights: torch.Tensor | None) -> torch.Tensor:
     """`FinetuneTrainer.compute_loss` on the fixed batch, without building a whole Trainer."""
-    trainer = cast(FinetuneTrainer, SimpleNamespace(class_weights=class_weights))
+    trainer = cast(FinetuneTrainer, SimpleNamespace(class_weights=class_weights, multi_label=False))
     inputs = {"input_ids": torch.zeros(3, 4, dtype=torch.long), "labels": torch.tensor(LABELS)}
     return cast(torch.Tensor, FinetuneTrainer.compute_loss(trainer, FixedHead(), inputs))
 
@@ -56,7 +56,7 @@ def test_weighted_loss_equals_a_hand_computed_weighted_cross_entropy() -> None:
 
 
 def test_returns_the_outputs_for_the_prediction_step() -> None:
-    trainer = cast(FinetuneTrainer, SimpleNamespace(class_weights=torch.tensor(WEIGHTS)))
+    trainer = cast(FinetuneTrainer, SimpleNamespace(class_weights=torch.tensor(WEIGHTS), multi_label=False))
     inputs = {"input_ids": torch.zeros(3, 4, dtype=torch.long), "labels": torch.tensor(LABELS)}
     loss, out = FinetuneTrainer.compute_loss(trainer, FixedHead(), inputs, return_outputs=True)
     assert "loss" not in out and out["logits"].shape == (3, 3)
@@ -76,3 +76,30 @@ def test_class_weights_are_validated_and_left_out_of_the_record_when_none() -> N
     assert FinetuneParams(class_weights="balanced").record()["class_weights"] == "balanced"
     with pytest.raises(ValueError, match="class_weights"):
         FinetuneParams(class_weights="inverse")
+
+
+def test_label_sets_weigh_each_labels_positives_in_binary_cross_entropy() -> None:
+    """Label sets: the mean over (row, label) of -(w_j y log s(z) + (1 - y) log(1 - s(z))), by hand."""
+    hot = [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+    trainer = cast(FinetuneTrainer, SimpleNamespace(class_weights=torch.tensor(WEIGHTS), multi_label=True))
+    inputs = {"input_ids": torch.zeros(3, 4, dtype=torch.long), "labels": torch.tensor(hot)}
+    got = float(cast(torch.Tensor, FinetuneTrainer.compute_loss(trainer, FixedHead(), inputs)))
+
+    def s(z: float) -> float:
+        return 1 / (1 + math.exp(-z))
+
+    terms = [
+        -(WEIGHTS[j] * y * math.log(s(z)) + (1 - y) * math.log(1 - s(z)))
+        for zs, ys in zip(LOGITS, hot, strict=True)
+        for j, (z, y) in enumerate(zip(zs, ys, strict=True))
+    ]
+    assert got == pytest.approx(sum(terms) / len(terms), rel=1e-6)
+
+
+def test_positive_weights_are_negatives_over_positives_per_label() -> None:
+    from stages.model.training import positive_weights
+
+    hot = np.array([[1, 0, 1], [0, 0, 1], [0, 0, 1], [1, 0, 1]])
+    # label 0: 2 negatives / 2 positives; label 1: no positive -> 1.0; label 2: on every row -> 1.0
+    assert positive_weights(hot).tolist() == [1.0, 1.0, 1.0]
+    assert positive_weights(np.array([[1, 1], [0, 1], [0, 0], [0, 1]])).tolist() == [3.0, 1 / 3]
