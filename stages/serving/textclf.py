@@ -54,6 +54,8 @@ if TYPE_CHECKING:  # torch and transformers are imported where a model is loaded
 
 HF_ARTIFACT = "hf_model"
 MULTI_LABEL = "multi_label_classification"  # a model config's problem_type for label sets (label.task)
+LABEL_SET_SEPARATOR = "|"  # a served label set as one string (stages/model/multilabel.py LABEL_SET_SEPARATOR)
+DEFAULT_THRESHOLD = 0.5  # a label's decision threshold where config.json's `ftpipe_thresholds` names none
 # ftpipe modules registered with the model (MLflow `code_paths`, under <model>/code/) and loaded by path
 REGISTERED_CODE = ("manifest.py", "meanpool.py")
 DEFAULT_CONFIG = {
@@ -389,6 +391,11 @@ class TextClassifier(PythonModel):
     With `params={"probabilities": True}` (`model.predict(df, params=...)`, or `"params"` beside
     `"dataframe_records"` in a request to `mlflow models serve`) it adds a `p_<label>` column per class,
     that class's probability; the signature declares that param for versions registered since.
+
+    A multi-label model (config `problem_type` MULTI_LABEL, label.task multi_label) answers a set per text
+    (`label_sets`): `label` is the chosen names joined by "|" ("billing|bug"), chosen by the per-label
+    thresholds of config.json `ftpipe_thresholds` (0.5 for a label it does not name), `score` their mean
+    probability, and the `p_<label>` columns come always, since they are that model's answer.
     """
 
     def load_context(self, context: PythonModelContext) -> None:
@@ -433,6 +440,9 @@ class TextClassifier(PythonModel):
             and (torch.cuda.is_bf16_supported() if self.device == "cuda" else native_bf16())
         )
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
+        self.thresholds = label_thresholds(
+            self.model.config, [self.id2label[k] for k in sorted(self.id2label)]
+        )
         # built once: building it copies the tokenizer (21 ms for MiniLM's, a third of a one-text request)
         self.encoder = WindowEncoder.from_config(self.tokenizer, self.config)
 
@@ -454,6 +464,8 @@ class TextClassifier(PythonModel):
             self.device,
             self.autocast_bf16,
         )
+        if self.model.config.problem_type == MULTI_LABEL:  # a set of labels per text, every probability
+            return label_sets(probs, [self.id2label[k] for k in sorted(self.id2label)], self.thresholds)
         best = probs.argmax(axis=1)
         labels = [self.id2label[int(k)] for k in best]
         scores = [float(v) for v in probs[np.arange(len(texts)), best]]
@@ -465,6 +477,46 @@ class TextClassifier(PythonModel):
 
     def _pad(self, windows: list[dict[str, list[int]]]) -> Mapping[str, torch.Tensor]:
         return self.tokenizer.pad(windows, return_tensors="pt")
+
+
+def label_thresholds(config: Any, names: Sequence[str]) -> np.ndarray:
+    """Each label's decision threshold, in id order: config.json's `ftpipe_thresholds` {name: t} (tuned by
+    finetune on the validation split); DEFAULT_THRESHOLD for a label it does not name, or for every label
+    of a model saved without it."""
+    saved = getattr(config, "ftpipe_thresholds", None) or {}
+    return np.array([float(saved.get(n, DEFAULT_THRESHOLD)) for n in names], dtype=np.float64)
+
+
+def choose_labels(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(n, k) 0/1: per text, the labels whose probability reaches their threshold; where none does, the one
+    label with the highest probability / threshold ratio (a text has at least one label).
+
+    The rule of stages/model/multilabel.py `decide` (evaluate's), repeated because this file stands alone;
+    tests/stages/serving/test_textclf_multilabel.py holds the two to the same answers.
+    """
+    chosen = (probs >= thresholds[None, :]).astype(np.int64)
+    empty = chosen.sum(axis=1) == 0
+    if empty.any():
+        best = (probs[empty] / thresholds[None, :]).argmax(axis=1)
+        chosen[np.flatnonzero(empty), best] = 1
+    return chosen
+
+
+def label_sets(probs: np.ndarray, names: Sequence[str], thresholds: np.ndarray) -> pd.DataFrame:
+    """A multi-label model's answer: `label` (the chosen names in id order joined by LABEL_SET_SEPARATOR),
+    `score` (the mean probability of the chosen labels) and a `p_<name>` column per label, always."""
+    chosen = choose_labels(probs, thresholds)
+    out = pd.DataFrame(
+        {
+            "label": [
+                LABEL_SET_SEPARATOR.join(n for n, c in zip(names, row, strict=True) if c) for row in chosen
+            ],
+            "score": [float(v) for v in (probs * chosen).sum(axis=1) / chosen.sum(axis=1)],
+        }
+    )
+    for k, name in enumerate(names):
+        out[f"p_{name}"] = probs[:, k].astype(float)
+    return out
 
 
 def _registered_module(code: Path, name: str) -> ModuleType:
