@@ -18,6 +18,7 @@ import numpy as np
 
 from stages.config.ingest import IngestParams
 
+LABEL_SET_SEPARATOR = "|"  # a label set as one string: its names in id order joined by it
 ONES = {"1", "1.0", "true"}
 ZEROS = {"0", "0.0", "false"}  # a blank cell is neither: rejected, never read as 0
 
@@ -82,4 +83,10 @@ def read_label_set(rec: Mapping[str, object], p: IngestParams) -> tuple[list[str
     found = sorted({x for x in labels if x})
     if not found:
         return [], f"empty label set in {', '.join(f'`{c}`' for c in label_fields(p, True))}"
+    joined = [x for x in found if LABEL_SET_SEPARATOR in x]
+    if joined:  # a set is written as one string with this separator (predictions, the served answer)
+        return [], (
+            f"label `{joined[0][:40]}` contains {LABEL_SET_SEPARATOR!r}, which joins a set's labels into one "
+            "string in predictions and served answers; rename the label"
+        )
     return found, ""

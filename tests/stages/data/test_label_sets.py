@@ -63,6 +63,19 @@ def test_parquet_list_cells_and_jsonl_non_lists(tmp_path: Path) -> None:
         ingest(IngestParams(source=str(src)), MULTI)
 
 
+def test_a_label_holding_the_set_separator_is_quarantined(tmp_path: Path) -> None:
+    src = tmp_path / "t.jsonl"
+    src.write_text(
+        f'{{"text": "{TEXTS[0]}", "label": ["a|b"]}}\n{{"text": "{TEXTS[1]}", "label": ["sport"]}}\n'
+    )
+    df, rejects, _ = ingest(IngestParams(source=str(src)), MULTI)
+    assert df["label"].tolist() == [["sport"]]
+    assert [r["reason"] for r in rejects] == [
+        "label `a|b` contains '|', which joins a set's labels into one string in predictions and served "
+        "answers; rename the label"
+    ]
+
+
 def test_label_set_keys_refused_for_single_label(tmp_path: Path) -> None:
     src = tmp_path / "t.csv"
     src.write_text(f"text,label\n{TEXTS[0]},tech\n")
