@@ -33,11 +33,35 @@ class RetryPolicy:
         return max(1.0, self.timeout_s / (self.retries + 1))
 
 
+# what `register.gate.primary_metric` may name besides `auto` (stages/gate/checks.py PRIMARY_METRICS for one
+# label per text, stages/gate/sets.py SET_METRICS for label sets); all are higher-is-better
+GateMetric = Literal[
+    "auto",
+    "accuracy",
+    "subset_accuracy",
+    "micro_f1",
+    "micro_precision",
+    "micro_recall",
+    "macro_f1",
+    "macro_precision",
+    "macro_recall",
+    "weighted_f1",
+    "weighted_precision",
+    "weighted_recall",
+]
+
+
 class GateParams(StageParams):
     """`register.gate`: what a version must clear to become `champion`."""
 
     policy: Literal["non_inferiority", "superiority"] = Field(
         "non_inferiority", description="non_inferiority for retraining on new data, superiority for recipes"
+    )
+    primary_metric: GateMetric = Field(
+        "auto",
+        description="the metric the gate compares on: auto = reports/metrics.json `primary_metric` (accuracy "
+        "for one label per text, micro_f1 for label sets), or a metric evaluate reports for both the model "
+        "and the baseline",
     )
     min_primary: float | None = Field(
         None,
@@ -77,6 +101,13 @@ class GateParams(StageParams):
         gt=0.0,
         le=1.0,
         description="McNemar alpha: superiority needs p below it, candidate ahead; non_inferiority fails on a one-sided p below it",
+    )
+    bootstrap_samples: int = Field(
+        2000,
+        ge=200,
+        le=100_000,
+        description="label sets (label.task multi_label): resamples of the compared rows in the paired "
+        "bootstrap of the primary metric's difference (seeded: the same decision at every run)",
     )
     max_class_drop: float = Field(
         0.05, ge=0.0, le=1.0, description="largest fall of any class's recall or F1 vs the champion"

@@ -15,12 +15,20 @@ Policies (`register.gate.policy`), for the comparison with the champion on the c
   better by a two-sided McNemar test, candidate ahead (`significance` check).
 Under both, `per_class`: no class's recall or F1 falls by more than `max_class_drop` (classes with fewer
 than `min_class_rows` compared rows are skipped, by name), and `drift` compares the data profiles.
+
+Label sets (a candidate of `label.task: multi_label`): the same checks on the same compared rows, with
+the primary metric micro_f1 (`register.gate.primary_metric: auto`) and a paired bootstrap of its difference
+(stages/gate/sets.py) in place of McNemar: non_inferiority's `significance` passes when the bootstrap
+rejects "the candidate is `margin` or more worse", superiority's when the two-sided bootstrap p is below
+`significance` with the candidate ahead; `per_class` judges each label's recall and F1 (rows: the compared
+rows carrying the label). A first version's `baseline_significance` is the same bootstrap against
+evaluate's per-row baseline sets.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
@@ -31,6 +39,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from stages.config.register import GateParams
 from stages.data.drift import DriftFigures, compare_profiles
 from stages.data.trained_on import TrainedOn
+from stages.gate.sets import SET_METRICS, indicator, paired_bootstrap, per_label, split_set
 from stages.reports.profile import DataProfile
 
 PRIMARY_METRICS = (
@@ -43,6 +52,7 @@ PRIMARY_METRICS = (
     "weighted_recall",
 )
 EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial test
+MULTI_LABEL = "multi_label"  # Candidate.task of a model of label sets (`label.task` in params.yaml)
 COMPARISON_CHECKS = {
     "superiority": ("improvement", "significance"),
     "non_inferiority": ("margin", "significance"),
@@ -61,6 +71,8 @@ class Candidate:
     primary_metric: str
     labels: list[str]  # id order
     test: pd.DataFrame  # id, text, label (name), pred, correct (and group) — one row per test example
+    # multi_label: label, pred and baseline_pred are label-set strings ("a|b", names in id order)
+    task: str = "single_label"
 
 
 @dataclass
@@ -242,6 +254,110 @@ def paired_comparison(cand: Candidate, champion: ChampionScore) -> Comparison:
     }
 
 
+class SetComparison(TypedDict):
+    """Label sets: candidate vs champion on the compared rows (`set_comparison`), the paired bootstrap's
+    figures in place of McNemar's; `per_class` holds each label (rows: compared rows carrying it)."""
+
+    rows: int
+    test_rows: int
+    left_out_seen: int
+    champion_trained_on_record: bool
+    primary_metric: str
+    candidate_primary: float | None  # None: no row to compare on
+    champion_primary: float | None
+    difference_ci95_low: float | None
+    difference_ci95_high: float | None
+    candidate_errors: int  # rows whose predicted set is not the true set
+    champion_errors: int
+    only_candidate_right: int
+    only_champion_right: int
+    bootstrap_samples: int
+    p_noninferiority: float
+    p_worse: float
+    p_superiority: float
+    per_class: dict[str, ClassScores]
+
+
+def _compared_rows(cand: Candidate, champion: ChampionScore) -> pd.DataFrame:
+    """The candidate's test rows the champion was scored on, in its order."""
+    test = cand.test
+    if champion.ids is not None:
+        test = test.set_index(test["id"].astype(str)).loc[champion.ids].reset_index(drop=True)
+    return test
+
+
+def set_comparison(cand: Candidate, champion: ChampionScore, samples: int, margin: float) -> SetComparison:
+    """Label sets: candidate vs champion on the compared rows, the paired bootstrap and each label's scores."""
+    assert champion.preds is not None
+    test = _compared_rows(cand, champion)
+    extra = {n for s in champion.preds for n in split_set(s)} - set(cand.labels)  # a changed label set
+    names = [*cand.labels, *sorted(extra)]
+    y = indicator(test["label"].astype(str).tolist(), names)
+    mine = indicator(test["pred"].astype(str).tolist(), names)
+    theirs = indicator(champion.preds, names)
+    m = cand.primary_metric
+    boot = paired_bootstrap(y, mine, theirs, m, samples, margin) if len(y) else None
+    mine_ok, theirs_ok = (y == mine).all(1), (y == theirs).all(1)
+    support, mine_recall, mine_f1 = per_label(y, mine)
+    _, theirs_recall, theirs_f1 = per_label(y, theirs)
+    kept = [j for j, x in enumerate(cand.labels) if champion.labels is None or x in champion.labels]
+    return {
+        "rows": len(y),
+        "test_rows": len(cand.test),
+        "left_out_seen": champion.left_out,
+        "champion_trained_on_record": champion.trained_on_known,
+        "primary_metric": m,
+        "candidate_primary": boot.candidate if boot else None,
+        "champion_primary": boot.other if boot else None,
+        "difference_ci95_low": boot.ci95[0] if boot else None,
+        "difference_ci95_high": boot.ci95[1] if boot else None,
+        "candidate_errors": int((~mine_ok).sum()),
+        "champion_errors": int((~theirs_ok).sum()),
+        "only_candidate_right": int((mine_ok & ~theirs_ok).sum()),
+        "only_champion_right": int((theirs_ok & ~mine_ok).sum()),
+        "bootstrap_samples": samples,
+        "p_noninferiority": boot.p_noninferiority if boot else 1.0,
+        "p_worse": boot.p_worse if boot else 1.0,
+        "p_superiority": boot.p_superiority if boot else 1.0,
+        "per_class": {
+            names[j]: {
+                "rows": int(support[j]),
+                "candidate_recall": float(mine_recall[j]),
+                "champion_recall": float(theirs_recall[j]),
+                "candidate_f1": float(mine_f1[j]),
+                "champion_f1": float(theirs_f1[j]),
+            }
+            for j in kept
+        },
+    }
+
+
+class GateParamError(ValueError):
+    """A gate param that does not fit the candidate (one line naming the key)."""
+
+
+def resolve_primary(gate: GateParams, cand: Candidate) -> Candidate:
+    """`cand` judged on `register.gate.primary_metric` (`auto`: metrics.json's `primary_metric`, unchanged)."""
+    m = cand.primary_metric if gate.primary_metric == "auto" else gate.primary_metric
+    if m == cand.primary_metric:
+        return cand
+    multi = cand.task == MULTI_LABEL
+    allowed = SET_METRICS if multi else PRIMARY_METRICS
+    kind = "label sets (label.task multi_label)" if multi else "one label per text"
+    if m not in allowed:
+        raise GateParamError(
+            f"register.gate.primary_metric: {m!r} is not a metric the gate compares for {kind}; use auto or "
+            f"one of {', '.join(allowed)}"
+        )
+    missing = [part for part in ("model", "baseline") if m not in cand.metrics.get(part, {})]
+    if missing:
+        raise GateParamError(
+            f"register.gate.primary_metric: {m!r} is not in reports/metrics.json's {' and '.join(missing)} "
+            "figures; use auto, or a metric evaluate reports for both (rerun evaluate)"
+        )
+    return replace(cand, primary_metric=m)
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -259,7 +375,7 @@ class Decision:
     promote: bool
     checks: list[Check]
     champion_before: str | None
-    comparison: Comparison | None = field(default=None)
+    comparison: Comparison | SetComparison | None = field(default=None)
     policy: str = "non_inferiority"
     drift: DriftFigures | None = None
 
@@ -385,6 +501,50 @@ def baseline_significance_check(gate: GateParams, cand: Candidate) -> Check:
     )
 
 
+def set_baseline_significance_check(gate: GateParams, cand: Candidate) -> Check:
+    """Label sets, first version: the paired bootstrap of the primary metric on the test rows, the candidate
+    against the TF-IDF baseline's sets; the same outcomes and skips as `baseline_significance_check`."""
+    test = cand.test
+    if gate.baseline_margin < 0 or "baseline_pred" not in test.columns:
+        return baseline_significance_check(gate, cand)  # its skip, with its reason
+    m = cand.primary_metric
+    y = indicator(test["label"].astype(str).tolist(), cand.labels)
+    mine = indicator(test["pred"].astype(str).tolist(), cand.labels)
+    base = indicator(test["baseline_pred"].astype(str).tolist(), cand.labels)
+    differ = int((mine != base).any(1).sum())
+    if not differ:
+        return Check(
+            "baseline_significance",
+            "skip",
+            f"the model and the baseline predict the same label set on all {len(test)} test rows: the "
+            "margin decides",
+        )
+    boot = paired_bootstrap(y, mine, base, m, gate.bootstrap_samples)
+    figures = (
+        f"{m} {boot.candidate:.4f} vs baseline {boot.other:.4f}, paired bootstrap of the difference "
+        f"({boot.samples} resamples of the {len(test)} test rows, {differ} where the sets differ): 95% "
+        f"interval [{boot.ci95[0]:+.4f}, {boot.ci95[1]:+.4f}]"
+    )
+    if gate.policy == "superiority":
+        p = boot.p_superiority
+        ok = p < gate.significance and boot.difference > 0
+        verdict = "significantly better than" if ok else "not significantly better than"
+        rule = f"two-sided p = {p:.4g}, needed < {gate.significance} with the model ahead"
+    else:
+        p = boot.p_worse
+        ok = p >= gate.significance
+        verdict = "not significantly worse than" if ok else "significantly worse than"
+        rule = f"one-sided p (model worse) = {p:.4g}, fails below {gate.significance}"
+    return Check(
+        "baseline_significance",
+        "pass" if ok else "fail",
+        f"{verdict} the TF-IDF baseline on the same test rows: {rule} (register.gate.significance, policy "
+        f"{gate.policy}); {figures}",
+        p,
+        gate.significance,
+    )
+
+
 def labels_check(gate: GateParams, cand: Candidate, champion: ChampionScore) -> Check:
     v = champion.version
     if champion.labels is None:
@@ -445,7 +605,7 @@ def require_same_labels(
     )
 
 
-def rows_phrase(cmp: Comparison, version: str) -> str:
+def rows_phrase(cmp: Comparison | SetComparison, version: str) -> str:
     """'on 48 of 319 test rows (271 left out: champion v1 trained or validated on them)', or why all rows."""
     if not cmp["champion_trained_on_record"]:
         return (
@@ -518,8 +678,75 @@ def policy_checks(gate: GateParams, cand: Candidate, cmp: Comparison, version: s
     return [first, second]
 
 
-def per_class_check(gate: GateParams, cmp: Comparison, version: str) -> Check:
-    """No class's recall or F1 may fall by more than `max_class_drop`; small classes are skipped by name."""
+def set_policy_checks(gate: GateParams, cand: Candidate, cmp: SetComparison, version: str) -> list[Check]:
+    """Label sets: the policy's two checks, (improvement | margin) as for one label, and the bootstrap's
+    significance: superiority two-sided with the candidate ahead, non_inferiority H0 "worse by `margin`"."""
+    m, v, alpha = cand.primary_metric, version, gate.significance
+    mine, theirs = cmp["candidate_primary"], cmp["champion_primary"]
+    assert mine is not None and theirs is not None  # scored: there are compared rows
+    gain = mine - theirs
+    scores = f"{m} {mine:.4f} vs champion v{v} {theirs:.4f} {rows_phrase(cmp, v)}"
+    boot = (
+        f"paired bootstrap of the {m} difference ({cmp['bootstrap_samples']} resamples of the compared rows): "
+        f"95% interval [{cmp['difference_ci95_low']:+.4f}, {cmp['difference_ci95_high']:+.4f}]; exact sets: "
+        f"only the candidate right on {cmp['only_candidate_right']} rows, only the champion on "
+        f"{cmp['only_champion_right']}"
+    )
+    if gate.policy == "superiority":
+        p = cmp["p_superiority"]
+        ok = p < alpha and gain > 0
+        verdict = (
+            "significantly better than"
+            if ok
+            else "significantly worse than"
+            if p < alpha
+            else "not significantly different from"
+        )
+        return [
+            Check(
+                "improvement",
+                "pass" if gain >= gate.min_improvement else "fail",
+                f"{scores}: {gain:+.4f}, needed >= {gate.min_improvement:+.4f} (register.gate.min_improvement)",
+                gain,
+                gate.min_improvement,
+            ),
+            Check(
+                "significance",
+                "pass" if ok else "fail",
+                f"{verdict} champion v{v}: two-sided p = {p:.4g}, needed < {alpha} (register.gate."
+                f"significance) with the candidate ahead; {boot}",
+                p,
+                alpha,
+            ),
+        ]
+    p = cmp["p_noninferiority"]
+    ok = p < alpha
+    return [
+        Check(
+            "margin",
+            "pass" if gain >= -gate.margin - 1e-12 else "fail",
+            f"{scores}: {gain:+.4f}, allowed shortfall {gate.margin:.4f} (register.gate.margin, "
+            "policy non_inferiority)",
+            gain,
+            -gate.margin,
+        ),
+        Check(
+            "significance",
+            "pass" if ok else "fail",
+            f'{"shown" if ok else "not shown"} non-inferior to champion v{v}: p = {p:.4g} for H0 "{m} is '
+            f'{gate.margin:.4f} or more below" (register.gate.margin), needed < {alpha} (register.gate.'
+            f"significance); {boot}",
+            p,
+            alpha,
+        ),
+    ]
+
+
+def per_class_check(
+    gate: GateParams, cmp: Comparison | SetComparison, version: str, unit: str = "class"
+) -> Check:
+    """No class's recall or F1 may fall by more than `max_class_drop`; small classes are skipped by name.
+    `unit` names them in the reasons: "label" for label sets (rows: the compared rows carrying it)."""
     limit, tol = gate.max_class_drop, 1e-12
     judged, small, failures = [], [], []
     worst: tuple[float, str] | None = None
@@ -537,7 +764,7 @@ def per_class_check(gate: GateParams, cmp: Comparison, version: str) -> Check:
                 worst = (drop, f"`{c}` {metric} {cand - champ:+.3f}")
             if drop > limit + tol:
                 failures.append(
-                    f"class `{c}`: {metric} {cand:.3f} vs champion v{version} {champ:.3f} ({cand - champ:+.3f})"
+                    f"{unit} `{c}`: {metric} {cand:.3f} vs champion v{version} {champ:.3f} ({cand - champ:+.3f})"
                 )
     skipped = (
         f"; skipped (fewer than {gate.min_class_rows} compared rows, register.gate.min_class_rows): "
@@ -546,7 +773,7 @@ def per_class_check(gate: GateParams, cmp: Comparison, version: str) -> Check:
         else ""
     )
     if not judged:
-        return Check("per_class", "skip", f"no class has {gate.min_class_rows} compared rows{skipped}")
+        return Check("per_class", "skip", f"no {unit} has {gate.min_class_rows} compared rows{skipped}")
     if failures:
         return Check(
             "per_class",
@@ -560,8 +787,9 @@ def per_class_check(gate: GateParams, cmp: Comparison, version: str) -> Check:
     return Check(
         "per_class",
         "pass",
-        f"no class's recall or F1 fell by more than {limit:.3f} vs champion v{version} (register.gate."
-        f"max_class_drop); largest change {worst[1]} over {len(judged)} classes{skipped}",
+        f"no {unit}'s recall or F1 fell by more than {limit:.3f} vs champion v{version} (register.gate."
+        f"max_class_drop); largest change {worst[1]} over {len(judged)} {unit}{'es' if unit == 'class' else 's'}"
+        f"{skipped}",
         worst[0],
         limit,
     )
@@ -608,6 +836,35 @@ def drift_check(drift: DriftFigures | None, gate: GateParams, unavailable: str =
     return Check("drift", "pass", figures, auc, cap if cap is not None else gate.warn_drift_auc)
 
 
+def _comparison_checks(
+    gate: GateParams, cand: Candidate, champion: ChampionScore
+) -> tuple[list[Check], Comparison | SetComparison | None]:
+    """The policy's checks and `per_class` against a champion, and the comparison (None: not scored)."""
+    v, names = champion.version, COMPARISON_CHECKS[gate.policy]
+    if champion.preds is None:
+        why = f"champion v{v} could not be scored on the test split: {champion.error}"
+        return [*(Check(n, "fail", why) for n in names), Check("per_class", "skip", why)], None
+    if cand.task == MULTI_LABEL:
+        sets = set_comparison(cand, champion, gate.bootstrap_samples, gate.margin)
+        if sets["rows"] == 0:
+            return _nothing_compared(names, sets["test_rows"], v), sets
+        checks = set_policy_checks(gate, cand, sets, v)
+        return [*checks, per_class_check(gate, sets, v, unit="label")], sets
+    comparison = paired_comparison(cand, champion)
+    if comparison["rows"] == 0:
+        return _nothing_compared(names, comparison["test_rows"], v), comparison
+    return [*policy_checks(gate, cand, comparison, v), per_class_check(gate, comparison, v)], comparison
+
+
+def _nothing_compared(names: tuple[str, ...], test_rows: int, version: str) -> list[Check]:
+    why = (
+        f"none of the {test_rows} test rows is new to champion v{version} (it trained or "
+        "validated on all of them): no fair comparison is possible. Check the candidate by hand and "
+        "use `ftpipe promote` if it should serve"
+    )
+    return [*(Check(n, "fail", why) for n in names), Check("per_class", "skip", why)]
+
+
 def run_gate(
     gate: GateParams,
     cand: Candidate,
@@ -615,12 +872,18 @@ def run_gate(
     drift: DriftFigures | None = None,
     drift_unavailable: str = "no drift figures",
 ) -> Decision:
-    """Every check with its outcome and reason; promote only when none fails."""
+    """Every check with its outcome and reason; promote only when none fails.
+
+    The primary metric is `register.gate.primary_metric` (`resolve_primary`); a candidate of label sets
+    (`cand.task` multi_label) is compared by the paired bootstrap (module docstring)."""
+    cand = resolve_primary(gate, cand)
     checks = _absolute_checks(gate, cand, first=champion is None)
     names = COMPARISON_CHECKS[gate.policy]
-    comparison = None
     if champion is None:
-        checks.append(baseline_significance_check(gate, cand))
+        multi = cand.task == MULTI_LABEL
+        checks.append(
+            set_baseline_significance_check(gate, cand) if multi else baseline_significance_check(gate, cand)
+        )
         skip = "no champion yet: the floor and the baseline decide"
         checks += [Check(n, "skip", skip) for n in ("labels", *names, "per_class", "drift")]
         return Decision(not any(c.outcome == "fail" for c in checks), checks, None, None, gate.policy)
@@ -629,23 +892,8 @@ def run_gate(
         Check("baseline_significance", "skip", f"champion v{v} exists: the comparison with it decides")
     )
     checks.append(labels_check(gate, cand, champion))
-    if champion.preds is None:
-        why = f"champion v{v} could not be scored on the test split: {champion.error}"
-        checks += [Check(n, "fail", why) for n in names]
-        checks.append(Check("per_class", "skip", why))
-    else:
-        comparison = paired_comparison(cand, champion)
-        if comparison["rows"] == 0:
-            why = (
-                f"none of the {comparison['test_rows']} test rows is new to champion v{v} (it trained or "
-                "validated on all of them): no fair comparison is possible. Check the candidate by hand and "
-                "use `ftpipe promote` if it should serve"
-            )
-            checks += [Check(n, "fail", why) for n in names]
-            checks.append(Check("per_class", "skip", why))
-        else:
-            checks += policy_checks(gate, cand, comparison, v)
-            checks.append(per_class_check(gate, comparison, v))
+    compared, comparison = _comparison_checks(gate, cand, champion)
+    checks += compared
     checks.append(drift_check(drift, gate, drift_unavailable))
     promote = all(c.outcome != "fail" for c in checks)
     return Decision(promote, checks, v, comparison, gate.policy, drift)
