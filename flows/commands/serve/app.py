@@ -8,6 +8,10 @@ request changes nothing for it. Bounds: a body over `serve.max_request_bytes` is
 `serve.max_rows` texts, or a bad one, is 400 with one line naming the row and the fix; beyond
 `serve.max_in_flight` requests at once, 503 with Retry-After (never an unbounded queue). Every answer of
 /invocations while a version is served carries `X-Model-Version` and, on success, `"version"` in the body.
+
+A multi-label version (label.task multi_label) answers each row with `label` (the set, "billing|bug"),
+`labels` (the same set as a JSON list), `score` (the chosen labels' mean probability) and a `p_<label>` per
+label, asked or not; its request-log rows hold the set string as the label.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from flows.commands.serve.reqlog import RequestLog
 from stages.config.serve import ServeParams
 from stages.registry.smoke import PROB_PREFIX, probability_columns
 from stages.registry.tracking import describe_failure
-from stages.serving.textclf import TextCounts
+from stages.serving.textclf import LABEL_SET_SEPARATOR, TextCounts
 
 VERSION_HEADER = "X-Model-Version"
 
@@ -152,8 +156,19 @@ async def answer(request: Request, served: Served | None, params: ServeParams, l
     cols = probability_columns(out)
     counts = await on_predictor(served.counts, parsed.texts)  # never raises: None on failure
     _log_rows(log, served, parsed.texts, records, cols, counts)
+    if served.multi_label:  # the set as a list too, and every label's probability: that model's answer
+        return _answer(served, [_label_set(r, cols) for r in records])
     keep = ["label", "score", *(cols if parsed.probabilities else [])]
     return _answer(served, [{k: r[k] for k in keep} for r in records])
+
+
+def _label_set(record: dict[str, Any], cols: list[str]) -> dict[str, Any]:
+    """One answer row of a multi-label version: `label` ("billing|bug"), `labels` (["billing", "bug"]),
+    `score` (their mean probability) and a `p_<label>` per label."""
+    label = str(record["label"])
+    return {"label": label, "labels": label.split(LABEL_SET_SEPARATOR), "score": record["score"]} | {
+        c: record[c] for c in cols
+    }
 
 
 async def _read(request: Request, served: Served, params: ServeParams) -> Parsed | Response:

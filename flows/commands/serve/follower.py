@@ -38,7 +38,7 @@ from stages.registry.reader import RegistryReader
 from stages.registry.smoke import FALLBACK_TEXTS, sanity
 from stages.registry.tracking import RegistryError, TrackingUnavailable, describe_failure, use_store
 from stages.serving.manifest import ManifestError
-from stages.serving.textclf import TextCounts, WindowEncoder
+from stages.serving.textclf import MULTI_LABEL, TextCounts, WindowEncoder
 
 LOG = logging.getLogger("ftpipe.serve")
 # every forward pass of the server on one thread (requests and smoke tests alike): torch's OpenMP keeps a
@@ -72,6 +72,7 @@ class Served:
     load_seconds: float = 0.0
     smoke: str = ""  # what the smoke test found
     computes_in: str = ""  # bf16 | fp32 | int8: what serve.precision and serve.quantize resolved to here
+    multi_label: bool = False  # answers a label set per text (label.task multi_label): `labels` in the answer
     counter: Callable[[list[str]], list[TextCounts]] | None = field(default=None, compare=False, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
@@ -201,6 +202,7 @@ class RegistrySource:
             load_seconds=round(time.perf_counter() - t0, 2),
             computes_in=_computes_in(model),
             counter=text_counter(model),
+            multi_label=answers_label_sets(model),
         )
 
     def smoke(self, served: Served, tags: dict[str, str]) -> str:
@@ -255,6 +257,15 @@ def _computes_in(model: Any) -> str:
     if config.get("quantize") == "int8":
         return "int8"
     return "bf16" if getattr(inner, "autocast_bf16", False) else "fp32"
+
+
+def answers_label_sets(model: Any) -> bool:
+    """Whether the loaded pyfunc is ftpipe's text classifier of a multi-label model (its config's
+    problem_type MULTI_LABEL): its `label` is a "|"-joined set; False for any other."""
+    try:
+        return bool(model.unwrap_python_model().model.config.problem_type == MULTI_LABEL)
+    except Exception:  # noqa: BLE001 - a model of another flavour or shape: one label per text
+        return False
 
 
 def text_counter(model: Any) -> Callable[[list[str]], list[TextCounts]] | None:
