@@ -23,6 +23,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 LISTS = Path("/var/lib/apt/lists")
 SUITE = "deb.debian.org_debian_dists_bookworm_main"
@@ -117,9 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     tmp = out.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
     tmp.replace(out)
-    sets = [r["labels"] for r in kept]
-    n_labels = len({x for s in sets for x in s})  # type: ignore[attr-defined]
-    mean = sum(len(s) for s in sets) / max(1, len(sets))  # type: ignore[arg-type]
+    sets = [cast(list[str], r["labels"]) for r in kept]
+    n_labels = len({x for s in sets for x in s})
+    mean = sum(len(s) for s in sets) / max(1, len(sets))
     print(f"{out}: {len(kept)} packages, {n_labels} labels, {mean:.2f} labels per text")
 
 
