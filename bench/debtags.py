@@ -84,7 +84,7 @@ def rows(facets: list[str]) -> list[dict[str, object]]:
         for f in stanzas(read_list(find_list("i18n_Translation-en")))
         if "Description-md5" in f and "Description-en" in f
     }
-    out = []
+    out: list[dict[str, object]] = []
     for f in stanzas(read_list(find_list("binary-amd64_Packages"))):
         tags = [t.strip() for t in f.get("Tag", "").replace("\n", " ").split(",")]
         labels = sorted({t for t in tags if t.split("::")[0] in facets})
