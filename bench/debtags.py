@@ -65,7 +65,8 @@ def stanzas(text: str) -> Iterator[dict[str, str]]:
 def description_text(value: str) -> str:
     """A Description-en value as prose: the short line, then the long one (" ." lines are paragraph breaks)."""
     first, *rest = value.split("\n")
-    paras, cur = [], []
+    paras: list[str] = []
+    cur: list[str] = []
     for line in rest:
         line = line.strip()
         if line == ".":
