@@ -13,7 +13,10 @@ a manifest (flows/commands/predict/parts.py). A run stopped for any reason (Ctrl
 keeps its parts: the same command again continues after the last one, as long as the input, the model
 version and the settings are the same (`--no-resume` starts afresh). At the end the parts are joined
 into the output (tmp + rename) and the folder removed. Ids are written as strings, whatever type the
-input gave them. No Prefect: this command starts no server.
+input gave them. No Prefect: this command starts no server. A multi-label version (label.task
+multi_label) writes its set per text as `label` ("billing|bug", names in the model's label order), the
+chosen labels' mean probability as `score`, and a `p_<label>` column per label whether or not
+--probabilities is given: those probabilities are that model's answer.
 
 Before the model loads, the command takes the output's lock (one writer per output: a second predict on
 it is refused at once, flows/commands/predict/lock.py; a folder it cannot write in is said here) and
@@ -127,7 +130,8 @@ def predict_batch(
             "the model did not return a `label` and a `score` per row; batch prediction needs a model "
             "registered by ftpipe's register stage (a pyfunc that maps a `text` column to `label`, `score`)."
         )
-    probs = [c for c in pred.columns if str(c).startswith("p_")] if probabilities else []
+    # a single-label model gives p_<label> columns only when asked; a multi-label one always (its answer)
+    probs = [c for c in pred.columns if str(c).startswith("p_")]
     if probabilities and not probs:
         raise PredictError(NO_PROBABILITIES)
     out = {id_column: batch[id_column].to_numpy(), "label": pred["label"].astype(str).to_numpy()}
@@ -525,7 +529,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "for its agreement with fp32); none: fp32 (default: as registered, register.quantize)",
     )
     p.add_argument(
-        "--probabilities", action="store_true", help="add a p_<label> column per class: its probability"
+        "--probabilities",
+        action="store_true",
+        help="add a p_<label> column per class: its probability (a multi-label model writes them always)",
     )
     p.add_argument(
         "--encoding", default="utf-8", help="the input's text encoding, e.g. cp1252 (default: utf-8)"
