@@ -14,6 +14,15 @@ written: one row per test example with every class probability (the register gat
 them by id), the confusion matrix as `dvc plots` data and a PNG, and the highest-confidence mistakes.
 The CSV files escape string cells that a spreadsheet would run as formulas (`stages/core/csvsafe.py`).
 
+Label sets (label.task multi_label: the splits' `label` is a list of class ids) take their own branch. The
+model's per-label sigmoid probabilities are decided by the thresholds finetune tuned on validation and saved
+in config.json (`ftpipe_thresholds`); the baseline is one-vs-rest (one logistic regression per label on the
+same TF-IDF), its thresholds tuned on the validation split's text the same way. metrics.json says
+`task: multi_label` and `primary_metric: micro_f1`, with subset accuracy, Hamming loss, micro/macro/weighted
+F1 and the thresholds (`stages/model/multilabel.py`); predictions.csv writes sets as names joined by "|",
+with each text's F1; the confusion data has one record per (text, label) pair, "(none)" on the side that
+lacks the label.
+
 Before it reads the model folder, evaluate checks every file against the folder's `MANIFEST.sha256`
 (written by finetune; `stages/serving/manifest.py`) and refuses a changed, added or missing file. The
 mean-pool head is ftpipe's own class, never the folder's code; `tokenize.trust_remote_code` (read from
@@ -23,6 +32,7 @@ params.yaml with tokenize's own class, never from a file in the folder) applies 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,15 +48,24 @@ from stages.core.logs import setup_logging
 from stages.data.label_map import read_label_names
 from stages.data.windows import flatten, row_windows
 from stages.model.evaluation import (
+    baseline_multilabel_proba,
     baseline_proba,
     build_metrics,
+    build_multilabel_metrics,
     check_model_labels,
+    check_model_task,
     headline_metrics,
+    model_thresholds,
 )
 from stages.model.metrics import classification_report_text
+from stages.model.multilabel import decide, multi_hot, tune_thresholds
 from stages.model.predictions import (
     confusion_records,
+    multilabel_confusion_records,
+    multilabel_predictions_table,
+    multilabel_worst_errors,
     plot_confusion,
+    plot_multilabel_confusion,
     predictions_table,
     worst_errors,
     write_csv,
@@ -57,7 +76,7 @@ from stages.serving.meanpool import load_classifier, load_tokenizer
 from stages.serving.textclf import window_probabilities
 
 if TYPE_CHECKING:  # datasets is imported where the splits are read
-    from datasets import Dataset
+    from datasets import Dataset, DatasetDict
 
 MODEL_FIX = (
     "Rerun `dvc repro finetune` (or `dvc checkout models/model` to restore the folder DVC recorded); "
@@ -106,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     log = setup_logging("evaluate")
     p = load_section("evaluate", EvaluateParams, args.params)
 
-    from datasets import load_from_disk
+    from datasets import List, load_from_disk
 
     model_dir, labels_path = Path(args.model), Path(args.labels)
     # before any file of the folder is read: every file as finetune wrote it, nothing added
@@ -117,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
     check_model_labels(read_json(model_dir / "config.json"), names, model_dir, labels_path)
     dd = load_from_disk(args.splits)
     train, test = dd["train"], dd["test"]
+    if check_model_task(
+        read_json(model_dir / "config.json"), isinstance(test.features["label"], List), model_dir
+    ):
+        evaluate_label_sets(args, p, dd, names, trust, log)  # label.task multi_label
+        return
     y = np.asarray(test["label"])
 
     probs, speed, device = predict_proba(model_dir, test, p.batch_size, trust)
@@ -145,6 +169,64 @@ def main(argv: list[str] | None = None) -> None:
         b["accuracy"],
         b["macro_f1"],
         metrics["delta"]["macro_f1"],
+        speed,
+        device,
+    )
+
+
+def evaluate_label_sets(
+    args: argparse.Namespace,
+    p: EvaluateParams,
+    dd: DatasetDict,
+    names: list[str],
+    trust: bool,
+    log: logging.Logger,
+) -> None:
+    """evaluate on label sets (label.task multi_label): the model's sigmoid probabilities decided by the
+    thresholds finetune saved with it; the one-vs-rest baseline fit on train, its thresholds tuned on
+    validation (`tune_thresholds`, as finetune tunes the model's); both scored on the test rows."""
+    model_dir, k = Path(args.model), len(names)
+    train, test = dd["train"], dd["test"]
+    thresholds = model_thresholds(read_json(model_dir / "config.json"), names, model_dir)
+    y = multi_hot(test["label"], k)
+    probs, speed, device = predict_proba(model_dir, test, p.batch_size, trust)
+    base_val, base_test = baseline_multilabel_proba(
+        list(train["text"]),
+        multi_hot(train["label"], k),
+        [list(dd["validation"]["text"]), list(test["text"])],
+        p,
+    )
+    base_t = tune_thresholds(multi_hot(dd["validation"]["label"], k), base_val)
+    metrics = build_multilabel_metrics(
+        y, (probs, thresholds), (base_test, base_t), names, p.ece_bins, speed, device
+    )
+    pred = decide(probs, thresholds)
+    preds = multilabel_predictions_table(list(test["id"]), y, probs, pred, decide(base_test, base_t), names)
+
+    write_json(args.metrics, MetricsReport.model_validate(metrics).dump())
+    write_json(Path(args.headline), headline_metrics(metrics))
+    write_csv(Path(args.predictions), preds)
+    records = multilabel_confusion_records(preds, names)
+    write_json(args.confusion, records)
+    plot_multilabel_confusion(records, names, Path(args.confusion_png))
+    errors = multilabel_worst_errors(preds, list(test["text"]), p.worst_errors, p.excerpt_chars)
+    write_csv(Path(args.errors), errors)
+    log.info(
+        "test classification report (%d rows, label sets):\n%s",
+        len(y),
+        classification_report_text(y, pred, names),
+    )
+    m, b = metrics["model"], metrics["baseline"]
+    log.info(
+        "model subset accuracy %.4f micro-F1 %.4f macro-F1 %.4f Hamming %.4f | baseline micro-F1 %.4f "
+        "macro-F1 %.4f | delta micro-F1 %+.4f | %.1f examples/s on %s",
+        m["accuracy"],
+        m["micro_f1"],
+        m["macro_f1"],
+        m["hamming_loss"],
+        b["micro_f1"],
+        b["macro_f1"],
+        metrics["delta"]["micro_f1"],
         speed,
         device,
     )

@@ -1,7 +1,8 @@
 """reports/metrics.json, written by `stages/evaluate.py`: the model's and the baseline's test figures.
 
 The summary reads the primary metric's name and every top-level figure of the model and the baseline,
-and their difference; the per-class figures, inference speed and test rows stay extras.
+and their difference; the per-class figures, inference speed and test rows stay extras. A label-set run
+(`task: multi_label`) adds micro-F1, subset accuracy, Hamming loss and each block's `thresholds` table.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class MetricsReport(ReportModel):
     """reports/metrics.json."""
 
     primary_metric: str
+    task: str | None = None  # "multi_label" for label sets; single-label files leave it out
     model: MetricFigures
     baseline: MetricFigures
     delta: dict[str, float] | None = None  # model minus baseline (evaluate writes three of them)
