@@ -2,14 +2,17 @@
 
     ftpipe init support-tickets --csv data/external/tickets.csv
     ftpipe init support-tickets --csv ~/exports/tickets.csv --text-column body --label-column topic
+    ftpipe init support-tickets --csv data/external/tickets.csv --task multi_label --label-separator "|"
 
 Run it in the repository root (or pass --root). It edits params.yaml in place, like `dvc exp run -S`,
 rewriting only the lines of the keys it changes (comments kept), and it changes only the keys that name
 your data and your model: the whole `ingest` section (your CSV, its columns; the other ingest keys back
 to their defaults), `label.labels` and `label.aliases` (the previous data's label filter and aliases:
-back to null and {}), `register.model_name` and `register.gate.min_primary` (null: no floor; a figure set
-for another dataset does not fit yours, and the first version is judged against the baseline). The recipe (tokenize, finetune, evaluate, the gate, ...) stays as
-params.yaml has it, which in a fresh clone is the shipped default. Without a params.yaml it writes one
+back to null and {}), `label.task` (--task: single_label, the default, or multi_label, a set of labels
+per text read from a cell split on --label-separator, `ingest.label_separator`), `register.model_name`
+and `register.gate.min_primary` (null: no floor; a figure set for another dataset does not fit yours,
+and the first version is judged against the baseline). The recipe (tokenize, finetune, evaluate, the
+gate, ...) stays as params.yaml has it, which in a fresh clone is the shipped default. Without a params.yaml it writes one
 from the params classes' defaults (no comments then).
 
 Why a model name of its own: the registry compares every new version with the champion of its name, so a
@@ -57,6 +60,7 @@ PARAMS_FILE = "params.yaml"
 CSV_SUFFIXES = (".csv", ".tsv")  # what ingest reads as CSV (a .tsv is tab-separated)
 # the shipped example's model name: the one name `init` replaces without --force
 EXAMPLE_MODEL_NAME: str = RegisterParams.model_fields["model_name"].default
+TASKS = ("single_label", "multi_label")  # label.task
 
 
 class InitError(ValueError):
@@ -80,6 +84,7 @@ class InitResult:
     lengths: str = ""  # the texts' lengths in words (length_line)
     min_words: tuple[int, int] | None = None  # clean.min_words lowered (from, to) to keep 99% of short texts
     baseline_margin: float = 0.0  # register.gate.baseline_margin as params.yaml now has it
+    task: str = "single_label"  # label.task as written
 
 
 # --------------------------------------------------------------------------- the pure core
@@ -99,12 +104,20 @@ def check_name(name: str) -> None:
 
 
 def dataset_keys(
-    name: str, source: str, text_column: str, label_column: str, id_column: str | None
+    name: str,
+    source: str,
+    text_column: str,
+    label_column: str,
+    id_column: str | None,
+    task: str = "single_label",
+    label_separator: str | None = None,
 ) -> dict[str, object]:
-    """The params keys `init` owns (dotted key -> value): the ingest section, the label filter, the name.
+    """The params keys `init` owns (dotted key -> value): the ingest section, the label filter and task,
+    the name.
 
     Built through the params classes, so a bad column name fails here with the class's own rule.
     """
+    check_task_flags(task, label_separator)
     try:
         ingest = IngestParams(
             source=source,
@@ -112,6 +125,7 @@ def dataset_keys(
             text_field=text_column,
             label_field=label_column,
             id_field=id_column,
+            label_separator=label_separator,
         )
     except ValidationError as exc:
         bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -124,11 +138,28 @@ def dataset_keys(
         **{f"ingest.{k}": v for k, v in ingest.model_dump(mode="json").items()},
         "label.labels": label.labels,
         "label.aliases": dict(label.aliases),
+        "label.task": task,
         "register.model_name": name,
         # a floor is a figure of one dataset (0.9 was BBC News's): a new task's first version is judged
         # against the in-pipeline baseline instead (register.gate.baseline_margin), until the user sets one
         "register.gate.min_primary": None,
     }
+
+
+def check_task_flags(task: str, label_separator: str | None) -> None:
+    """--label-separator only with --task multi_label, and multi_label needs it (a CSV cell is one string)."""
+    if task not in TASKS:
+        raise InitError(f"--task {task!r}: use one of {', '.join(TASKS)}; nothing was changed.")
+    if label_separator is not None and task != "multi_label":
+        raise InitError(
+            f"--label-separator {label_separator!r} splits a label cell into a set of labels, which only "
+            "--task multi_label reads; add --task multi_label, or drop --label-separator."
+        )
+    if task == "multi_label" and not label_separator:
+        raise InitError(
+            "--task multi_label reads each text's labels from one CSV cell: name what separates them with "
+            '--label-separator (e.g. --label-separator "|" for `billing|bug`); nothing was changed.'
+        )
 
 
 def refusal(current_name: str | None, name: str, force: bool) -> str | None:
@@ -221,7 +252,8 @@ def _read_csv(csv_path: Path, keys: dict[str, object]) -> tuple[IngestReport, li
 
     ingest_keys = {k.removeprefix("ingest."): v for k, v in keys.items() if k.startswith("ingest.")}
     try:
-        rows, _, report = ingest(IngestParams.model_validate({**ingest_keys, "source": str(csv_path)}))
+        params = IngestParams.model_validate({**ingest_keys, "source": str(csv_path)})
+        rows, _, report = ingest(params, str(keys.get("label.task", "single_label")))
     except IngestError as exc:
         raise InitError(
             f"{exc} With `ftpipe init`, name the columns with --text-column, --label-column and "
@@ -293,6 +325,8 @@ def init_project(
     label_column: str = "label",
     id_column: str | None = None,
     force: bool = False,
+    task: str = "single_label",
+    label_separator: str | None = None,
 ) -> InitResult:
     """Point ROOT's params.yaml at `csv` under registered model `name`; all or nothing."""
     check_name(name)
@@ -305,7 +339,7 @@ def init_project(
         if why:
             raise InitError(why)
         dest, source = placement(csv, root, ingest_inputs(root / "dvc.yaml"))
-        keys = dataset_keys(name, source, text_column, label_column, id_column)
+        keys = dataset_keys(name, source, text_column, label_column, id_column, task, label_separator)
         report, words = _read_csv(csv, keys)
         if why := label_problem(report["labels"], label_column, csv):
             raise InitError(why)
@@ -338,6 +372,7 @@ def init_project(
         baseline_margin=_baseline_margin(new_text),
         lengths=length_line(words),
         min_words=(current_min, floor) if floor < current_min else None,
+        task=task,
     )
 
 
@@ -407,6 +442,8 @@ def render(result: InitResult) -> str:
         reasons = ", ".join(f"{k} ({v})" for k, v in result.reject_reasons.items())
         rejected = f", {result.rejected} rejected: {reasons}"
     lines.append(f"  {result.rows} rows{rejected}; {len(result.labels)} labels: {labels}")
+    if result.task == "multi_label":
+        lines.append("  label sets (label.task multi_label): a text counts once under each of its labels")
     if result.lengths:
         lines.append(f"  {result.lengths}")
     if result.min_words is not None:
@@ -460,6 +497,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
             args.label_column,
             args.id_column,
             args.force,
+            args.task,
+            args.label_separator,
         )
     except (InitError, RetrainError) as exc:
         print(f"ftpipe init: {exc}", file=sys.stderr)
@@ -497,6 +536,19 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         action="store_true",
         help="replace a params.yaml set up for another model name, or a different file of the same name "
         "under data/external/",
+    )
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default="single_label",
+        help="label.task: one label per text (default), or multi_label, a set of labels per text",
+    )
+    p.add_argument(
+        "--label-separator",
+        default=None,
+        metavar="SEP",
+        help='with --task multi_label: what separates the labels in a label cell, e.g. "|" '
+        "(ingest.label_separator)",
     )
     p.add_argument("--root", default=".", help="the repository (default: the working directory)")
     p.set_defaults(func=_cmd_init)
