@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from stages.config.paths import PATHS
 from stages.data.trained_on import TrainedOn
-from stages.gate.checks import Candidate, Decision
+from stages.gate.checks import MULTI_LABEL, Candidate, Decision
 from stages.model.resolve import checkpoint_languages, checkpoint_sha256
 from stages.registry import tags as registry_tags
 from stages.reports.finetune import FinetuneReport
@@ -75,6 +75,7 @@ def model_card(
         data_section(cand, trained_on, profile_note),
         f"## Training\n\n{training_section(training)}",
         metrics_section(cand),
+        *([thresholds_section(cand, prov)] if cand.task == MULTI_LABEL else []),
         gate_section(decision),
         reproduce_section(tags, prov),
         "## Lineage\n\n"
@@ -131,7 +132,10 @@ def description(card: str, most: int = DESCRIPTION_MAX) -> str:
 
 def data_section(cand: Candidate, trained_on: TrainedOn | None, profile_note: str) -> str:
     """The labels, the test split per label, and what the version trained on."""
-    counts = cand.test["label"].value_counts().reindex(cand.labels, fill_value=0)
+    labels = cand.test["label"]
+    if cand.task == MULTI_LABEL:  # label sets: the test rows carrying each label
+        labels = labels.astype(str).str.split("|").explode()
+    counts = labels.value_counts().reindex(cand.labels, fill_value=0)
     trained = (
         f"Trained and validated on {trained_on.summary()} "
         f"(artifact `{registry_tags.TRAINED_ON_ARTIFACT}`): a later candidate is compared with this version "
@@ -146,19 +150,55 @@ Test split: {len(cand.test)} examples ({", ".join(f"{k} {v}" for k, v in counts.
 {trained} {profile_note}"""
 
 
+SET_CARD_METRICS = (  # label sets: the card's rows (subset accuracy is `accuracy`)
+    "micro_f1",
+    "micro_precision",
+    "micro_recall",
+    "macro_f1",
+    "weighted_f1",
+    "subset_accuracy",
+    "hamming_loss",
+    "label_cardinality",
+    "ece",
+)
+
+
 def metrics_section(cand: Candidate) -> str:
     """The test metrics the model and the TF-IDF baseline both have, side by side."""
     m = cand.metrics
-    keys = [
-        k
-        for k in ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "ece")
-        if k in m.get("model", {})
-    ]
+    names = (
+        SET_CARD_METRICS
+        if cand.task == MULTI_LABEL
+        else ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "ece")
+    )
+    keys = [k for k in names if k in m.get("model", {})]
     rows = "\n".join(f"| {k} | {_fmt(m['model'][k])} | {_fmt(m['baseline'].get(k, '-'))} |" for k in keys)
     return f"""## Test metrics (primary: `{cand.primary_metric}`)
 
 | metric | model | TF-IDF baseline |
 |---|---|---|
+{rows}"""
+
+
+def thresholds_section(cand: Candidate, prov: Provenance) -> str:
+    """Label sets: each label's decision threshold (config.json `ftpipe_thresholds`, tuned on validation)."""
+    found = prov.thresholds or dict(cand.metrics.get("model", {}).get("thresholds") or {})
+    source = (
+        "config.json `ftpipe_thresholds`"
+        if prov.thresholds
+        else "reports/metrics.json (the model folder's config.json has no `ftpipe_thresholds`)"
+        if found
+        else "none recorded: 0.5 for every label"
+    )
+    rows = "\n".join(f"| {x} | {_fmt(found[x]) if x in found else '0.5 (default)'} |" for x in cand.labels)
+    return f"""## Decision thresholds
+
+A text gets every label whose probability reaches its threshold (tuned per label on the validation split
+to maximise that label's F1); when none does, the one label with the highest probability / threshold.
+Source: {source}.
+
+| label | threshold |
+|---|---|
 {rows}"""
 
 
@@ -192,6 +232,7 @@ class Provenance:
     data_hashes: dict[str, str] = field(default_factory=dict)  # dvc.lock: data/external, data/raw
     validate: dict[str, Any] = field(default_factory=dict)  # reports/data_profile.json `headline`
     class_rows: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> rows
+    thresholds: dict[str, float] = field(default_factory=dict)  # label sets: config.json ftpipe_thresholds
     notes: tuple[str, ...] = ()  # inputs that were missing, said on the card
 
 
@@ -282,11 +323,25 @@ def gather_provenance(params: dict[str, Any], lock_path: str | Path, model_dir: 
         validate=report.headline.dump() if report else {},
         class_rows={s: {c: v.rows for c, v in part.classes.items()} for s, part in splits.items()},
         notes=tuple(notes),
+        thresholds=_thresholds(model_dir),
     )
+
+
+def _thresholds(model_dir: Path) -> dict[str, float]:
+    """The per-label decision thresholds finetune saved in config.json (`ftpipe_thresholds`); {} if none."""
+    found = _read_json(model_dir / "config.json").get("ftpipe_thresholds")
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): float(v) for k, v in found.items() if isinstance(v, int | float)}
 
 
 def intended_use_section(cand: Candidate) -> str:
     """What the model is for: one label of the fixed set per text, and what it cannot say."""
+    if cand.task == MULTI_LABEL:
+        return f"""## Intended use
+
+Text classification with label sets: each text gets one or more of {len(cand.labels)} labels ({", ".join(f"`{x}`" for x in cand.labels)}; `label.labels` in params.yaml, the label map data/processed/labels.json), each label with its own sigmoid probability (the `p_<label>` columns) and decision threshold (see Decision thresholds).
+For texts like the training data (see Limitations). Not for texts that carry none of these labels (every text gets at least one), texts in another language than it was trained on, or decisions about people without review."""
     return f"""## Intended use
 
 Text classification: each text gets exactly one of {len(cand.labels)} labels ({", ".join(f"`{x}`" for x in cand.labels)}; `label.labels` in params.yaml, the label map data/processed/labels.json) with its softmax score.

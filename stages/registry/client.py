@@ -30,7 +30,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
-from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 from stages.core.io import DiskFull, as_disk_full
 from stages.core.redact import redact_uri
@@ -117,6 +117,8 @@ class Registration:
     model_config: dict[str, Any]  # the served model's windowing, truncation and batch size
     example_texts: list[str]
     await_registration_s: int = 300
+    label_sets: bool = False  # label.task multi_label: the signature declares a p_<label> column per label
+    labels: list[str] = field(default_factory=list)  # id order
 
 
 class Registry(RegistryReader):
@@ -377,12 +379,7 @@ class Registry(RegistryReader):
                 # every serving option, so each can be set at load (MLflow ignores a key not logged)
                 model_config={**textclf.DEFAULT_CONFIG, **reg.model_config, "manifest": served},
                 code_paths=[str(f) for f in registered_code()],
-                signature=ModelSignature(
-                    inputs=Schema([ColSpec("string", "text")]),
-                    outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
-                    # p_<label> columns on request (textclf.py; `ftpipe predict --probabilities`)
-                    params=ParamSchema([ParamSpec("probabilities", "boolean", False)]),
-                ),
+                signature=served_signature(reg),
                 input_example=pd.DataFrame({"text": reg.example_texts}),
                 pip_requirements=pyfunc_requirements(),
             )
@@ -584,6 +581,20 @@ def _leave_run(status: str, uri: str) -> None:
     quiet = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if redact_uri(uri) != uri else {}
     with mlflow_http_policy(1.0), temporary_env(quiet), contextlib.suppress(Exception):
         mlflow.end_run(status)
+
+
+def served_signature(reg: Registration) -> ModelSignature:
+    """What the served model reads and answers: a text; its label and score, and a `p_<label>` column per
+    label, on request for one label per text, always for label sets (the set's label is "a|b")."""
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("string", "label"), ColSpec("double", "score")]
+    if reg.label_sets:  # the per-label probabilities are that model's answer (stages/serving/textclf.py)
+        outputs += [ColSpec("double", f"p_{name}") for name in reg.labels]
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "text")]),
+        outputs=Schema(outputs),
+        # p_<label> columns on request (textclf.py; `ftpipe predict --probabilities`)
+        params=ParamSchema([ParamSpec("probabilities", "boolean", False)]),
+    )
 
 
 def pyfunc_requirements() -> list[str]:

@@ -4,8 +4,10 @@
                           "data/processed/splits", "data/processed/labels.json")
 
 The model folder, evaluate's metrics (read through `MetricsReport`) and predictions, the test split and
-the label map must tell one story (same labels, same test ids); anything stale is a `RegisterError`
-that names the stage to rerun. The trained-on record, the data profile, the finetune report and the
+the label map must tell one story (same labels, same test ids, the same task); anything stale is a
+`RegisterError` that names the stage to rerun. Label sets (`label.task: multi_label`: the test split's
+label is a list of ids, metrics.json says `task: multi_label`) give a candidate whose label, pred and
+baseline_pred are set strings ("a|b", names in id order; stages/model/multilabel.py `join_set`). The trained-on record, the data profile, the finetune report and the
 training curves are optional: register works without them, and says what was missing.
 """
 
@@ -15,14 +17,17 @@ import math
 import re
 from pathlib import Path
 
-from datasets import DatasetDict, load_from_disk
+import pandas as pd
+from datasets import Dataset, DatasetDict, List, load_from_disk
 from pydantic import ValidationError
 
 from stages.core.csvsafe import read_csv
 from stages.core.io import read_json
 from stages.data.label_map import read_label_names
 from stages.data.trained_on import TrainedOn
-from stages.gate.checks import PRIMARY_METRICS, Candidate
+from stages.gate.checks import MULTI_LABEL, PRIMARY_METRICS, Candidate
+from stages.gate.sets import SET_METRICS
+from stages.model.multilabel import join_set
 from stages.reports.base import problems
 from stages.reports.evaluate import MetricsReport
 from stages.reports.finetune import FinetuneReport
@@ -62,13 +67,8 @@ def load_candidate(
             f"{predictions_path}: columns {sorted(missing_cols)} are missing; rerun evaluate."
         )
     ds = splits if isinstance(splits, DatasetDict) else load_from_disk(str(splits))
-    test = ds["test"]
-    names = test.features["label"].names
-    test_df = test.select_columns(
-        [c for c in ("id", "text", "label", "group") if c in test.column_names]
-    ).to_pandas()
-    test_df["id"] = test_df["id"].astype(str)
-    test_df["label"] = [names[i] for i in test_df["label"]]
+    task = split_task(ds["test"], metrics.dump().get("task"), metrics_path, splits)
+    test_df = split_rows(ds["test"])
     if set(test_df["id"]) != set(preds["id"]) or len(preds) != len(test_df):
         raise RegisterError(
             f"{predictions_path} has {len(preds)} rows that do not match the {len(test_df)} test examples of "
@@ -78,7 +78,38 @@ def load_candidate(
     kept = ["id", "pred", "correct"] + (["baseline_pred"] if "baseline_pred" in preds.columns else [])
     merged = test_df.merge(preds[kept], on="id", how="left", validate="one_to_one")
     merged["correct"] = merged["correct"].astype(int)
+    if task == MULTI_LABEL:
+        return Candidate(model_dir, metrics.dump(), primary, labels, merged, task=MULTI_LABEL)
     return Candidate(model_dir, metrics.dump(), primary, labels, merged)
+
+
+def split_task(test: Dataset, task: object, metrics_path: str | Path, splits: object) -> str:
+    """multi_label when the test split holds label sets, else single_label; metrics.json must agree."""
+    mine = MULTI_LABEL if isinstance(test.features["label"], List) else "single_label"
+    if (task == MULTI_LABEL) != (mine == MULTI_LABEL):
+        raise RegisterError(
+            f"{metrics_path} says task {task or 'single_label'}, the test split of {splits} holds "
+            f"{'label sets' if mine == MULTI_LABEL else 'one label per text'}; the metrics are stale. Rerun "
+            "evaluate (`dvc repro evaluate`)."
+        )
+    return mine
+
+
+def split_rows(test: Dataset) -> pd.DataFrame:
+    """The test split's id, text, label (a name, or a label-set string) and group, ids as strings."""
+    feature = test.features["label"]
+    multi = isinstance(feature, List)
+    names = feature.feature.names if multi else feature.names
+    df = test.select_columns(
+        [c for c in ("id", "text", "label", "group") if c in test.column_names]
+    ).to_pandas()
+    assert isinstance(df, pd.DataFrame)
+    df["id"] = df["id"].astype(str)
+    if multi:
+        df["label"] = [join_set([names[i] for i in sorted(ids)]) for ids in df["label"]]
+    else:
+        df["label"] = [names[i] for i in df["label"]]
+    return df
 
 
 def read_metrics(path: str | Path) -> MetricsReport:
@@ -90,8 +121,9 @@ def read_metrics(path: str | Path) -> MetricsReport:
             f"{path}: not evaluate's metrics ({problems(exc)}); rerun the evaluate stage."
         ) from None
     primary = metrics.primary_metric
-    if primary not in PRIMARY_METRICS:
-        raise RegisterError(f"{path}: primary_metric {primary!r} is not one of {', '.join(PRIMARY_METRICS)}.")
+    known = PRIMARY_METRICS if metrics.dump().get("task") != MULTI_LABEL else SET_METRICS
+    if primary not in known:
+        raise RegisterError(f"{path}: primary_metric {primary!r} is not one of {', '.join(known)}.")
     for part, figures in (("model", metrics.model), ("baseline", metrics.baseline)):
         if primary not in figures.dump():
             raise RegisterError(f"{path}: `{part}.{primary}` is missing; rerun the evaluate stage.")

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from datasets import load_from_disk
 
 from stages.config.register import GateParams
 from stages.core.csvsafe import read_csv
-from stages.gate.checks import Candidate, Decision, drift_against, require_same_labels, run_gate
+from stages.gate.checks import MULTI_LABEL, Candidate, Decision, drift_against, require_same_labels, run_gate
 from stages.registry import tags as registry_tags
 from stages.registry.client import Registry
 from stages.registry.history import HistoryEvent, canonical_version
@@ -61,6 +62,8 @@ def recorded_candidate(reg: Registry, version: str) -> Candidate:
     test["text"] = ""
     test["correct"] = test["correct"].astype(int)
     labels = json.loads(mv.tags[registry_tags.LABELS])
+    if metrics.dump().get("task") == MULTI_LABEL:  # label sets: label, pred and baseline_pred are "a|b"
+        return Candidate(Path("."), metrics.dump(), metrics.primary_metric, labels, test, task=MULTI_LABEL)
     return Candidate(Path("."), metrics.dump(), metrics.primary_metric, labels, test)
 
 
@@ -80,7 +83,7 @@ def with_texts(cand: Candidate, splits: Path | None, version: str) -> Candidate:
         )
     test_df = cand.test.copy()
     test_df["text"] = [texts[i] for i in test_df["id"]]
-    return Candidate(cand.model_dir, cand.metrics, cand.primary_metric, cand.labels, test_df)
+    return replace(cand, test=test_df)
 
 
 def regate(

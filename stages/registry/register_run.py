@@ -27,6 +27,7 @@ from stages.core.logs import VERBOSE_ENV
 from stages.core.redact import mask_secrets, redact_uri
 from stages.data.trained_on import TrainedOn
 from stages.gate.checks import (
+    MULTI_LABEL,
     Candidate,
     ChampionScore,
     Decision,
@@ -58,6 +59,20 @@ COMPARISON_TAGS = (
     "candidate_errors",
     "champion_errors",
 )
+# label sets: the paired bootstrap's figures in place of McNemar's (stages/gate/checks.py SetComparison)
+SET_COMPARISON_TAGS = (
+    "rows",
+    "left_out_seen",
+    "primary_metric",
+    "bootstrap_samples",
+    "p_noninferiority",
+    "p_superiority",
+    "p_worse",
+    "only_candidate_right",
+    "only_champion_right",
+    "candidate_errors",
+    "champion_errors",
+)
 
 
 def decision_tags(d: Decision) -> dict[str, str]:
@@ -73,7 +88,7 @@ def decision_tags(d: Decision) -> dict[str, str]:
         tags[registry_tags.gate_reason(ch.name)] = ch.reason[:5000]
     if d.comparison:
         comparison: Mapping[str, object] = d.comparison
-        for k in COMPARISON_TAGS:
+        for k in SET_COMPARISON_TAGS if "p_superiority" in comparison else COMPARISON_TAGS:
             tags[f"{registry_tags.GATE_PREFIX}{k}"] = str(comparison[k])
     return tags
 
@@ -314,6 +329,8 @@ def build_registration(run: RegisterRun, inputs: RegisterInputs, decision: Decis
     """Everything the run and the version record: lineage and gate tags, params, metrics, files, card."""
     p, cand, name = run.p, run.cand, run.reg.name
     tags = lineage_tags(inputs.repo, inputs.lock_path, cand.labels, inputs.params, run.mhash)
+    if cand.task == MULTI_LABEL:  # single-label versions keep the tags they always had
+        tags[registry_tags.TASK] = MULTI_LABEL
     metrics = {f"test.{k}": v for k, v in flatten(cand.metrics.get("model", {})).items()}
     for part in ("baseline", "delta", "inference"):
         metrics |= {f"{part}.{k}": v for k, v in flatten(cand.metrics.get(part, {})).items()}
@@ -345,6 +362,8 @@ def build_registration(run: RegisterRun, inputs: RegisterInputs, decision: Decis
         model_config={**inputs.truncation, "batch_size": p.batch_size, "quantize": p.quantize},
         example_texts=[t[:500] for t in cand.test["text"].head(2)],
         await_registration_s=p.await_registration_s,
+        label_sets=cand.task == MULTI_LABEL,
+        labels=list(cand.labels),
     )
 
 

@@ -19,6 +19,7 @@ MODEL_VERSION = "ftpipe.model_version"  # on the registration run: the version i
 MODEL_HASH = "ftpipe.model_hash"
 MANIFEST = "ftpipe.manifest"  # JSON {"format": 1, "files": {path: sha256}}: every file of the logged model
 LABELS = "labels"  # JSON list, id order
+TASK = "ftpipe.task"  # multi_label for a model of label sets (label.task); absent: one label per text
 LABELS_SHA = "labels.sha256"
 PARAMS_SHA = "params.sha256"
 GIT_COMMIT = "git.commit"
