@@ -7,7 +7,9 @@
 Six figures, each judged by its two thresholds in the `monitor` section (docs/params.md):
 
 - `label_js`: Jensen-Shannon distance (base 2) between the labels the champion gave served rows and the
-  labels it gave its own test split (reports/predictions.csv logged with the version).
+  labels it gave its own test split (reports/predictions.csv logged with the version). For a multi-label
+  champion (its profile has `label_sets`) each answer is a "|"-joined set, and the label mix counts each
+  label of a set once (per-label shares, so a new combination of known labels moves nothing by itself).
 - `confidence_drop`: the champion's mean top probability on its test split minus the served rows' mean.
 - `length_js`: JS distance between the served texts' character lengths and the test split's, in the stored
   profile's bins (needs texts in the log: `serve.log_texts`).
@@ -44,6 +46,7 @@ from stages.config.monitor import MonitorParams
 from stages.data.drift import domain_auc, js_distance, label_distance
 from stages.reports.base import ReportModel
 from stages.reports.profile import DataProfile, windows_key
+from stages.serving.textclf import LABEL_SET_SEPARATOR
 
 REPORT_FORMAT = 1
 PREFIX, SUFFIX = "requests-", ".parquet"  # the request log's segment names (flows/commands/serve/reqlog.py)
@@ -190,6 +193,15 @@ def _prediction_figures(
     ]
 
 
+def label_counts(labels: pd.Series, sets: bool) -> pd.Series:
+    """Predictions per label, most first: one per row, or (`sets`, a multi-label champion) one per label of
+    each row's "|"-joined set."""
+    names = labels.astype(str)
+    if sets:
+        names = names.str.split(LABEL_SET_SEPARATOR).explode()
+    return names.value_counts()
+
+
 def _text_figures(rows: int, texts: pd.Series, ref: Reference, p: MonitorParams) -> list[Figure]:
     """The figures of the served texts themselves: their lengths and a domain classifier."""
     length, how = _length_js(texts, ref.profile) if len(texts) else (None, NO_TEXT)
@@ -313,8 +325,11 @@ def compare(
     texts = mine["text"].dropna() if "text" in mine else pd.Series(dtype=object)
     texts = texts[texts.astype(str).str.len() > 0].astype(str)
     preds = ref.predictions
-    served_counts = mine["label"].astype(str).value_counts()
-    test_counts = preds["pred"].astype(str).value_counts()
+    sets = ref.profile.label_sets is not None  # a multi-label champion: "|"-joined sets, counted per label
+    served_counts = label_counts(mine["label"], sets)
+    test_counts = label_counts(preds["pred"], sets)
+    if sets:
+        notes.append("label sets: the label mix counts each label of a predicted set once (per-label shares)")
     served_conf = float(mine["score"].mean()) if len(mine) else None
     test_conf = float(preds["score"].mean()) if len(preds) else None
     figures = _prediction_figures(served_counts, test_counts, served_conf, test_conf, p)
