@@ -145,6 +145,22 @@ def test_model_trained_for_other_labels_is_a_clear_error(setup: dict[str, Path],
         evaluate.main([*argv({**setup, "labels": labels}, outputs(tmp_path))])
 
 
+def test_a_multi_label_model_on_single_label_splits_is_a_clear_error(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    """A head for label sets scores each label by a sigmoid: the arg-max of those is no single-label answer."""
+    model = tmp_path / "model"
+    shutil.copytree(setup["model"], model)
+    config = json.loads((model / "config.json").read_text())
+    config["problem_type"] = "multi_label_classification"
+    (model / "config.json").write_text(json.dumps(config))
+    write_folder_manifest(model)
+    out = outputs(tmp_path)
+    with pytest.raises(EvaluateError, match="multi-label head but the splits hold one class per text"):
+        evaluate.main([*argv({**setup, "model": model}, out)])
+    assert not out["metrics"].exists()
+
+
 def test_a_windowed_text_is_scored_by_the_mean_of_its_windows(
     setup: dict[str, Path], tiny_bert: Path, corpus: list[dict]
 ) -> None:
