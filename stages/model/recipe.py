@@ -151,16 +151,10 @@ def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: logging.Logg
     trainable, total = count_params(model)
     n_labels = len(names) if multi else None
     train_ds, val_ds, val_owner = window_datasets(train, val, list(tok.model_input_names), p.seed, n_labels)
-    weights = None
-    if p.class_weights == "balanced":  # the weights trained with are the rounded ones recorded
-        if multi:
-            w = positive_weights(multi_hot(train["label"], len(names)))
-        else:
-            w = balanced_class_weights(np.asarray(train["label"]), len(names))
-        weights = {n: round(float(x), 6) for n, x in zip(names, w, strict=True)}
-        if rt.rank == 0:
-            what = "positive weights per label" if multi else "class weights"
-            log.info("%s (balanced, from %d train rows): %s", what, len(train), weights)
+    weights = balanced_weights(train, names, multi) if p.class_weights == "balanced" else None
+    if weights and rt.rank == 0:
+        what = "positive weights per label" if multi else "class weights"
+        log.info("%s (balanced, from %d train rows): %s", what, len(train), weights)
     return Setup(
         rt,
         names,
@@ -177,6 +171,16 @@ def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: logging.Logg
         weights,
         multi,
     )
+
+
+def balanced_weights(train: Dataset, names: list[str], multi: bool) -> dict[str, float]:
+    """`class_weights: balanced`, per name: sklearn's class weights, or for label sets each label's positive
+    weight. The weights trained with are the rounded ones recorded."""
+    if multi:
+        w = positive_weights(multi_hot(train["label"], len(names)))
+    else:
+        w = balanced_class_weights(np.asarray(train["label"]), len(names))
+    return {n: round(float(x), 6) for n, x in zip(names, w, strict=True)}
 
 
 def validation_labels(s: Setup) -> np.ndarray:
