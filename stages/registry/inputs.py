@@ -88,7 +88,8 @@ def split_task(test: Dataset, task: object, metrics_path: str | Path, splits: ob
     mine = MULTI_LABEL if isinstance(test.features["label"], List) else "single_label"
     if (task == MULTI_LABEL) != (mine == MULTI_LABEL):
         raise RegisterError(
-            f"{metrics_path} says task {task or 'single_label'}, the test split of {splits} holds "
+            f"{metrics_path} says task {task or 'single_label'}, the test split"
+            f"{'' if isinstance(splits, DatasetDict) else f' of {splits}'} holds "
             f"{'label sets' if mine == MULTI_LABEL else 'one label per text'}; the metrics are stale. Rerun "
             "evaluate (`dvc repro evaluate`)."
         )
