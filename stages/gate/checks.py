@@ -678,6 +678,15 @@ def policy_checks(gate: GateParams, cand: Candidate, cmp: Comparison, version: s
     return [first, second]
 
 
+def _bootstrap_phrase(cmp: SetComparison, metric: str) -> str:
+    return (
+        f"paired bootstrap of the {metric} difference ({cmp['bootstrap_samples']} resamples of the compared "
+        f"rows): 95% interval [{cmp['difference_ci95_low']:+.4f}, {cmp['difference_ci95_high']:+.4f}]; exact "
+        f"sets: only the candidate right on {cmp['only_candidate_right']} rows, only the champion on "
+        f"{cmp['only_champion_right']}"
+    )
+
+
 def set_policy_checks(gate: GateParams, cand: Candidate, cmp: SetComparison, version: str) -> list[Check]:
     """Label sets: the policy's two checks, (improvement | margin) as for one label, and the bootstrap's
     significance: superiority two-sided with the candidate ahead, non_inferiority H0 "worse by `margin`"."""
@@ -686,12 +695,7 @@ def set_policy_checks(gate: GateParams, cand: Candidate, cmp: SetComparison, ver
     assert mine is not None and theirs is not None  # scored: there are compared rows
     gain = mine - theirs
     scores = f"{m} {mine:.4f} vs champion v{v} {theirs:.4f} {rows_phrase(cmp, v)}"
-    boot = (
-        f"paired bootstrap of the {m} difference ({cmp['bootstrap_samples']} resamples of the compared rows): "
-        f"95% interval [{cmp['difference_ci95_low']:+.4f}, {cmp['difference_ci95_high']:+.4f}]; exact sets: "
-        f"only the candidate right on {cmp['only_candidate_right']} rows, only the champion on "
-        f"{cmp['only_champion_right']}"
-    )
+    boot = _bootstrap_phrase(cmp, m)
     if gate.policy == "superiority":
         p = cmp["p_superiority"]
         ok = p < alpha and gain > 0
