@@ -13,6 +13,7 @@ version too, so the page always shows the registry as this run left it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from stages.config.register import RegisterParams
 from stages.core.csvsafe import read_csv
 from stages.core.io import atomic_file, read_json
 from stages.core.redact import mask_secrets
+from stages.gate.checks import MULTI_LABEL
 from stages.registry import tags as registry_tags
 from stages.registry.client import Registry
 from stages.registry.inputs import read_metrics
@@ -30,10 +32,19 @@ from stages.reports.register import RegistryReport
 from stages.reports.run_page import Prediction, RunPage, render_run_page
 
 
-def read_predictions(path: str | Path) -> list[Prediction]:
-    """reports/predictions.csv as (label, pred, score) rows; evaluate's escaped cells read back as written."""
+def read_predictions(path: str | Path, prob_labels: Sequence[str] = ()) -> list[Prediction]:
+    """reports/predictions.csv as (label, pred, score) rows; evaluate's escaped cells read back as written.
+    With `prob_labels` (a label-set run) each row also carries its `prob_<label>` columns in that order,
+    when the file has all of them."""
     df = read_csv(path, dtype={"id": str, "label": str, "pred": str})
     scores = df["score"] if "score" in df.columns else [float("nan")] * len(df)
+    columns = [f"prob_{name}" for name in prob_labels]
+    if columns and set(columns) <= set(df.columns):
+        probs = [tuple(float(v) for v in row) for row in df[columns].itertuples(index=False)]
+        return [
+            Prediction(str(label), str(pred), float(score), row)
+            for label, pred, score, row in zip(df["label"], df["pred"], scores, probs, strict=True)
+        ]
     return [
         Prediction(str(label), str(pred), float(score))
         for label, pred, score in zip(df["label"], df["pred"], scores, strict=True)
@@ -60,10 +71,11 @@ def write_run_page(
     now: datetime | None = None,
 ) -> Path:
     """Render the run's page from its reports and write it atomically at `path`; the path."""
+    metrics = read_metrics(metrics_path)
     page = RunPage(
         registry=report,
-        metrics=read_metrics(metrics_path),
-        predictions=read_predictions(predictions_path),
+        metrics=metrics,
+        predictions=read_predictions(predictions_path, labels if metrics.task == MULTI_LABEL else ()),
         labels=labels,
         drift=read_drift(drift_path),
         generated=now or datetime.now(timezone.utc),
