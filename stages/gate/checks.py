@@ -689,7 +689,8 @@ def _bootstrap_phrase(cmp: SetComparison, metric: str) -> str:
 
 def set_policy_checks(gate: GateParams, cand: Candidate, cmp: SetComparison, version: str) -> list[Check]:
     """Label sets: the policy's two checks, (improvement | margin) as for one label, and the bootstrap's
-    significance: superiority two-sided with the candidate ahead, non_inferiority H0 "worse by `margin`"."""
+    significance: superiority two-sided with the candidate ahead; non_inferiority fails only when the
+    candidate is significantly worse (one-sided), as McNemar's does for one label."""
     m, v, alpha = cand.primary_metric, version, gate.significance
     mine, theirs = cmp["candidate_primary"], cmp["champion_primary"]
     assert mine is not None and theirs is not None  # scored: there are compared rows
@@ -723,8 +724,10 @@ def set_policy_checks(gate: GateParams, cand: Candidate, cmp: SetComparison, ver
                 alpha,
             ),
         ]
-    p = cmp["p_noninferiority"]
-    ok = p < alpha
+    # as for one label: the margin bounds the shortfall, and significance fails only when the bootstrap
+    # shows the candidate worse (one-sided, H0 "not worse"), never for a difference it cannot resolve
+    p = cmp["p_worse"]
+    worse = p < alpha
     return [
         Check(
             "margin",
@@ -736,10 +739,9 @@ def set_policy_checks(gate: GateParams, cand: Candidate, cmp: SetComparison, ver
         ),
         Check(
             "significance",
-            "pass" if ok else "fail",
-            f'{"shown" if ok else "not shown"} non-inferior to champion v{v}: p = {p:.4g} for H0 "{m} is '
-            f'{gate.margin:.4f} or more below" (register.gate.margin), needed < {alpha} (register.gate.'
-            f"significance); {boot}",
+            "fail" if worse else "pass",
+            f"{'significantly worse than' if worse else 'not significantly worse than'} champion v{v}: "
+            f"one-sided bootstrap p = {p:.4g}, fails below {alpha} (register.gate.significance); {boot}",
             p,
             alpha,
         ),

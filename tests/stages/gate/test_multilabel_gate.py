@@ -95,7 +95,7 @@ def test_a_much_worse_candidate_fails_margin_and_non_inferiority() -> None:
     assert not d.promote
     assert checks["margin"].outcome == "fail"
     assert checks["significance"].outcome == "fail"
-    assert "not shown non-inferior to champion v1" in checks["significance"].reason
+    assert "significantly worse than champion v1: one-sided bootstrap" in checks["significance"].reason
     assert cast(SetComparison, d.comparison)["p_noninferiority"] > 0.9
 
 
