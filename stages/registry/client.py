@@ -247,16 +247,15 @@ class Registry(RegistryReader):
         """Load `version` back and predict `texts`: (agreement with `expected`, error or None). What it
         predicted (each class's probability) is recorded as the version's smoke set (stages/registry/smoke.py)."""
         try:
-            out: pd.DataFrame = self.load(version).predict(
-                pd.DataFrame({"text": texts}), params={"probabilities": True}
-            )
+            loaded = self.load(version)
+            out: pd.DataFrame = loaded.predict(pd.DataFrame({"text": texts}), params={"probabilities": True})
             if list(out.columns[:2]) != ["label", "score"] or len(out) != len(texts):
                 return (
                     0.0,
                     f"unexpected output: columns {list(out.columns)}, {len(out)} rows for {len(texts)}",
                 )
             try:
-                smoke: SmokeRecord | None = SmokeRecord.from_output(texts, out)
+                smoke: SmokeRecord | None = SmokeRecord.from_output(texts, out, set_thresholds(loaded))
             except ValueError:  # a model without per-class probabilities: the server's fixed-text rule
                 smoke = None
             if smoke is not None:
@@ -606,3 +605,15 @@ def pyfunc_requirements() -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             pass
     return reqs
+
+
+def set_thresholds(loaded: Any) -> list[float] | None:
+    """A loaded multi-label version's per-label thresholds (its smoke record keeps them), or None."""
+    try:
+        served = loaded.unwrap_python_model()
+    except Exception:  # not a python-function model of ours: no thresholds to keep
+        return None
+    model = getattr(served, "model", None)
+    if model is None or getattr(model.config, "problem_type", None) != textclf.MULTI_LABEL:
+        return None
+    return [float(t) for t in served.thresholds]

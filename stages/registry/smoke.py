@@ -7,7 +7,9 @@ The register stage's load-back check (`Registry.verify`) predicts the first `reg
 with the version as registered and keeps the texts, labels and every class probability as the run artifact
 `smoke.json` (version tag `ftpipe.smoke`). A server that loads the version later must give the same
 probabilities within its tolerance, and the same label wherever the recorded top two classes were further
-apart than twice the tolerance (closer ones may swap within it).
+apart than twice the tolerance (closer ones may swap within it). A multi-label version's record keeps its
+thresholds: a label may enter or leave a set only where its recorded probability lay within twice the
+tolerance of its threshold.
 
 Versions registered before this record existed have none; for them the stated rule is `sanity`: the fixed
 `FALLBACK_TEXTS` must each get one row whose label is one of the version's labels, whose score is the
@@ -25,6 +27,7 @@ import pandas as pd
 
 SMOKE_FORMAT = 1
 PROB_PREFIX = "p_"  # the served model's probability columns (stages/serving/textclf.py)
+SET_SEPARATOR = "|"  # a multi-label version's label: its set, joined (textclf.py LABEL_SET_SEPARATOR)
 FALLBACK_TEXTS = (
     "Shares rose after the bank's quarterly profit beat forecasts.",
     "The striker scored twice in the second half of the cup final.",
@@ -47,10 +50,14 @@ class SmokeRecord:
     labels: list[str]
     classes: list[str]  # label names in the model's order: the columns of `probabilities`
     probabilities: list[list[float]]
+    thresholds: list[float] | None = None  # a multi-label version's per-label thresholds (labels are sets)
 
     @classmethod
-    def from_output(cls, texts: list[str], out: pd.DataFrame) -> SmokeRecord:
-        """The record of `out`, the served model's prediction of `texts` with `probabilities` on."""
+    def from_output(
+        cls, texts: list[str], out: pd.DataFrame, thresholds: list[float] | None = None
+    ) -> SmokeRecord:
+        """The record of `out`, the served model's prediction of `texts` with `probabilities` on;
+        `thresholds` for a multi-label version, whose labels are sets decided by them."""
         cols = probability_columns(out)
         if not cols:
             raise ValueError("the prediction has no p_<label> columns: predict with probabilities on")
@@ -59,12 +66,15 @@ class SmokeRecord:
             out["label"].astype(str).tolist(),
             [c[len(PROB_PREFIX) :] for c in cols],
             [[float(v) for v in row] for row in out[cols].to_numpy().tolist()],
+            thresholds,
         )
 
     def to_json(self) -> str:
+        sets = {} if self.thresholds is None else {"thresholds": self.thresholds}
         return json.dumps(
             {"format": SMOKE_FORMAT, "texts": self.texts, "labels": self.labels, "classes": self.classes}
-            | {"probabilities": self.probabilities},
+            | {"probabilities": self.probabilities}
+            | sets,
             ensure_ascii=False,
         )
 
@@ -80,6 +90,7 @@ class SmokeRecord:
                 [str(lbl) for lbl in data["labels"]],
                 [str(c) for c in data["classes"]],
                 [[float(v) for v in row] for row in data["probabilities"]],
+                [float(t) for t in data["thresholds"]] if "thresholds" in data else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{what} is not a smoke record ftpipe can read: {exc}") from None
@@ -112,11 +123,31 @@ class SmokeRecord:
                 f"(serve.smoke_tolerance = {tolerance:g}; {len(self.texts)} recorded rows)"
             )
         labels = out["label"].astype(str).tolist()
+        if self.thresholds is not None:
+            return self._set_mismatch(labels, tolerance)
         for i, (want, row) in enumerate(zip(self.labels, self.probabilities, strict=True)):
             top = sorted(row, reverse=True)
             margin = top[0] - top[1] if len(top) > 1 else 1.0
             if labels[i] != want and margin > 2 * tolerance:
                 return f"row {i} is labelled {labels[i]!r}, recorded {want!r} (top-two margin {margin:.3f})"
+        return None
+
+    def _set_mismatch(self, labels: list[str], tolerance: float) -> str | None:
+        """Label sets: a label may come or go only where its recorded probability lay within twice the
+        tolerance of its threshold (a row none of whose labels passed, decided by the fallback, is not judged)."""
+        assert self.thresholds is not None
+        for i, (want, row) in enumerate(zip(self.labels, self.probabilities, strict=True)):
+            if labels[i] == want or all(p < t for p, t in zip(row, self.thresholds, strict=True)):
+                continue
+            moved = set(labels[i].split(SET_SEPARATOR)) ^ set(want.split(SET_SEPARATOR))
+            for name in sorted(moved):
+                k = self.classes.index(name) if name in self.classes else -1
+                gap = abs(row[k] - self.thresholds[k]) if k >= 0 else math.inf
+                if gap > 2 * tolerance:
+                    return (
+                        f"row {i} is labelled {labels[i]!r}, recorded {want!r} (`{name}` was {gap:.3f} from "
+                        "its threshold)"
+                    )
         return None
 
     def max_difference(self, out: pd.DataFrame) -> float:
