@@ -17,8 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from stages.config.ingest import IngestParams
+from stages.core.label_sets import LABEL_SET_SEPARATOR
 
-LABEL_SET_SEPARATOR = "|"  # a label set as one string: its names in id order joined by it
 ONES = {"1", "1.0", "true"}
 ZEROS = {"0", "0.0", "false"}  # a blank cell is neither: rejected, never read as 0
 

@@ -37,9 +37,10 @@ from scipy.stats import binomtest, chi2, norm
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from stages.config.register import GateParams
+from stages.core.label_sets import MULTI_LABEL_TASK, split_set
 from stages.data.drift import DriftFigures, compare_profiles
 from stages.data.trained_on import TrainedOn
-from stages.gate.sets import SET_METRICS, indicator, paired_bootstrap, per_label, split_set
+from stages.gate.sets import SET_METRICS, indicator, paired_bootstrap, per_label
 from stages.reports.profile import DataProfile
 
 PRIMARY_METRICS = (
@@ -52,7 +53,6 @@ PRIMARY_METRICS = (
     "weighted_recall",
 )
 EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial test
-MULTI_LABEL = "multi_label"  # Candidate.task of a model of label sets (`label.task` in params.yaml)
 COMPARISON_CHECKS = {
     "superiority": ("improvement", "significance"),
     "non_inferiority": ("margin", "significance"),
@@ -341,7 +341,7 @@ def resolve_primary(gate: GateParams, cand: Candidate) -> Candidate:
     m = cand.primary_metric if gate.primary_metric == "auto" else gate.primary_metric
     if m == cand.primary_metric:
         return cand
-    multi = cand.task == MULTI_LABEL
+    multi = cand.task == MULTI_LABEL_TASK
     allowed = SET_METRICS if multi else PRIMARY_METRICS
     kind = "label sets (label.task multi_label)" if multi else "one label per text"
     if m not in allowed:
@@ -850,7 +850,7 @@ def _comparison_checks(
     if champion.preds is None:
         why = f"champion v{v} could not be scored on the test split: {champion.error}"
         return [*(Check(n, "fail", why) for n in names), Check("per_class", "skip", why)], None
-    if cand.task == MULTI_LABEL:
+    if cand.task == MULTI_LABEL_TASK:
         sets = set_comparison(cand, champion, gate.bootstrap_samples, gate.margin)
         if sets["rows"] == 0:
             return _nothing_compared(names, sets["test_rows"], v), sets
@@ -886,7 +886,7 @@ def run_gate(
     checks = _absolute_checks(gate, cand, first=champion is None)
     names = COMPARISON_CHECKS[gate.policy]
     if champion is None:
-        multi = cand.task == MULTI_LABEL
+        multi = cand.task == MULTI_LABEL_TASK
         checks.append(
             set_baseline_significance_check(gate, cand) if multi else baseline_significance_check(gate, cand)
         )

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SEPARATOR = "|"  # stages/model/multilabel.py LABEL_SET_SEPARATOR
+from stages.core.label_sets import split_set
+
 BOOTSTRAP_SEED = 31  # the resampled rows are the same at every run: a decision never changes by chance
 # the primary metrics the gate can compare multi-label models on (all: higher is better)
 SET_METRICS = (
@@ -40,11 +41,6 @@ SET_METRICS = (
     "subset_accuracy",
 )
 _CHUNK = 256  # replicates drawn at once (memory: _CHUNK x rows weights)
-
-
-def split_set(s: str) -> list[str]:
-    """The names of a label-set string ("" or NaN-like: no label)."""
-    return [x for x in str(s).split(SEPARATOR) if x] if s == s else []
 
 
 def indicator(sets: Sequence[str], names: Sequence[str]) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from stages.config.evaluate import EvaluateParams
+from stages.core.label_sets import MULTI_LABEL_TASK
 from stages.model.metrics import PRIMARY_METRIC, classification_metrics
 from stages.model.multilabel import decide, multilabel_metrics
 from stages.serving.meanpool import MULTI_LABEL
@@ -88,7 +89,7 @@ def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """reports/headline.json, the one file `dvc metrics show` lists: the model's test accuracy, macro-F1 and
     ECE (`test.*`, as the registry names them), the baseline's, their difference and the test rows. DVC
     sorts the columns by name, so these names put the model first; per-class figures stay in metrics.json."""
-    if metrics.get("task") == "multi_label":
+    if metrics.get("task") == MULTI_LABEL_TASK:
         return multilabel_headline(metrics)
     return {
         "test": {k: metrics["model"][k] for k in HEADLINE_KEYS},
@@ -189,7 +190,7 @@ def build_multilabel_metrics(
         blocks[key] = block
     return {
         "primary_metric": MULTI_LABEL_PRIMARY_METRIC,
-        "task": "multi_label",
+        "task": MULTI_LABEL_TASK,
         "model": blocks["model"],
         "baseline": blocks["baseline"],
         "delta": {k: blocks["model"][k] - blocks["baseline"][k] for k in MULTI_LABEL_DELTA_KEYS},

@@ -8,7 +8,7 @@
 A multi-label model gives each label its own probability (a sigmoid, not a softmax over labels). A text
 carries the labels whose probability reaches that label's threshold; when none does, the one label with
 the highest probability / threshold ratio (the data contract gives every text at least one label). A label
-set travels as one string, the names in id order joined by `LABEL_SET_SEPARATOR` (CSV cells, the served
+set travels as one string, the names in id order joined by `LABEL_SET_SEPARATOR` (stages/core/label_sets.py; CSV cells, the served
 `label` column, the gate's champion predictions).
 """
 
@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-LABEL_SET_SEPARATOR = "|"
 
 DEFAULT_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05, 0.10, ..., 0.95
 
@@ -143,13 +141,3 @@ def per_text_f1(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     size = (y_arr.sum(axis=1) + p_arr.sum(axis=1)).astype(np.float64)
     out: np.ndarray = np.divide(2.0 * both, size, out=np.ones_like(size), where=size > 0)
     return out
-
-
-def join_set(names: Sequence[str]) -> str:
-    """A label set as one string: the names (already in id order) joined by `LABEL_SET_SEPARATOR`."""
-    return LABEL_SET_SEPARATOR.join(names)
-
-
-def split_set(s: str) -> list[str]:
-    """The names of a set string written by `join_set`; the empty string is the empty set."""
-    return s.split(LABEL_SET_SEPARATOR) if s else []

@@ -15,7 +15,8 @@ import pandas as pd
 
 from stages.core.csvsafe import escape_frame
 from stages.core.io import atomic_file
-from stages.model.multilabel import join_set, per_text_f1, split_set
+from stages.core.label_sets import NO_LABEL, join_set, split_set
+from stages.model.multilabel import per_text_f1
 
 
 def predictions_table(
@@ -97,8 +98,6 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
 
 
 # --- label sets (label.task multi_label): a set per text, written as one string (`join_set`) ---
-
-NO_LABEL = "(none)"  # confusion records: the side of a (text, label) pair that does not hold the label
 
 
 def multilabel_predictions_table(

@@ -33,6 +33,7 @@ from transformers.trainer_utils import TrainOutput
 
 from stages.config.finetune import BaseModelRef, FinetuneParams
 from stages.core.io import write_json
+from stages.core.label_sets import MULTI_LABEL_TASK
 from stages.data.label_map import read_label_names
 from stages.data.windows import WindowList, WindowSampler, mean_by_row
 from stages.model.build import count_params, load_model_and_tokenizer, model_source, save_model
@@ -276,7 +277,7 @@ def resolved_params(p: FinetuneParams, base: BaseModelRef, s: Setup) -> dict[str
         "base_model": {**base.model_dump(), "source": model_source(base.model)},
         "labels": s.names,
         **({s.weights_key: s.class_weights} if s.class_weights else {}),
-        **({"task": "multi_label", "thresholds": s.thresholds} if s.multi_label else {}),
+        **({"task": MULTI_LABEL_TASK, "thresholds": s.thresholds} if s.multi_label else {}),
         "device": s.rt.device,
         "precision": s.rt.precision,
         "num_processes": s.rt.world_size,
@@ -322,7 +323,7 @@ def finetune_report(
         total_params=s.total,
         resumed_from=str(s.resume) if s.resume else None,
         **({s.weights_key: s.class_weights} if s.class_weights else {}),  # unweighted: the key stays out
-        **({"task": "multi_label", "thresholds": s.thresholds} if s.multi_label else {}),
+        **({"task": MULTI_LABEL_TASK, "thresholds": s.thresholds} if s.multi_label else {}),
     )
 
 

@@ -18,8 +18,9 @@ import yaml
 from pydantic import ValidationError
 
 from stages.config.paths import PATHS
+from stages.core.label_sets import MULTI_LABEL_TASK
 from stages.data.trained_on import TrainedOn
-from stages.gate.checks import MULTI_LABEL, Candidate, Decision
+from stages.gate.checks import Candidate, Decision
 from stages.model.resolve import checkpoint_languages, checkpoint_sha256
 from stages.registry import tags as registry_tags
 from stages.reports.finetune import FinetuneReport
@@ -75,7 +76,7 @@ def model_card(
         data_section(cand, trained_on, profile_note),
         f"## Training\n\n{training_section(training)}",
         metrics_section(cand),
-        *([thresholds_section(cand, prov)] if cand.task == MULTI_LABEL else []),
+        *([thresholds_section(cand, prov)] if cand.task == MULTI_LABEL_TASK else []),
         gate_section(decision),
         reproduce_section(tags, prov),
         "## Lineage\n\n"
@@ -133,7 +134,7 @@ def description(card: str, most: int = DESCRIPTION_MAX) -> str:
 def data_section(cand: Candidate, trained_on: TrainedOn | None, profile_note: str) -> str:
     """The labels, the test split per label, and what the version trained on."""
     labels = cand.test["label"]
-    if cand.task == MULTI_LABEL:  # label sets: the test rows carrying each label
+    if cand.task == MULTI_LABEL_TASK:  # label sets: the test rows carrying each label
         labels = labels.astype(str).str.split("|").explode()
     counts = labels.value_counts().reindex(cand.labels, fill_value=0)
     trained = (
@@ -168,7 +169,7 @@ def metrics_section(cand: Candidate) -> str:
     m = cand.metrics
     names = (
         SET_CARD_METRICS
-        if cand.task == MULTI_LABEL
+        if cand.task == MULTI_LABEL_TASK
         else ("accuracy", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "ece")
     )
     keys = [k for k in names if k in m.get("model", {})]
@@ -337,7 +338,7 @@ def _thresholds(model_dir: Path) -> dict[str, float]:
 
 def intended_use_section(cand: Candidate) -> str:
     """What the model is for: one label of the fixed set per text, and what it cannot say."""
-    if cand.task == MULTI_LABEL:
+    if cand.task == MULTI_LABEL_TASK:
         return f"""## Intended use
 
 Text classification with label sets: each text gets one or more of {len(cand.labels)} labels ({", ".join(f"`{x}`" for x in cand.labels)}; `label.labels` in params.yaml, the label map data/processed/labels.json), each label with its own sigmoid probability (the `p_<label>` columns) and decision threshold (see Decision thresholds).

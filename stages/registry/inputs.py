@@ -23,11 +23,11 @@ from pydantic import ValidationError
 
 from stages.core.csvsafe import read_csv
 from stages.core.io import read_json
+from stages.core.label_sets import MULTI_LABEL_TASK, join_set
 from stages.data.label_map import read_label_names
 from stages.data.trained_on import TrainedOn
-from stages.gate.checks import MULTI_LABEL, PRIMARY_METRICS, Candidate
+from stages.gate.checks import PRIMARY_METRICS, Candidate
 from stages.gate.sets import SET_METRICS
-from stages.model.multilabel import join_set
 from stages.reports.base import problems
 from stages.reports.evaluate import MetricsReport
 from stages.reports.finetune import FinetuneReport
@@ -78,19 +78,19 @@ def load_candidate(
     kept = ["id", "pred", "correct"] + (["baseline_pred"] if "baseline_pred" in preds.columns else [])
     merged = test_df.merge(preds[kept], on="id", how="left", validate="one_to_one")
     merged["correct"] = merged["correct"].astype(int)
-    if task == MULTI_LABEL:
-        return Candidate(model_dir, metrics.dump(), primary, labels, merged, task=MULTI_LABEL)
+    if task == MULTI_LABEL_TASK:
+        return Candidate(model_dir, metrics.dump(), primary, labels, merged, task=MULTI_LABEL_TASK)
     return Candidate(model_dir, metrics.dump(), primary, labels, merged)
 
 
 def split_task(test: Dataset, task: object, metrics_path: str | Path, splits: object) -> str:
     """multi_label when the test split holds label sets, else single_label; metrics.json must agree."""
-    mine = MULTI_LABEL if isinstance(test.features["label"], List) else "single_label"
-    if (task == MULTI_LABEL) != (mine == MULTI_LABEL):
+    mine = MULTI_LABEL_TASK if isinstance(test.features["label"], List) else "single_label"
+    if (task == MULTI_LABEL_TASK) != (mine == MULTI_LABEL_TASK):
         raise RegisterError(
             f"{metrics_path} says task {task or 'single_label'}, the test split"
             f"{'' if isinstance(splits, DatasetDict) else f' of {splits}'} holds "
-            f"{'label sets' if mine == MULTI_LABEL else 'one label per text'}; the metrics are stale. Rerun "
+            f"{'label sets' if mine == MULTI_LABEL_TASK else 'one label per text'}; the metrics are stale. Rerun "
             "evaluate (`dvc repro evaluate`)."
         )
     return mine
@@ -122,7 +122,7 @@ def read_metrics(path: str | Path) -> MetricsReport:
             f"{path}: not evaluate's metrics ({problems(exc)}); rerun the evaluate stage."
         ) from None
     primary = metrics.primary_metric
-    known = PRIMARY_METRICS if metrics.dump().get("task") != MULTI_LABEL else SET_METRICS
+    known = PRIMARY_METRICS if metrics.dump().get("task") != MULTI_LABEL_TASK else SET_METRICS
     if primary not in known:
         raise RegisterError(f"{path}: primary_metric {primary!r} is not one of {', '.join(known)}.")
     for part, figures in (("model", metrics.model), ("baseline", metrics.baseline)):

@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from stages.config.register import RegisterParams
 from stages.core.csvsafe import read_csv
 from stages.core.io import atomic_file, read_json
+from stages.core.label_sets import MULTI_LABEL_TASK
 from stages.core.redact import mask_secrets
-from stages.gate.checks import MULTI_LABEL
 from stages.registry import tags as registry_tags
 from stages.registry.client import Registry
 from stages.registry.inputs import read_metrics
@@ -75,7 +75,7 @@ def write_run_page(
     page = RunPage(
         registry=report,
         metrics=metrics,
-        predictions=read_predictions(predictions_path, labels if metrics.task == MULTI_LABEL else ()),
+        predictions=read_predictions(predictions_path, labels if metrics.task == MULTI_LABEL_TASK else ()),
         labels=labels,
         drift=read_drift(drift_path),
         generated=now or datetime.now(timezone.utc),

@@ -23,7 +23,8 @@ from datasets import load_from_disk
 
 from stages.config.register import GateParams
 from stages.core.csvsafe import read_csv
-from stages.gate.checks import MULTI_LABEL, Candidate, Decision, drift_against, require_same_labels, run_gate
+from stages.core.label_sets import MULTI_LABEL_TASK
+from stages.gate.checks import Candidate, Decision, drift_against, require_same_labels, run_gate
 from stages.registry import tags as registry_tags
 from stages.registry.client import Registry
 from stages.registry.history import HistoryEvent, canonical_version
@@ -62,8 +63,10 @@ def recorded_candidate(reg: Registry, version: str) -> Candidate:
     test["text"] = ""
     test["correct"] = test["correct"].astype(int)
     labels = json.loads(mv.tags[registry_tags.LABELS])
-    if metrics.dump().get("task") == MULTI_LABEL:  # label sets: label, pred and baseline_pred are "a|b"
-        return Candidate(Path("."), metrics.dump(), metrics.primary_metric, labels, test, task=MULTI_LABEL)
+    if metrics.dump().get("task") == MULTI_LABEL_TASK:  # label sets: label, pred and baseline_pred are "a|b"
+        return Candidate(
+            Path("."), metrics.dump(), metrics.primary_metric, labels, test, task=MULTI_LABEL_TASK
+        )
     return Candidate(Path("."), metrics.dump(), metrics.primary_metric, labels, test)
 
 

@@ -23,11 +23,11 @@ from typing import Any
 from mlflow.entities.model_registry import ModelVersion
 
 from stages.config.register import RegisterParams
+from stages.core.label_sets import MULTI_LABEL_TASK
 from stages.core.logs import VERBOSE_ENV
 from stages.core.redact import mask_secrets, redact_uri
 from stages.data.trained_on import TrainedOn
 from stages.gate.checks import (
-    MULTI_LABEL,
     Candidate,
     ChampionScore,
     Decision,
@@ -329,8 +329,8 @@ def build_registration(run: RegisterRun, inputs: RegisterInputs, decision: Decis
     """Everything the run and the version record: lineage and gate tags, params, metrics, files, card."""
     p, cand, name = run.p, run.cand, run.reg.name
     tags = lineage_tags(inputs.repo, inputs.lock_path, cand.labels, inputs.params, run.mhash)
-    if cand.task == MULTI_LABEL:  # single-label versions keep the tags they always had
-        tags[registry_tags.TASK] = MULTI_LABEL
+    if cand.task == MULTI_LABEL_TASK:  # single-label versions keep the tags they always had
+        tags[registry_tags.TASK] = MULTI_LABEL_TASK
     metrics = {f"test.{k}": v for k, v in flatten(cand.metrics.get("model", {})).items()}
     for part in ("baseline", "delta", "inference"):
         metrics |= {f"{part}.{k}": v for k, v in flatten(cand.metrics.get(part, {})).items()}
@@ -362,7 +362,7 @@ def build_registration(run: RegisterRun, inputs: RegisterInputs, decision: Decis
         model_config={**inputs.truncation, "batch_size": p.batch_size, "quantize": p.quantize},
         example_texts=[t[:500] for t in cand.test["text"].head(2)],
         await_registration_s=p.await_registration_s,
-        label_sets=cand.task == MULTI_LABEL,
+        label_sets=cand.task == MULTI_LABEL_TASK,
         labels=list(cand.labels),
     )
 

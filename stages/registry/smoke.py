@@ -25,9 +25,10 @@ from typing import Any
 
 import pandas as pd
 
+from stages.core.label_sets import split_set
+
 SMOKE_FORMAT = 1
 PROB_PREFIX = "p_"  # the served model's probability columns (stages/serving/textclf.py)
-SET_SEPARATOR = "|"  # a multi-label version's label: its set, joined (textclf.py LABEL_SET_SEPARATOR)
 FALLBACK_TEXTS = (
     "Shares rose after the bank's quarterly profit beat forecasts.",
     "The striker scored twice in the second half of the cup final.",
@@ -139,7 +140,7 @@ class SmokeRecord:
         for i, (want, row) in enumerate(zip(self.labels, self.probabilities, strict=True)):
             if labels[i] == want or all(p < t for p, t in zip(row, self.thresholds, strict=True)):
                 continue
-            moved = set(labels[i].split(SET_SEPARATOR)) ^ set(want.split(SET_SEPARATOR))
+            moved = set(split_set(labels[i])) ^ set(split_set(want))
             for name in sorted(moved):
                 k = self.classes.index(name) if name in self.classes else -1
                 gap = abs(row[k] - self.thresholds[k]) if k >= 0 else math.inf

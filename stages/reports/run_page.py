@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stages.gate.checks import MULTI_LABEL
-from stages.model.multilabel import split_set
-from stages.model.predictions import NO_LABEL
+from stages.core.label_sets import MULTI_LABEL_TASK, NO_LABEL, split_set
 from stages.reports.drift import DriftReport
 from stages.reports.evaluate import MetricsReport
 from stages.reports.html import (
@@ -276,7 +274,7 @@ def gate_section(page: RunPage) -> str:
 def render_run_page(page: RunPage) -> str:
     """The whole page, as one HTML string."""
     r = page.registry
-    if page.metrics.task == MULTI_LABEL:
+    if page.metrics.task == MULTI_LABEL_TASK:
         parts = [
             set_metrics_section(page),
             set_confusion_section(page),

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from stages import evaluate
+from stages.core.label_sets import split_set
 from stages.model.evaluation import EvaluateError
-from stages.model.multilabel import multi_hot, split_set
+from stages.model.multilabel import multi_hot
 from stages.serving.manifest import write_folder_manifest
 from tests.conftest import TOPICS, build_splits
 from tests.stages.test_evaluate import argv, outputs

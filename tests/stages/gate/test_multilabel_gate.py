@@ -11,8 +11,8 @@ import pytest
 
 from stages.config.params import ParamsError, validate_section
 from stages.config.register import GateParams, RegisterParams
+from stages.core.label_sets import MULTI_LABEL_TASK
 from stages.gate.checks import (
-    MULTI_LABEL,
     Candidate,
     ChampionScore,
     Check,
@@ -53,8 +53,8 @@ def case(
     if baseline is not None:
         test["baseline_pred"] = baseline
     figures = {"micro_f1": 0.9, "macro_f1": 0.9, "accuracy": 0.8, "subset_accuracy": 0.8}
-    metrics = {"primary_metric": "micro_f1", "task": MULTI_LABEL, "model": figures, "baseline": figures}
-    cand = Candidate(Path("."), metrics, "micro_f1", LABELS, test, task=MULTI_LABEL)
+    metrics = {"primary_metric": "micro_f1", "task": MULTI_LABEL_TASK, "model": figures, "baseline": figures}
+    cand = Candidate(Path("."), metrics, "micro_f1", LABELS, test, task=MULTI_LABEL_TASK)
     champ = ChampionScore("1", LABELS, theirs, ids=list(test["id"]), trained_on_known=True)
     return cand, champ
 

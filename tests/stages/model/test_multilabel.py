@@ -8,15 +8,12 @@ import numpy as np
 import pytest
 
 from stages.model.multilabel import (
-    LABEL_SET_SEPARATOR,
     binary_calibration_error,
     decide,
-    join_set,
     multi_hot,
     multilabel_metrics,
     per_text_f1,
     sigmoid,
-    split_set,
     tune_thresholds,
 )
 
@@ -120,11 +117,3 @@ def test_decide_falls_back_to_best_ratio() -> None:
     out = decide(probs, t)
     assert out.dtype == np.int64
     assert out.tolist() == [[1, 0], [0, 1], [1, 0], [1, 1]]
-
-
-def test_join_and_split_sets() -> None:
-    assert LABEL_SET_SEPARATOR == "|"
-    assert join_set(["a", "c"]) == "a|c"
-    assert split_set("a|c") == ["a", "c"]
-    assert split_set(join_set(["solo"])) == ["solo"]
-    assert split_set("") == [] and join_set([]) == ""

@@ -12,7 +12,8 @@ import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
 from stages.config.register import GateParams
-from stages.gate.checks import MULTI_LABEL, Decision, run_gate
+from stages.core.label_sets import MULTI_LABEL_TASK
+from stages.gate.checks import Decision, run_gate
 from stages.registry.card import gather_provenance, model_card
 from stages.registry.client import Registration, served_signature
 from stages.registry.inputs import RegisterError, load_candidate
@@ -34,7 +35,7 @@ def splits(sets: list[list[int]]) -> DatasetDict:
     return DatasetDict({"train": part(sets, "tr"), "validation": part(sets, "va"), "test": part(sets, "te")})
 
 
-def write_inputs(root: Path, task: str | None = MULTI_LABEL) -> dict[str, Path]:
+def write_inputs(root: Path, task: str | None = MULTI_LABEL_TASK) -> dict[str, Path]:
     model = root / "model"
     model.mkdir()
     config = {
@@ -72,7 +73,7 @@ def write_inputs(root: Path, task: str | None = MULTI_LABEL) -> dict[str, Path]:
 def test_a_multi_label_candidate_holds_set_strings(tmp_path: Path) -> None:
     f = write_inputs(tmp_path)
     cand = load_candidate(f["model"], f["metrics"], f["predictions"], splits(SETS), f["labels"])
-    assert cand.task == MULTI_LABEL and cand.primary_metric == "micro_f1" and cand.labels == NAMES
+    assert cand.task == MULTI_LABEL_TASK and cand.primary_metric == "micro_f1" and cand.labels == NAMES
     # the split's id lists become names in id order, joined by "|"
     assert cand.test["label"].tolist() == ["sport", "tech|world", "sport|tech", "world"]
     assert cand.test["pred"].tolist() == ["sport", "tech", "sport|tech", "sport|world"]
@@ -139,10 +140,10 @@ def test_regate_reads_a_multi_label_version_back_as_label_sets(tmp_path: Path) -
     f = write_inputs(tmp_path)
     reg = RecordedRegistry({n: (tmp_path / n).read_bytes() for n in ("metrics.json", "predictions.csv")})
     cand = recorded_candidate(reg, "2")  # type: ignore[arg-type]
-    assert cand.task == MULTI_LABEL and cand.test["label"].tolist()[1] == "tech|world"
+    assert cand.task == MULTI_LABEL_TASK and cand.test["label"].tolist()[1] == "tech|world"
     splits(SETS).save_to_disk(str(tmp_path / "splits"))
     cand = with_texts(cand, tmp_path / "splits", "2")
-    assert cand.task == MULTI_LABEL and cand.test["text"].tolist()[0] == "text te0"
+    assert cand.task == MULTI_LABEL_TASK and cand.test["text"].tolist()[0] == "text te0"
     # judged again with no champion: the bootstrap against the baseline's sets
     check = {c.name: c for c in run_gate(GateParams(), cand, None).checks}["baseline_significance"]
     assert "paired bootstrap" in check.reason and f["metrics"].is_file()

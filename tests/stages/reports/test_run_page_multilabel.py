@@ -10,8 +10,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from stages.core.label_sets import NO_LABEL
 from stages.gate.checks import SetComparison
-from stages.model.predictions import NO_LABEL, multilabel_confusion_records
+from stages.model.predictions import multilabel_confusion_records
 from stages.reports.html import esc, fmt
 from stages.reports.run_page import (
     binary_calibration,
