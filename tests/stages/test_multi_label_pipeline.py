@@ -1,9 +1,9 @@
-"""Smoke run of the data half of the DAG on label sets (`label.task: multi_label`) through `dvc repro drift`.
+"""Smoke run of the DAG on label sets (`label.task: multi_label`): `dvc repro drift`, then the rest.
 
 A temporary git + DVC repo (the real dvc.yaml, a copy of `stages/`) reads a JSONL file whose `tags`
 cells are lists: texts about business, sport or tech, a third of them also about a second topic (their
 words mixed in, both labels in the set), a rare label on three texts, an empty set and a copy of a text
-with another set. finetune must then refuse, naming the task, rather than train a single-label head.
+with another set. The rest of the DAG then trains a multi-label head, evaluates it and registers it.
 """
 
 from __future__ import annotations
@@ -99,11 +99,32 @@ def test_validate_and_drift_profile_label_sets(repo: Path) -> None:
     assert read(repo, "reports/drift.json")["outcome"] == "skip"  # no champion to compare with
 
 
-def test_finetune_refuses_label_sets(repo: Path) -> None:
+def test_the_model_side_trains_evaluates_registers_and_predicts_label_sets(repo: Path) -> None:
+    """The rest of the DAG on the same label sets: a sigmoid head with tuned thresholds, micro-F1 as the
+    primary metric beside a one-vs-rest baseline, a registered version of the task whose served answer
+    is a set."""
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
-    proc = run_cmd(["dvc", "repro", "finetune"], repo, env=env, check=False, timeout=600)
-    assert proc.returncode != 0
-    assert "label.task multi_label: the model side (finetune, evaluate, register) is not built yet" in (
-        proc.stdout + proc.stderr
+    run_cmd(["dvc", "repro"], repo, env=env, timeout=900)
+    config = read(repo, "models/model/config.json")
+    assert config["problem_type"] == "multi_label_classification"
+    assert list(config["ftpipe_thresholds"]) == ["business", "sport", "tech"]
+    metrics = read(repo, "reports/metrics.json")
+    assert metrics["primary_metric"] == "micro_f1" and metrics["task"] == "multi_label"
+    assert {"micro_f1", "hamming_loss", "subset_accuracy"} <= set(metrics["model"]) & set(metrics["baseline"])
+    assert metrics["model"]["thresholds"] == config["ftpipe_thresholds"]
+    report = read(repo, "reports/registry.json")
+    assert report["action"] == "registered" and report["version"] == "1"
+    gate = {c["name"]: c for c in report["gate"]["checks"]}
+    # the first version against the one-vs-rest baseline: the paired bootstrap of micro-F1, not McNemar
+    assert "one-sided p" in gate["baseline_significance"]["reason"]
+    assert gate["baseline"]["reason"].startswith("micro_f1 ")
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    model = mlflow.pyfunc.load_model(f"models:/{report['name']}/1")
+    out = model.predict(
+        pd.DataFrame({"text": ["Shares rose as profits beat forecasts; the striker scored."]})
     )
-    assert not (repo / "models" / "model" / "config.json").exists()
+    assert set(out["label"][0].split("|")) <= {"business", "sport", "tech"}
+    assert [c for c in out.columns if c.startswith("p_")] == ["p_business", "p_sport", "p_tech"]
