@@ -20,26 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 
+from stages.config.register import GateMetric
 from stages.core.label_sets import split_set
 
 BOOTSTRAP_SEED = 31  # the resampled rows are the same at every run: a decision never changes by chance
-# the primary metrics the gate can compare multi-label models on (all: higher is better)
-SET_METRICS = (
-    "micro_f1",
-    "micro_precision",
-    "micro_recall",
-    "macro_f1",
-    "macro_precision",
-    "macro_recall",
-    "weighted_f1",
-    "weighted_precision",
-    "weighted_recall",
-    "accuracy",
-    "subset_accuracy",
-)
+# the primary metrics the gate can compare multi-label models on (all: higher is better): every name
+# `register.gate.primary_metric` accepts but `auto`
+SET_METRICS = tuple(m for m in get_args(GateMetric) if m != "auto")
 _CHUNK = 256  # replicates drawn at once (memory: _CHUNK x rows weights)
 
 

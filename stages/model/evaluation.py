@@ -38,14 +38,11 @@ def check_model_labels(config: dict[str, Any], names: list[str], model_dir: Path
         )
 
 
-def baseline_proba(
-    train_text: list[str], train_y: list[int], test_text: list[str], n_classes: int, p: EvaluateParams
-) -> np.ndarray:
-    """TF-IDF (sublinear tf, word 1..n-grams) + multinomial logistic regression fit on train; test probabilities."""
+def baseline_vectorizer(p: EvaluateParams) -> Any:
+    """The baselines' TF-IDF: sublinear tf, word 1..`baseline_ngram_max`-grams, accents stripped, lower case."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
 
-    vec = TfidfVectorizer(
+    return TfidfVectorizer(
         ngram_range=(1, p.baseline_ngram_max),
         min_df=p.baseline_min_df,
         max_features=p.baseline_max_features,
@@ -53,6 +50,15 @@ def baseline_proba(
         strip_accents="unicode",
         lowercase=True,
     )
+
+
+def baseline_proba(
+    train_text: list[str], train_y: list[int], test_text: list[str], n_classes: int, p: EvaluateParams
+) -> np.ndarray:
+    """TF-IDF (sublinear tf, word 1..n-grams) + multinomial logistic regression fit on train; test probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    vec = baseline_vectorizer(p)
     clf = LogisticRegression(C=p.baseline_c, max_iter=p.baseline_max_iter)
     clf.fit(vec.fit_transform(train_text), train_y)
     out = np.zeros((len(test_text), n_classes))
@@ -146,17 +152,9 @@ def baseline_multilabel_proba(
     """One-vs-rest TF-IDF + logistic regression: the single-label baseline's vectorizer fit on the train
     split, one binary logistic regression per label; each of `texts` (e.g. validation, test) gets its
     (n, k) probabilities. A label that every (or no) train row carries gets that constant probability."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vec = TfidfVectorizer(
-        ngram_range=(1, p.baseline_ngram_max),
-        min_df=p.baseline_min_df,
-        max_features=p.baseline_max_features,
-        sublinear_tf=True,
-        strip_accents="unicode",
-        lowercase=True,
-    )
+    vec = baseline_vectorizer(p)
     x_train = vec.fit_transform(train_text)
     xs = [vec.transform(t) for t in texts]
     outs = [np.zeros((x.shape[0], train_y.shape[1])) for x in xs]

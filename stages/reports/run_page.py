@@ -297,7 +297,7 @@ def render_run_page(page: RunPage) -> str:
 
 # --- label sets (metrics.json `task: multi_label`): a set per text, each (text, label) pair judged ---
 
-SET_METRICS = (
+SET_PAGE_METRICS = (
     "micro_f1",
     "subset_accuracy",
     "hamming_loss",
@@ -362,7 +362,7 @@ def set_metrics_section(page: RunPage) -> str:
     """Label sets: the model's test figures beside the baseline's (micro-F1 first, subset accuracy, Hamming
     loss), the labels per text, and the champion's figures on the texts both can be judged on."""
     model, base = page.metrics.model.figures(), page.metrics.baseline.figures()
-    keys = [k for k in SET_METRICS if k in model]
+    keys = [k for k in SET_PAGE_METRICS if k in model]
     rows = [[k, model[k], base.get(k), model[k] - base[k] if k in base else None] for k in keys]
     charted = [k for k in keys if k not in SET_UNCHARTED]
     chart = bar_chart(
