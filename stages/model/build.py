@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import (
@@ -84,6 +85,19 @@ def load_model_and_tokenizer(
     if freeze == "encoder":
         freeze_encoder(model)
     return model, tok
+
+
+def set_head_bias(model: PreTrainedModel, bias: np.ndarray) -> bool:
+    """Set the bias of the head's output layer (ftpipe's mean-pool head, or a native `classifier` /
+    `score` / `classifier.out_proj` linear with one output per label); False when there is none to set."""
+    head = getattr(model, "classifier", None) or getattr(model, "score", None)
+    layer = getattr(head, "out_proj", head)
+    n = int(model.config.num_labels or 0)
+    if not isinstance(layer, nn.Linear) or layer.out_features != n or layer.bias is None or len(bias) != n:
+        return False
+    with torch.no_grad():
+        layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
+    return True
 
 
 def freeze_encoder(model: PreTrainedModel) -> None:

@@ -36,7 +36,13 @@ from stages.core.io import write_json
 from stages.core.label_sets import MULTI_LABEL_TASK
 from stages.data.label_map import read_label_names
 from stages.data.windows import WindowList, WindowSampler, mean_by_row
-from stages.model.build import count_params, load_model_and_tokenizer, model_source, save_model
+from stages.model.build import (
+    count_params,
+    load_model_and_tokenizer,
+    model_source,
+    save_model,
+    set_head_bias,
+)
 from stages.model.checkpoints import find_resume, prepare_checkpoints, run_fingerprint
 from stages.model.history import Row, best_row, epoch_history, plot_history
 from stages.model.multilabel import multi_hot, sigmoid, tune_thresholds
@@ -50,6 +56,7 @@ from stages.model.training import (
     balanced_class_weights,
     compute_validation_metrics,
     positive_weights,
+    prior_bias,
     training_arguments,
     window_datasets,
 )
@@ -156,6 +163,8 @@ def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: logging.Logg
     if weights and rt.rank == 0:
         what = "positive weights per label" if multi else "class weights"
         log.info("%s (balanced, from %d train rows): %s", what, len(train), weights)
+    if multi:
+        start_at_prior(model, train, names, weights, log if rt.rank == 0 else None)
     return Setup(
         rt,
         names,
@@ -172,6 +181,26 @@ def setup(p: FinetuneParams, base: BaseModelRef, paths: Paths, log: logging.Logg
         weights,
         multi,
     )
+
+
+def start_at_prior(
+    model: PreTrainedModel,
+    train: Dataset,
+    names: list[str],
+    weights: dict[str, float] | None,
+    log: logging.Logger | None,
+) -> None:
+    """Label sets: the head's bias starts at each label's log-odds in train (`training.prior_bias`)."""
+    hot = multi_hot(train["label"], len(names))
+    bias = prior_bias(hot, None if weights is None else np.array(list(weights.values())))
+    done = set_head_bias(model, bias)
+    if log is not None:
+        log.info(
+            "head bias %s: each label's log-odds in train, %.2f to %.2f",
+            "set" if done else "left as built (no linear output layer found)",
+            float(bias.min()),
+            float(bias.max()),
+        )
 
 
 def balanced_weights(train: Dataset, names: list[str], multi: bool) -> dict[str, float]:

@@ -96,3 +96,22 @@ def test_micro_f1_is_refused_for_one_label_per_text(
     data = build_splits(tiny_bert, corpus[:60], tmp_path / "data")
     with pytest.raises(FinetuneError, match="finetune.metric micro_f1 is for label sets"):
         train(tmp_path, tiny_bert, data, metric="micro_f1")
+
+
+def test_the_head_starts_at_each_labels_log_odds(tiny_bert: Path) -> None:
+    import math
+
+    from stages.model.build import load_model_and_tokenizer, set_head_bias
+    from stages.model.training import prior_bias
+
+    hot = np.array([[1, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1]])
+    # label 0 on 1 of 4 rows: log(1/3); label 1 on none: clipped to 1/5, log(1/4); label 2 on all: log(4)
+    assert prior_bias(hot).tolist() == pytest.approx([math.log(1 / 3), math.log(1 / 4), math.log(4)])
+    # balanced positive weights (negatives / positives) make every label's weighted odds 1: bias 0
+    assert prior_bias(hot[:, :1], np.array([3.0])).tolist() == pytest.approx([0.0])
+    model, _ = load_model_and_tokenizer(
+        BaseModelRef(model=str(tiny_bert)), ["a", "b", "c"], "none", "mean", True
+    )
+    assert set_head_bias(model, prior_bias(hot))
+    head = cast(Any, model).classifier
+    assert head.bias.tolist() == pytest.approx(prior_bias(hot).tolist(), rel=1e-6)
