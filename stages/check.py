@@ -25,6 +25,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -124,7 +125,32 @@ def check_params(
                 f"section `{section}` is missing; dvc.yaml's stage `{stages[0]}` tracks keys in it. "
                 f"Add a `{section}:` block (docs/params.md lists its keys)."
             )
-    return problems
+    return problems if problems else task_problems(data)
+
+
+SET_ONLY_METRICS = ("micro_f1", "micro_precision", "micro_recall", "subset_accuracy")
+
+
+def task_problems(data: dict[Any, Any]) -> list[str]:
+    """Keys that only mean something for label sets, set while `label.task` is single_label (each would
+    otherwise stop a stage later, after the ones before it ran)."""
+    if lookup(data, "label.task", "single_label") == "multi_label":
+        return []
+    found = [
+        (key, value)
+        for key, value in (
+            ("ingest.label_separator", lookup(data, "ingest.label_separator")),
+            ("ingest.label_columns", lookup(data, "ingest.label_columns")),
+            ("finetune.metric", lookup(data, "finetune.metric")),
+            ("register.gate.primary_metric", lookup(data, "register.gate.primary_metric")),
+        )
+        if value is not None and (not key.endswith("metric") or value in SET_ONLY_METRICS)
+    ]
+    return [
+        f"`{key}` = {shown(value)} is for label sets, but `label.task` is single_label: set label.task to "
+        f"multi_label, or {'remove the key' if key.startswith('ingest') else 'pick a single-label metric'}"
+        for key, value in found
+    ]
 
 
 _WILDCARD = re.compile(r"[*?\[]")

@@ -64,6 +64,21 @@ def test_a_check_across_keys_names_the_section_and_a_bad_file_is_one_problem(tmp
     assert len(check_file(bad, tmp_path / "dvc.yaml")) == 1 and "not valid YAML" in check_file(bad)[0]
 
 
+def test_keys_for_label_sets_are_refused_while_the_task_is_single_label() -> None:
+    data = {
+        "ingest": {"label_separator": "|"},
+        "finetune": {"metric": "micro_f1"},
+        "register": {"gate": {"primary_metric": "macro_f1"}},
+    }
+    assert check_params(data) == [
+        "`ingest.label_separator` = '|' is for label sets, but `label.task` is single_label: set label.task "
+        "to multi_label, or remove the key",
+        "`finetune.metric` = 'micro_f1' is for label sets, but `label.task` is single_label: set label.task "
+        "to multi_label, or pick a single-label metric",
+    ]
+    assert check_params({**data, "label": {"task": "multi_label"}}) == []
+
+
 def test_tracked_keys_reads_string_and_file_entries(tmp_path: Path) -> None:
     dvc = tmp_path / "dvc.yaml"
     dvc.write_text(
