@@ -51,6 +51,7 @@ def test_the_served_rule_is_evaluates_rule() -> None:
     """evaluate decides with stages/model/multilabel.py `decide`; the served model repeats it (textclf.py
     stands alone), so both must give the same sets, ties and empty rows included."""
     from stages.model import multilabel
+
     rng = np.random.default_rng(0)
     probs = np.round(rng.random((400, 5)), 2)  # rounded: ties with the thresholds and between ratios
     probs[:50] *= 0.3  # rows where no label passes
