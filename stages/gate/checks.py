@@ -481,21 +481,29 @@ def baseline_significance_check(gate: GateParams, cand: Candidate) -> Check:
         )
     if superiority:
         p, method = mcnemar(b, c)
-        ok = p < gate.significance and b > c
-        verdict = "significantly better than" if ok else "not significantly better than"
         reason = (
             f"McNemar ({method}, two-sided) p = {p:.4g}, needed < {gate.significance} with the model ahead"
         )
     else:
         p, method = mcnemar_worse(b, c)
+        reason = f"one-sided McNemar ({method}) p = {p:.4g}, fails below {gate.significance}"
+    return _baseline_verdict(gate, p, b > c, reason, counts)
+
+
+def _baseline_verdict(gate: GateParams, p: float, ahead: bool, rule: str, figures: str) -> Check:
+    """The first version's `baseline_significance` from its p: under superiority, p below alpha with the
+    model ahead passes; under non_inferiority (p of "the model is worse"), p below alpha fails."""
+    if gate.policy == "superiority":
+        ok = p < gate.significance and ahead
+        verdict = "significantly better than" if ok else "not significantly better than"
+    else:
         ok = p >= gate.significance
         verdict = "not significantly worse than" if ok else "significantly worse than"
-        reason = f"one-sided McNemar ({method}) p = {p:.4g}, fails below {gate.significance}"
     return Check(
         "baseline_significance",
         "pass" if ok else "fail",
-        f"{verdict} the TF-IDF baseline on the same test rows: {reason} (register.gate.significance, policy "
-        f"{gate.policy}); {counts}",
+        f"{verdict} the TF-IDF baseline on the same test rows: {rule} (register.gate.significance, policy "
+        f"{gate.policy}); {figures}",
         p,
         gate.significance,
     )
@@ -527,22 +535,11 @@ def set_baseline_significance_check(gate: GateParams, cand: Candidate) -> Check:
     )
     if gate.policy == "superiority":
         p = boot.p_superiority
-        ok = p < gate.significance and boot.difference > 0
-        verdict = "significantly better than" if ok else "not significantly better than"
         rule = f"two-sided p = {p:.4g}, needed < {gate.significance} with the model ahead"
     else:
         p = boot.p_worse
-        ok = p >= gate.significance
-        verdict = "not significantly worse than" if ok else "significantly worse than"
         rule = f"one-sided p (model worse) = {p:.4g}, fails below {gate.significance}"
-    return Check(
-        "baseline_significance",
-        "pass" if ok else "fail",
-        f"{verdict} the TF-IDF baseline on the same test rows: {rule} (register.gate.significance, policy "
-        f"{gate.policy}); {figures}",
-        p,
-        gate.significance,
-    )
+    return _baseline_verdict(gate, p, boot.difference > 0, rule, figures)
 
 
 def labels_check(gate: GateParams, cand: Candidate, champion: ChampionScore) -> Check:

@@ -12,8 +12,8 @@ both models) tests the difference of the primary metric itself. Every metric her
 per-label true positive, false positive and false negative counts summed over rows (and of the rows whose
 set is exact), so one bootstrap replicate is a weighted sum of per-row counts: no model is re-run.
 
-A label set as one string is the names joined by "|" (stages/model/multilabel.py `LABEL_SET_SEPARATOR`;
-the gate sits beside the model layer, not on it, so it reads the strings itself).
+A label set as one string is the names joined by "|" (stages/core/label_sets.py `LABEL_SET_SEPARATOR`;
+split with `split_set`).
 """
 
 from __future__ import annotations

@@ -180,6 +180,17 @@ def confusion_section(page: RunPage) -> str:
     return section("Confusion matrix", chart)
 
 
+def per_class_chart(names: list[str], per_class: dict[str, dict[str, float]], unit: str) -> str:
+    """Precision, recall and F1 of each class (`unit` "per-class") or label ("per-label") on the test split."""
+    return bar_chart(
+        "per_class",
+        names,
+        {k: [per_class[c].get(k) for c in names] for k in ("precision", "recall", "f1")},
+        f"{unit} precision, recall and F1 on the test split",
+        y_max=1.0,
+    )
+
+
 def per_class_section(page: RunPage) -> str:
     """Precision, recall, F1 and support of each class, as a table and a bar chart."""
     per_class: dict[str, dict[str, float]] = page.metrics.model.dump().get("per_class") or {}
@@ -194,13 +205,7 @@ def per_class_section(page: RunPage) -> str:
         ]
         for c in names
     ]
-    chart = bar_chart(
-        "per_class",
-        names,
-        {k: [per_class[c].get(k) for c in names] for k in ("precision", "recall", "f1")},
-        "per-class precision, recall and F1 on the test split",
-        y_max=1.0,
-    )
+    chart = per_class_chart(names, per_class, "per-class")
     return section("Per class", table(["class", "precision", "recall", "F1", "support"], rows), chart)
 
 
@@ -469,13 +474,7 @@ def set_per_label_section(page: RunPage) -> str:
         ]
         for c in names
     ]
-    chart = bar_chart(
-        "per_class",
-        names,
-        {k: [per_class[c].get(k) for c in names] for k in ("precision", "recall", "f1")},
-        "per-label precision, recall and F1 on the test split",
-        y_max=1.0,
-    )
+    chart = per_class_chart(names, per_class, "per-label")
     note = paragraph(
         "Support: test texts carrying the label. Threshold: the probability from which the model gives the "
         "label (config.json ftpipe_thresholds, tuned on validation). TP, FP, FN: (text, label) pairs both "

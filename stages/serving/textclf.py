@@ -54,7 +54,9 @@ if TYPE_CHECKING:  # torch and transformers are imported where a model is loaded
 
 HF_ARTIFACT = "hf_model"
 MULTI_LABEL = "multi_label_classification"  # a model config's problem_type for label sets (label.task)
-LABEL_SET_SEPARATOR = "|"  # a served label set as one string (stages/model/multilabel.py LABEL_SET_SEPARATOR)
+LABEL_SET_SEPARATOR = (
+    "|"  # a served label set as one string (stages/core/label_sets.py; this module imports nothing of stages)
+)
 DEFAULT_THRESHOLD = 0.5  # a label's decision threshold where config.json's `ftpipe_thresholds` names none
 # ftpipe modules registered with the model (MLflow `code_paths`, under <model>/code/) and loaded by path
 REGISTERED_CODE = ("manifest.py", "meanpool.py")

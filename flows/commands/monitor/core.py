@@ -43,10 +43,10 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from stages.config.monitor import MonitorParams
+from stages.core.label_sets import LABEL_SET_SEPARATOR
 from stages.data.drift import domain_auc, js_distance, label_distance
 from stages.reports.base import ReportModel
 from stages.reports.profile import DataProfile, windows_key
-from stages.serving.textclf import LABEL_SET_SEPARATOR
 
 REPORT_FORMAT = 1
 PREFIX, SUFFIX = "requests-", ".parquet"  # the request log's segment names (flows/commands/serve/reqlog.py)

@@ -31,9 +31,10 @@ from flows.commands.serve.follower import LOG, PREDICTOR, Follower, Served
 from flows.commands.serve.payload import BadRequest, Parsed, parse
 from flows.commands.serve.reqlog import RequestLog
 from stages.config.serve import ServeParams
+from stages.core.label_sets import split_set
 from stages.registry.smoke import PROB_PREFIX, probability_columns
 from stages.registry.tracking import describe_failure
-from stages.serving.textclf import LABEL_SET_SEPARATOR, TextCounts
+from stages.serving.textclf import TextCounts
 
 VERSION_HEADER = "X-Model-Version"
 
@@ -166,7 +167,7 @@ def _label_set(record: dict[str, Any], cols: list[str]) -> dict[str, Any]:
     """One answer row of a multi-label version: `label` ("billing|bug"), `labels` (["billing", "bug"]),
     `score` (their mean probability) and a `p_<label>` per label."""
     label = str(record["label"])
-    return {"label": label, "labels": label.split(LABEL_SET_SEPARATOR), "score": record["score"]} | {
+    return {"label": label, "labels": split_set(label), "score": record["score"]} | {
         c: record[c] for c in cols
     }
 
