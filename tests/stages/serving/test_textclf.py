@@ -169,25 +169,11 @@ def test_a_row_without_windows_is_an_error(classifier: Path) -> None:
 
 def _served(folder: Path, tmp_path: Path, **config) -> TextClassifier:
     """The served class loaded the way MLflow lays a registered model out (artifacts/hf_model, code/)."""
-    import shutil
-    from types import SimpleNamespace
+    from tests.stages.serving.multilabel_support import load_served
 
-    from stages.registry import integrity
-
-    model = tmp_path / "model"
-    shutil.copytree(folder, model / "artifacts" / "hf_model")
-    (model / "code").mkdir()
-    for f in integrity.registered_code():
-        shutil.copy(f, model / "code" / f.name)
-    manifest = integrity.served_manifest(model / "artifacts" / "hf_model")
-    clf = TextClassifier()
-    cfg = {"max_length": 16, "windows": 3, "truncation": "head+tail", "batch_size": 4, "manifest": manifest}
-    clf.load_context(
-        SimpleNamespace(
-            artifacts={"hf_model": str(model / "artifacts" / "hf_model")}, model_config={**cfg, **config}
-        )
+    return load_served(
+        folder, tmp_path, **{"max_length": 16, "windows": 3, "truncation": "head+tail", **config}
     )
-    return clf
 
 
 def test_served_int8_and_bf16_options_load_and_predict_valid_labels(classifier: Path, tmp_path: Path) -> None:

@@ -164,3 +164,31 @@ def serve(workspace: Path, uri: str, name: str, serve: dict[str, Any], *args: st
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def app_running(app: Any) -> Iterator[tuple[str, Any]]:
+    """`app` served by uvicorn in a thread on a free 127.0.0.1 port, once /ready answers 200: (url, server)."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if request(f"{url}/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield url, server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -25,8 +25,7 @@ from flows.commands.serve.payload import BadRequest, parse
 from flows.commands.serve.reqlog import RequestLog
 from stages.config.serve import ServeParams
 from stages.registry.smoke import SmokeRecord, sanity
-from tests.flows.commands.serve.support import request
-from tests.registry_support import free_port
+from tests.flows.commands.serve.support import app_running, request
 
 
 class SlowModel:
@@ -61,23 +60,8 @@ def app_server(tmp_path: Path) -> Iterator[tuple[str, uvicorn.Server, Follower, 
     params = ServeParams(max_in_flight=2, retry_after_s=3, poll_seconds=0.1, log_flush_seconds=0.1)
     follower = Follower(StandIn(delay=1.0), params.poll_seconds)
     log = RequestLog(tmp_path / "log", params)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(follower, params, log), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if request(f"{url}/ready")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    yield url, server, follower, log
-    server.should_exit = True
-    thread.join(timeout=30)
+    with app_running(build_app(follower, params, log)) as (url, server):
+        yield url, server, follower, log
 
 
 def test_beyond_max_in_flight_is_503_with_retry_after_and_never_queued(app_server: Any) -> None:

@@ -7,8 +7,6 @@ multi-label model through the served class itself (tests/stages/serving/multilab
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,14 +14,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
 
 from flows.commands.serve.app import build_app
 from flows.commands.serve.follower import Follower, Served, answers_label_sets
 from flows.commands.serve.reqlog import RequestLog
 from stages.config.serve import ServeParams
-from tests.flows.commands.serve.support import request
-from tests.registry_support import free_port
+from tests.flows.commands.serve.support import app_running, request
 from tests.stages.serving.multilabel_support import (
     NAMES,
     TEXTS,
@@ -56,27 +52,8 @@ def model(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> PyfuncLi
 def test_a_multi_label_version_answers_sets_and_probabilities(model: PyfuncLike, tmp_path: Path) -> None:
     params = ServeParams(poll_seconds=0.1, log_flush_seconds=0.1)
     log = RequestLog(tmp_path / "log", params)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(Follower(StandIn(model), 0.1), params, log), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if request(f"{url}/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with app_running(build_app(Follower(StandIn(model), 0.1), params, log)) as (url, _):
         status, headers, body = request(f"{url}/invocations", {"instances": TEXTS})
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
     assert status == 200 and headers["x-model-version"] == "3" and body["version"] == "3", body
     want = model.predict(pd.DataFrame({"text": TEXTS}))
     rows = body["predictions"]
