@@ -133,13 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     # whether a checkpoint's own code may run: the project's params decide, never a file in the folder
     trust = load_section("tokenize", TokenizeParams, args.params).trust_remote_code
     names = read_label_names(labels_path)
-    check_model_labels(read_json(model_dir / "config.json"), names, model_dir, labels_path)
+    config = read_json(model_dir / "config.json")  # read once: labels, task and thresholds
+    check_model_labels(config, names, model_dir, labels_path)
     dd = load_from_disk(args.splits)
     train, test = dd["train"], dd["test"]
-    if check_model_task(
-        read_json(model_dir / "config.json"), isinstance(test.features["label"], List), model_dir
-    ):
-        evaluate_label_sets(args, p, dd, names, trust, log)  # label.task multi_label
+    if check_model_task(config, isinstance(test.features["label"], List), model_dir):
+        evaluate_label_sets(args, p, dd, names, trust, log, config)  # label.task multi_label
         return
     y = np.asarray(test["label"])
 
@@ -181,13 +180,14 @@ def evaluate_label_sets(
     names: list[str],
     trust: bool,
     log: logging.Logger,
+    config: dict[str, Any],
 ) -> None:
     """evaluate on label sets (label.task multi_label): the model's sigmoid probabilities decided by the
     thresholds finetune saved with it; the one-vs-rest baseline fit on train, its thresholds tuned on
     validation (`tune_thresholds`, as finetune tunes the model's); both scored on the test rows."""
     model_dir, k = Path(args.model), len(names)
     train, test = dd["train"], dd["test"]
-    thresholds = model_thresholds(read_json(model_dir / "config.json"), names, model_dir)
+    thresholds = model_thresholds(config, names, model_dir)
     y = multi_hot(test["label"], k)
     probs, speed, device = predict_proba(model_dir, test, p.batch_size, trust)
     base_val, base_test = baseline_multilabel_proba(
